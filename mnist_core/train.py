@@ -1,0 +1,185 @@
+"""The training loop: Adam, cross-entropy, batches drawn from shuffled in-memory tensors.
+
+The loop reports through one callback, so the command line's progress bar and the
+dashboard's live curves watch the same thing, and it checks a stop flag between
+batches, so a user can cancel without losing anything but the run.
+"""
+from __future__ import annotations
+
+import math
+import time
+from dataclasses import asdict, dataclass, field
+from typing import Callable, Literal
+
+import torch
+import torch.nn.functional as F
+
+from .data import MNIST, augment
+from .model import CNN, ModelConfig
+
+SCHEDULES = ("onecycle", "cosine", "constant")
+
+
+@dataclass
+class TrainConfig:
+    epochs: int = 3
+    batch_size: int = 128
+    lr: float = 3e-3
+    schedule: Literal["onecycle", "cosine", "constant"] = "onecycle"
+    weight_decay: float = 0.0
+    label_smoothing: float = 0.0
+    augment: bool = False
+    val_size: int = 5000  # held out of the 60,000 training images for the curves
+    seed: int = 0
+    device: str = "auto"  # "auto" picks CUDA, then MPS, then the CPU
+
+    def __post_init__(self) -> None:
+        if not 1 <= self.epochs <= 1000:
+            raise ValueError(f"epochs must be between 1 and 1000, got {self.epochs}")
+        if not 1 <= self.batch_size <= 60000:
+            raise ValueError(f"batch_size must be between 1 and 60000, got {self.batch_size}")
+        if not 0 < self.lr <= 10:
+            raise ValueError(f"lr must be in (0, 10], got {self.lr}")
+        if self.schedule not in SCHEDULES:
+            raise ValueError(f"schedule must be one of {', '.join(SCHEDULES)}, got {self.schedule!r}")
+        if self.weight_decay < 0 or not 0 <= self.label_smoothing < 1:
+            raise ValueError("weight_decay must be >= 0 and label_smoothing in [0, 1)")
+        if not 0 <= self.val_size <= 30000:
+            raise ValueError(f"val_size must be between 0 and 30000, got {self.val_size}")
+
+    def to_dict(self) -> dict:
+        return asdict(self)
+
+
+PRESETS: dict[str, tuple[ModelConfig, TrainConfig]] = {
+    # Above 99% in well under a minute on a 2-core laptop.
+    "quick": (ModelConfig(conv1_channels=16, conv2_channels=32, hidden_units=128, dropout=0.1),
+              TrainConfig(epochs=2, batch_size=128, lr=4e-3)),
+    # The committed default: augmented, so it also reads digits people draw.
+    "default": (ModelConfig(conv1_channels=32, conv2_channels=64, hidden_units=128, dropout=0.25),
+                TrainConfig(epochs=8, batch_size=128, lr=3e-3, augment=True, label_smoothing=0.1)),
+    # As accurate as two conv layers get, in a few minutes.
+    "best": (ModelConfig(conv1_channels=64, conv2_channels=128, hidden_units=256, dropout=0.3),
+             TrainConfig(epochs=15, batch_size=128, lr=3e-3, augment=True, label_smoothing=0.1, weight_decay=1e-5)),
+}
+
+
+@dataclass
+class Progress:
+    """One report from the loop: after every batch (``kind="batch"``) and every epoch (``kind="epoch"``)."""
+
+    kind: Literal["batch", "epoch"]
+    epoch: int  # 1-based
+    epochs: int
+    batch: int  # 1-based, within the epoch
+    batches: int
+    loss: float  # running mean over the epoch so far
+    accuracy: float  # running training accuracy over the epoch so far
+    images_per_sec: float
+    eta_s: float
+    val_loss: float | None = None  # only on epoch events
+    val_accuracy: float | None = None
+
+
+@dataclass
+class TrainResult:
+    model: CNN
+    history: list[dict] = field(default_factory=list)  # one dict per epoch: the epoch Progress as a dict
+    seconds: float = 0.0
+
+
+class TrainingCancelled(Exception):
+    """Raised from inside the loop when ``should_stop`` said so; nothing is saved."""
+
+
+def pick_device(name: str = "auto") -> torch.device:
+    if name != "auto":
+        return torch.device(name)
+    if torch.cuda.is_available():
+        return torch.device("cuda")
+    if torch.backends.mps.is_available():
+        return torch.device("mps")
+    return torch.device("cpu")
+
+
+@torch.inference_mode()
+def _validate(model: CNN, images: torch.Tensor, labels: torch.Tensor, device: torch.device) -> tuple[float, float]:
+    model.eval()
+    loss_sum, correct = 0.0, 0
+    for start in range(0, len(labels), 2000):
+        x, y = images[start:start + 2000].to(device), labels[start:start + 2000].to(device)
+        logits = model(x)
+        loss_sum += F.cross_entropy(logits, y, reduction="sum").item()
+        correct += (logits.argmax(1) == y).sum().item()
+    return loss_sum / max(len(labels), 1), correct / max(len(labels), 1)
+
+
+def train(
+    model_config: ModelConfig,
+    config: TrainConfig,
+    data: MNIST,
+    on_progress: Callable[[Progress], None] | None = None,
+    should_stop: Callable[[], bool] | None = None,
+) -> TrainResult:
+    """Train a fresh CNN on MNIST's training set (less the validation split); same seed, same model."""
+    torch.manual_seed(config.seed)
+    generator = torch.Generator().manual_seed(config.seed)
+    device = pick_device(config.device)
+    train_x, train_y, val_x, val_y = data.split_validation(config.val_size, config.seed)
+    train_x, train_y = train_x.to(device), train_y.to(device)
+
+    model = CNN(model_config).to(device)
+    optimizer = torch.optim.Adam(model.parameters(), lr=config.lr, weight_decay=config.weight_decay)
+    batches = math.ceil(len(train_y) / config.batch_size)
+    total_steps = batches * config.epochs
+    if config.schedule == "onecycle":
+        scheduler = torch.optim.lr_scheduler.OneCycleLR(optimizer, max_lr=config.lr, total_steps=total_steps)
+    elif config.schedule == "cosine":
+        scheduler = torch.optim.lr_scheduler.CosineAnnealingLR(optimizer, T_max=total_steps)
+    else:
+        scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer, lambda step: 1.0)
+
+    result = TrainResult(model=model)
+    started = time.perf_counter()
+    seen = 0
+    for epoch in range(1, config.epochs + 1):
+        model.train()
+        order = torch.randperm(len(train_y), generator=generator).to(device)
+        loss_sum, correct, count = 0.0, 0, 0
+        for batch in range(1, batches + 1):
+            if should_stop is not None and should_stop():
+                raise TrainingCancelled(f"cancelled in epoch {epoch}, batch {batch}")
+            index = order[(batch - 1) * config.batch_size: batch * config.batch_size]
+            x, y = train_x[index], train_y[index]
+            if config.augment:
+                x = augment(x.cpu(), generator).to(device)
+            logits = model(x)
+            loss = F.cross_entropy(logits, y, label_smoothing=config.label_smoothing)
+            optimizer.zero_grad(set_to_none=True)
+            loss.backward()
+            optimizer.step()
+            scheduler.step()
+
+            loss_sum += loss.item() * len(y)
+            correct += (logits.argmax(1) == y).sum().item()
+            count += len(y)
+            seen += len(y)
+            elapsed = time.perf_counter() - started
+            rate = seen / elapsed
+            if on_progress is not None:
+                remaining = (config.epochs - epoch) * len(train_y) + len(train_y) - count
+                on_progress(Progress("batch", epoch, config.epochs, batch, batches, loss_sum / count,
+                                     correct / count, rate, remaining / rate))
+
+        val_loss, val_accuracy = _validate(model, val_x, val_y, device)
+        elapsed = time.perf_counter() - started
+        report = Progress("epoch", epoch, config.epochs, batches, batches, loss_sum / count, correct / count,
+                          seen / elapsed, (config.epochs - epoch) * len(train_y) / (seen / elapsed),
+                          val_loss, val_accuracy)
+        result.history.append(asdict(report))
+        if on_progress is not None:
+            on_progress(report)
+
+    result.seconds = time.perf_counter() - started
+    result.model = model.cpu().eval()
+    return result
