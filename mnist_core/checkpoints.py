@@ -92,6 +92,7 @@ def save_checkpoint(path: Path | str, model: CNN, train_config: TrainConfig, met
     try:
         with os.fdopen(fd, "wb") as f:
             torch.save(payload, f)
+        os.chmod(tmp, 0o644)  # mkstemp makes it private; a checkpoint is meant to be shared
         if overwrite:
             os.replace(tmp, path)
         else:

@@ -1,0 +1,121 @@
+import os
+import zipfile
+
+import pytest
+import torch
+
+from mnist_core.checkpoints import (CheckpointError, checkpoint_path, list_checkpoints, load_checkpoint,
+                                    new_run_name, save_checkpoint, unreadable_checkpoints)
+from mnist_core.model import CNN, ModelConfig
+from mnist_core.train import TrainConfig
+
+CONFIG = ModelConfig(conv1_channels=4, conv2_channels=8, hidden_units=16)
+
+
+def saved(tmp_path, name="a", **kwargs):
+    model = CNN(CONFIG)
+    path = save_checkpoint(tmp_path / f"{name}.pt", model, TrainConfig(epochs=2), {"test_accuracy": 0.5},
+                           [{"epoch": 1, "val_accuracy": 0.4}], "abc123", **kwargs)
+    return path, model
+
+
+def test_round_trip_keeps_weights_configs_and_metadata(tmp_path):
+    path, model = saved(tmp_path)
+    checkpoint = load_checkpoint(path)
+    assert checkpoint.model_config == CONFIG and checkpoint.train_config == TrainConfig(epochs=2)
+    assert checkpoint.metrics == {"test_accuracy": 0.5} and checkpoint.history[0]["val_accuracy"] == 0.4
+    assert checkpoint.dataset_sha256 == "abc123" and checkpoint.name == "a"
+    assert checkpoint.created and checkpoint.versions["torch"] == str(torch.__version__)
+    x = torch.randn(3, 1, 28, 28)
+    assert torch.equal(checkpoint.model(x), model.eval()(x))
+    torch.load(path, weights_only=True)  # plain data, loadable anywhere without this package
+
+
+def test_saving_never_overwrites_unless_asked_and_leaves_no_temporary_files(tmp_path):
+    path, _ = saved(tmp_path)
+    before = path.read_bytes()
+    with pytest.raises(CheckpointError, match="already exists"):
+        saved(tmp_path)
+    assert path.read_bytes() == before
+    saved(tmp_path, overwrite=True)
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["a.pt"]
+
+
+def test_list_is_newest_first_and_skips_broken_files(tmp_path):
+    for name, created in [("old", "2026-01-01T00:00:00+00:00"), ("new", "2026-06-01T00:00:00+00:00")]:
+        path, _ = saved(tmp_path, name)
+        payload = torch.load(path, weights_only=True)
+        payload["created"] = created
+        torch.save(payload, path)
+    (tmp_path / "junk.pt").write_bytes(b"hello")
+    assert [c.name for c in list_checkpoints(tmp_path)] == ["new", "old"]
+    assert list(unreadable_checkpoints(tmp_path)) == ["junk.pt"]
+
+
+@pytest.mark.parametrize("name", ["../evil", "a/b", "/abs", "", ".hidden", "x" * 65, "a..b", "ü"])
+def test_run_names_cannot_escape_the_folder(tmp_path, name):
+    with pytest.raises(CheckpointError, match="invalid run name"):
+        checkpoint_path(name, tmp_path)
+
+
+def test_good_run_names_and_fresh_names(tmp_path):
+    assert checkpoint_path("my-run_1.2", tmp_path) == tmp_path / "my-run_1.2.pt"
+    assert checkpoint_path("run.pt", tmp_path) == tmp_path / "run.pt"
+    first = new_run_name(tmp_path)
+    saved(tmp_path, first)
+    assert new_run_name(tmp_path) != first
+
+
+def test_missing_empty_truncated_and_foreign_files_raise_clear_errors(tmp_path):
+    path, _ = saved(tmp_path)
+    with pytest.raises(CheckpointError, match="no such checkpoint"):
+        load_checkpoint(tmp_path / "nope.pt")
+    (tmp_path / "empty.pt").write_bytes(b"")
+    with pytest.raises(CheckpointError, match="empty"):
+        load_checkpoint(tmp_path / "empty.pt")
+    (tmp_path / "cut.pt").write_bytes(path.read_bytes()[: path.stat().st_size // 2])
+    with pytest.raises(CheckpointError, match="truncated or another format"):
+        load_checkpoint(tmp_path / "cut.pt")
+    with zipfile.ZipFile(tmp_path / "zip.pt", "w") as z:
+        z.writestr("hello.txt", "not torch")
+    with pytest.raises(CheckpointError, match="truncated or another format"):
+        load_checkpoint(tmp_path / "zip.pt")
+    torch.save({"weights": torch.zeros(3)}, tmp_path / "other.pt")
+    with pytest.raises(CheckpointError, match="not an mnist_core checkpoint"):
+        load_checkpoint(tmp_path / "other.pt")
+
+
+def test_other_architecture_is_refused(tmp_path):
+    path, _ = saved(tmp_path)
+    payload = torch.load(path, weights_only=True)
+    payload["state_dict"]["classifier.5.weight"] = torch.zeros(12, 16)  # 12 classes, not 10
+    torch.save(payload, path)
+    with pytest.raises(CheckpointError, match="do not fit this architecture"):
+        load_checkpoint(path)
+    payload["model_config"]["attention_heads"] = 4
+    torch.save(payload, path)
+    with pytest.raises(CheckpointError, match="do not fit this architecture"):
+        load_checkpoint(path)
+
+
+class RunsCode:
+    """Unpickling this calls os.system: what a malicious checkpoint would do."""
+
+    def __init__(self, marker):
+        self.marker = marker
+
+    def __reduce__(self):
+        return os.system, (f"touch {self.marker}",)
+
+
+def test_a_checkpoint_that_would_run_code_is_refused_and_the_code_never_runs(tmp_path):
+    marker = tmp_path / "pwned"
+    path, _ = saved(tmp_path)
+    payload = torch.load(path, weights_only=True)
+    payload["metrics"] = RunsCode(marker)
+    torch.save(payload, path)
+    with pytest.raises(CheckpointError, match="refused"):
+        load_checkpoint(path)
+    assert not marker.exists()
+    torch.load(path, weights_only=False)  # proof that the payload is live: a plain load runs it
+    assert marker.exists()

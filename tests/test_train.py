@@ -1,0 +1,59 @@
+import pytest
+import torch
+
+from mnist_core.data import MNIST
+from mnist_core.evaluate import evaluate
+from mnist_core.model import ModelConfig
+from mnist_core.train import PRESETS, TrainConfig, TrainingCancelled, train
+
+TINY_MODEL = ModelConfig(conv1_channels=4, conv2_channels=8, hidden_units=16, dropout=0.0)
+
+
+@pytest.fixture(scope="module")
+def small(mnist) -> MNIST:
+    return MNIST(mnist.train_images[:2000], mnist.train_labels[:2000], mnist.test_images[:500],
+                 mnist.test_labels[:500], mnist.sha256)
+
+
+def test_one_epoch_of_the_quick_preset_reaches_98_percent(mnist):
+    model_config, train_config = PRESETS["quick"]
+    config = TrainConfig(**{**train_config.to_dict(), "epochs": 1})
+    result = train(model_config, config, mnist)
+    assert evaluate(result.model, mnist.test_images, mnist.test_labels).accuracy >= 0.98
+    assert len(result.history) == 1 and result.history[0]["val_accuracy"] >= 0.97
+
+
+def test_same_seed_same_model_and_other_seed_another(small):
+    config = TrainConfig(epochs=1, batch_size=64, val_size=200, seed=7)
+    first, second = train(TINY_MODEL, config, small).model, train(TINY_MODEL, config, small).model
+    other = train(TINY_MODEL, TrainConfig(epochs=1, batch_size=64, val_size=200, seed=8), small).model
+    for a, b in zip(first.state_dict().values(), second.state_dict().values()):
+        assert torch.equal(a, b)
+    assert not torch.equal(first.classifier[-1].weight, other.classifier[-1].weight)
+
+
+def test_progress_reports_every_batch_and_epoch(small):
+    events = []
+    config = TrainConfig(epochs=2, batch_size=300, val_size=200, augment=True, schedule="cosine")
+    train(TINY_MODEL, config, small, on_progress=events.append)
+    batches = [e for e in events if e.kind == "batch"]
+    epochs = [e for e in events if e.kind == "epoch"]
+    assert len(batches) == 2 * 6 and [e.epoch for e in epochs] == [1, 2]  # 1800 images / 300
+    assert all(e.images_per_sec > 0 and e.eta_s >= 0 for e in events)
+    assert batches[-1].eta_s == pytest.approx(0, abs=1e-6)
+    assert all(0 <= e.val_accuracy <= 1 and e.val_loss > 0 for e in epochs)
+
+
+def test_should_stop_cancels_between_batches(small):
+    seen = []
+    with pytest.raises(TrainingCancelled, match="epoch 1, batch 4"):
+        train(TINY_MODEL, TrainConfig(epochs=3, batch_size=100, val_size=200), small,
+              on_progress=seen.append, should_stop=lambda: len(seen) >= 3)
+    assert len(seen) == 3
+
+
+@pytest.mark.parametrize("bad", [dict(epochs=0), dict(batch_size=0), dict(lr=0), dict(schedule="step"),
+                                 dict(label_smoothing=1.0), dict(val_size=-1)])
+def test_invalid_train_configs_are_refused(bad):
+    with pytest.raises(ValueError):
+        TrainConfig(**bad)
