@@ -1,0 +1,91 @@
+import json
+
+import numpy as np
+import pytest
+from PIL import Image
+
+from mnist_core.checkpoints import load_checkpoint
+from mnist_core.cli import main
+
+
+def run(capsys, *argv):
+    code = main(list(argv))
+    out, err = capsys.readouterr()
+    return code, out, err
+
+
+@pytest.mark.parametrize("command", ["fetch", "train", "evaluate", "predict"])
+def test_every_command_has_help(capsys, command):
+    with pytest.raises(SystemExit) as exit_:
+        main([command, "--help"])
+    assert exit_.value.code == 0
+    assert "usage: python -m mnist_core " + command in capsys.readouterr().out
+
+
+def test_evaluate_json_on_the_committed_default_model(capsys, mnist):
+    code, out, _ = run(capsys, "evaluate", "--json")
+    result = json.loads(out)
+    assert code == 0
+    assert result["accuracy"] >= 0.993
+    assert np.array(result["confusion"]).shape == (10, 10) and np.array(result["confusion"]).sum() == 10000
+    assert result["n_errors"] == 10000 - np.trace(result["confusion"])
+    assert [row["digit"] for row in result["per_class"]] == list(range(10))
+
+
+def test_evaluate_report(capsys, mnist):
+    code, out, _ = run(capsys, "evaluate")
+    assert code == 0 and "confusion matrix" in out and "precision" in out
+
+
+def test_train_writes_a_checkpoint_with_the_flags_applied(capsys, tmp_path, mnist):
+    out_path = tmp_path / "cli.pt"
+    code, out, _ = run(capsys, "train", "--epochs", "1", "--conv1-channels", "4", "--conv2-channels", "8",
+                       "--hidden-units", "16", "--batch-norm", "off", "--lr", "0.005", "--out", str(out_path))
+    assert code == 0 and "test accuracy" in out
+    checkpoint = load_checkpoint(out_path)
+    assert (checkpoint.model_config.conv1_channels, checkpoint.model_config.batch_norm) == (4, False)
+    assert (checkpoint.train_config.epochs, checkpoint.train_config.lr) == (1, 0.005)
+    assert checkpoint.metrics["test_accuracy"] > 0.9
+
+    code, _, err = run(capsys, "train", "--epochs", "1", "--out", str(out_path))
+    assert code == 2 and "already exists" in err and err.count("\n") == 1
+
+
+@pytest.mark.parametrize("argv, message", [
+    (["train", "--epochs", "0"], "epochs must be"),
+    (["train", "--dropout", "1.5"], "dropout must be"),
+    (["evaluate", "missing.pt"], "no such checkpoint"),
+])
+def test_user_errors_exit_2_with_one_line(capsys, argv, message):
+    code, _, err = run(capsys, *argv)
+    assert code == 2 and message in err and err.count("\n") == 1
+
+
+def test_a_broken_checkpoint_exits_2(capsys, tmp_path):
+    (tmp_path / "bad.pt").write_bytes(b"\x80\x04garbage")
+    code, _, err = run(capsys, "evaluate", str(tmp_path / "bad.pt"), "--json")
+    assert code == 2 and "bad.pt" in err
+
+
+def test_predict_json_reads_digits_reports_bad_files_and_keeps_order(capsys, tmp_path, mnist):
+    pixels = ((mnist.test_images[:3, 0] + 1) * 127.5).round().byte().numpy()
+    paths = []
+    for i, image in enumerate(pixels):
+        paths.append(tmp_path / f"digit{i}.png")
+        Image.fromarray(255 - image).save(paths[-1])  # dark ink on white paper, as a scan would be
+    (tmp_path / "blank.png").write_bytes(b"")
+    Image.new("L", (280, 280), 0).save(tmp_path / "empty.png")
+    (tmp_path / "notes.txt").write_text("not an image")
+    argv = ["predict", "--json", str(paths[0]), str(tmp_path / "notes.txt"), str(paths[1]), str(tmp_path / "empty.png"),
+            str(tmp_path / "missing.png"), str(paths[2])]
+    code, out, _ = run(capsys, *argv)
+    records = [json.loads(line) for line in out.splitlines()]
+    assert code == 2
+    assert [r["path"] for r in records] == argv[2:]
+    assert [records[i]["digit"] for i in (0, 2, 5)] == mnist.test_labels[:3].tolist()
+    assert all(len(records[i]["probabilities"]) == 10 for i in (0, 2, 5))
+    assert "error" in records[1] and "error" in records[4] and "digit" not in records[1]
+    assert records[3] == {"path": argv[5], "digit": None, "error": "no digit found"}
+
+    code, out, _ = run(capsys, "predict", str(paths[0]))
+    assert code == 0 and str(paths[0]) in out and f" {mnist.test_labels[0].item()} " in out
