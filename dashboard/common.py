@@ -1,0 +1,172 @@
+"""What every page shares: cached models and data, the active model in the sidebar, and display helpers.
+
+Pages stay thin: the work is in ``mnist_core``; this module only caches it for a
+server that many browser sessions use at once. Models, the dataset and the training
+queue are one copy per server (``st.cache_resource``); per-model test predictions are
+cached arrays (``st.cache_data``); what a user chose lives in ``st.session_state``,
+so two sessions never see each other's choices.
+"""
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+
+import numpy as np
+import plotly.graph_objects as go
+import streamlit as st
+import torch
+
+# `streamlit run dashboard/Home.py` puts dashboard/ on the path, not the repository root.
+REPO_ROOT = Path(__file__).resolve().parent.parent
+if str(REPO_ROOT) not in sys.path:
+    sys.path.insert(0, str(REPO_ROOT))
+
+from mnist_core import checkpoints, data  # noqa: E402
+from mnist_core.checkpoints import Checkpoint, list_checkpoints, unreadable_checkpoints  # noqa: E402
+from mnist_core.data import MNIST, DataError  # noqa: E402
+from mnist_core.evaluate import predict_probabilities  # noqa: E402
+from mnist_core.jobs import TrainingQueue  # noqa: E402
+
+GREEN, RED = (46, 160, 67), (218, 54, 51)
+
+
+def page(title: str, icon: str) -> Checkpoint | None:
+    """Set up a page (the first Streamlit call each page makes) and return the active model."""
+    st.set_page_config(page_title=f"{title} · MNIST lab", page_icon=icon, layout="wide")
+    return active_model()
+
+
+def checkpoint_dir() -> Path:
+    """Read at call time (not import time) so tests can point the app at a temporary folder."""
+    return checkpoints.CHECKPOINT_DIR
+
+
+@st.cache_resource(show_spinner="Loading checkpoints…", max_entries=4)
+def _scan(directory: str, signature: tuple) -> tuple[list[Checkpoint], dict[str, str]]:
+    """Load every checkpoint once per state of the folder; ``signature`` changes when a file does."""
+    return list_checkpoints(directory), unreadable_checkpoints(directory)
+
+
+def all_checkpoints() -> tuple[list[Checkpoint], dict[str, str]]:
+    """(readable checkpoints newest first, unreadable file name -> why), loaded only when the folder changed."""
+    folder = checkpoint_dir()
+    signature = tuple((p.name, p.stat().st_mtime_ns, p.stat().st_size) for p in sorted(folder.glob("*.pt")))
+    return _scan(str(folder), signature)
+
+
+def active_model() -> Checkpoint | None:
+    """The sidebar's model picker, shared by all pages of this browser session.
+
+    The choice starts as the committed default model (or the newest one if that is
+    missing) and stays until the user picks another, here or in the Train page's history.
+    """
+    good, bad = all_checkpoints()
+    by_name = {c.name: c for c in good}
+    with st.sidebar:
+        if not good:
+            st.error(f"No usable checkpoint in {checkpoint_dir()}. Train one on the Train page.")
+        else:
+            if st.session_state.get("active_model") not in by_name:
+                st.session_state.active_model = "default" if "default" in by_name else good[0].name
+            # The widget has its own key, refreshed from ours on every run: Streamlit forgets a
+            # widget's state when the user switches pages, but not a plain session value.
+            st.session_state.model_picker = st.session_state.active_model
+            st.selectbox("Active model", list(by_name), key="model_picker",
+                         on_change=lambda: select_model(st.session_state.model_picker),
+                         format_func=lambda n: f"{n} · {by_name[n].metrics.get('test_accuracy', 0):.2%}",
+                         help="Used by every page: Draw predicts with it, Evaluate examines it.")
+        if bad:
+            with st.expander(f"{len(bad)} unreadable checkpoint(s)", icon=":material/warning:"):
+                for name, problem in bad.items():
+                    st.caption(f"**{name}**: {problem}")
+    return by_name.get(st.session_state.get("active_model"))
+
+
+def select_model(name: str) -> None:
+    """Make ``name`` the active model of this session (for callbacks, before the sidebar is drawn)."""
+    st.session_state.active_model = name
+
+
+def ensure_downloaded() -> None:
+    """Fetch MNIST on first use, with a progress bar; stop the page with a message if that fails."""
+    if not data.missing_files():
+        return
+    bar = st.progress(0.0, text="Downloading MNIST (about 55 MB unpacked)…")
+
+    def report(name: str, done: int, total: int) -> None:
+        bar.progress(min(done / total, 1.0) if total else 1.0, text=f"Downloading {name}: {done / 1e6:.1f} MB")
+
+    try:
+        data.fetch(progress=report)
+    except DataError as exc:
+        st.error(f"MNIST could not be downloaded: {exc}")
+        st.stop()
+    bar.empty()
+
+
+@st.cache_resource(show_spinner="Loading MNIST into memory…")
+def dataset() -> MNIST:
+    """One in-memory copy per server, shared by pages and the training worker."""
+    return data.load_mnist()
+
+
+@st.cache_resource
+def training_queue(directory: str) -> TrainingQueue:
+    """The server's only training queue for that folder: every session submits here."""
+    return TrainingQueue(directory, load_data=dataset)
+
+
+@st.cache_data(show_spinner="Running the model over the 10,000 test images…", max_entries=8)
+def test_probabilities(_checkpoint: Checkpoint, key: str) -> np.ndarray:
+    """(10000, 10) softmax outputs; ``key`` (path and creation time) names the model for the cache."""
+    return predict_probabilities(_checkpoint.model, dataset().test_images).numpy()
+
+
+def to_pixels(images: torch.Tensor) -> np.ndarray:
+    """Normalized images (N, 1, 28, 28) in [-1, 1] -> uint8 (N, 28, 28), ink white on black."""
+    return ((images[:, 0] + 1) * 127.5).round().clamp(0, 255).byte().numpy()
+
+
+def enlarge(image: np.ndarray, scale: int) -> np.ndarray:
+    """Blow pixels up into blocks: the browser would blur a small image when scaling it."""
+    return np.kron(image, np.ones((scale, scale, *[1] * (image.ndim - 2)), dtype=image.dtype))
+
+
+def framed(image: np.ndarray, correct: bool, scale: int = 3) -> np.ndarray:
+    """An enlarged RGB copy of a 28x28 digit with a green (right) or red (wrong) frame."""
+    big = enlarge(image, scale)
+    rgb = np.repeat(big[:, :, None], 3, axis=2)
+    border = max(2, scale)
+    rgb[:border], rgb[-border:], rgb[:, :border], rgb[:, -border:] = [GREEN if correct else RED] * 4
+    return rgb
+
+
+def probability_chart(probabilities: list[float] | np.ndarray, true: int | None = None, height: int = 260) -> go.Figure:
+    """Ten bars; the predicted digit is highlighted, and the true one outlined when known."""
+    probabilities = [float(p) for p in probabilities]
+    best = int(np.argmax(probabilities))
+    colors = ["#1f77b4" if d == best else "#c7d3e0" for d in range(10)]
+    fig = go.Figure(go.Bar(x=list(range(10)), y=probabilities, marker_color=colors,
+                           marker_line_color=["#2ea043" if d == true else "rgba(0,0,0,0)" for d in range(10)],
+                           marker_line_width=3, text=[f"{p:.0%}" if p >= 0.01 else "" for p in probabilities],
+                           textposition="outside", hovertemplate="digit %{x}: %{y:.2%}<extra></extra>"))
+    fig.update_layout(height=height, margin=dict(l=10, r=10, t=10, b=10), showlegend=False,
+                      xaxis=dict(tickmode="linear", title="digit"),
+                      yaxis=dict(range=[0, 1.15], tickformat=".0%", title="probability"))
+    return fig
+
+
+def describe(checkpoint: Checkpoint) -> dict[str, str]:
+    """A model's card as label -> text: what it is, how good, and how it was made."""
+    m, t = checkpoint.model_config, checkpoint.train_config
+    metrics = checkpoint.metrics
+    return {
+        "Test accuracy": f"{metrics['test_accuracy']:.2%}" if "test_accuracy" in metrics else "unknown",
+        "Parameters": f"{checkpoint.model.num_parameters:,}",
+        "Training time": f"{metrics['train_seconds']:.0f} s" if "train_seconds" in metrics else "unknown",
+        "Created": checkpoint.created.replace("T", " ").replace("+00:00", " UTC") or "unknown",
+        "Architecture": f"conv {m.conv1_channels}→{m.conv2_channels} ({m.kernel_size}×{m.kernel_size}), "
+                        f"hidden {m.hidden_units}, dropout {m.dropout:g}",
+        "Training": f"{t.epochs} epochs, batch {t.batch_size}, lr {t.lr:g} ({t.schedule}), "
+                    f"augmentation {'on' if t.augment else 'off'}, seed {t.seed}",
+    }
