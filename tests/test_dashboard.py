@@ -1,0 +1,187 @@
+"""Every dashboard page under Streamlit's AppTest: it renders, and its widgets change what it shows.
+
+Each test points the app at a temporary checkpoint folder holding a copy of the
+committed default model, so runs started here never touch the repository.
+"""
+import io
+import shutil
+import time
+from pathlib import Path
+
+import numpy as np
+import pytest
+from PIL import Image
+from streamlit.testing.v1 import AppTest
+
+from mnist_core import checkpoints
+from mnist_core.checkpoints import load_checkpoint
+from mnist_core.evaluate import evaluate
+from mnist_core.runs import read_runs
+
+REPO = Path(__file__).resolve().parent.parent
+HOME = str(REPO / "dashboard" / "Home.py")
+DEFAULT_MODEL = REPO / "checkpoints" / "default.pt"
+
+
+@pytest.fixture
+def folder(tmp_path, monkeypatch) -> Path:
+    shutil.copy(DEFAULT_MODEL, tmp_path / "default.pt")
+    monkeypatch.setattr(checkpoints, "CHECKPOINT_DIR", tmp_path)
+    return tmp_path
+
+
+def open_page(page: str | None = None) -> AppTest:
+    """A fresh browser session: Home first, as a user arrives, then ``page``."""
+    at = AppTest.from_file(HOME, default_timeout=120).run()
+    if page:
+        at.switch_page(f"pages/{page}").run()
+    assert not at.exception, at.exception
+    return at
+
+
+def texts(at: AppTest) -> str:
+    """Everything the page says in Markdown, captions and alerts, as one string to search."""
+    parts = [*at.markdown, *at.caption, *at.info, *at.success, *at.warning, *at.error, *at.subheader]
+    return "\n".join(str(p.value) for p in parts)
+
+
+def run_until(at: AppTest, condition, timeout: float = 180) -> None:
+    """Rerun the page (as its live view does every second) until ``condition(at)`` holds."""
+    deadline = time.monotonic() + timeout
+    while not condition(at):
+        assert time.monotonic() < deadline, texts(at)
+        time.sleep(0.5)
+        at.run()
+        assert not at.exception, at.exception
+
+
+def test_home_shows_the_model_card_and_the_dataset(folder):
+    at = open_page()
+    model = load_checkpoint(folder / "default.pt")
+    assert at.title[0].value == "MNIST lab"
+    assert at.subheader[0].value == "default"
+    assert at.metric[0].value == f"{model.metrics['test_accuracy']:.2%}"
+    assert at.metric[1].value == f"{model.model.num_parameters:,}"
+    samples = at.image[0].value
+    at.number_input[0].set_value(1).run()
+    assert at.image[0].value != samples
+
+
+def test_a_broken_checkpoint_is_listed_and_the_app_keeps_working(folder):
+    (folder / "broken.pt").write_bytes(b"not a checkpoint")
+    at = open_page("2_Evaluate.py")
+    assert at.sidebar.expander[0].label == "1 unreadable checkpoint(s)"
+    assert "broken.pt" in "\n".join(c.value for c in at.sidebar.caption)
+    assert len(at.selectbox(key="model_picker").options) == 1  # default only
+
+
+def test_evaluate_shows_metrics_filters_errors_and_inspects_an_image(folder, mnist):
+    model = load_checkpoint(folder / "default.pt").model
+    result = evaluate(model, mnist.test_images, mnist.test_labels)
+    labels, predictions = result.labels.numpy(), result.predictions.numpy()
+    at = open_page("2_Evaluate.py")
+    assert at.metric[0].value == f"{result.accuracy:.2%}"
+    assert at.metric[1].value == f"{len(result.error_indices):,} of 10,000"
+
+    at.selectbox(key="true_filter").set_value(5).run()
+    wrong_fives = np.flatnonzero((labels == 5) & (predictions != 5))
+    assert f"{len(wrong_fives)} image(s)" in texts(at)
+    inspect = [b for b in at.button if b.key and b.key.startswith("inspect-")]
+    assert {int(b.key.removeprefix("inspect-")) for b in inspect} == set(wrong_fives[:24].tolist())
+
+    inspect[-1].click().run()
+    assert at.subheader[-1].value == f"Test image #{inspect[-1].key.removeprefix('inspect-')}"
+
+    at.toggle(key="gallery").set_value(True).run()
+    assert f"{(labels == 5).sum()} image(s)" in texts(at)
+    at.selectbox(key="predicted_filter").set_value(3).run()
+    assert f"{((labels == 5) & (predictions == 3)).sum()} image(s)" in texts(at)
+
+
+def test_each_session_has_its_own_active_model(folder):
+    shutil.copy(folder / "default.pt", folder / "copy.pt")
+    first, second = open_page(), open_page()
+    first.selectbox(key="model_picker").set_value("copy").run()
+    first.switch_page("pages/2_Evaluate.py").run()
+    assert "**copy**" in texts(first)
+    second.switch_page("pages/2_Evaluate.py").run()
+    assert "**default**" in texts(second)
+
+
+def test_train_presets_fill_the_settings_and_change_the_estimate(folder):
+    at = open_page("1_Train.py")
+    assert at.slider(key="epochs").value == 2
+    estimate = [c.value for c in at.sidebar.caption if c.value.startswith("Estimated")]
+    at.selectbox(key="preset").set_value("best").run()
+    assert at.slider(key="epochs").value == 15 and at.select_slider(key="conv1").value == 64
+    assert [c.value for c in at.sidebar.caption if c.value.startswith("Estimated")] != estimate
+
+
+def tiny_settings(at: AppTest, epochs: int = 1) -> None:
+    at.slider(key="epochs").set_value(epochs)
+    for key, value in (("conv1", 4), ("conv2", 8), ("hidden", 16), ("batch_size", 512)):
+        at.select_slider(key=key).set_value(value)
+    at.run()
+
+
+def test_a_run_started_on_the_page_finishes_and_joins_the_history(folder):
+    at = open_page("1_Train.py")
+    tiny_settings(at)
+    at.text_input[0].input("tiny").run()
+    at.button[0].click().run()  # Start training
+    run_until(at, lambda at: at.success)
+    assert "**tiny** saved: test accuracy" in at.success[0].value
+    history = at.dataframe[0].value
+    assert history.loc[history.name == "tiny", "status"].tolist() == ["finished"]
+    assert history.loc[history.name == "tiny", "conv1_channels"].tolist() == [4]
+
+    make_active = next(b for b in at.button if b.label == "Make it the active model")
+    make_active.click().run()
+    assert at.selectbox(key="model_picker").value == "tiny"
+
+
+def test_a_second_session_waits_in_the_queue_and_cancel_leaves_no_checkpoint(folder):
+    first, second = open_page("1_Train.py"), open_page("1_Train.py")
+    tiny_settings(first, epochs=30)
+    first.text_input[0].input("long").run()
+    first.button[0].click().run()
+    run_until(first, lambda at: "epoch 1/30" in str([p.proto for p in at.get("progress")]))
+
+    second.run()
+    assert "Another session is training long" in texts(second)
+    tiny_settings(second)
+    second.text_input[0].input("waiting").run()
+    second.button[0].click().run()
+    assert "**waiting** is queued behind long" in texts(second)
+
+    first.button[1].click().run()  # Cancel
+    run_until(first, lambda at: at.warning)
+    assert "**long** was cancelled; nothing was saved." in texts(first)
+    assert not (folder / "long.pt").exists()
+
+    run_until(second, lambda at: at.success)
+    assert {r["name"]: r["status"] for r in read_runs(folder)} == {"long": "cancelled", "waiting": "finished"}
+
+
+def png(pixels: np.ndarray) -> bytes:
+    buffer = io.BytesIO()
+    Image.fromarray(pixels).save(buffer, format="PNG")
+    return buffer.getvalue()
+
+
+def test_draw_starts_empty_and_reads_an_uploaded_digit(folder, mnist):
+    at = open_page("3_Draw.py")
+    assert "No digit found" in texts(at)
+    digit = int(mnist.test_labels[0])
+    pixels = ((mnist.test_images[0, 0] + 1) * 127.5).byte().numpy()
+    at.file_uploader[0].upload("digit.png", png(255 - np.kron(pixels, np.ones((8, 8), np.uint8))), "image/png").run()
+    assert not at.exception, at.exception
+    assert f"data-testid='predicted-digit'>{digit}</div>" in texts(at)
+    assert "% sure" in texts(at) and len(at.get("plotly_chart")) == 1  # the ten probabilities
+
+
+def test_draw_reports_a_file_that_is_not_an_image(folder):
+    at = open_page("3_Draw.py")
+    at.file_uploader[0].upload("digit.png", b"this is not a picture", "image/png").run()
+    assert not at.exception, at.exception
+    assert "cannot be read as an image" in at.error[0].value
