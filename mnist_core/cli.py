@@ -17,6 +17,7 @@ from .checkpoints import CHECKPOINT_DIR, DEFAULT_CHECKPOINT, CheckpointError, lo
 from .data import DataError, default_root, fetch, load_mnist
 from .evaluate import evaluate
 from .model import ModelConfig
+from .predict import predict
 from .preprocess import ImageError
 from .runs import run_training
 from .train import PRESETS, SCHEDULES, Progress, TrainConfig
@@ -154,8 +155,6 @@ def cmd_evaluate(args: argparse.Namespace) -> None:
 
 
 def cmd_predict(args: argparse.Namespace) -> int:
-    from .predict import predict  # imported here so fetch/train/evaluate start without it
-
     checkpoint = load_checkpoint(args.checkpoint)
     failed = False
     if not args.json:
