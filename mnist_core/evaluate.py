@@ -58,9 +58,14 @@ class Evaluation:
 
 
 @torch.inference_mode()
-def predict_probabilities(model: nn.Module, images: torch.Tensor, batch_size: int = 2500) -> torch.Tensor:
-    """Softmax outputs for normalized images (N, 1, 28, 28), in large batches for speed."""
-    model.eval()
+def predict_probabilities(model: nn.Module, images: torch.Tensor, batch_size: int = 128) -> torch.Tensor:
+    """Softmax outputs for normalized images (N, 1, 28, 28), in float32 so they are the model's own.
+
+    The model is switched to channels-last memory layout (a change of layout, not of
+    values), which oneDNN's convolutions run about twice as fast; batches of 128 keep
+    each layer's activations in cache (measured faster than 256 or 2500).
+    """
+    model.eval().to(memory_format=torch.channels_last)
     device = next(model.parameters()).device
     chunks = [torch.softmax(model(images[i:i + batch_size].to(device)), dim=1).cpu()
               for i in range(0, len(images), batch_size)]

@@ -3,6 +3,11 @@
 The loop reports through one callback, so the command line's progress bar and the
 dashboard's live curves watch the same thing, and it checks a stop flag between
 batches, so a user can cancel without losing anything but the run.
+
+Speed (measured in ``bench/``): the model runs in channels-last memory layout, which
+oneDNN's convolutions prefer (about 1.3x on a 2-core CPU), and under bfloat16 autocast
+where the hardware has bfloat16 arithmetic (about 1.8x more); weights, optimizer state
+and the loss stay in float32, so accuracy is unchanged.
 """
 from __future__ import annotations
 
@@ -102,13 +107,32 @@ def pick_device(name: str = "auto") -> torch.device:
     return torch.device("cpu")
 
 
+def autocast_dtype(device: torch.device) -> torch.dtype | None:
+    """bfloat16 where the device computes in it natively, else None (float32 throughout).
+
+    On a CPU without bfloat16 instructions autocast would emulate it and run slower
+    than float32, so it is only turned on where oneDNN reports native support.
+    """
+    if device.type == "cpu" and torch.backends.mkldnn.is_available() and torch.ops.mkldnn._is_mkldnn_bf16_supported():
+        return torch.bfloat16
+    if device.type == "cuda" and torch.cuda.is_bf16_supported():
+        return torch.bfloat16
+    return None
+
+
+def _autocast(device: torch.device) -> torch.autocast:
+    dtype = autocast_dtype(device)
+    return torch.autocast(device.type, dtype=dtype or torch.float32, enabled=dtype is not None)
+
+
 @torch.inference_mode()
 def _validate(model: CNN, images: torch.Tensor, labels: torch.Tensor, device: torch.device) -> tuple[float, float]:
     model.eval()
     loss_sum, correct = 0.0, 0
     for start in range(0, len(labels), 2000):
         x, y = images[start:start + 2000].to(device), labels[start:start + 2000].to(device)
-        logits = model(x)
+        with _autocast(device):
+            logits = model(x).float()
         loss_sum += F.cross_entropy(logits, y, reduction="sum").item()
         correct += (logits.argmax(1) == y).sum().item()
     return loss_sum / max(len(labels), 1), correct / max(len(labels), 1)
@@ -128,7 +152,7 @@ def train(
     train_x, train_y, val_x, val_y = data.split_validation(config.val_size, config.seed)
     train_x, train_y = train_x.to(device), train_y.to(device)
 
-    model = CNN(model_config).to(device)
+    model = CNN(model_config).to(device, memory_format=torch.channels_last)
     optimizer = torch.optim.Adam(model.parameters(), lr=config.lr, weight_decay=config.weight_decay)
     batches = math.ceil(len(train_y) / config.batch_size)
     total_steps = batches * config.epochs
@@ -153,8 +177,9 @@ def train(
             x, y = train_x[index], train_y[index]
             if config.augment:
                 x = augment(x.cpu(), generator).to(device)
-            logits = model(x)
-            loss = F.cross_entropy(logits, y, label_smoothing=config.label_smoothing)
+            with _autocast(device):
+                logits = model(x)
+            loss = F.cross_entropy(logits.float(), y, label_smoothing=config.label_smoothing)
             optimizer.zero_grad(set_to_none=True)
             loss.backward()
             optimizer.step()
@@ -181,5 +206,6 @@ def train(
             on_progress(report)
 
     result.seconds = time.perf_counter() - started
-    result.model = model.cpu().eval()
+    # Back to the plain layout, so checkpoints and callers see an ordinary CPU model.
+    result.model = model.to("cpu", memory_format=torch.contiguous_format).eval()
     return result
