@@ -26,6 +26,12 @@ def apply_preset() -> None:
                             hidden=model.hidden_units, dropout=model.dropout)
 
 
+def choices(*values: float) -> list:
+    """Slider stops, plus every preset's value: a value a slider cannot show would silently become another."""
+    return sorted(set(values))
+
+
+models, trains = [m for m, _ in PRESETS.values()], [t for _, t in PRESETS.values()]
 if "epochs" not in st.session_state:
     st.session_state.preset = "quick"
     apply_preset()
@@ -35,13 +41,17 @@ with st.sidebar:
     st.selectbox("Preset", list(PRESETS), key="preset", format_func=str.title, on_change=apply_preset,
                  persist_state="session", help="Quick: about a minute. Best: most accurate, several minutes.")
     keep = dict(persist_state="session")
-    st.slider("Epochs", 1, 30, key="epochs", **keep)
-    st.select_slider("Batch size", [32, 64, 128, 256, 512], key="batch_size", **keep)
-    st.select_slider("Learning rate", [1e-4, 3e-4, 1e-3, 2e-3, 3e-3, 4e-3, 5e-3, 1e-2], key="lr",
+    st.slider("Epochs", 1, max(30, *(t.epochs for t in trains)), key="epochs", **keep)
+    st.select_slider("Batch size", choices(32, 64, 128, 256, 512, *(t.batch_size for t in trains)),
+                     key="batch_size", **keep)
+    st.select_slider("Learning rate", choices(1e-4, 3e-4, 1e-3, 3e-3, 1e-2, *(t.lr for t in trains)), key="lr",
                      format_func=lambda v: f"{v:g}", **keep)
-    st.select_slider("Conv 1 channels", [4, 8, 16, 32, 64], key="conv1", **keep)
-    st.select_slider("Conv 2 channels", [8, 16, 32, 64, 128], key="conv2", **keep)
-    st.select_slider("Hidden units", [16, 32, 64, 128, 256, 512], key="hidden", **keep)
+    st.select_slider("Conv 1 channels", choices(4, 8, 16, 32, 64, *(m.conv1_channels for m in models)),
+                     key="conv1", **keep)
+    st.select_slider("Conv 2 channels", choices(8, 16, 32, 64, 128, *(m.conv2_channels for m in models)),
+                     key="conv2", **keep)
+    st.select_slider("Hidden units", choices(16, 32, 64, 128, 256, 512, *(m.hidden_units for m in models)),
+                     key="hidden", **keep)
     st.slider("Dropout", 0.0, 0.5, step=0.05, key="dropout", **keep)
     st.toggle("Augmentation", key="augment", help="Random rotation, shift, scale and stroke width", **keep)
     st.number_input("Seed", min_value=0, step=1, key="seed", **keep)
@@ -112,18 +122,18 @@ def live_view() -> None:
                                f"ETA {p.eta_s:.0f} s · {p.images_per_sec:,.0f} images/s")
         st.plotly_chart(curves(job), width="stretch", key="curves")
     if job.done and busy:
-        st.rerun()  # the run just ended: redraw the whole page, history included
-    if job.status == "finished":
+        st.rerun()  # the run just ended: redraw the whole page, history and sidebar included
+
+
+if job is not None:
+    live_view()
+    if job.status == "finished":  # outside the fragment, so the button reruns the sidebar too
         st.success(f"**{job.name}** saved: test accuracy {job.checkpoint.metrics['test_accuracy']:.2%}.")
         st.button("Make it the active model", on_click=common.select_model, args=(job.name,))
     elif job.status == "cancelled":
         st.warning(f"**{job.name}** was cancelled; nothing was saved.")
     elif job.status == "failed":
         st.error(f"**{job.name}** failed: {job.error}")
-
-
-if job is not None:
-    live_view()
 
 st.header("Run history")
 if not history:

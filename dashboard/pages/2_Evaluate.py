@@ -38,7 +38,7 @@ def filter_by_cell() -> None:
     """A click on cell (true i, predicted j) filters the explorer; a diagonal cell shows the correct ones."""
     points = st.session_state.confusion.selection.points
     if points:
-        true, predicted = points[0]["customdata"]
+        true, predicted = int(points[0]["y"]), int(points[0]["x"])
         st.session_state.update(true_filter=true, predicted_filter=predicted)
         if true == predicted:
             st.session_state.gallery = True
@@ -54,7 +54,7 @@ def confusion_chart(confusion: np.ndarray) -> go.Figure:
     figure = go.Figure(go.Scatter(
         x=predicted, y=true, mode="markers+text", text=[str(n) if n else "" for n in counts],
         textfont=dict(size=13, color=np.where(strength > 0.6, "white", "#31333f")),
-        customdata=np.stack([true, predicted], axis=1), marker=dict(symbol="square", size=38, color=colors),
+        marker=dict(symbol="square", size=38, color=colors), unselected=dict(marker=dict(opacity=0.5), textfont=dict(color="#31333f")),
         hovertemplate="true %{y}, predicted %{x}: %{text} images<extra></extra>"))
     figure.update_layout(height=470, margin=dict(l=10, r=10, t=10, b=10), clickmode="event+select",
                          xaxis=dict(title="predicted digit", tickvals=list(range(10)), range=[-0.6, 9.6], side="top",
@@ -69,7 +69,7 @@ with matrix:
     st.subheader("Confusion matrix")
     st.caption("Rows: the true digit; columns: what the model said. Click a cell to see those images below.")
     st.plotly_chart(confusion_chart(result.confusion.numpy()), key="confusion", on_select=filter_by_cell,
-                    selection_mode="points", width="stretch")
+                    selection_mode="points", width="stretch", config={"displayModeBar": False})
 with table:
     st.subheader("Per digit")
     st.dataframe(per_class, width="stretch",
