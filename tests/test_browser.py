@@ -116,6 +116,7 @@ def test_drawing_a_digit_shows_its_prediction(server, page):
     page.mouse.up()
     expect(page.locator("[data-testid='predicted-digit']")).to_have_text("7")
     expect(page.get_by_text("What the model sees")).to_be_visible()
+    expect(page.locator(".js-plotly-plot")).to_be_visible()  # the ten probabilities
     screenshot(page, "draw")
 
     page.get_by_role("button", name="Clear").click()
@@ -173,6 +174,7 @@ def test_a_tiny_training_run_shows_progress_and_joins_the_history(server, page):
     expect(page.get_by_text("browser-run saved: test accuracy")).to_be_visible(timeout=120_000)
     page.get_by_role("button", name="Make it the active model").click()
     expect(page.get_by_role("combobox", name="Active model")).to_have_value(re.compile("^browser-run · "))
+    wait_for_rerun(page)
     screenshot(page, "train-finished")
     [run] = read_runs(folder)
     assert (run["name"], run["status"], run["train_config"]["epochs"]) == ("browser-run", "finished", 1)

@@ -45,6 +45,10 @@ def texts(at: AppTest) -> str:
     return "\n".join(str(p.value) for p in parts)
 
 
+def button(at: AppTest, label: str):
+    return next(b for b in at.button if b.label == label)
+
+
 def run_until(at: AppTest, condition, timeout: float = 180) -> None:
     """Rerun the page (as its live view does every second) until ``condition(at)`` holds."""
     deadline = time.monotonic() + timeout
@@ -65,6 +69,14 @@ def test_home_shows_the_model_card_and_the_dataset(folder):
     samples = at.image[0].value
     at.number_input[0].set_value(1).run()
     assert at.image[0].value != samples
+
+
+def test_home_works_before_mnist_is_downloaded(folder, tmp_path_factory, monkeypatch):
+    monkeypatch.setenv("MNIST_ROOT", str(tmp_path_factory.mktemp("no-data")))
+    at = open_page()
+    assert "MNIST is not on this machine yet" in texts(at)
+    assert button(at, "Download MNIST") and not at.image  # nothing fetched until asked
+    assert at.metric[0].value.endswith("%")  # the model card needs no data
 
 
 def test_a_broken_checkpoint_is_listed_and_the_app_keeps_working(folder):
@@ -128,15 +140,14 @@ def test_a_run_started_on_the_page_finishes_and_joins_the_history(folder):
     at = open_page("1_Train.py")
     tiny_settings(at)
     at.text_input[0].input("tiny").run()
-    at.button[0].click().run()  # Start training
+    button(at, "Start training").click().run()
     run_until(at, lambda at: at.success)
     assert "**tiny** saved: test accuracy" in at.success[0].value
     history = at.dataframe[0].value
     assert history.loc[history.name == "tiny", "status"].tolist() == ["finished"]
-    assert history.loc[history.name == "tiny", "conv1_channels"].tolist() == [4]
+    assert history.loc[history.name == "tiny", "conv1"].tolist() == [4]
 
-    make_active = next(b for b in at.button if b.label == "Make it the active model")
-    make_active.click().run()
+    button(at, "Make it the active model").click().run()
     assert at.selectbox(key="model_picker").value == "tiny"
 
 
@@ -144,17 +155,17 @@ def test_a_second_session_waits_in_the_queue_and_cancel_leaves_no_checkpoint(fol
     first, second = open_page("1_Train.py"), open_page("1_Train.py")
     tiny_settings(first, epochs=30)
     first.text_input[0].input("long").run()
-    first.button[0].click().run()
+    button(first, "Start training").click().run()
     run_until(first, lambda at: "epoch 1/30" in str([p.proto for p in at.get("progress")]))
 
     second.run()
     assert "Another session is training long" in texts(second)
     tiny_settings(second)
     second.text_input[0].input("waiting").run()
-    second.button[0].click().run()
+    button(second, "Start training").click().run()
     assert "**waiting** is queued behind long" in texts(second)
 
-    first.button[1].click().run()  # Cancel
+    button(first, "Cancel").click().run()
     run_until(first, lambda at: at.warning)
     assert "**long** was cancelled; nothing was saved." in texts(first)
     assert not (folder / "long.pt").exists()

@@ -9,9 +9,12 @@ from plotly.subplots import make_subplots
 import common
 from mnist_core.checkpoints import CheckpointError
 from mnist_core.jobs import Job, estimate_seconds
-from mnist_core.model import ModelConfig
 from mnist_core.runs import read_runs
 from mnist_core.train import PRESETS
+
+TRAIN_COLUMNS = {"epochs": "epochs", "batch": "batch_size", "lr": "lr", "augment": "augment", "seed": "seed"}
+MODEL_COLUMNS = {"conv1": "conv1_channels", "conv2": "conv2_channels", "kernel": "kernel_size",
+                 "hidden": "hidden_units", "dropout": "dropout", "batch norm": "batch_norm"}
 
 common.page("Train", ":material/model_training:")
 queue = common.training_queue(str(common.checkpoint_dir()))
@@ -101,7 +104,7 @@ def curves(job: Job) -> go.Figure:
                            line_color="#1f77b4", showlegend=col == 1)
         figure.add_scatter(x=[e.epoch for e in epochs], y=[val_of(e) for e in epochs], name="validation",
                            row=1, col=col, mode="lines+markers", line_color="#ff7f0e", showlegend=col == 1)
-    figure.update_xaxes(title="epoch", range=[0, job.train_config.epochs])
+    figure.update_xaxes(title="epoch", range=[0, job.train_config.epochs * 1.03])  # room for the last marker
     figure.update_yaxes(tickformat=".0%", row=1, col=2)
     figure.update_layout(height=340, margin=dict(l=10, r=10, t=40, b=10), legend=dict(orientation="h", y=-0.25))
     return figure
@@ -145,8 +148,8 @@ else:
         "test accuracy": (r.get("metrics") or {}).get("test_accuracy"),
         "val accuracy": (r.get("metrics") or {}).get("val_accuracy"),
         "seconds": (r.get("metrics") or {}).get("train_seconds"),
-        **{k: (r.get("train_config") or {}).get(k) for k in ("epochs", "batch_size", "lr", "augment", "seed")},
-        **{k: (r.get("model_config") or {}).get(k) for k in (f.name for f in dataclasses.fields(ModelConfig))},
+        **{label: (r.get("train_config") or {}).get(field) for label, field in TRAIN_COLUMNS.items()},
+        **{label: (r.get("model_config") or {}).get(field) for label, field in MODEL_COLUMNS.items()},
         "error": r.get("error", ""),
     } for r in history])
 
@@ -161,5 +164,3 @@ else:
                                 "val accuracy": st.column_config.NumberColumn(format="percent"),
                                 "seconds": st.column_config.NumberColumn(format="%.0f"),
                                 "lr": st.column_config.NumberColumn(format="%g")})
-    chosen = st.session_state.get("active_model")
-    st.caption(f"Active model: **{chosen}**" if chosen else "No active model.")
