@@ -126,6 +126,9 @@ def test_train_presets_fill_the_settings_and_change_the_estimate(folder):
     estimate = [c.value for c in at.sidebar.caption if c.value.startswith("Estimated")]
     at.selectbox(key="preset").set_value("best").run()
     assert at.slider(key="epochs").value == 15 and at.select_slider(key="conv1").value == 64
+    at.switch_page("Home.py").run()
+    at.switch_page("pages/1_Train.py").run()
+    assert at.slider(key="epochs").value == 15  # the settings survive a visit to another page
     assert [c.value for c in at.sidebar.caption if c.value.startswith("Estimated")] != estimate
 
 
@@ -157,6 +160,9 @@ def test_a_second_session_waits_in_the_queue_and_cancel_leaves_no_checkpoint(fol
     first.text_input[0].input("long").run()
     button(first, "Start training").click().run()
     run_until(first, lambda at: "epoch 1/30" in str([p.proto for p in at.get("progress")]))
+    first.switch_page("pages/3_Draw.py").run()
+    first.switch_page("pages/1_Train.py").run()
+    assert "**long** · epoch" in str([p.proto for p in first.get("progress")])  # still training, shown again
 
     second.run()
     assert "Another session is training long" in texts(second)
