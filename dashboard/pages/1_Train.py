@@ -42,7 +42,7 @@ if "epochs" not in st.session_state:
 with st.sidebar:
     st.header("Settings")
     st.selectbox("Preset", list(PRESETS), key="preset", format_func=str.title, on_change=apply_preset,
-                 persist_state="session", help="Quick: about a minute. Best: most accurate, several minutes.")
+                 persist_state="session", help="Quick: seconds. Best: the most accurate, several minutes.")
     keep = dict(persist_state="session")
     st.slider("Epochs", 1, max(30, *(t.epochs for t in trains)), key="epochs", **keep)
     st.select_slider("Batch size", choices(32, 64, 128, 256, 512, *(t.batch_size for t in trains)),
