@@ -57,7 +57,7 @@ class TrainConfig:
 
 
 PRESETS: dict[str, tuple[ModelConfig, TrainConfig]] = {
-    # Above 99% in about 7 s on a 2-core CPU (bench/train_speed.py). Two epochs are too
+    # Above 99% in 7-10 s on a 2-core CPU (bench/train_speed.py). Two epochs are too
     # few for dropout to pay, and label smoothing added 0.1-0.2 points at no cost.
     "quick": (ModelConfig(conv1_channels=16, conv2_channels=32, hidden_units=128, dropout=0.0),
               TrainConfig(epochs=2, batch_size=256, lr=6e-3, label_smoothing=0.1)),
