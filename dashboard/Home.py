@@ -17,7 +17,8 @@ st.markdown(
 left, middle, right = st.columns(3)
 left.page_link("pages/3_Draw.py", label="**Draw** a digit and get a prediction", icon=":material/draw:")
 middle.page_link("pages/1_Train.py", label="**Train** a model with your own settings", icon=":material/model_training:")
-right.page_link("pages/2_Evaluate.py", label="**Evaluate** a model: confusion and errors", icon=":material/search_insights:")
+right.page_link("pages/2_Evaluate.py", label="**Evaluate** a model: confusion and errors",
+                icon=":material/search_insights:")
 st.caption("The model picked in the sidebar is the one every page uses.")
 
 st.header("Active model")

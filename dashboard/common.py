@@ -141,7 +141,7 @@ def framed(image: np.ndarray, correct: bool, scale: int = 3) -> np.ndarray:
     return rgb
 
 
-def probability_chart(probabilities: list[float] | np.ndarray, true: int | None = None, height: int = 260) -> go.Figure:
+def probability_chart(probabilities: list[float] | np.ndarray, true: int | None = None) -> go.Figure:
     """Ten bars; the predicted digit is highlighted, and the true one outlined when known."""
     probabilities = [float(p) for p in probabilities]
     best = int(np.argmax(probabilities))
@@ -150,7 +150,7 @@ def probability_chart(probabilities: list[float] | np.ndarray, true: int | None 
                            marker_line_color=["#2ea043" if d == true else "rgba(0,0,0,0)" for d in range(10)],
                            marker_line_width=3, text=[f"{p:.0%}" if p >= 0.01 else "" for p in probabilities],
                            textposition="outside", hovertemplate="digit %{x}: %{y:.2%}<extra></extra>"))
-    fig.update_layout(height=height, margin=dict(l=10, r=10, t=10, b=10), showlegend=False,
+    fig.update_layout(height=260, margin=dict(l=10, r=10, t=10, b=10), showlegend=False,
                       xaxis=dict(tickmode="linear", title="digit"),
                       yaxis=dict(range=[0, 1.15], tickformat=".0%", title="probability"))
     return fig

@@ -161,6 +161,7 @@ def test_a_tiny_training_run_shows_progress_and_joins_the_history(server, page):
     page.goto(f"{url}/Train")
     expect(page.get_by_text("Run history")).to_be_visible()
     set_slider(page, "Epochs", "Home", "1")
+    set_slider(page, "Batch size", "End", "512")
     set_slider(page, "Conv 1 channels", "Home", "4")
     set_slider(page, "Conv 2 channels", "Home", "8")
     set_slider(page, "Hidden units", "Home", "16")

@@ -1,4 +1,5 @@
 """The training queue: one job at a time, cancellation and failures leave a consistent history."""
+import threading
 import time
 
 import pytest
@@ -32,16 +33,23 @@ def wait(job: Job, timeout: float = 120) -> None:
 
 
 def test_jobs_run_one_at_a_time_in_submission_order(tmp_path, small):
-    seen_when_loading = []
-    queue = TrainingQueue(tmp_path, load_data=lambda: seen_when_loading.append(
-        [j.status for j in queue.jobs()]) or small)
+    both_submitted, seen_when_loading = threading.Event(), []
+
+    def load_data() -> MNIST:
+        both_submitted.wait(timeout=60)
+        seen_when_loading.append([j.status for j in queue.jobs()])
+        return small
+
+    queue = TrainingQueue(tmp_path, load_data=load_data)
     first = queue.submit(TINY, tiny_train(), name="first")
     second = queue.submit(TINY, tiny_train(), name="second")
-    assert queue.ahead_of(second) == [first] or first.done
+    assert queue.ahead_of(second) == [first]
+    both_submitted.set()
     wait(second)
     assert seen_when_loading == [["running", "queued"], ["finished", "running"]]
     assert (first.status, second.status) == ("finished", "finished")
-    assert second.checkpoint.path == tmp_path / "second.pt" and second.checkpoint.metrics["test_accuracy"] > 0.5  # chance is 0.1
+    assert second.checkpoint.path == tmp_path / "second.pt"
+    assert second.checkpoint.metrics["test_accuracy"] > 0.5  # chance is 0.1
     assert [e.kind for e in first.events][-1] == "epoch" and first.epochs()[0].val_accuracy is not None
     assert {r["name"]: r["status"] for r in read_runs(tmp_path)} == {"first": "finished", "second": "finished"}
 

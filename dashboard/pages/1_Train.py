@@ -144,7 +144,8 @@ if not history:
 else:
     readable = {c.name for c in common.all_checkpoints()[0]}
     table = pd.DataFrame([{
-        "name": r["name"], "status": r.get("status"), "error": r.get("error", ""), "started": r.get("started", "").replace("T", " ")[:19],
+        "name": r["name"], "status": r.get("status"), "error": r.get("error", ""),
+        "started": r.get("started", "").replace("T", " ")[:19],
         "test accuracy": (r.get("metrics") or {}).get("test_accuracy"),
         "val accuracy": (r.get("metrics") or {}).get("val_accuracy"),
         "seconds": (r.get("metrics") or {}).get("train_seconds"),

@@ -54,7 +54,8 @@ def confusion_chart(confusion: np.ndarray) -> go.Figure:
     figure = go.Figure(go.Scatter(
         x=predicted, y=true, mode="markers+text", text=[str(n) if n else "" for n in counts],
         textfont=dict(size=13, color=np.where(strength > 0.6, "white", "#31333f")),
-        marker=dict(symbol="square", size=38, color=colors), unselected=dict(marker=dict(opacity=0.5), textfont=dict(color="#31333f")),
+        marker=dict(symbol="square", size=38, color=colors),
+        unselected=dict(marker=dict(opacity=0.5), textfont=dict(color="#31333f")),
         hovertemplate="true %{y}, predicted %{x}: %{text} images<extra></extra>"))
     figure.update_layout(height=470, margin=dict(l=10, r=10, t=10, b=10), clickmode="event+select",
                          xaxis=dict(title="predicted digit", tickvals=list(range(10)), range=[-0.6, 9.6], side="top",
@@ -124,6 +125,7 @@ with detail:
     index = st.session_state.inspected
     st.subheader(f"Test image #{index}")
     st.image(common.framed(common.to_pixels(mnist.test_images[index:index + 1])[0], not errors[index], scale=6))
-    st.markdown(f"True **{labels[index]}**, predicted **{predictions[index]}** with {confidence[index]:.1%} confidence.")
+    st.markdown(f"True **{labels[index]}**, predicted **{predictions[index]}** "
+                f"with {confidence[index]:.1%} confidence.")
     st.plotly_chart(common.probability_chart(probabilities[index], true=int(labels[index])), width="stretch",
                     key="detail")
