@@ -22,7 +22,7 @@ if str(REPO_ROOT) not in sys.path:
     sys.path.insert(0, str(REPO_ROOT))
 
 from mnist_core import checkpoints, data  # noqa: E402
-from mnist_core.checkpoints import Checkpoint, list_checkpoints, unreadable_checkpoints  # noqa: E402
+from mnist_core.checkpoints import Checkpoint, scan_checkpoints  # noqa: E402
 from mnist_core.data import MNIST, DataError  # noqa: E402
 from mnist_core.evaluate import predict_probabilities  # noqa: E402
 from mnist_core.jobs import TrainingQueue  # noqa: E402
@@ -44,7 +44,7 @@ def checkpoint_dir() -> Path:
 @st.cache_resource(show_spinner="Loading checkpoints…", max_entries=4)
 def _scan(directory: str, signature: tuple) -> tuple[list[Checkpoint], dict[str, str]]:
     """Load every checkpoint once per state of the folder; ``signature`` changes when a file does."""
-    return list_checkpoints(directory), unreadable_checkpoints(directory)
+    return scan_checkpoints(directory)
 
 
 def all_checkpoints() -> tuple[list[Checkpoint], dict[str, str]]:

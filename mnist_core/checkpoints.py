@@ -134,7 +134,12 @@ def load_checkpoint(path: Path | str = DEFAULT_CHECKPOINT) -> Checkpoint:
                       versions=payload.get("versions", {}))
 
 
-def _scan(directory: Path | str) -> tuple[list[Checkpoint], dict[str, str]]:
+def scan_checkpoints(directory: Path | str = CHECKPOINT_DIR) -> tuple[list[Checkpoint], dict[str, str]]:
+    """Every readable checkpoint in ``directory``, newest first, and file name -> why for each unreadable one.
+
+    One pass for both, so the dashboard can list the good files and explain the bad ones
+    without loading the folder twice.
+    """
     good, bad = [], {}
     for path in sorted(Path(directory).glob("*.pt")):
         try:
@@ -146,10 +151,5 @@ def _scan(directory: Path | str) -> tuple[list[Checkpoint], dict[str, str]]:
 
 
 def list_checkpoints(directory: Path | str = CHECKPOINT_DIR) -> list[Checkpoint]:
-    """Every readable checkpoint in ``directory``, newest first."""
-    return _scan(directory)[0]
-
-
-def unreadable_checkpoints(directory: Path | str = CHECKPOINT_DIR) -> dict[str, str]:
-    """File name -> why it cannot be loaded, for the ``.pt`` files ``list_checkpoints`` leaves out."""
-    return _scan(directory)[1]
+    """Every readable checkpoint in ``directory``, newest first, with its metrics."""
+    return scan_checkpoints(directory)[0]

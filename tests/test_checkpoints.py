@@ -5,7 +5,7 @@ import pytest
 import torch
 
 from mnist_core.checkpoints import (CheckpointError, checkpoint_path, list_checkpoints, load_checkpoint,
-                                    new_run_name, save_checkpoint, unreadable_checkpoints)
+                                    new_run_name, save_checkpoint, scan_checkpoints)
 from mnist_core.model import CNN, ModelConfig
 from mnist_core.train import TrainConfig
 
@@ -49,7 +49,8 @@ def test_list_is_newest_first_and_skips_broken_files(tmp_path):
         torch.save(payload, path)
     (tmp_path / "junk.pt").write_bytes(b"hello")
     assert [c.name for c in list_checkpoints(tmp_path)] == ["new", "old"]
-    assert list(unreadable_checkpoints(tmp_path)) == ["junk.pt"]
+    good, bad = scan_checkpoints(tmp_path)
+    assert [c.name for c in good] == ["new", "old"] and list(bad) == ["junk.pt"] and "junk.pt" in bad["junk.pt"]
 
 
 @pytest.mark.parametrize("name", ["../evil", "a/b", "/abs", "", ".hidden", "x" * 65, "a..b", "ü"])
