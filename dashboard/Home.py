@@ -34,7 +34,7 @@ else:
         st.markdown(f"**{label}:** {text}")
 
 st.header("The dataset")
-if data.missing_files():
+if not data.is_downloaded():
     st.info("MNIST is not on this machine yet. The Train and Evaluate pages download it on first use "
             "(about 11 MB), or you can fetch it now.")
     if st.button("Download MNIST"):

@@ -89,7 +89,7 @@ def select_model(name: str) -> None:
 
 def ensure_downloaded() -> None:
     """Fetch MNIST on first use, with a progress bar; stop the page with a message if that fails."""
-    if not data.missing_files():
+    if data.is_downloaded():
         return
     bar = st.progress(0.0, text="Downloading MNIST (about 55 MB unpacked)…")
 

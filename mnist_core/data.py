@@ -134,6 +134,15 @@ def missing_files(root: Path | str | None = None) -> list[str]:
     return [n for n in SHA256 if not (folder / n).is_file() or sha256_of(folder / n) != SHA256[n]]
 
 
+def is_downloaded(root: Path | str | None = None) -> bool:
+    """Whether all four files are on disk, without hashing them (``missing_files`` reads 55 MB).
+
+    For code that asks on every interaction, like dashboard pages; ``load_mnist``
+    still verifies the hashes before any file is used.
+    """
+    return all((raw_dir(root) / name).is_file() for name in SHA256)
+
+
 def fetch(root: Path | str | None = None, progress: ProgressFn | None = None) -> Path:
     """Make sure the four verified raw files are in ``<root>/MNIST/raw``; return that folder.
 

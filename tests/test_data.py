@@ -142,3 +142,16 @@ def test_fetch_reports_each_unobtainable_file_by_name(tmp_path, monkeypatch):
         assert name in str(error.value)
     assert "SHA-256 mismatch" in str(error.value)
     assert not any(raw_dir(tmp_path / "root").iterdir())  # nothing unverified was kept
+
+
+def test_is_downloaded_sees_each_missing_file(tmp_path, mnist):
+    assert data.is_downloaded()
+    root = tmp_path / "root"
+    assert not data.is_downloaded(root)
+    raw_dir(root).mkdir(parents=True)
+    for name in list(data.SHA256)[:3]:
+        (raw_dir(root) / name).write_bytes(b"x")
+    assert not data.is_downloaded(root)
+    (raw_dir(root) / list(data.SHA256)[3]).write_bytes(b"x")
+    assert data.is_downloaded(root)  # present, not verified: that is load_mnist's job
+    assert len(missing_files(root)) == 4
