@@ -14,6 +14,7 @@ import tempfile
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from pathlib import Path
+from typing import Collection
 
 import torch
 
@@ -58,11 +59,11 @@ def checkpoint_path(name: str, directory: Path | str = CHECKPOINT_DIR) -> Path:
     return Path(directory) / f"{name}.pt"
 
 
-def new_run_name(directory: Path | str = CHECKPOINT_DIR) -> str:
-    """``run-YYYYmmdd-HHMMSS``, with a suffix if that name is taken."""
+def new_run_name(directory: Path | str = CHECKPOINT_DIR, taken: Collection[str] = ()) -> str:
+    """``run-YYYYmmdd-HHMMSS``, with a suffix if a checkpoint file or one of ``taken`` has that name."""
     base = datetime.now().strftime("run-%Y%m%d-%H%M%S")
     name, n = base, 1
-    while (Path(directory) / f"{name}.pt").exists():
+    while name in taken or (Path(directory) / f"{name}.pt").exists():
         n += 1
         name = f"{base}-{n}"
     return name

@@ -82,13 +82,7 @@ class TrainingQueue:
         """
         with self._lock:
             taken = {job.name for job in self._jobs if not job.done}
-            if name is None:
-                name = new_run_name(self.directory)
-                base, n = name, 1
-                while name in taken:
-                    n += 1
-                    name = f"{base}-{n}"
-            path = checkpoint_path(name, self.directory)
+            path = checkpoint_path(name or new_run_name(self.directory, taken), self.directory)
             if path.exists() or path.stem in taken:
                 raise CheckpointError(f"{path.stem} is already taken; choose another run name")
             job = Job(path.stem, model_config, train_config, path)

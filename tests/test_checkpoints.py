@@ -64,7 +64,9 @@ def test_good_run_names_and_fresh_names(tmp_path):
     assert checkpoint_path("run.pt", tmp_path) == tmp_path / "run.pt"
     first = new_run_name(tmp_path)
     saved(tmp_path, first)
-    assert new_run_name(tmp_path) != first
+    second = new_run_name(tmp_path)
+    assert second != first
+    assert new_run_name(tmp_path, taken={second}) not in (first, second)  # names of runs still in the queue
 
 
 def test_missing_empty_truncated_and_foreign_files_raise_clear_errors(tmp_path):
