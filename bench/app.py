@@ -9,6 +9,7 @@ torch nor mnist_core itself, so their import is part of the first render.
     python bench/app.py
     python bench/app.py --no-browser      # AppTest only
 """
+
 from __future__ import annotations
 
 import argparse
@@ -30,8 +31,14 @@ PAGES = (
     ("Evaluate", "pages/2_Evaluate.py", "Error explorer"),
     ("Draw", "pages/3_Draw.py", "No digit found"),
 )
-CHROMIUM_ARGS = ["--no-sandbox", "--disable-gpu", "--disable-background-networking", "--disable-component-update",
-                 "--disable-sync", "--no-first-run"]
+CHROMIUM_ARGS = [
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+    "--no-first-run",
+]
 
 
 def apptest_timings() -> None:
@@ -76,9 +83,23 @@ def browser_timings(chromium: str) -> None:
 
         started = time.perf_counter()
         server = subprocess.Popen(
-            [sys.executable, "-m", "streamlit", "run", str(HOME), "--server.headless", "true",
-             "--server.port", str(port), "--server.address", "127.0.0.1"],
-            cwd=REPO, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+            [
+                sys.executable,
+                "-m",
+                "streamlit",
+                "run",
+                str(HOME),
+                "--server.headless",
+                "true",
+                "--server.port",
+                str(port),
+                "--server.address",
+                "127.0.0.1",
+            ],
+            cwd=REPO,
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL,
+        )
         try:
             while True:
                 try:
@@ -86,7 +107,7 @@ def browser_timings(chromium: str) -> None:
                     break
                 except OSError:
                     if server.poll() is not None or time.perf_counter() - started > 60:
-                        raise SystemExit("streamlit did not start within 60 s")
+                        raise SystemExit("streamlit did not start within 60 s") from None
                     time.sleep(0.05)
             print(f"server: streamlit run to first health answer: {time.perf_counter() - started:.2f} s")
             for number, (path, _, marker) in enumerate(PAGES):
@@ -108,8 +129,11 @@ def browser_timings(chromium: str) -> None:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--no-browser", action="store_true", help="skip the streamlit run + Chromium timings")
-    parser.add_argument("--chromium", default=shutil.which("chromium") or "/usr/bin/chromium",
-                        help="Chromium executable for Playwright (default: chromium on PATH)")
+    parser.add_argument(
+        "--chromium",
+        default=shutil.which("chromium") or "/usr/bin/chromium",
+        help="Chromium executable for Playwright (default: chromium on PATH)",
+    )
     args = parser.parse_args()
 
     print(f"load average at start {os.getloadavg()[0]:.2f}")

@@ -8,21 +8,19 @@ predictions can be checked against their labels.
     python bench/inference.py
     python bench/inference.py --checkpoint checkpoints/run-20250101-120000.pt --images 500
 """
+
 from __future__ import annotations
 
 import argparse
 import os
 import resource
 import statistics
-import sys
 import time
+from collections.abc import Callable
 from pathlib import Path
-from typing import Callable
 
 import numpy as np
 from PIL import Image
-
-sys.path.insert(0, str(Path(__file__).resolve().parent.parent))  # run from a checkout, nothing installed
 
 from mnist_core.checkpoints import DEFAULT_CHECKPOINT, load_checkpoint
 from mnist_core.data import load_mnist
@@ -34,7 +32,7 @@ CANVAS = 320  # the Draw page's canvas, in pixels
 
 def canvas_from_digit(pixels: np.ndarray) -> np.ndarray:
     """A 28x28 MNIST digit (white ink on black) as the canvas would return it: 320x320 RGBA, black on white."""
-    large = np.asarray(Image.fromarray(pixels).resize((CANVAS, CANVAS), Image.BILINEAR))
+    large = np.asarray(Image.fromarray(pixels).resize((CANVAS, CANVAS), Image.Resampling.BILINEAR))
     ink = 255 - large
     return np.dstack([ink, ink, ink, np.full_like(ink, 255)])
 
@@ -55,12 +53,21 @@ def percentile(values: list[float], q: float) -> float:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--checkpoint", type=Path, default=DEFAULT_CHECKPOINT,
-                        help=f"model to measure (default: {DEFAULT_CHECKPOINT})")
-    parser.add_argument("--images", type=int, default=300,
-                        help="canvas images for the single-image latency, at least 200 (default: 300)")
-    parser.add_argument("--repeats", type=int, default=5,
-                        help="repetitions of the load and evaluation timings; the median is reported (default: 5)")
+    parser.add_argument(
+        "--checkpoint", type=Path, default=DEFAULT_CHECKPOINT, help=f"model to measure (default: {DEFAULT_CHECKPOINT})"
+    )
+    parser.add_argument(
+        "--images",
+        type=int,
+        default=300,
+        help="canvas images for the single-image latency, at least 200 (default: 300)",
+    )
+    parser.add_argument(
+        "--repeats",
+        type=int,
+        default=5,
+        help="repetitions of the load and evaluation timings; the median is reported (default: 5)",
+    )
     args = parser.parse_args()
     if args.images < 200:
         parser.error("--images must be at least 200, so that p95 rests on at least 10 samples")
@@ -68,23 +75,28 @@ def main() -> None:
     print(f"load average at start {os.getloadavg()[0]:.2f}; checkpoint {args.checkpoint}")
     load_times = timed(load_mnist, args.repeats)
     data = load_mnist()
-    print(f"data load (load_mnist, SHA-256 verified): median {statistics.median(load_times):.3f} s, "
-          f"first {load_times[0]:.3f} s, best {min(load_times):.3f} s")
+    print(
+        f"data load (load_mnist, SHA-256 verified): median {statistics.median(load_times):.3f} s, "
+        f"first {load_times[0]:.3f} s, best {min(load_times):.3f} s"
+    )
 
     model = load_checkpoint(args.checkpoint).model
     eval_times = timed(lambda: evaluate(model, data.test_images, data.test_labels), args.repeats)
     accuracy = evaluate(model, data.test_images, data.test_labels).accuracy
-    print(f"test-set evaluation (10,000 images): median {statistics.median(eval_times):.3f} s, "
-          f"best {min(eval_times):.3f} s, accuracy {accuracy:.4f}")
+    print(
+        f"test-set evaluation (10,000 images): median {statistics.median(eval_times):.3f} s, "
+        f"best {min(eval_times):.3f} s, accuracy {accuracy:.4f}"
+    )
 
     batch = data.test_images[:1000]
     batch_times = timed(lambda: predict_probabilities(model, batch), args.repeats)
-    print(f"batch throughput (forward pass, batches of 128): "
-          f"{len(batch) / statistics.median(batch_times):,.0f} images/s")
+    print(
+        f"batch throughput (forward pass, batches of 128): {len(batch) / statistics.median(batch_times):,.0f} images/s"
+    )
 
-    pixels = ((data.test_images[:args.images, 0] + 1) * 127.5).round().byte().numpy()
+    pixels = ((data.test_images[: args.images, 0] + 1) * 127.5).round().byte().numpy()
     canvases = [canvas_from_digit(p) for p in pixels]
-    labels = data.test_labels[:args.images].tolist()
+    labels = data.test_labels[: args.images].tolist()
     for canvas in canvases[:10]:  # first calls build caches and oneDNN kernels
         predict([canvas], checkpoint=args.checkpoint)
     latencies, correct = [], 0
@@ -93,14 +105,18 @@ def main() -> None:
         result = predict([canvas], checkpoint=args.checkpoint)[0]
         latencies.append(time.perf_counter() - started)
         correct += result.digit == label
-    print(f"single-image prediction ({CANVAS}x{CANVAS} canvas, preprocessing + forward pass, {len(canvases)} images): "
-          f"p50 {percentile(latencies, 50) * 1000:.1f} ms, p95 {percentile(latencies, 95) * 1000:.1f} ms, "
-          f"max {max(latencies) * 1000:.1f} ms; {correct}/{len(canvases)} read correctly")
+    print(
+        f"single-image prediction ({CANVAS}x{CANVAS} canvas, preprocessing + forward pass, {len(canvases)} images): "
+        f"p50 {percentile(latencies, 50) * 1000:.1f} ms, p95 {percentile(latencies, 95) * 1000:.1f} ms, "
+        f"max {max(latencies) * 1000:.1f} ms; {correct}/{len(canvases)} read correctly"
+    )
 
     started = time.perf_counter()
     predict(canvases, checkpoint=args.checkpoint)
-    print(f"batch prediction ({len(canvases)} canvases in one call, preprocessing included): "
-          f"{len(canvases) / (time.perf_counter() - started):,.0f} images/s")
+    print(
+        f"batch prediction ({len(canvases)} canvases in one call, preprocessing included): "
+        f"{len(canvases) / (time.perf_counter() - started):,.0f} images/s"
+    )
 
     peak_mb = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
     print(f"peak memory (RSS high-water mark of this process): {peak_mb:.0f} MB")

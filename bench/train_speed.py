@@ -13,20 +13,17 @@ evaluation; the load itself is timed and printed on its own line.
     python bench/train_speed.py --quick-check     # one reference epoch, time to 99% extrapolated
     python bench/train_speed.py --preset best --reference-epochs 0   # best preset alone
 """
+
 from __future__ import annotations
 
 import argparse
 import os
 import resource
-import sys
 import time
-from pathlib import Path
 
 import torch
 import torch.nn.functional as F
 from torch import nn
-
-sys.path.insert(0, str(Path(__file__).resolve().parent.parent))  # run from a checkout, nothing installed
 
 from mnist_core.data import default_root, load_mnist
 from mnist_core.evaluate import evaluate
@@ -76,15 +73,25 @@ def run_project(preset: str, target: float) -> dict:
 
     def report(progress: Progress) -> None:
         if progress.kind == "epoch":
-            print(f"  project epoch {progress.epoch}/{progress.epochs}: val accuracy {progress.val_accuracy:.4f}, "
-                  f"{time.perf_counter() - started:.1f} s", flush=True)
+            print(
+                f"  project epoch {progress.epoch}/{progress.epochs}: val accuracy {progress.val_accuracy:.4f}, "
+                f"{time.perf_counter() - started:.1f} s",
+                flush=True,
+            )
 
     result = train(model_config, train_config, data, on_progress=report)
     accuracy = evaluate(result.model, data.test_images, data.test_labels).accuracy
     total_s = time.perf_counter() - started
     images = train_config.epochs * (len(data.train_labels) - train_config.val_size)
-    return {"load_s": load_s, "train_s": result.seconds, "total_s": total_s, "accuracy": accuracy,
-            "reached": accuracy >= target, "images_per_s": images / result.seconds, "peak_rss_mb": peak_rss_mb()}
+    return {
+        "load_s": load_s,
+        "train_s": result.seconds,
+        "total_s": total_s,
+        "accuracy": accuracy,
+        "reached": accuracy >= target,
+        "images_per_s": images / result.seconds,
+        "peak_rss_mb": peak_rss_mb(),
+    }
 
 
 def run_reference(epochs: int, target: float) -> dict:
@@ -124,38 +131,57 @@ def run_reference(epochs: int, target: float) -> dict:
         if accuracy >= target:
             reached_s = elapsed
             break
-    return {"total_s": time.perf_counter() - started, "reached_s": reached_s, "accuracy": accuracy,
-            "epochs": epochs_run, "images_per_s": epochs_run * len(train_set) / train_s}
+    return {
+        "total_s": time.perf_counter() - started,
+        "reached_s": reached_s,
+        "accuracy": accuracy,
+        "epochs": epochs_run,
+        "images_per_s": epochs_run * len(train_set) / train_s,
+    }
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--preset", choices=sorted(PRESETS), default="quick",
-                        help="the project preset to time (default: quick)")
+    parser.add_argument(
+        "--preset", choices=sorted(PRESETS), default="quick", help="the project preset to time (default: quick)"
+    )
     parser.add_argument("--target", type=float, default=0.99, help="test accuracy to reach (default: 0.99)")
-    parser.add_argument("--reference-epochs", type=int, default=14,
-                        help="most epochs the reference may take to reach the target, stopping once it does; "
-                             "0 skips it (default: 14, the example's own)")
-    parser.add_argument("--quick-check", action="store_true",
-                        help=f"run one reference epoch and extrapolate its time to the target as "
-                             f"{REFERENCE_EPOCHS_TO_99} epochs, labelled as such")
+    parser.add_argument(
+        "--reference-epochs",
+        type=int,
+        default=14,
+        help="most epochs the reference may take to reach the target, stopping once it does; "
+        "0 skips it (default: 14, the example's own)",
+    )
+    parser.add_argument(
+        "--quick-check",
+        action="store_true",
+        help=f"run one reference epoch and extrapolate its time to the target as "
+        f"{REFERENCE_EPOCHS_TO_99} epochs, labelled as such",
+    )
     args = parser.parse_args()
 
-    print(f"torch {torch.__version__}, {torch.get_num_threads()} threads, {os.cpu_count()} CPUs, "
-          f"load average at start {os.getloadavg()[0]:.2f}")
+    print(
+        f"torch {torch.__version__}, {torch.get_num_threads()} threads, {os.cpu_count()} CPUs, "
+        f"load average at start {os.getloadavg()[0]:.2f}"
+    )
     print(f"project: preset {args.preset!r}")
     project = run_project(args.preset, args.target)
     status = "reached" if project["reached"] else "NOT reached"
-    print(f"project: test accuracy {project['accuracy']:.4f} ({status} {args.target:.2%}) in {project['total_s']:.1f} s "
-          f"(training {project['train_s']:.1f} s, {project['images_per_s']:.0f} images/s); "
-          f"data load {project['load_s']:.2f} s; peak RSS {project['peak_rss_mb']:.0f} MB")
+    print(
+        f"project: test accuracy {project['accuracy']:.4f} ({status} {args.target:.2%}) in {project['total_s']:.1f} s "
+        f"(training {project['train_s']:.1f} s, {project['images_per_s']:.0f} images/s); "
+        f"data load {project['load_s']:.2f} s; peak RSS {project['peak_rss_mb']:.0f} MB"
+    )
 
     reference_epochs = 1 if args.quick_check else args.reference_epochs
     if reference_epochs > 0:
         print(f"reference: pytorch/examples mnist, up to {reference_epochs} epoch(s)")
         reference = run_reference(reference_epochs, args.target)
-        print(f"reference: test accuracy {reference['accuracy']:.4f} after {reference['epochs']} epoch(s), "
-              f"{reference['images_per_s']:.0f} images/s")
+        print(
+            f"reference: test accuracy {reference['accuracy']:.4f} after {reference['epochs']} epoch(s), "
+            f"{reference['images_per_s']:.0f} images/s"
+        )
         if reference["reached_s"] is not None:
             reference_s, label = reference["reached_s"], "measured"
         elif args.quick_check:
@@ -167,8 +193,10 @@ def main() -> None:
             print(f"reference: time to {args.target:.2%}: {label}")
         else:
             print(f"reference: time to {args.target:.2%}: {reference_s:.1f} s ({label})")
-            print(f"speed-up: {reference_s / project['total_s']:.1f}x "
-                  f"({reference_s:.1f} s / {project['total_s']:.1f} s, {label})")
+            print(
+                f"speed-up: {reference_s / project['total_s']:.1f}x "
+                f"({reference_s:.1f} s / {project['total_s']:.1f} s, {label})"
+            )
     print(f"load average at end {os.getloadavg()[0]:.2f}")
 
 

@@ -1,4 +1,5 @@
 """Home: what this lab is, the dataset at a glance, and the active model's card."""
+
 import numpy as np
 import plotly.graph_objects as go
 import streamlit as st
@@ -17,8 +18,9 @@ st.markdown(
 left, middle, right = st.columns(3)
 left.page_link("pages/3_Draw.py", label="**Draw** a digit and get a prediction", icon=":material/draw:")
 middle.page_link("pages/1_Train.py", label="**Train** a model with your own settings", icon=":material/model_training:")
-right.page_link("pages/2_Evaluate.py", label="**Evaluate** a model: confusion and errors",
-                icon=":material/search_insights:")
+right.page_link(
+    "pages/2_Evaluate.py", label="**Evaluate** a model: confusion and errors", icon=":material/search_insights:"
+)
 st.caption("The model picked in the sidebar is the one every page uses.")
 
 st.header("Active model")
@@ -35,23 +37,36 @@ else:
 
 st.header("The dataset")
 if not data.is_downloaded():
-    st.info("MNIST is not on this machine yet. The Train and Evaluate pages download it on first use "
-            "(about 11 MB), or you can fetch it now.")
+    st.info(
+        "MNIST is not on this machine yet. The Train and Evaluate pages download it on first use "
+        "(about 11 MB), or you can fetch it now."
+    )
     if st.button("Download MNIST"):
         common.ensure_downloaded()
         st.rerun()
     st.stop()
 
 mnist = common.dataset()
-st.markdown(f"{len(mnist.train_labels):,} training and {len(mnist.test_labels):,} test images of 28×28 "
-            "grey pixels, each labelled with its digit.")
+st.markdown(
+    f"{len(mnist.train_labels):,} training and {len(mnist.test_labels):,} test images of 28×28 "
+    "grey pixels, each labelled with its digit."
+)
 counts, samples = st.columns([2, 3])
 with counts:
-    figure = go.Figure([go.Bar(name=name, x=list(range(10)), y=np.bincount(labels.numpy(), minlength=10))
-                        for name, labels in (("training", mnist.train_labels), ("test", mnist.test_labels))])
-    figure.update_layout(barmode="group", height=360, margin=dict(l=10, r=10, t=30, b=10),
-                         title="Images per digit", xaxis=dict(tickmode="linear", title="digit"),
-                         legend=dict(orientation="h", y=1.12, x=1, xanchor="right"))
+    figure = go.Figure(
+        [
+            go.Bar(name=name, x=list(range(10)), y=np.bincount(labels.numpy(), minlength=10))
+            for name, labels in (("training", mnist.train_labels), ("test", mnist.test_labels))
+        ]
+    )
+    figure.update_layout(
+        barmode="group",
+        height=360,
+        margin=dict(l=10, r=10, t=30, b=10),
+        title="Images per digit",
+        xaxis=dict(tickmode="linear", title="digit"),
+        legend=dict(orientation="h", y=1.12, x=1, xanchor="right"),
+    )
     st.plotly_chart(figure, width="stretch")
 with samples:
     seed = st.number_input("Sample", min_value=0, value=0, step=1, help="Another number, other samples.")

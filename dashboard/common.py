@@ -6,9 +6,9 @@ queue are one copy per server (``st.cache_resource``); per-model test prediction
 cached arrays (``st.cache_data``); what a user chose lives in ``st.session_state``,
 so two sessions never see each other's choices.
 """
+
 from __future__ import annotations
 
-import sys
 from pathlib import Path
 
 import numpy as np
@@ -16,16 +16,11 @@ import plotly.graph_objects as go
 import streamlit as st
 import torch
 
-# `streamlit run dashboard/Home.py` puts dashboard/ on the path, not the repository root.
-REPO_ROOT = Path(__file__).resolve().parent.parent
-if str(REPO_ROOT) not in sys.path:
-    sys.path.insert(0, str(REPO_ROOT))
-
-from mnist_core import checkpoints, data  # noqa: E402
-from mnist_core.checkpoints import Checkpoint, scan_checkpoints  # noqa: E402
-from mnist_core.data import MNIST, DataError  # noqa: E402
-from mnist_core.evaluate import predict_probabilities  # noqa: E402
-from mnist_core.jobs import TrainingQueue  # noqa: E402
+from mnist_core import checkpoints, data
+from mnist_core.checkpoints import Checkpoint, scan_checkpoints
+from mnist_core.data import MNIST, DataError
+from mnist_core.evaluate import predict_probabilities
+from mnist_core.jobs import TrainingQueue
 
 GREEN, RED = (46, 160, 67), (218, 54, 51)
 
@@ -71,15 +66,19 @@ def active_model() -> Checkpoint | None:
             # The widget has its own key, refreshed from ours on every run: Streamlit forgets a
             # widget's state when the user switches pages, but not a plain session value.
             st.session_state.model_picker = st.session_state.active_model
-            st.selectbox("Active model", list(by_name), key="model_picker",
-                         on_change=lambda: select_model(st.session_state.model_picker),
-                         format_func=lambda n: f"{n} · {by_name[n].metrics.get('test_accuracy', 0):.2%}",
-                         help="Used by every page: Draw predicts with it, Evaluate examines it.")
+            st.selectbox(
+                "Active model",
+                list(by_name),
+                key="model_picker",
+                on_change=lambda: select_model(st.session_state.model_picker),
+                format_func=lambda n: f"{n} · {by_name[n].metrics.get('test_accuracy', 0):.2%}",
+                help="Used by every page: Draw predicts with it, Evaluate examines it.",
+            )
         if bad:
             with st.expander(f"{len(bad)} unreadable checkpoint(s)", icon=":material/warning:"):
                 for name, problem in bad.items():
                     st.caption(f"**{name}**: {problem}")
-    return by_name.get(st.session_state.get("active_model"))
+    return by_name.get(st.session_state.get("active_model", ""))
 
 
 def select_model(name: str) -> None:
@@ -146,13 +145,25 @@ def probability_chart(probabilities: list[float] | np.ndarray, true: int | None 
     probabilities = [float(p) for p in probabilities]
     best = int(np.argmax(probabilities))
     colors = ["#1f77b4" if d == best else "#c7d3e0" for d in range(10)]
-    fig = go.Figure(go.Bar(x=list(range(10)), y=probabilities, marker_color=colors,
-                           marker_line_color=["#2ea043" if d == true else "rgba(0,0,0,0)" for d in range(10)],
-                           marker_line_width=3, text=[f"{p:.0%}" if p >= 0.01 else "" for p in probabilities],
-                           textposition="outside", hovertemplate="digit %{x}: %{y:.2%}<extra></extra>"))
-    fig.update_layout(height=260, margin=dict(l=10, r=10, t=10, b=10), showlegend=False,
-                      xaxis=dict(tickmode="linear", title="digit"),
-                      yaxis=dict(range=[0, 1.15], tickformat=".0%", title="probability"))
+    fig = go.Figure(
+        go.Bar(
+            x=list(range(10)),
+            y=probabilities,
+            marker_color=colors,
+            marker_line_color=["#2ea043" if d == true else "rgba(0,0,0,0)" for d in range(10)],
+            marker_line_width=3,
+            text=[f"{p:.0%}" if p >= 0.01 else "" for p in probabilities],
+            textposition="outside",
+            hovertemplate="digit %{x}: %{y:.2%}<extra></extra>",
+        )
+    )
+    fig.update_layout(
+        height=260,
+        margin=dict(l=10, r=10, t=10, b=10),
+        showlegend=False,
+        xaxis=dict(tickmode="linear", title="digit"),
+        yaxis=dict(range=[0, 1.15], tickformat=".0%", title="probability"),
+    )
     return fig
 
 
@@ -166,7 +177,7 @@ def describe(checkpoint: Checkpoint) -> dict[str, str]:
         "Training time": f"{metrics['train_seconds']:.0f} s" if "train_seconds" in metrics else "unknown",
         "Created": checkpoint.created.replace("T", " ").replace("+00:00", " UTC") or "unknown",
         "Architecture": f"conv {m.conv1_channels}→{m.conv2_channels} ({m.kernel_size}×{m.kernel_size}), "
-                        f"hidden {m.hidden_units}, dropout {m.dropout:g}",
+        f"hidden {m.hidden_units}, dropout {m.dropout:g}",
         "Training": f"{t.epochs} epochs, batch {t.batch_size}, lr {t.lr:g} ({t.schedule}), "
-                    f"augmentation {'on' if t.augment else 'off'}, seed {t.seed}",
+        f"augmentation {'on' if t.augment else 'off'}, seed {t.seed}",
     }

@@ -5,16 +5,17 @@ read with ``torch.load(weights_only=True)``, which refuses to unpickle anything 
 so a checkpoint found online cannot run code here. Every way a file can be wrong
 ends in a ``CheckpointError`` whose message a user can act on.
 """
+
 from __future__ import annotations
 
 import os
 import platform
 import re
 import tempfile
+from collections.abc import Collection
 from dataclasses import dataclass, field
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from pathlib import Path
-from typing import Collection
 
 import torch
 
@@ -54,8 +55,9 @@ def checkpoint_path(name: str, directory: Path | str = CHECKPOINT_DIR) -> Path:
     """The file for a user-typed run name, refusing names that could escape ``directory``."""
     name = name.removesuffix(".pt")
     if not NAME_PATTERN.fullmatch(name) or ".." in name:
-        raise CheckpointError(f"invalid run name {name!r}: use 1-64 letters, digits, '-', '_' or '.', "
-                              "starting with a letter or digit")
+        raise CheckpointError(
+            f"invalid run name {name!r}: use 1-64 letters, digits, '-', '_' or '.', starting with a letter or digit"
+        )
     return Path(directory) / f"{name}.pt"
 
 
@@ -69,8 +71,15 @@ def new_run_name(directory: Path | str = CHECKPOINT_DIR, taken: Collection[str] 
     return name
 
 
-def save_checkpoint(path: Path | str, model: CNN, train_config: TrainConfig, metrics: dict, history: list[dict],
-                    dataset_sha256: str, overwrite: bool = False) -> Path:
+def save_checkpoint(
+    path: Path | str,
+    model: CNN,
+    train_config: TrainConfig,
+    metrics: dict,
+    history: list[dict],
+    dataset_sha256: str,
+    overwrite: bool = False,
+) -> Path:
     """Write atomically: a temporary file in the same folder, then a link or rename into place.
 
     Without ``overwrite`` an existing file is never replaced, even by a run that
@@ -86,7 +95,7 @@ def save_checkpoint(path: Path | str, model: CNN, train_config: TrainConfig, met
         "metrics": metrics,
         "history": history,
         "dataset_sha256": dataset_sha256,
-        "created": datetime.now(timezone.utc).isoformat(timespec="seconds"),
+        "created": datetime.now(UTC).isoformat(timespec="seconds"),
         "versions": {"mnist_core": __version__, "torch": str(torch.__version__), "python": platform.python_version()},
     }
     fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.stem}.", suffix=".partial")
@@ -117,8 +126,9 @@ def load_checkpoint(path: Path | str = DEFAULT_CHECKPOINT) -> Checkpoint:
         payload = torch.load(path, map_location="cpu", weights_only=True)
     except Exception as exc:  # torch raises many types here: pickle, zip, EOF, runtime errors
         if "weights_only" in str(exc) or "Unsupported global" in str(exc):
-            raise CheckpointError(f"{path}: refused, the file contains Python objects, not just data "
-                                  "(it may try to run code)") from None
+            raise CheckpointError(
+                f"{path}: refused, the file contains Python objects, not just data (it may try to run code)"
+            ) from None
         raise CheckpointError(f"{path}: not a readable checkpoint (truncated or another format)") from None
     if not isinstance(payload, dict) or payload.get("format") != FORMAT:
         raise CheckpointError(f"{path}: not an mnist_core checkpoint")
@@ -128,11 +138,20 @@ def load_checkpoint(path: Path | str = DEFAULT_CHECKPOINT) -> Checkpoint:
         model = CNN(model_config)
         model.load_state_dict(payload["state_dict"])
     except (KeyError, TypeError, ValueError, RuntimeError) as exc:
-        raise CheckpointError(f"{path}: its weights do not fit this architecture ({str(exc).splitlines()[0]})") from None
-    return Checkpoint(path=path, model=model.eval(), model_config=model_config, train_config=train_config,
-                      metrics=payload.get("metrics", {}), history=payload.get("history", []),
-                      dataset_sha256=payload.get("dataset_sha256", ""), created=payload.get("created", ""),
-                      versions=payload.get("versions", {}))
+        raise CheckpointError(
+            f"{path}: its weights do not fit this architecture ({str(exc).splitlines()[0]})"
+        ) from None
+    return Checkpoint(
+        path=path,
+        model=model.eval(),
+        model_config=model_config,
+        train_config=train_config,
+        metrics=payload.get("metrics", {}),
+        history=payload.get("history", []),
+        dataset_sha256=payload.get("dataset_sha256", ""),
+        created=payload.get("created", ""),
+        versions=payload.get("versions", {}),
+    )
 
 
 def scan_checkpoints(directory: Path | str = CHECKPOINT_DIR) -> tuple[list[Checkpoint], dict[str, str]]:

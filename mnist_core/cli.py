@@ -3,6 +3,7 @@
 Exit status: 0 on success, 2 on a user error (one line on stderr says what is
 wrong), 130 when training is interrupted with Ctrl-C.
 """
+
 from __future__ import annotations
 
 import argparse
@@ -16,11 +17,10 @@ from tqdm import tqdm
 from .checkpoints import CHECKPOINT_DIR, DEFAULT_CHECKPOINT, CheckpointError, load_checkpoint, new_run_name
 from .data import DataError, default_root, fetch, load_mnist
 from .evaluate import evaluate
-from .model import ModelConfig
+from .images import ImageError
 from .predict import predict
-from .preprocess import ImageError
 from .runs import run_training
-from .train import PRESETS, SCHEDULES, Progress, TrainConfig
+from .train import PRESETS, SCHEDULES, Progress
 
 
 class UserError(Exception):
@@ -28,8 +28,12 @@ class UserError(Exception):
 
 
 def _add_root(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("--root", type=Path, default=None,
-                        help=f"data folder holding MNIST/raw (default: $MNIST_ROOT or {default_root()})")
+    parser.add_argument(
+        "--root",
+        type=Path,
+        default=None,
+        help=f"data folder holding MNIST/raw (default: $MNIST_ROOT or {default_root()})",
+    )
 
 
 def _bool(text: str) -> bool:
@@ -44,22 +48,33 @@ def _add_config_flags(parser: argparse.ArgumentParser) -> None:
     """One flag per ModelConfig and TrainConfig field; unset flags keep the preset's value."""
     quick_model, quick_train = PRESETS["quick"]
     helps = {
-        "conv1_channels": "filters in the first conv layer", "conv2_channels": "filters in the second conv layer",
-        "kernel_size": "conv kernel size (3, 5 or 7)", "hidden_units": "units in the hidden fully connected layer",
-        "dropout": "dropout probability before each fully connected layer", "batch_norm": "batch norm after each conv (on/off)",
-        "epochs": "passes over the training set", "batch_size": "images per optimizer step",
-        "lr": "Adam learning rate (the peak, for onecycle)", "schedule": f"learning-rate schedule: {', '.join(SCHEDULES)}",
-        "weight_decay": "Adam weight decay", "label_smoothing": "cross-entropy label smoothing",
+        "conv1_channels": "filters in the first conv layer",
+        "conv2_channels": "filters in the second conv layer",
+        "kernel_size": "conv kernel size (3, 5 or 7)",
+        "hidden_units": "units in the hidden fully connected layer",
+        "dropout": "dropout probability before each fully connected layer",
+        "batch_norm": "batch norm after each conv (on/off)",
+        "epochs": "passes over the training set",
+        "batch_size": "images per optimizer step",
+        "lr": "Adam learning rate (the peak, for onecycle)",
+        "schedule": f"learning-rate schedule: {', '.join(SCHEDULES)}",
+        "weight_decay": "Adam weight decay",
+        "label_smoothing": "cross-entropy label smoothing",
         "augment": "random rotation, shift, scale and stroke thickness (on/off)",
-        "val_size": "training images held out for validation curves", "seed": "random seed; same seed, same model",
+        "val_size": "training images held out for validation curves",
+        "seed": "random seed; same seed, same model",
         "device": "auto, cpu, cuda or mps",
     }
     for config in (quick_model, quick_train):
         for f in dataclasses.fields(config):
             default = getattr(config, f.name)
             kind = _bool if isinstance(default, bool) else type(default)
-            parser.add_argument(f"--{f.name.replace('_', '-')}", type=kind, default=None,
-                                help=f"{helps[f.name]} (quick preset: {default})")
+            parser.add_argument(
+                f"--{f.name.replace('_', '-')}",
+                type=kind,
+                default=None,
+                help=f"{helps[f.name]} (quick preset: {default})",
+            )
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -72,21 +87,31 @@ def build_parser() -> argparse.ArgumentParser:
     p = commands.add_parser("train", help="train a CNN and save a checkpoint")
     p.add_argument("--preset", choices=sorted(PRESETS), default="quick", help="starting settings (default: quick)")
     _add_config_flags(p)
-    p.add_argument("--out", type=Path, default=None,
-                   help=f"checkpoint file to write (default: {CHECKPOINT_DIR}/run-<date>-<time>.pt)")
+    p.add_argument(
+        "--out",
+        type=Path,
+        default=None,
+        help=f"checkpoint file to write (default: {CHECKPOINT_DIR}/run-<date>-<time>.pt)",
+    )
     p.add_argument("--overwrite", action="store_true", help="replace --out if it exists")
     _add_root(p)
 
     p = commands.add_parser("evaluate", help="test-set accuracy, per-class metrics and confusion matrix")
-    p.add_argument("checkpoint", nargs="?", type=Path, default=DEFAULT_CHECKPOINT,
-                   help=f"checkpoint file (default: {DEFAULT_CHECKPOINT})")
+    p.add_argument(
+        "checkpoint",
+        nargs="?",
+        type=Path,
+        default=DEFAULT_CHECKPOINT,
+        help=f"checkpoint file (default: {DEFAULT_CHECKPOINT})",
+    )
     p.add_argument("--json", action="store_true", help="print one JSON object instead of a report")
     _add_root(p)
 
     p = commands.add_parser("predict", help="read digits from image files")
     p.add_argument("images", nargs="+", type=Path, help="image files (PNG, JPEG, GIF, BMP, ...)")
-    p.add_argument("--checkpoint", type=Path, default=DEFAULT_CHECKPOINT,
-                   help=f"checkpoint file (default: {DEFAULT_CHECKPOINT})")
+    p.add_argument(
+        "--checkpoint", type=Path, default=DEFAULT_CHECKPOINT, help=f"checkpoint file (default: {DEFAULT_CHECKPOINT})"
+    )
     p.add_argument("--json", action="store_true", help="print one JSON object per image, one per line")
     return parser
 
@@ -108,7 +133,9 @@ def cmd_train(args: argparse.Namespace) -> None:
     base_model, base_train = PRESETS[args.preset]
 
     def overridden(config):
-        changes = {f.name: getattr(args, f.name) for f in dataclasses.fields(config) if getattr(args, f.name) is not None}
+        changes = {
+            f.name: getattr(args, f.name) for f in dataclasses.fields(config) if getattr(args, f.name) is not None
+        }
         try:
             return dataclasses.replace(config, **changes)
         except ValueError as exc:
@@ -119,21 +146,33 @@ def cmd_train(args: argparse.Namespace) -> None:
     if out.exists() and not args.overwrite:
         raise UserError(f"{out} already exists; pass --overwrite or choose another --out")
     data = load_mnist(args.root)
-    bar = tqdm(total=train_config.epochs, unit="epoch", dynamic_ncols=True, bar_format="{l_bar}{bar}| {elapsed}<{remaining} {postfix}")
+    bar = tqdm(
+        total=train_config.epochs,
+        unit="epoch",
+        dynamic_ncols=True,
+        bar_format="{l_bar}{bar}| {elapsed}<{remaining} {postfix}",
+    )
 
     def on_progress(p: Progress) -> None:
-        bar.set_postfix_str(f"epoch {p.epoch} batch {p.batch}/{p.batches} loss {p.loss:.3f} acc {p.accuracy:.2%} "
-                            f"{p.images_per_sec:,.0f} img/s", refresh=False)
+        bar.set_postfix_str(
+            f"epoch {p.epoch} batch {p.batch}/{p.batches} loss {p.loss:.3f} acc {p.accuracy:.2%} "
+            f"{p.images_per_sec:,.0f} img/s",
+            refresh=False,
+        )
         bar.update(p.epoch - 1 + p.batch / p.batches - bar.n)
         if p.kind == "epoch":
-            bar.write(f"epoch {p.epoch}/{p.epochs}: train loss {p.loss:.4f} acc {p.accuracy:.2%}, "
-                      f"val loss {p.val_loss:.4f} acc {p.val_accuracy:.2%}")
+            bar.write(
+                f"epoch {p.epoch}/{p.epochs}: train loss {p.loss:.4f} acc {p.accuracy:.2%}, "
+                f"val loss {p.val_loss:.4f} acc {p.val_accuracy:.2%}"
+            )
 
     checkpoint = run_training(model_config, train_config, data, out, on_progress, overwrite=args.overwrite)
     bar.close()
     m = checkpoint.metrics
-    print(f"test accuracy {m['test_accuracy']:.2%} ({m['test_errors']} errors), trained in {m['train_seconds']:.1f} s, "
-          f"{m['parameters']:,} parameters; saved {out}")
+    print(
+        f"test accuracy {m['test_accuracy']:.2%} ({m['test_errors']} errors), trained in {m['train_seconds']:.1f} s, "
+        f"{m['parameters']:,} parameters; saved {out}"
+    )
 
 
 def cmd_evaluate(args: argparse.Namespace) -> None:
@@ -143,11 +182,15 @@ def cmd_evaluate(args: argparse.Namespace) -> None:
     if args.json:
         print(json.dumps(result.summary()))
         return
-    print(f"{checkpoint.path}: accuracy {result.accuracy:.2%} on {len(result.labels):,} test images, "
-          f"{len(result.error_indices)} errors\n")
+    print(
+        f"{checkpoint.path}: accuracy {result.accuracy:.2%} on {len(result.labels):,} test images, "
+        f"{len(result.error_indices)} errors\n"
+    )
     print("digit  precision  recall     f1  support")
     for row in result.per_class():
-        print(f"{row['digit']:>5}  {row['precision']:>9.4f}  {row['recall']:>6.4f}  {row['f1']:.4f}  {row['support']:>7}")
+        print(
+            f"{row['digit']:>5}  {row['precision']:>9.4f}  {row['recall']:>6.4f}  {row['f1']:.4f}  {row['support']:>7}"
+        )
     print("\nconfusion matrix (rows: true digit, columns: predicted)")
     print("     " + "".join(f"{d:>6}" for d in range(10)))
     for d, row in enumerate(result.confusion.tolist()):
@@ -164,7 +207,7 @@ def cmd_predict(args: argparse.Namespace) -> int:
             [prediction] = predict([path], checkpoint)
         except ImageError as exc:
             failed = True
-            record = {"path": str(path), "error": str(exc)}
+            record: dict[str, object] = {"path": str(path), "error": str(exc)}
         else:
             if prediction.digit is None:
                 failed = True
@@ -174,9 +217,9 @@ def cmd_predict(args: argparse.Namespace) -> int:
         if args.json:
             print(json.dumps(record), flush=True)
         elif "error" in record:
-            print(f"{str(path):<40} -      {record['error']}")
+            print(f"{path!s:<40} -      {record['error']}")
         else:
-            print(f"{str(path):<40} {record['digit']:<6} {max(record['probabilities']):.1%}")
+            print(f"{path!s:<40} {prediction.digit:<6} {max(prediction.probabilities or [0.0]):.1%}")
     return 2 if failed else 0
 
 

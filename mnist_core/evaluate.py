@@ -1,4 +1,5 @@
 """Where a model fails: accuracy, per-class metrics, the confusion matrix and every error."""
+
 from __future__ import annotations
 
 from dataclasses import dataclass
@@ -39,22 +40,44 @@ class Evaluation:
         predicted, actual = confusion.sum(0), confusion.sum(1)
         precision = torch.where(predicted > 0, hits / predicted.clamp(min=1), torch.zeros_like(hits))
         recall = torch.where(actual > 0, hits / actual.clamp(min=1), torch.zeros_like(hits))
-        f1 = torch.where(precision + recall > 0, 2 * precision * recall / (precision + recall).clamp(min=1e-12),
-                         torch.zeros_like(hits))
-        return [{"digit": d, "precision": precision[d].item(), "recall": recall[d].item(), "f1": f1[d].item(),
-                 "support": int(actual[d].item())} for d in range(10)]
+        f1 = torch.where(
+            precision + recall > 0,
+            2 * precision * recall / (precision + recall).clamp(min=1e-12),
+            torch.zeros_like(hits),
+        )
+        return [
+            {
+                "digit": d,
+                "precision": precision[d].item(),
+                "recall": recall[d].item(),
+                "f1": f1[d].item(),
+                "support": int(actual[d].item()),
+            }
+            for d in range(10)
+        ]
 
     def errors(self) -> list[dict]:
         """One record per misclassified image: its index, true and predicted digit, and the ten probabilities."""
         predictions = self.predictions
-        return [{"index": i, "true": int(self.labels[i]), "predicted": int(predictions[i]),
-                 "confidence": float(self.probabilities[i, predictions[i]]),
-                 "probabilities": self.probabilities[i].tolist()} for i in self.error_indices.tolist()]
+        return [
+            {
+                "index": i,
+                "true": int(self.labels[i]),
+                "predicted": int(predictions[i]),
+                "confidence": float(self.probabilities[i, predictions[i]]),
+                "probabilities": self.probabilities[i].tolist(),
+            }
+            for i in self.error_indices.tolist()
+        ]
 
     def summary(self) -> dict:
         """The JSON form: ``accuracy`` (0..1), ``per_class``, ``confusion`` (10x10) and ``n_errors``."""
-        return {"accuracy": self.accuracy, "per_class": self.per_class(), "confusion": self.confusion.tolist(),
-                "n_errors": len(self.error_indices)}
+        return {
+            "accuracy": self.accuracy,
+            "per_class": self.per_class(),
+            "confusion": self.confusion.tolist(),
+            "n_errors": len(self.error_indices),
+        }
 
 
 @torch.inference_mode()
@@ -67,8 +90,10 @@ def predict_probabilities(model: nn.Module, images: torch.Tensor, batch_size: in
     """
     model.eval().to(memory_format=torch.channels_last)
     device = next(model.parameters()).device
-    chunks = [torch.softmax(model(images[i:i + batch_size].to(device)), dim=1).cpu()
-              for i in range(0, len(images), batch_size)]
+    chunks = [
+        torch.softmax(model(images[i : i + batch_size].to(device)), dim=1).cpu()
+        for i in range(0, len(images), batch_size)
+    ]
     return torch.cat(chunks) if chunks else torch.empty(0, 10)
 
 

@@ -7,13 +7,15 @@ object is what a page watches: its status, every progress report (for live curve
 and the error of a failed run. Jobs live in the server process, not in a browser
 session, so training carries on while the user looks at other pages.
 """
+
 from __future__ import annotations
 
 import queue
 import threading
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Callable, Literal
+from typing import Literal
 
 from .checkpoints import Checkpoint, CheckpointError, checkpoint_path, new_run_name
 from .data import MNIST, load_mnist
@@ -104,7 +106,7 @@ class TrainingQueue:
     def ahead_of(self, job: Job) -> list[Job]:
         """The unfinished jobs that will run before ``job``: what a queued user is waiting for."""
         jobs = self.jobs()
-        return [j for j in jobs[:jobs.index(job)] if not j.done] if job in jobs else []
+        return [j for j in jobs[: jobs.index(job)] if not j.done] if job in jobs else []
 
     def _work(self) -> None:
         while True:
@@ -117,8 +119,14 @@ class TrainingQueue:
         job.status = "running"
         try:
             data = self._load_data()
-            job.checkpoint = run_training(job.model_config, job.train_config, data, job.path,
-                                          on_progress=job.events.append, should_stop=job._stop.is_set)
+            job.checkpoint = run_training(
+                job.model_config,
+                job.train_config,
+                data,
+                job.path,
+                on_progress=job.events.append,
+                should_stop=job._stop.is_set,
+            )
         except TrainingCancelled:
             job.status = "cancelled"
         except Exception as exc:  # the worker must survive any failure to run the next job
@@ -130,9 +138,13 @@ class TrainingQueue:
 
 def multiply_accumulates(config: ModelConfig) -> int:
     """Multiply-accumulates of one forward pass for one image: what training time scales with."""
-    k2 = config.kernel_size ** 2
-    return (28 * 28 * k2 * config.conv1_channels + 14 * 14 * k2 * config.conv1_channels * config.conv2_channels
-            + 7 * 7 * config.conv2_channels * config.hidden_units + config.hidden_units * 10)
+    k2 = config.kernel_size**2
+    return (
+        28 * 28 * k2 * config.conv1_channels
+        + 14 * 14 * k2 * config.conv1_channels * config.conv2_channels
+        + 7 * 7 * config.conv2_channels * config.hidden_units
+        + config.hidden_units * 10
+    )
 
 
 def estimate_seconds(model_config: ModelConfig, train_config: TrainConfig, runs: list[dict] | None = None) -> float:

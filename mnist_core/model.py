@@ -1,4 +1,5 @@
 """The CNN: two convolutional blocks (conv, optional batch norm, ReLU, 2x2 max-pool), then an MLP head."""
+
 from __future__ import annotations
 
 from dataclasses import asdict, dataclass
@@ -38,14 +39,17 @@ class CNN(nn.Module):
 
         def block(c_in: int, c_out: int) -> nn.Sequential:
             # Batch norm makes the conv bias redundant, so it is dropped when BN is on.
-            layers: list[nn.Module] = [nn.Conv2d(c_in, c_out, config.kernel_size, padding=config.kernel_size // 2,
-                                                 bias=not config.batch_norm)]
+            layers: list[nn.Module] = [
+                nn.Conv2d(c_in, c_out, config.kernel_size, padding=config.kernel_size // 2, bias=not config.batch_norm)
+            ]
             if config.batch_norm:
                 layers.append(nn.BatchNorm2d(c_out))
             layers += [nn.ReLU(inplace=True), nn.MaxPool2d(2)]
             return nn.Sequential(*layers)
 
-        self.features = nn.Sequential(block(1, config.conv1_channels), block(config.conv1_channels, config.conv2_channels))
+        self.features = nn.Sequential(
+            block(1, config.conv1_channels), block(config.conv1_channels, config.conv2_channels)
+        )
         self.classifier = nn.Sequential(
             nn.Flatten(),
             nn.Dropout(config.dropout),

@@ -1,17 +1,20 @@
 """Read digits from images: preprocess each one, then a single forward pass for the batch."""
+
 from __future__ import annotations
 
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from functools import lru_cache
 from pathlib import Path
-from typing import Sequence
+from typing import cast
 
 import numpy as np
 import torch
 from torch import nn
 
 from .checkpoints import DEFAULT_CHECKPOINT, Checkpoint, load_checkpoint
-from .preprocess import ImageError, ImageSource, preprocess
+from .images import ImageError, ImageSource
+from .preprocess import preprocess
 
 
 @dataclass
@@ -37,8 +40,9 @@ def _model(checkpoint: str | Path | Checkpoint | None) -> nn.Module:
     return _load_model(path, mtime_ns)
 
 
-def predict(images: ImageSource | Sequence[ImageSource],
-            checkpoint: str | Path | Checkpoint | None = None) -> list[Prediction]:
+def predict(
+    images: ImageSource | Sequence[ImageSource], checkpoint: str | Path | Checkpoint | None = None
+) -> list[Prediction]:
     """One Prediction per image, in order; ``images`` is one image or a list or tuple of them.
 
     An image may be anything ``preprocess`` accepts. One in which no digit is found gets
@@ -47,7 +51,7 @@ def predict(images: ImageSource | Sequence[ImageSource],
     raises CheckpointError. ``checkpoint`` None means the default model.
     """
     model = _model(checkpoint)
-    batch = list(images) if isinstance(images, (list, tuple)) else [images]
+    batch = list(images) if isinstance(images, (list, tuple)) else [cast(ImageSource, images)]
     prepared = []
     for number, image in enumerate(batch, start=1):
         try:
@@ -57,8 +61,8 @@ def predict(images: ImageSource | Sequence[ImageSource],
                 raise
             raise ImageError(f"image {number}: {exc}") from exc
 
-    found = [p.tensor for p in prepared if p.found]
-    probabilities = iter([])
+    found = [p.tensor for p in prepared if p.tensor is not None]
+    probabilities: Iterator[list[float]] = iter([])
     if found:
         with torch.inference_mode():
             probabilities = iter(model(torch.stack(found)).softmax(dim=1).tolist())

@@ -10,26 +10,19 @@ a much thinner or thicker pen, so every input is first brought to that form:
 
 Every step is kept as an image, so the dashboard can show what the model sees.
 """
+
 from __future__ import annotations
 
-import io
-import os
-import warnings
 from dataclasses import dataclass
-from pathlib import Path
-from typing import BinaryIO, Union
 
 import numpy as np
 import torch
 from numpy.lib.stride_tricks import sliding_window_view
-from PIL import Image, ImageOps
+from PIL import Image
 
 from .data import normalize
+from .images import ImageError, ImageSource, from_array, load_image
 
-ImageSource = Union[str, os.PathLike, bytes, bytearray, memoryview, BinaryIO, Image.Image, np.ndarray]
-
-MAX_PIXELS = 40_000_000  # a 40-megapixel photo decodes to ~120 MB; bigger is a decompression bomb, not a digit
-MAX_BYTES = 20 * 1024 * 1024
 WORK_SIZE = 512  # the ink is found at most at this size: plenty for a 20x20 result, and fast
 MIN_CONTRAST = 32.0  # of 255 levels: fainter marks are paper texture, shadows or noise
 SPECK_FRACTION = 0.1  # pieces with less ink than this share of the biggest piece are dust
@@ -39,10 +32,6 @@ MIN_ELONGATION = 2.5  # a digit is longer than 2.5 stroke widths; a dot or blot 
 STROKE_RANGE = (0.12, 0.18)  # MNIST's stroke width relative to its digit's longer side (middle half)
 BOX = 20  # MNIST scales digits to fit 20x20 ...
 SIZE = 28  # ... and centres them in 28x28
-
-
-class ImageError(ValueError):
-    """The one documented error: the input cannot be used as an image (message says why, user-readable)."""
 
 
 @dataclass
@@ -63,97 +52,6 @@ class Preprocessed:
         return self.tensor is not None
 
 
-def _check_size(width: int, height: int) -> None:
-    if width * height == 0:
-        raise ImageError("the image has no pixels")
-    if width * height > MAX_PIXELS:
-        raise ImageError(f"the image is too large ({width}x{height} pixels; at most "
-                         f"{MAX_PIXELS // 1_000_000} megapixels are accepted)")
-
-
-def _read_bytes(source: ImageSource) -> bytes:
-    if isinstance(source, (str, os.PathLike)):
-        path = Path(source)
-        try:
-            if path.stat().st_size > MAX_BYTES:
-                raise ImageError(f"{path.name} is larger than {MAX_BYTES // 2**20} MB")
-            data = path.read_bytes()
-        except OSError as exc:
-            raise ImageError(f"cannot read {path}: {exc.strerror or exc}") from exc
-    elif isinstance(source, (bytes, bytearray, memoryview)):
-        data = bytes(source)
-    elif hasattr(source, "read"):
-        data = source.read(MAX_BYTES + 1)
-    else:
-        raise ImageError(f"cannot read an image from a {type(source).__name__}")
-    if not isinstance(data, bytes):
-        raise ImageError("the file must be opened in binary mode ('rb')")
-    if not data:
-        raise ImageError("the file is empty")
-    if len(data) > MAX_BYTES:
-        raise ImageError(f"the file is larger than {MAX_BYTES // 2**20} MB")
-    return data
-
-
-def _decode(data: bytes) -> Image.Image:
-    """Open and decode untrusted bytes; only the first frame of an animation is used."""
-    try:
-        with warnings.catch_warnings():
-            warnings.simplefilter("error", Image.DecompressionBombWarning)
-            image = Image.open(io.BytesIO(data))
-    except (Image.DecompressionBombError, Image.DecompressionBombWarning) as exc:
-        raise ImageError(f"the image is too large (at most {MAX_PIXELS // 1_000_000} megapixels are accepted)") from exc
-    except Exception as exc:  # Pillow's format plugins fail in many ways on bytes that are not an image
-        raise ImageError("the file is not an image that can be read (PNG, JPEG, GIF, BMP, TIFF, WebP, ...)") from exc
-    _check_size(*image.size)  # from the header alone, before any pixel is decoded
-    try:
-        image.load()
-        return ImageOps.exif_transpose(image)  # phone photos are stored sideways with a rotation tag
-    except Exception as exc:  # truncated or corrupt pixel data surfaces only here, as any of several errors
-        raise ImageError(f"the image data is damaged or incomplete ({exc})") from exc
-
-
-def _from_array(array: np.ndarray) -> Image.Image:
-    """An array as an 8-bit image. Values in [0, 1] are read as fractions (so booleans work), in
-    [0, 255] as 8-bit, in [0, 65535] as 16-bit; anything else is stretched from its own min..max."""
-    if not (array.ndim == 2 or (array.ndim == 3 and array.shape[2] in (1, 3, 4))):
-        raise ImageError(f"an image array must have shape (H, W) or (H, W, 1|3|4), not {array.shape}")
-    if not (array.dtype == bool or np.issubdtype(array.dtype, np.integer) or np.issubdtype(array.dtype, np.floating)):
-        raise ImageError(f"an image array must hold numbers, not {array.dtype}")
-    _check_size(array.shape[1], array.shape[0])
-    if array.dtype != np.uint8:
-        values = array.astype(np.float64)
-        if not np.isfinite(values).all():
-            raise ImageError("the image array contains NaN or infinite values")
-        low, high = values.min(), values.max()
-        if low >= 0 and high <= 1:
-            values = values * 255
-        elif low >= 0 and high <= 65535:
-            values = values / 257 if high > 255 else values
-        else:  # halved first, so that even float64's extremes stretch without overflowing
-            span = high / 2 - low / 2
-            values = (values / 2 - low / 2) / span * 255 if span > 0 else np.zeros_like(values)
-        array = np.rint(values).astype(np.uint8)
-    if array.ndim == 3 and array.shape[2] == 1:
-        array = array[:, :, 0]
-    return Image.fromarray(np.ascontiguousarray(array))
-
-
-def load_image(source: ImageSource) -> Image.Image:
-    """Decode a path, bytes, binary file, PIL image or numpy array into a PIL image.
-
-    Raises ImageError, with a message a user can act on, for anything that is not a
-    usable image: missing or empty files, other file types, damaged data, images over
-    MAX_PIXELS (checked from the header, before decoding) and arrays of the wrong shape.
-    """
-    if isinstance(source, Image.Image):
-        _check_size(*source.size)
-        return source
-    if isinstance(source, np.ndarray):
-        return _from_array(source)
-    return _decode(_read_bytes(source))
-
-
 def _grayscale(image: Image.Image) -> np.ndarray:
     """Gray levels 0..255 as float32, with transparent pixels turned into background.
 
@@ -162,7 +60,7 @@ def _grayscale(image: Image.Image) -> np.ndarray:
     that is mostly opaque gets the shade of its own background instead.
     """
     if image.mode in ("I", "I;16", "I;16B", "I;16L", "I;16N", "F"):
-        image = _from_array(np.asarray(image))  # Pillow's own conversion clips 16-bit levels to white
+        image = from_array(np.asarray(image))  # Pillow's own conversion clips 16-bit levels to white
     try:
         gray = np.asarray(image.convert("L"), dtype=np.float32)
         has_alpha = "A" in image.getbands() or "transparency" in image.info
@@ -208,7 +106,7 @@ def _background(gray: np.ndarray) -> np.ndarray:
     padded = np.pad(gray, ((0, 8 * bh - height), (0, 8 * bw - width)), mode="edge")
     blocks = padded.reshape(8, bh, 8, bw).transpose(0, 2, 1, 3).reshape(8, 8, -1)
     level = np.pad(np.percentile(blocks, 20, axis=-1), 1, mode="edge")
-    level = np.min([level[i:i + 8, j:j + 8] for i in range(3) for j in range(3)], axis=0)
+    level = np.min([level[i : i + 8, j : j + 8] for i in range(3) for j in range(3)], axis=0)
     return np.asarray(Image.fromarray(level.astype(np.float32)).resize((width, height), Image.Resampling.BILINEAR))
 
 
@@ -256,7 +154,8 @@ def _pieces(mask: np.ndarray, ink: np.ndarray) -> tuple[np.ndarray, np.ndarray, 
     biggest[tuple(np.array(pieces[int(np.argmax(masses))]).T)] = True
 
     def to_pixels(cells: np.ndarray) -> np.ndarray:
-        return np.kron(cells, np.ones((cell, cell), dtype=bool))[:mask.shape[0], :mask.shape[1]]
+        return np.kron(cells, np.ones((cell, cell), dtype=bool))[: mask.shape[0], : mask.shape[1]]
+
     return to_pixels(keep), to_pixels(biggest), max(masses) / sum(masses)
 
 
@@ -277,8 +176,12 @@ def _is_digit(piece: np.ndarray, share: float, image_size: int) -> bool:
     rows, cols = np.nonzero(piece)
     extent = max(np.ptp(rows), np.ptp(cols)) + 1
     width, length = _strokes(piece)
-    return (share >= MAIN_PIECE and extent >= MIN_DIGIT_SIZE * image_size and extent >= MIN_ELONGATION * width
-            and length >= extent)
+    return bool(
+        share >= MAIN_PIECE
+        and extent >= MIN_DIGIT_SIZE * image_size
+        and extent >= MIN_ELONGATION * width
+        and length >= extent
+    )
 
 
 def _ink(gray: np.ndarray) -> np.ndarray | None:
@@ -289,7 +192,9 @@ def _ink(gray: np.ndarray) -> np.ndarray | None:
     residual = _blur(gray - _background(gray))
     sample = residual[::2, ::2]  # every 4th pixel estimates the noise as well, 4x faster
     noise = 1.4826 * np.median(np.abs(sample - np.median(sample)))
-    level = max(_otsu(residual), MIN_CONTRAST, 8 * noise)  # far enough out that no noise pixel of a big photo gets through
+    level = max(
+        _otsu(residual), MIN_CONTRAST, 8 * noise
+    )  # far enough out that no noise pixel of a big photo gets through
     mask = residual > level
     if not mask.any():
         return None
@@ -307,7 +212,7 @@ def _resize(patch: np.ndarray, scale: float) -> np.ndarray:
 
 def _crop(ink: np.ndarray) -> np.ndarray:
     rows, cols = np.nonzero(ink)
-    return ink[rows.min():rows.max() + 1, cols.min():cols.max() + 1]
+    return ink[rows.min() : rows.max() + 1, cols.min() : cols.max() + 1]
 
 
 def _morph(image: np.ndarray, radius: int, thicken: bool) -> np.ndarray:
@@ -349,7 +254,7 @@ def _centre(patch: np.ndarray) -> np.ndarray:
     top = min(max(top, 0), SIZE - patch.shape[0])  # never push ink off the edge
     left = min(max(left, 0), SIZE - patch.shape[1])
     out = np.zeros((SIZE, SIZE), dtype=np.uint8)
-    out[top:top + patch.shape[0], left:left + patch.shape[1]] = patch
+    out[top : top + patch.shape[0], left : left + patch.shape[1]] = patch
     return out
 
 
@@ -358,7 +263,7 @@ def preprocess(source: ImageSource) -> Preprocessed:
 
     Accepts whatever load_image accepts, and raises ImageError where it does.
     """
-    gray = _shrink(_grayscale(load_image(source)))
+    gray = _shrink(_grayscale(load_image(source, max_side=WORK_SIZE)))
     steps = {"grayscale": np.clip(gray, 0, 255).astype(np.uint8)}
     ink = _ink(gray)
     if ink is None:

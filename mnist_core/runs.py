@@ -6,14 +6,15 @@ when it ends. A run whose process was killed never writes its last line; it is
 reported as "interrupted" once that process is gone, so the history always says
 what happened and never shows a checkpoint that was not completely written.
 """
+
 from __future__ import annotations
 
 import json
 import os
 import threading
-from datetime import datetime, timezone
+from collections.abc import Callable
+from datetime import UTC, datetime
 from pathlib import Path
-from typing import Callable
 
 from .checkpoints import Checkpoint, CheckpointError, load_checkpoint, save_checkpoint
 from .data import MNIST
@@ -26,7 +27,7 @@ _log_lock = threading.Lock()
 
 
 def _now() -> str:
-    return datetime.now(timezone.utc).isoformat(timespec="seconds")
+    return datetime.now(UTC).isoformat(timespec="seconds")
 
 
 def _log(directory: Path, entry: dict) -> None:
@@ -53,14 +54,27 @@ def run_training(
     if path.exists() and not overwrite:
         raise CheckpointError(f"{path.name} already exists; choose another run name")
     directory, name = path.parent, path.stem
-    _log(directory, {"name": name, "status": "running", "started": _now(), "pid": os.getpid(),
-                     "model_config": model_config.to_dict(), "train_config": train_config.to_dict()})
+    _log(
+        directory,
+        {
+            "name": name,
+            "status": "running",
+            "started": _now(),
+            "pid": os.getpid(),
+            "model_config": model_config.to_dict(),
+            "train_config": train_config.to_dict(),
+        },
+    )
     try:
         result = train(model_config, train_config, data, on_progress, should_stop)
         test = evaluate(result.model, data.test_images, data.test_labels)
-        metrics = {"test_accuracy": test.accuracy, "test_errors": len(test.error_indices),
-                   "val_accuracy": result.history[-1]["val_accuracy"], "train_seconds": result.seconds,
-                   "parameters": result.model.num_parameters}
+        metrics = {
+            "test_accuracy": test.accuracy,
+            "test_errors": len(test.error_indices),
+            "val_accuracy": result.history[-1]["val_accuracy"],
+            "train_seconds": result.seconds,
+            "parameters": result.model.num_parameters,
+        }
         save_checkpoint(path, result.model, train_config, metrics, result.history, data.sha256, overwrite)
     except TrainingCancelled as exc:
         _log(directory, {"name": name, "status": "cancelled", "ended": _now(), "error": str(exc)})

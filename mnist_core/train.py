@@ -9,12 +9,14 @@ oneDNN's convolutions prefer (about 1.3x on a 2-core CPU), and under bfloat16 au
 where the hardware has bfloat16 arithmetic (about 1.8x more); weights, optimizer state
 and the loss stay in float32, so accuracy is unchanged.
 """
+
 from __future__ import annotations
 
 import math
 import time
+from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
-from typing import Callable, Literal
+from typing import Literal
 
 import torch
 import torch.nn.functional as F
@@ -59,16 +61,23 @@ class TrainConfig:
 PRESETS: dict[str, tuple[ModelConfig, TrainConfig]] = {
     # Above 99% in 7-10 s on a 2-core CPU (bench/train_speed.py). Two epochs are too
     # few for dropout to pay, and label smoothing added 0.1-0.2 points at no cost.
-    "quick": (ModelConfig(conv1_channels=16, conv2_channels=32, hidden_units=128, dropout=0.0),
-              TrainConfig(epochs=2, batch_size=256, lr=6e-3, label_smoothing=0.1)),
+    "quick": (
+        ModelConfig(conv1_channels=16, conv2_channels=32, hidden_units=128, dropout=0.0),
+        TrainConfig(epochs=2, batch_size=256, lr=6e-3, label_smoothing=0.1),
+    ),
     # The committed default: augmented, so it also reads digits people draw.
-    "default": (ModelConfig(conv1_channels=32, conv2_channels=64, hidden_units=128, dropout=0.25),
-                TrainConfig(epochs=8, batch_size=128, lr=3e-3, augment=True, label_smoothing=0.1)),
+    "default": (
+        ModelConfig(conv1_channels=32, conv2_channels=64, hidden_units=128, dropout=0.25),
+        TrainConfig(epochs=8, batch_size=128, lr=3e-3, augment=True, label_smoothing=0.1),
+    ),
     # As accurate as two conv layers get, in under 10 minutes on a 2-core CPU. It holds
     # out only 1,000 images for the curves: the other 4,000 are worth more as training data.
-    "best": (ModelConfig(conv1_channels=64, conv2_channels=128, hidden_units=256, dropout=0.3),
-             TrainConfig(epochs=15, batch_size=128, lr=3e-3, augment=True, label_smoothing=0.1, weight_decay=1e-5,
-                         val_size=1000)),
+    "best": (
+        ModelConfig(conv1_channels=64, conv2_channels=128, hidden_units=256, dropout=0.3),
+        TrainConfig(
+            epochs=15, batch_size=128, lr=3e-3, augment=True, label_smoothing=0.1, weight_decay=1e-5, val_size=1000
+        ),
+    ),
 }
 
 
@@ -134,7 +143,7 @@ def _validate(model: CNN, images: torch.Tensor, labels: torch.Tensor, device: to
     loss_sum, correct = 0.0, 0
     # Small chunks: a 2,000-image chunk held 0.4 GB per activation for the best preset's model.
     for start in range(0, len(labels), 256):
-        x, y = images[start:start + 256].to(device), labels[start:start + 256].to(device)
+        x, y = images[start : start + 256].to(device), labels[start : start + 256].to(device)
         with _autocast(device):
             logits = model(x).float()
         loss_sum += F.cross_entropy(logits, y, reduction="sum").item()
@@ -161,10 +170,11 @@ def train(
         train_x, train_y = data.train_images[train_index].to(device), data.train_labels[train_index].to(device)
         train_index = torch.arange(len(train_index), device=device)
 
-    model = CNN(model_config).to(device, memory_format=torch.channels_last)
+    model = CNN(model_config).to(device).to(memory_format=torch.channels_last)
     optimizer = torch.optim.Adam(model.parameters(), lr=config.lr, weight_decay=config.weight_decay)
     batches = math.ceil(len(train_index) / config.batch_size)
     total_steps = batches * config.epochs
+    scheduler: torch.optim.lr_scheduler.LRScheduler
     if config.schedule == "onecycle":
         scheduler = torch.optim.lr_scheduler.OneCycleLR(optimizer, max_lr=config.lr, total_steps=total_steps)
     elif config.schedule == "cosine":
@@ -182,7 +192,7 @@ def train(
         for batch in range(1, batches + 1):
             if should_stop is not None and should_stop():
                 raise TrainingCancelled(f"cancelled in epoch {epoch}, batch {batch}")
-            index = order[(batch - 1) * config.batch_size: batch * config.batch_size]
+            index = order[(batch - 1) * config.batch_size : batch * config.batch_size]
             x, y = train_x[index], train_y[index]
             if config.augment:
                 x = augment(x.cpu(), generator).to(device)
@@ -202,19 +212,40 @@ def train(
             rate = seen / elapsed
             if on_progress is not None:
                 remaining = (config.epochs - epoch) * len(train_index) + len(train_index) - count
-                on_progress(Progress("batch", epoch, config.epochs, batch, batches, loss_sum / count,
-                                     correct / count, rate, remaining / rate))
+                on_progress(
+                    Progress(
+                        "batch",
+                        epoch,
+                        config.epochs,
+                        batch,
+                        batches,
+                        loss_sum / count,
+                        correct / count,
+                        rate,
+                        remaining / rate,
+                    )
+                )
 
         val_loss, val_accuracy = _validate(model, val_x, val_y, device)
         elapsed = time.perf_counter() - started
-        report = Progress("epoch", epoch, config.epochs, batches, batches, loss_sum / count, correct / count,
-                          seen / elapsed, (config.epochs - epoch) * len(train_index) / (seen / elapsed),
-                          val_loss, val_accuracy)
+        report = Progress(
+            "epoch",
+            epoch,
+            config.epochs,
+            batches,
+            batches,
+            loss_sum / count,
+            correct / count,
+            seen / elapsed,
+            (config.epochs - epoch) * len(train_index) / (seen / elapsed),
+            val_loss,
+            val_accuracy,
+        )
         result.history.append(asdict(report))
         if on_progress is not None:
             on_progress(report)
 
     result.seconds = time.perf_counter() - started
     # Back to the plain layout, so checkpoints and callers see an ordinary CPU model.
-    result.model = model.to("cpu", memory_format=torch.contiguous_format).eval()
+    result.model = model.to("cpu").to(memory_format=torch.contiguous_format).eval()
     return result

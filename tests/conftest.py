@@ -1,9 +1,130 @@
-"""Shared fixtures: the real MNIST, loaded once per test session (fetched on first use)."""
+"""Shared fixtures: the real MNIST, a temporary checkpoint folder, and the dashboard in Chromium.
+
+The browser fixtures start one `streamlit run dashboard/Home.py` per test session, its
+checkpoints in a temporary folder, and give each test a new browser context (its own
+Streamlit session). Without Playwright or Chromium those tests skip, unless
+MNIST_REQUIRE_BROWSER=1 (as in CI).
+"""
+
+import os
+import shutil
+import socket
+import subprocess
+import sys
+import time
+import urllib.request
+from pathlib import Path
+
 import pytest
 
+from mnist_core import checkpoints
 from mnist_core.data import MNIST, load_mnist
+
+REPO = Path(__file__).resolve().parent.parent
+DEFAULT_MODEL = REPO / "checkpoints" / "default.pt"
+CHROMIUM = shutil.which("chromium") or "/usr/bin/chromium"
+CHROMIUM_ARGS = [
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+    "--no-first-run",
+]
+# A cold page on a loaded 2-core machine takes well over Playwright's default 5 s: wait for the app.
+BROWSER_TIMEOUT_MS = 90_000
+
+try:
+    from playwright.sync_api import Page, expect, sync_playwright
+except ImportError:
+    sync_playwright = None
 
 
 @pytest.fixture(scope="session")
 def mnist() -> MNIST:
     return load_mnist()
+
+
+@pytest.fixture
+def folder(tmp_path, monkeypatch) -> Path:
+    shutil.copy(DEFAULT_MODEL, tmp_path / "default.pt")
+    monkeypatch.setattr(checkpoints, "CHECKPOINT_DIR", tmp_path)
+    return tmp_path
+
+
+def require_browser() -> None:
+    missing = "the playwright package" if sync_playwright is None else None
+    if missing is None and not Path(CHROMIUM).is_file():
+        missing = "Chromium"
+    if missing and os.environ.get("MNIST_REQUIRE_BROWSER") == "1":
+        pytest.fail(f"{missing} is not installed, and MNIST_REQUIRE_BROWSER=1")
+    if missing:
+        pytest.skip(f"{missing} is not installed")
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+@pytest.fixture(scope="session")
+def server(tmp_path_factory):
+    """`streamlit run dashboard/Home.py` on a free port, its checkpoints in a temporary folder."""
+    require_browser()
+    folder = tmp_path_factory.mktemp("checkpoints")
+    shutil.copy(DEFAULT_MODEL, folder / "default.pt")
+    port = free_port()
+    process = subprocess.Popen(
+        [
+            sys.executable,
+            "-m",
+            "streamlit",
+            "run",
+            "dashboard/Home.py",
+            "--server.headless",
+            "true",
+            "--server.port",
+            str(port),
+            "--server.address",
+            "127.0.0.1",
+        ],
+        cwd=REPO,
+        env={**os.environ, "MNIST_CHECKPOINTS": str(folder)},
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+    url = f"http://127.0.0.1:{port}"
+    deadline = time.monotonic() + 60
+    while True:
+        try:
+            urllib.request.urlopen(f"{url}/_stcore/health", timeout=1)
+            break
+        except OSError:
+            assert process.poll() is None and time.monotonic() < deadline, "streamlit did not start"
+            time.sleep(0.3)
+    yield url, folder
+    process.terminate()
+    try:
+        process.wait(timeout=10)
+    except subprocess.TimeoutExpired:
+        process.kill()
+
+
+@pytest.fixture(scope="session")
+def browser(server):
+    with sync_playwright() as p:
+        chromium = p.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
+        yield chromium
+        chromium.close()
+
+
+@pytest.fixture
+def page(browser) -> Page:
+    """A new browser session (its own Streamlit session) with a window tall enough for whole pages."""
+    context = browser.new_context(viewport={"width": 1400, "height": 1600})
+    page = context.new_page()
+    page.set_default_timeout(BROWSER_TIMEOUT_MS)
+    expect.set_options(timeout=BROWSER_TIMEOUT_MS)
+    yield page
+    context.close()

@@ -7,6 +7,7 @@ thickness, a small rotation and slant, both polarities, transparent canvases, un
 light, noise and blur. The same seed gives the same images on every machine with the
 same fonts; fonts that are missing are skipped, and Pillow's built-in font is always there.
 """
+
 from __future__ import annotations
 
 from dataclasses import dataclass
@@ -18,9 +19,16 @@ from PIL import Image, ImageDraw, ImageFilter, ImageFont
 
 # Plain fonts whose digits are shaped like handwritten ones (no slashed zeros, no monospace).
 FONT_FILES = (
-    "DejaVuSans.ttf", "DejaVuSans-Bold.ttf", "DejaVuSans-Oblique.ttf", "DejaVuSerif.ttf",
-    "LiberationSans-Regular.ttf", "LiberationSans-Bold.ttf", "LiberationSerif-Regular.ttf",
-    "LiberationSansNarrow-Regular.ttf", "FreeSans.ttf", "FreeSerif.ttf",
+    "DejaVuSans.ttf",
+    "DejaVuSans-Bold.ttf",
+    "DejaVuSans-Oblique.ttf",
+    "DejaVuSerif.ttf",
+    "LiberationSans-Regular.ttf",
+    "LiberationSans-Bold.ttf",
+    "LiberationSerif-Regular.ttf",
+    "LiberationSansNarrow-Regular.ttf",
+    "FreeSans.ttf",
+    "FreeSerif.ttf",
 )
 FONT_DIR = Path("/usr/share/fonts")
 GLYPH_SIZE = 200  # glyphs are drawn this tall, then shrunk, so their edges come out anti-aliased
@@ -36,10 +44,10 @@ def _arc(cx: float, cy: float, rx: float, ry: float, start: float, end: float) -
 SKELETONS: dict[int, list[list[tuple[float, float]]]] = {
     0: [_arc(0.4, 0.5, 0.35, 0.5, 0, 360)],
     1: [[(0.25, 0.15), (0.45, 0.0), (0.45, 1.0)]],
-    2: [_arc(0.4, 0.3, 0.33, 0.3, 190, 400) + [(0.05, 1.0), (0.8, 1.0)]],
+    2: [[*_arc(0.4, 0.3, 0.33, 0.3, 190, 400), (0.05, 1.0), (0.8, 1.0)]],
     3: [_arc(0.4, 0.25, 0.3, 0.25, 200, 450), _arc(0.4, 0.75, 0.35, 0.25, 270, 520)],
     4: [[(0.6, 1.0), (0.6, 0.0), (0.0, 0.68), (0.8, 0.68)]],
-    5: [[(0.75, 0.0), (0.2, 0.0), (0.17, 0.45)] + _arc(0.42, 0.7, 0.33, 0.3, 240, 510)],
+    5: [[(0.75, 0.0), (0.2, 0.0), (0.17, 0.45), *_arc(0.42, 0.7, 0.33, 0.3, 240, 510)]],
     6: [_arc(0.75, 0.65, 0.6, 0.65, 255, 180) + _arc(0.45, 0.72, 0.3, 0.28, 180, 540)],
     7: [[(0.0, 0.0), (0.8, 0.0), (0.3, 1.0)]],
     8: [_arc(0.4, 0.25, 0.27, 0.25, 90, 450), _arc(0.4, 0.73, 0.33, 0.27, -90, 270)],
@@ -57,8 +65,8 @@ class Sample:
 @lru_cache(maxsize=1)
 def fonts() -> tuple[ImageFont.FreeTypeFont, ...]:
     found = {path.name: path for path in FONT_DIR.rglob("*.ttf")} if FONT_DIR.is_dir() else {}
-    return tuple(ImageFont.truetype(str(found[name]), GLYPH_SIZE) for name in FONT_FILES if name in found) + (
-        ImageFont.load_default(size=GLYPH_SIZE),)
+    truetype = [ImageFont.truetype(str(found[name]), GLYPH_SIZE) for name in FONT_FILES if name in found]
+    return (*truetype, ImageFont.load_default(size=GLYPH_SIZE))
 
 
 def _crop(glyph: Image.Image) -> Image.Image:
@@ -67,8 +75,9 @@ def _crop(glyph: Image.Image) -> Image.Image:
 
 def _font_glyph(label: int, font: ImageFont.FreeTypeFont, bold: int) -> Image.Image:
     glyph = Image.new("L", (3 * GLYPH_SIZE, 3 * GLYPH_SIZE), 0)
-    ImageDraw.Draw(glyph).text((GLYPH_SIZE, GLYPH_SIZE // 2), str(label), fill=255, font=font, stroke_width=bold,
-                               stroke_fill=255)
+    ImageDraw.Draw(glyph).text(
+        (GLYPH_SIZE, GLYPH_SIZE // 2), str(label), fill=255, font=font, stroke_width=bold, stroke_fill=255
+    )
     return _crop(glyph)
 
 
@@ -80,8 +89,15 @@ def _draw_strokes(image: Image.Image, strokes: list[np.ndarray], pen: int, fill:
             draw.ellipse((x - pen / 2, y - pen / 2, x + pen / 2, y + pen / 2), fill=fill)
 
 
-def draw_digit(label: int, size: tuple[int, int] = (280, 280), top_left: tuple[int, int] = (90, 60),
-               height: int = 160, pen: int = 20, ink: int = 255, paper: int = 0) -> Image.Image:
+def draw_digit(
+    label: int,
+    size: tuple[int, int] = (280, 280),
+    top_left: tuple[int, int] = (90, 60),
+    height: int = 160,
+    pen: int = 20,
+    ink: int = 255,
+    paper: int = 0,
+) -> Image.Image:
     """One clean digit drawn from its skeleton on a plain background: a known input for tests."""
     image = Image.new("L", size, paper)
     _draw_strokes(image, [np.array(top_left) + height * np.array(s) for s in SKELETONS[label]], pen, ink)
@@ -110,8 +126,8 @@ def _place(glyph: Image.Image, size: tuple[int, int], height: float, rng: np.ran
     ink = np.zeros((rows, width))
     left = int(rng.integers(0, max(1, width - glyph.width)))
     top = int(rng.integers(0, max(1, rows - glyph.height)))
-    patch = np.asarray(glyph, dtype=np.float64)[:rows - top, :width - left] / 255
-    ink[top:top + patch.shape[0], left:left + patch.shape[1]] = patch
+    patch = np.asarray(glyph, dtype=np.float64)[: rows - top, : width - left] / 255
+    ink[top : top + patch.shape[0], left : left + patch.shape[1]] = patch
     return ink
 
 
@@ -125,7 +141,7 @@ def _canvas(ink: np.ndarray, rng: np.random.Generator) -> Image.Image:
 def _transparent(ink: np.ndarray, rng: np.random.Generator) -> Image.Image:
     """A canvas that exports strokes on transparency; their colour is anyone's choice."""
     colour = [(255, 255, 255), (0, 0, 0), (30, 60, 200)][int(rng.integers(3))]
-    rgba = np.zeros(ink.shape + (4,), dtype=np.uint8)
+    rgba = np.zeros((*ink.shape, 4), dtype=np.uint8)
     rgba[ink > 0, :3] = colour
     rgba[:, :, 3] = np.rint(255 * ink)
     return Image.fromarray(rgba)
@@ -137,9 +153,13 @@ def _photo(ink: np.ndarray, rng: np.random.Generator) -> Image.Image:
     dark_ink = rng.random() < 0.75
     paper = rng.uniform(170, 240) if dark_ink else rng.uniform(20, 70)
     pen = paper - rng.uniform(100, 160) if dark_ink else paper + rng.uniform(100, 170)
-    y, x = np.mgrid[0:1:rows * 1j, 0:1:cols * 1j]
-    light = 1 + rng.uniform(-0.2, 0.2) * (x - 0.5) + rng.uniform(-0.2, 0.2) * (y - 0.5) \
+    y, x = np.mgrid[0 : 1 : rows * 1j, 0 : 1 : cols * 1j]
+    light = (
+        1
+        + rng.uniform(-0.2, 0.2) * (x - 0.5)
+        + rng.uniform(-0.2, 0.2) * (y - 0.5)
         - rng.uniform(0, 0.25) * ((x - 0.5) ** 2 + (y - 0.5) ** 2)
+    )
     gray = (paper * (1 - ink) + pen * ink) * light + rng.normal(0, rng.uniform(2, 12), ink.shape)
     image = Image.fromarray(np.clip(gray, 0, 255).astype(np.uint8))
     image = image.filter(ImageFilter.GaussianBlur(rng.uniform(0, 1.5)))

@@ -4,8 +4,15 @@ import zipfile
 import pytest
 import torch
 
-from mnist_core.checkpoints import (CheckpointError, checkpoint_path, list_checkpoints, load_checkpoint,
-                                    new_run_name, save_checkpoint, scan_checkpoints)
+from mnist_core.checkpoints import (
+    CheckpointError,
+    checkpoint_path,
+    list_checkpoints,
+    load_checkpoint,
+    new_run_name,
+    save_checkpoint,
+    scan_checkpoints,
+)
 from mnist_core.model import CNN, ModelConfig
 from mnist_core.train import TrainConfig
 
@@ -14,8 +21,15 @@ CONFIG = ModelConfig(conv1_channels=4, conv2_channels=8, hidden_units=16)
 
 def saved(tmp_path, name="a", **kwargs):
     model = CNN(CONFIG)
-    path = save_checkpoint(tmp_path / f"{name}.pt", model, TrainConfig(epochs=2), {"test_accuracy": 0.5},
-                           [{"epoch": 1, "val_accuracy": 0.4}], "abc123", **kwargs)
+    path = save_checkpoint(
+        tmp_path / f"{name}.pt",
+        model,
+        TrainConfig(epochs=2),
+        {"test_accuracy": 0.5},
+        [{"epoch": 1, "val_accuracy": 0.4}],
+        "abc123",
+        **kwargs,
+    )
     return path, model
 
 

@@ -39,8 +39,24 @@ def test_evaluate_report(capsys, mnist):
 
 def test_train_writes_a_checkpoint_with_the_flags_applied(capsys, tmp_path, mnist):
     out_path = tmp_path / "cli.pt"
-    code, out, _ = run(capsys, "train", "--epochs", "1", "--conv1-channels", "4", "--conv2-channels", "8",
-                       "--hidden-units", "16", "--batch-norm", "off", "--lr", "0.005", "--out", str(out_path))
+    code, out, _ = run(
+        capsys,
+        "train",
+        "--epochs",
+        "1",
+        "--conv1-channels",
+        "4",
+        "--conv2-channels",
+        "8",
+        "--hidden-units",
+        "16",
+        "--batch-norm",
+        "off",
+        "--lr",
+        "0.005",
+        "--out",
+        str(out_path),
+    )
     assert code == 0 and "test accuracy" in out
     checkpoint = load_checkpoint(out_path)
     assert (checkpoint.model_config.conv1_channels, checkpoint.model_config.batch_norm) == (4, False)
@@ -51,11 +67,14 @@ def test_train_writes_a_checkpoint_with_the_flags_applied(capsys, tmp_path, mnis
     assert code == 2 and "already exists" in err and err.count("\n") == 1
 
 
-@pytest.mark.parametrize("argv, message", [
-    (["train", "--epochs", "0"], "epochs must be"),
-    (["train", "--dropout", "1.5"], "dropout must be"),
-    (["evaluate", "missing.pt"], "no such checkpoint"),
-])
+@pytest.mark.parametrize(
+    "argv, message",
+    [
+        (["train", "--epochs", "0"], "epochs must be"),
+        (["train", "--dropout", "1.5"], "dropout must be"),
+        (["evaluate", "missing.pt"], "no such checkpoint"),
+    ],
+)
 def test_user_errors_exit_2_with_one_line(capsys, argv, message):
     code, _, err = run(capsys, *argv)
     assert code == 2 and message in err and err.count("\n") == 1
@@ -76,8 +95,16 @@ def test_predict_json_reads_digits_reports_bad_files_and_keeps_order(capsys, tmp
     (tmp_path / "blank.png").write_bytes(b"")
     Image.new("L", (280, 280), 0).save(tmp_path / "empty.png")
     (tmp_path / "notes.txt").write_text("not an image")
-    argv = ["predict", "--json", str(paths[0]), str(tmp_path / "notes.txt"), str(paths[1]), str(tmp_path / "empty.png"),
-            str(tmp_path / "missing.png"), str(paths[2])]
+    argv = [
+        "predict",
+        "--json",
+        str(paths[0]),
+        str(tmp_path / "notes.txt"),
+        str(paths[1]),
+        str(tmp_path / "empty.png"),
+        str(tmp_path / "missing.png"),
+        str(paths[2]),
+    ]
     code, out, _ = run(capsys, *argv)
     records = [json.loads(line) for line in out.splitlines()]
     assert code == 2

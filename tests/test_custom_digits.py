@@ -4,14 +4,15 @@ The set (see custom_digits.py) is canvas drawings and photos of font glyphs and 
 strokes. Resizing straight to 28x28, as most demos do, is the baseline preprocessing has
 to beat by far.
 """
+
 from collections import defaultdict
 
 import numpy as np
 import pytest
 import torch
+from custom_digits import custom_digits
 from PIL import Image
 
-from custom_digits import custom_digits
 from mnist_core.checkpoints import DEFAULT_CHECKPOINT, load_checkpoint
 from mnist_core.data import normalize
 from mnist_core.preprocess import preprocess
@@ -29,7 +30,9 @@ def model():
 
 def naive(image: Image.Image) -> torch.Tensor:
     """What a typical demo does: grayscale, resize to 28x28, normalize."""
-    return normalize(torch.from_numpy(np.array(image.convert("L").resize((28, 28), Image.Resampling.BILINEAR)))[None])[0]
+    return normalize(torch.from_numpy(np.array(image.convert("L").resize((28, 28), Image.Resampling.BILINEAR)))[None])[
+        0
+    ]
 
 
 @torch.inference_mode()
@@ -57,7 +60,8 @@ def test_the_set_is_deterministic_and_varied(samples):
     assert all(np.array_equal(np.asarray(a.image), np.asarray(b.image)) for a, b in zip(samples[:20], again))
     assert not np.array_equal(np.asarray(custom_digits(1, seed=1)[0].image), np.asarray(samples[0].image))
     assert {s.label for s in samples} == set(range(10))
-    assert {s.kind for s in samples} == {f"{style} {scene}" for style in ("font", "pen")
-                                         for scene in ("canvas", "transparent", "photo")}
+    assert {s.kind for s in samples} == {
+        f"{style} {scene}" for style in ("font", "pen") for scene in ("canvas", "transparent", "photo")
+    }
     assert {s.image.mode for s in samples} >= {"L", "RGB", "RGBA"}
     assert len({s.image.size for s in samples}) > 50

@@ -3,17 +3,16 @@
 Each test points the app at a temporary checkpoint folder holding a copy of the
 committed default model, so runs started here never touch the repository.
 """
+
 import io
 import shutil
-import time
 from pathlib import Path
 
 import numpy as np
-import pytest
+from dashboard_helpers import button, open_page, run_until, texts
 from PIL import Image
 from streamlit.testing.v1 import AppTest
 
-from mnist_core import checkpoints
 from mnist_core.checkpoints import load_checkpoint
 from mnist_core.evaluate import evaluate
 from mnist_core.runs import read_runs
@@ -21,42 +20,6 @@ from mnist_core.runs import read_runs
 REPO = Path(__file__).resolve().parent.parent
 HOME = str(REPO / "dashboard" / "Home.py")
 DEFAULT_MODEL = REPO / "checkpoints" / "default.pt"
-
-
-@pytest.fixture
-def folder(tmp_path, monkeypatch) -> Path:
-    shutil.copy(DEFAULT_MODEL, tmp_path / "default.pt")
-    monkeypatch.setattr(checkpoints, "CHECKPOINT_DIR", tmp_path)
-    return tmp_path
-
-
-def open_page(page: str | None = None) -> AppTest:
-    """A fresh browser session: Home first, as a user arrives, then ``page``."""
-    at = AppTest.from_file(HOME, default_timeout=120).run()
-    if page:
-        at.switch_page(f"pages/{page}").run()
-    assert not at.exception, at.exception
-    return at
-
-
-def texts(at: AppTest) -> str:
-    """Everything the page says in Markdown, captions and alerts, as one string to search."""
-    parts = [*at.markdown, *at.caption, *at.info, *at.success, *at.warning, *at.error, *at.subheader]
-    return "\n".join(str(p.value) for p in parts)
-
-
-def button(at: AppTest, label: str):
-    return next(b for b in at.button if b.label == label)
-
-
-def run_until(at: AppTest, condition, timeout: float = 180) -> None:
-    """Rerun the page (as its live view does every second) until ``condition(at)`` holds."""
-    deadline = time.monotonic() + timeout
-    while not condition(at):
-        assert time.monotonic() < deadline, texts(at)
-        time.sleep(0.5)
-        at.run()
-        assert not at.exception, at.exception
 
 
 def test_home_shows_the_model_card_and_the_dataset(folder):

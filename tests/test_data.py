@@ -24,13 +24,16 @@ def test_read_idx_parses_images_and_labels(tmp_path):
     assert np.array_equal(read_idx(tmp_path / "labels"), labels)
 
 
-@pytest.mark.parametrize("damage, message", [
-    (lambda raw: raw[:-1], "header promises"),
-    (lambda raw: raw + b"\0", "header promises"),
-    (lambda raw: b"\1" + raw[1:], "magic"),
-    (lambda raw: raw[:2] + b"\x0d" + raw[3:], "not unsigned bytes"),
-    (lambda raw: raw[:6], "truncated IDX header"),
-])
+@pytest.mark.parametrize(
+    "damage, message",
+    [
+        (lambda raw: raw[:-1], "header promises"),
+        (lambda raw: raw + b"\0", "header promises"),
+        (lambda raw: b"\1" + raw[1:], "magic"),
+        (lambda raw: raw[:2] + b"\x0d" + raw[3:], "not unsigned bytes"),
+        (lambda raw: raw[:6], "truncated IDX header"),
+    ],
+)
 def test_read_idx_rejects_damaged_files(tmp_path, damage, message):
     write_idx(tmp_path / "f", np.zeros((2, 3, 3), dtype=np.uint8))
     (tmp_path / "f").write_bytes(damage((tmp_path / "f").read_bytes()))
@@ -63,7 +66,7 @@ def test_torchvision_finds_the_fetched_files(mnist):
 
 
 def test_validation_split_is_disjoint_and_seeded(mnist):
-    x1, y1, vx1, vy1 = mnist.split_validation(1000, seed=3)
+    _x1, y1, vx1, vy1 = mnist.split_validation(1000, seed=3)
     _, _, vx2, _ = mnist.split_validation(1000, seed=3)
     assert len(vy1) == 1000 and len(y1) == 59000
     assert torch.equal(vx1, vx2)

@@ -1,4 +1,5 @@
 """The training queue: one job at a time, cancellation and failures leave a consistent history."""
+
 import threading
 import time
 
@@ -21,8 +22,13 @@ def tiny_train(**changes) -> TrainConfig:
 @pytest.fixture(scope="module")
 def small(mnist) -> MNIST:
     """3,000 training and 1,000 test images: enough to train, fast enough for every test."""
-    return MNIST(mnist.train_images[:3000], mnist.train_labels[:3000], mnist.test_images[:1000],
-                 mnist.test_labels[:1000], mnist.sha256)
+    return MNIST(
+        mnist.train_images[:3000],
+        mnist.train_labels[:3000],
+        mnist.test_images[:1000],
+        mnist.test_labels[:1000],
+        mnist.sha256,
+    )
 
 
 def wait(job: Job, timeout: float = 120) -> None:
@@ -83,8 +89,9 @@ def test_a_queued_job_cancelled_before_it_starts_never_runs(tmp_path, small):
 
 
 def test_a_failing_job_records_its_error_and_the_next_job_works(tmp_path, small):
-    broken = MNIST(small.train_images, small.train_labels.clone().fill_(10), small.test_images, small.test_labels,
-                   small.sha256)  # label 10 does not exist: cross-entropy fails inside the first batch
+    broken = MNIST(
+        small.train_images, small.train_labels.clone().fill_(10), small.test_images, small.test_labels, small.sha256
+    )  # label 10 does not exist: cross-entropy fails inside the first batch
     datasets = iter([broken, small])
     queue = TrainingQueue(tmp_path, load_data=lambda: next(datasets))
     failed = queue.submit(TINY, tiny_train(), name="broken")
@@ -120,9 +127,15 @@ def test_automatic_names_stay_unique_while_jobs_wait(tmp_path, small):
 
 def test_estimate_is_calibrated_on_the_newest_finished_run():
     model, train = ModelConfig(), TrainConfig(epochs=2)
-    runs = [{"status": "failed", "metrics": {}},
-            {"status": "finished", "metrics": {"train_seconds": 40.0}, "model_config": model.to_dict(),
-             "train_config": train.to_dict()}]
+    runs = [
+        {"status": "failed", "metrics": {}},
+        {
+            "status": "finished",
+            "metrics": {"train_seconds": 40.0},
+            "model_config": model.to_dict(),
+            "train_config": train.to_dict(),
+        },
+    ]
     assert estimate_seconds(model, train, runs) == pytest.approx(40.0)
     assert estimate_seconds(model, TrainConfig(epochs=4), runs) == pytest.approx(80.0)
     assert estimate_seconds(model, train) > 0

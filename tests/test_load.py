@@ -1,4 +1,5 @@
 """Many users drawing at once: concurrent predictions must all arrive, and match the one-at-a-time answers."""
+
 import time
 from concurrent.futures import ThreadPoolExecutor
 
@@ -42,5 +43,7 @@ def test_concurrent_predictions_all_arrive_and_equal_the_sequential_answers(mnis
         assert digit == expected[index][0]
         assert probabilities == pytest.approx(expected[index][1], abs=1e-5)
     with capsys.disabled():
-        print(f"\nload test: {len(results)} predictions from {THREADS} threads in {elapsed:.1f} s "
-              f"= {len(results) / elapsed:.0f} predictions/s")
+        print(
+            f"\nload test: {len(results)} predictions from {THREADS} threads in {elapsed:.1f} s "
+            f"= {len(results) / elapsed:.0f} predictions/s"
+        )

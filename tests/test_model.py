@@ -4,11 +4,14 @@ import torch
 from mnist_core.model import CNN, ModelConfig
 
 
-@pytest.mark.parametrize("config", [
-    ModelConfig(),
-    ModelConfig(conv1_channels=4, conv2_channels=8, kernel_size=3, hidden_units=16, dropout=0.0, batch_norm=False),
-    ModelConfig(conv1_channels=8, conv2_channels=8, kernel_size=7, hidden_units=32, dropout=0.5),
-])
+@pytest.mark.parametrize(
+    "config",
+    [
+        ModelConfig(),
+        ModelConfig(conv1_channels=4, conv2_channels=8, kernel_size=3, hidden_units=16, dropout=0.0, batch_norm=False),
+        ModelConfig(conv1_channels=8, conv2_channels=8, kernel_size=7, hidden_units=32, dropout=0.5),
+    ],
+)
 def test_outputs_ten_logits_per_image(config):
     model = CNN(config).eval()
     assert model(torch.randn(5, 1, 28, 28)).shape == (5, 10)

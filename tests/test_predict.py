@@ -1,14 +1,15 @@
 """predict(): preprocessing plus one batched forward pass, with the default model or any checkpoint."""
+
 import os
 
 import pytest
 import torch
-
 from custom_digits import draw_digit
+
 from mnist_core.checkpoints import DEFAULT_CHECKPOINT, CheckpointError, load_checkpoint, save_checkpoint
+from mnist_core.images import ImageError
 from mnist_core.model import CNN, ModelConfig
 from mnist_core.predict import predict
-from mnist_core.preprocess import ImageError
 from mnist_core.train import TrainConfig
 
 BLANK = draw_digit(0, height=0, pen=0)
@@ -65,8 +66,15 @@ def test_a_checkpoint_rewritten_in_place_is_read_again(tmp_path, digits):
 
     def save(seed: int) -> None:
         torch.manual_seed(seed)
-        save_checkpoint(path, CNN(ModelConfig(conv1_channels=4, conv2_channels=4, hidden_units=8)).eval(),
-                        TrainConfig(), {}, [], "", overwrite=True)
+        save_checkpoint(
+            path,
+            CNN(ModelConfig(conv1_channels=4, conv2_channels=4, hidden_units=8)).eval(),
+            TrainConfig(),
+            {},
+            [],
+            "",
+            overwrite=True,
+        )
 
     save(0)
     first = predict(digits[4], path)[0].probabilities

@@ -1,4 +1,5 @@
 """Preprocessing: every kind of input reaches the same MNIST-like 28x28, and bad input fails clearly."""
+
 import io
 import struct
 import zlib
@@ -6,12 +7,13 @@ import zlib
 import numpy as np
 import pytest
 import torch
+from custom_digits import draw_digit
 from hypothesis import given, settings
 from hypothesis.extra import numpy as hnp
 from PIL import Image, ImageFilter
 
-from custom_digits import draw_digit
-from mnist_core.preprocess import MAX_BYTES, MAX_PIXELS, ImageError, load_image, preprocess
+from mnist_core.images import MAX_BYTES, MAX_PIXELS, ImageError, load_image
+from mnist_core.preprocess import preprocess
 
 
 def similarity(a: np.ndarray, b: np.ndarray) -> float:
@@ -29,7 +31,7 @@ def paper_photo(ink: Image.Image | None, seed: int = 0) -> Image.Image:
     rng = np.random.default_rng(seed)
     rows = cols = 600
     coverage = np.zeros((rows, cols)) if ink is None else np.asarray(ink.resize((cols, rows)), dtype=np.float64) / 255
-    y, x = np.mgrid[0:1:rows * 1j, 0:1:cols * 1j]
+    y, x = np.mgrid[0 : 1 : rows * 1j, 0 : 1 : cols * 1j]
     light = 1 - 0.35 * x - 0.2 * ((x - 0.5) ** 2 + (y - 0.5) ** 2)
     gray = (215 * (1 - coverage) + 50 * coverage) * light + rng.normal(0, 6, (rows, cols))
     image = Image.fromarray(np.clip(gray, 0, 255).astype(np.uint8)).filter(ImageFilter.GaussianBlur(1))
@@ -93,7 +95,7 @@ def test_specks_around_the_digit_are_ignored(seven, reference):
     speckled = np.asarray(seven).copy()
     rng = np.random.default_rng(1)
     for y, x in rng.integers(0, 276, (25, 2)):
-        speckled[y:y + 3, x:x + 3] = 255
+        speckled[y : y + 3, x : x + 3] = 255
     assert similarity(preprocess(speckled).steps["28x28"], reference) > 0.9
 
 
@@ -102,15 +104,16 @@ def test_thin_and_thick_pens_get_mnist_stroke_width(pen, size):
     """A hairline on a big image must not shrink to nothing, nor a fat brush on a small digit to a blob."""
     medium = preprocess(draw_digit(4, top_left=(100, 60), height=150, pen=20)).steps["28x28"]
     scale = size / 280
-    image = draw_digit(4, size=(size, size), top_left=(round(100 * scale), round(60 * scale)),
-                       height=round(150 * scale), pen=pen)
+    image = draw_digit(
+        4, size=(size, size), top_left=(round(100 * scale), round(60 * scale)), height=round(150 * scale), pen=pen
+    )
     out = preprocess(image).steps["28x28"]
     assert 0.7 < np.count_nonzero(out > 127) / np.count_nonzero(medium > 127) < 1.4
     assert similarity(out, medium) > 0.7
 
 
 def _with_alpha(drawing: Image.Image, colour: tuple[int, int, int]) -> Image.Image:
-    rgba = Image.new("RGBA", drawing.size, colour + (0,))
+    rgba = Image.new("RGBA", drawing.size, (*colour, 0))
     rgba.putalpha(drawing)
     return rgba
 
@@ -131,8 +134,10 @@ INPUT_KINDS = {
     "LA": lambda d: _with_alpha(d, (0, 0, 0)).convert("LA"),
     "P with a transparent index": _palette_with_transparency,
     "P without transparency": lambda d: d.convert("RGB").convert("P"),
-    "I;16": lambda d: Image.fromarray((np.asarray(d, dtype=np.uint16) * 257)),
-    "16-bit PNG file": lambda d: Image.open(io.BytesIO(png_bytes(Image.fromarray(np.asarray(d, dtype=np.uint16) * 257)))),
+    "I;16": lambda d: Image.fromarray(np.asarray(d, dtype=np.uint16) * 257),
+    "16-bit PNG file": lambda d: Image.open(
+        io.BytesIO(png_bytes(Image.fromarray(np.asarray(d, dtype=np.uint16) * 257)))
+    ),
     "I (32-bit)": lambda d: d.convert("I"),
     "F (float)": lambda d: d.convert("F"),
     "CMYK": lambda d: d.convert("RGB").convert("CMYK"),
@@ -190,10 +195,16 @@ def test_exif_rotated_photo_comes_out_upright(seven, reference):
 
 def _png_header(width: int, height: int) -> bytes:
     """A tiny PNG whose header claims the given size: a decompression bomb without the bytes."""
+
     def chunk(kind: bytes, data: bytes) -> bytes:
         return struct.pack(">I", len(data)) + kind + data + struct.pack(">I", zlib.crc32(kind + data))
-    return (b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", struct.pack(">IIBBBBB", width, height, 8, 0, 0, 0, 0))
-            + chunk(b"IDAT", zlib.compress(b"\0" * 64)) + chunk(b"IEND", b""))
+
+    return (
+        b"\x89PNG\r\n\x1a\n"
+        + chunk(b"IHDR", struct.pack(">IIBBBBB", width, height, 8, 0, 0, 0, 0))
+        + chunk(b"IDAT", zlib.compress(b"\0" * 64))
+        + chunk(b"IEND", b"")
+    )
 
 
 def _empty_file(path):
@@ -241,7 +252,7 @@ def test_bad_input_raises_image_error_saying_why(kind, tmp_path):
 def _dust() -> np.ndarray:
     canvas = np.zeros((280, 280), dtype=np.uint8)
     for y, x in np.random.default_rng(2).integers(0, 277, (80, 2)):
-        canvas[y:y + 3, x:x + 3] = 255
+        canvas[y : y + 3, x : x + 3] = 255
     return canvas
 
 
@@ -287,9 +298,13 @@ def test_any_array_gives_a_digit_no_digit_or_image_error(array):
 
 
 @settings(deadline=None, max_examples=100)
-@given(hnp.arrays(dtype=hnp.floating_dtypes() | hnp.integer_dtypes() | hnp.unsigned_integer_dtypes(),
-                  shape=hnp.array_shapes(min_dims=2, max_dims=2, min_side=1, max_side=64),
-                  elements={"allow_nan": False, "allow_infinity": False}))
+@given(
+    hnp.arrays(
+        dtype=hnp.floating_dtypes() | hnp.integer_dtypes() | hnp.unsigned_integer_dtypes(),
+        shape=hnp.array_shapes(min_dims=2, max_dims=2, min_side=1, max_side=64),
+        elements={"allow_nan": False, "allow_infinity": False},
+    )
+)
 def test_any_finite_image_array_is_read(array):
     """Finite 2-D arrays are images: no error at all, only a digit or no digit."""
     result = preprocess(array)

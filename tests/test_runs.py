@@ -19,8 +19,13 @@ TINY_TRAIN = TrainConfig(epochs=1, batch_size=100, val_size=200)
 
 @pytest.fixture(scope="module")
 def small(mnist) -> MNIST:
-    return MNIST(mnist.train_images[:1200], mnist.train_labels[:1200], mnist.test_images[:300],
-                 mnist.test_labels[:300], mnist.sha256)
+    return MNIST(
+        mnist.train_images[:1200],
+        mnist.train_labels[:1200],
+        mnist.test_images[:300],
+        mnist.test_labels[:300],
+        mnist.sha256,
+    )
 
 
 def test_a_finished_run_is_saved_evaluated_and_logged(tmp_path, small):
@@ -54,8 +59,11 @@ def test_cancel_and_crash_leave_no_checkpoint_and_say_what_happened(tmp_path, sm
 
 def test_a_killed_training_process_shows_as_interrupted(tmp_path):
     out = tmp_path / "killed.pt"
-    process = subprocess.Popen([sys.executable, "-m", "mnist_core", "train", "--epochs", "20", "--out", str(out)],
-                               stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+    process = subprocess.Popen(
+        [sys.executable, "-m", "mnist_core", "train", "--epochs", "20", "--out", str(out)],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.PIPE,
+    )
     log = tmp_path / RUN_LOG
     deadline = time.monotonic() + 60
     while not (log.exists() and "running" in log.read_text()) and time.monotonic() < deadline:

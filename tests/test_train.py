@@ -11,8 +11,13 @@ TINY_MODEL = ModelConfig(conv1_channels=4, conv2_channels=8, hidden_units=16, dr
 
 @pytest.fixture(scope="module")
 def small(mnist) -> MNIST:
-    return MNIST(mnist.train_images[:2000], mnist.train_labels[:2000], mnist.test_images[:500],
-                 mnist.test_labels[:500], mnist.sha256)
+    return MNIST(
+        mnist.train_images[:2000],
+        mnist.train_labels[:2000],
+        mnist.test_images[:500],
+        mnist.test_labels[:500],
+        mnist.sha256,
+    )
 
 
 def test_one_epoch_of_the_quick_preset_reaches_98_percent(mnist):
@@ -47,13 +52,27 @@ def test_progress_reports_every_batch_and_epoch(small):
 def test_should_stop_cancels_between_batches(small):
     seen = []
     with pytest.raises(TrainingCancelled, match="epoch 1, batch 4"):
-        train(TINY_MODEL, TrainConfig(epochs=3, batch_size=100, val_size=200), small,
-              on_progress=seen.append, should_stop=lambda: len(seen) >= 3)
+        train(
+            TINY_MODEL,
+            TrainConfig(epochs=3, batch_size=100, val_size=200),
+            small,
+            on_progress=seen.append,
+            should_stop=lambda: len(seen) >= 3,
+        )
     assert len(seen) == 3
 
 
-@pytest.mark.parametrize("bad", [dict(epochs=0), dict(batch_size=0), dict(lr=0), dict(schedule="step"),
-                                 dict(label_smoothing=1.0), dict(val_size=-1)])
+@pytest.mark.parametrize(
+    "bad",
+    [
+        dict(epochs=0),
+        dict(batch_size=0),
+        dict(lr=0),
+        dict(schedule="step"),
+        dict(label_smoothing=1.0),
+        dict(val_size=-1),
+    ],
+)
 def test_invalid_train_configs_are_refused(bad):
     with pytest.raises(ValueError):
         TrainConfig(**bad)

@@ -1,4 +1,5 @@
 """Train: settings in the sidebar, a live view of the run, and the history of every run."""
+
 import dataclasses
 
 import pandas as pd
@@ -13,8 +14,14 @@ from mnist_core.runs import read_runs
 from mnist_core.train import PRESETS
 
 TRAIN_COLUMNS = {"epochs": "epochs", "batch": "batch_size", "lr": "lr", "augment": "augment", "seed": "seed"}
-MODEL_COLUMNS = {"conv1": "conv1_channels", "conv2": "conv2_channels", "kernel": "kernel_size",
-                 "hidden": "hidden_units", "dropout": "dropout", "batch norm": "batch_norm"}
+MODEL_COLUMNS = {
+    "conv1": "conv1_channels",
+    "conv2": "conv2_channels",
+    "kernel": "kernel_size",
+    "hidden": "hidden_units",
+    "dropout": "dropout",
+    "batch norm": "batch_norm",
+}
 
 common.page("Train", ":material/model_training:")
 queue = common.training_queue(str(common.checkpoint_dir()))
@@ -24,9 +31,17 @@ history = read_runs(common.checkpoint_dir())
 def apply_preset() -> None:
     """Copy the chosen preset into the sliders (a callback, so it runs before they are drawn)."""
     model, train = PRESETS[st.session_state.preset]
-    st.session_state.update(epochs=train.epochs, batch_size=train.batch_size, lr=train.lr, augment=train.augment,
-                            seed=train.seed, conv1=model.conv1_channels, conv2=model.conv2_channels,
-                            hidden=model.hidden_units, dropout=model.dropout)
+    st.session_state.update(
+        epochs=train.epochs,
+        batch_size=train.batch_size,
+        lr=train.lr,
+        augment=train.augment,
+        seed=train.seed,
+        conv1=model.conv1_channels,
+        conv2=model.conv2_channels,
+        hidden=model.hidden_units,
+        dropout=model.dropout,
+    )
 
 
 def choices(*values: float) -> list:
@@ -41,35 +56,76 @@ if "epochs" not in st.session_state:
 
 with st.sidebar:
     st.header("Settings")
-    st.selectbox("Preset", list(PRESETS), key="preset", format_func=str.title, on_change=apply_preset,
-                 persist_state="session", help="Quick: seconds. Best: the most accurate, several minutes.")
-    keep = dict(persist_state="session")
-    st.slider("Epochs", 1, max(30, *(t.epochs for t in trains)), key="epochs", **keep)
-    st.select_slider("Batch size", choices(32, 64, 128, 256, 512, *(t.batch_size for t in trains)),
-                     key="batch_size", **keep)
-    st.select_slider("Learning rate", choices(1e-4, 3e-4, 1e-3, 3e-3, 1e-2, *(t.lr for t in trains)), key="lr",
-                     format_func=lambda v: f"{v:g}", **keep)
-    st.select_slider("Conv 1 channels", choices(4, 8, 16, 32, 64, *(m.conv1_channels for m in models)),
-                     key="conv1", **keep)
-    st.select_slider("Conv 2 channels", choices(8, 16, 32, 64, 128, *(m.conv2_channels for m in models)),
-                     key="conv2", **keep)
-    st.select_slider("Hidden units", choices(16, 32, 64, 128, 256, 512, *(m.hidden_units for m in models)),
-                     key="hidden", **keep)
-    st.slider("Dropout", 0.0, 0.5, step=0.05, key="dropout", **keep)
-    st.toggle("Augmentation", key="augment", help="Random rotation, shift, scale and stroke width", **keep)
-    st.number_input("Seed", min_value=0, step=1, key="seed", **keep)
+    st.selectbox(
+        "Preset",
+        list(PRESETS),
+        key="preset",
+        format_func=str.title,
+        on_change=apply_preset,
+        persist_state="session",
+        help="Quick: seconds. Best: the most accurate, several minutes.",
+    )
+    st.slider("Epochs", 1, max(30, *(t.epochs for t in trains)), key="epochs", persist_state="session")
+    st.select_slider(
+        "Batch size",
+        choices(32, 64, 128, 256, 512, *(t.batch_size for t in trains)),
+        key="batch_size",
+        persist_state="session",
+    )
+    st.select_slider(
+        "Learning rate",
+        choices(1e-4, 3e-4, 1e-3, 3e-3, 1e-2, *(t.lr for t in trains)),
+        key="lr",
+        format_func=lambda v: f"{v:g}",
+        persist_state="session",
+    )
+    st.select_slider(
+        "Conv 1 channels",
+        choices(4, 8, 16, 32, 64, *(m.conv1_channels for m in models)),
+        key="conv1",
+        persist_state="session",
+    )
+    st.select_slider(
+        "Conv 2 channels",
+        choices(8, 16, 32, 64, 128, *(m.conv2_channels for m in models)),
+        key="conv2",
+        persist_state="session",
+    )
+    st.select_slider(
+        "Hidden units",
+        choices(16, 32, 64, 128, 256, 512, *(m.hidden_units for m in models)),
+        key="hidden",
+        persist_state="session",
+    )
+    st.slider("Dropout", 0.0, 0.5, step=0.05, key="dropout", persist_state="session")
+    st.toggle(
+        "Augmentation", key="augment", help="Random rotation, shift, scale and stroke width", persist_state="session"
+    )
+    st.number_input("Seed", min_value=0, step=1, key="seed", persist_state="session")
     run_name = st.text_input("Run name (optional)", placeholder="run-<date>-<time>", max_chars=64).strip()
 
 preset_model, preset_train = PRESETS[st.session_state.preset]
-model_config = dataclasses.replace(preset_model, conv1_channels=st.session_state.conv1,
-                                   conv2_channels=st.session_state.conv2, hidden_units=st.session_state.hidden,
-                                   dropout=st.session_state.dropout)
-train_config = dataclasses.replace(preset_train, epochs=st.session_state.epochs, lr=st.session_state.lr,
-                                   batch_size=st.session_state.batch_size, augment=st.session_state.augment,
-                                   seed=int(st.session_state.seed))
+model_config = dataclasses.replace(
+    preset_model,
+    conv1_channels=st.session_state.conv1,
+    conv2_channels=st.session_state.conv2,
+    hidden_units=st.session_state.hidden,
+    dropout=st.session_state.dropout,
+)
+train_config = dataclasses.replace(
+    preset_train,
+    epochs=st.session_state.epochs,
+    lr=st.session_state.lr,
+    batch_size=st.session_state.batch_size,
+    augment=st.session_state.augment,
+    seed=int(st.session_state.seed),
+)
 estimate = estimate_seconds(model_config, train_config, history)
-st.sidebar.caption(f"Estimated duration: about {estimate / 60:.0f} min" if estimate >= 90
-                   else f"Estimated duration: about {max(estimate, 5):.0f} s")
+st.sidebar.caption(
+    f"Estimated duration: about {estimate / 60:.0f} min"
+    if estimate >= 90
+    else f"Estimated duration: about {max(estimate, 5):.0f} s"
+)
 
 st.title("Train a model")
 job: Job | None = st.session_state.get("job")
@@ -82,7 +138,7 @@ if start.button("Start training", type="primary", disabled=busy):
     except CheckpointError as exc:
         st.error(str(exc))
     busy = job is not None and not job.done
-if cancel.button("Cancel", disabled=not busy):
+if cancel.button("Cancel", disabled=not busy) and job is not None:
     job.cancel()
 
 others = queue.running()
@@ -98,12 +154,29 @@ def curves(job: Job) -> go.Figure:
     epochs = [e for e in events if e.kind == "epoch"]
     x = [e.epoch - 1 + e.batch / e.batches for e in batches]
     figure = make_subplots(rows=1, cols=2, subplot_titles=("Loss", "Accuracy"))
-    for col, train_of, val_of in ((1, lambda e: e.loss, lambda e: e.val_loss),
-                                  (2, lambda e: e.accuracy, lambda e: e.val_accuracy)):
-        figure.add_scatter(x=x, y=[train_of(e) for e in batches], name="training", row=1, col=col,
-                           line_color="#1f77b4", showlegend=col == 1)
-        figure.add_scatter(x=[e.epoch for e in epochs], y=[val_of(e) for e in epochs], name="validation",
-                           row=1, col=col, mode="lines+markers", line_color="#ff7f0e", showlegend=col == 1)
+    for col, train_of, val_of in (
+        (1, lambda e: e.loss, lambda e: e.val_loss),
+        (2, lambda e: e.accuracy, lambda e: e.val_accuracy),
+    ):
+        figure.add_scatter(
+            x=x,
+            y=[train_of(e) for e in batches],
+            name="training",
+            row=1,
+            col=col,
+            line_color="#1f77b4",
+            showlegend=col == 1,
+        )
+        figure.add_scatter(
+            x=[e.epoch for e in epochs],
+            y=[val_of(e) for e in epochs],
+            name="validation",
+            row=1,
+            col=col,
+            mode="lines+markers",
+            line_color="#ff7f0e",
+            showlegend=col == 1,
+        )
     figure.update_xaxes(title="epoch", range=[0, job.train_config.epochs * 1.03])  # room for the last marker
     figure.update_yaxes(tickformat=".0%", row=1, col=2)
     figure.update_layout(height=340, margin=dict(l=10, r=10, t=40, b=10), legend=dict(orientation="h", y=-0.25))
@@ -111,7 +184,7 @@ def curves(job: Job) -> go.Figure:
 
 
 @st.fragment(run_every=1.0 if busy else None)
-def live_view() -> None:
+def live_view(job: Job) -> None:
     """Redrawn every second while the job runs, without rerunning (or freezing) the rest of the page."""
     if job.status == "queued":
         ahead = ", ".join(j.name for j in queue.ahead_of(job))
@@ -121,16 +194,21 @@ def live_view() -> None:
     elif job.latest is not None:
         p = job.latest
         done = ((p.epoch - 1) * p.batches + p.batch) / (p.epochs * p.batches)
-        st.progress(done, text=f"**{job.name}** · epoch {p.epoch}/{p.epochs} · batch {p.batch}/{p.batches} · "
-                               f"ETA {p.eta_s:.0f} s · {p.images_per_sec:,.0f} images/s")
-        st.plotly_chart(curves(job), width="stretch", key="curves")
+        st.progress(
+            done,
+            text=f"**{job.name}** · epoch {p.epoch}/{p.epochs} · batch {p.batch}/{p.batches} · "
+            f"ETA {p.eta_s:.0f} s · {p.images_per_sec:,.0f} images/s",
+        )
+        st.plotly_chart(curves(job), width="stretch", key="curves", on_select="ignore")
     if job.done and busy:
         st.rerun()  # the run just ended: redraw the whole page, history and sidebar included
 
 
 if job is not None:
-    live_view()
-    if job.status == "finished":  # outside the fragment, so the button reruns the sidebar too
+    live_view(job)
+    if (
+        job.status == "finished" and job.checkpoint is not None
+    ):  # outside the fragment, so the button reruns the sidebar too
         st.success(f"**{job.name}** saved: test accuracy {job.checkpoint.metrics['test_accuracy']:.2%}.")
         st.button("Make it the active model", on_click=common.select_model, args=(job.name,))
     elif job.status == "cancelled":
@@ -143,15 +221,22 @@ if not history:
     st.caption("No runs yet.")
 else:
     readable = {c.name for c in common.all_checkpoints()[0]}
-    table = pd.DataFrame([{
-        "name": r["name"], "status": r.get("status"), "error": r.get("error", ""),
-        "started": r.get("started", "").replace("T", " ")[:19],
-        "test accuracy": (r.get("metrics") or {}).get("test_accuracy"),
-        "val accuracy": (r.get("metrics") or {}).get("val_accuracy"),
-        "seconds": (r.get("metrics") or {}).get("train_seconds"),
-        **{label: (r.get("train_config") or {}).get(field) for label, field in TRAIN_COLUMNS.items()},
-        **{label: (r.get("model_config") or {}).get(field) for label, field in MODEL_COLUMNS.items()},
-    } for r in history])
+    table = pd.DataFrame(
+        [
+            {
+                "name": r["name"],
+                "status": r.get("status"),
+                "error": r.get("error", ""),
+                "started": r.get("started", "").replace("T", " ")[:19],
+                "test accuracy": (r.get("metrics") or {}).get("test_accuracy"),
+                "val accuracy": (r.get("metrics") or {}).get("val_accuracy"),
+                "seconds": (r.get("metrics") or {}).get("train_seconds"),
+                **{label: (r.get("train_config") or {}).get(field) for label, field in TRAIN_COLUMNS.items()},
+                **{label: (r.get("model_config") or {}).get(field) for label, field in MODEL_COLUMNS.items()},
+            }
+            for r in history
+        ]
+    )
 
     def activate() -> None:
         rows = st.session_state.history.selection.rows
@@ -159,8 +244,16 @@ else:
             common.select_model(table.name[rows[0]])
 
     st.caption("Click a column to sort; select a row to make that run the active model.")
-    st.dataframe(table, key="history", on_select=activate, selection_mode="single-row", hide_index=True,
-                 column_config={"test accuracy": st.column_config.NumberColumn(format="percent"),
-                                "val accuracy": st.column_config.NumberColumn(format="percent"),
-                                "seconds": st.column_config.NumberColumn(format="%.0f"),
-                                "lr": st.column_config.NumberColumn(format="%g")})
+    st.dataframe(
+        table,
+        key="history",
+        on_select=activate,
+        selection_mode="single-row",
+        hide_index=True,
+        column_config={
+            "test accuracy": st.column_config.NumberColumn(format="percent"),
+            "val accuracy": st.column_config.NumberColumn(format="percent"),
+            "seconds": st.column_config.NumberColumn(format="%.0f"),
+            "lr": st.column_config.NumberColumn(format="%g"),
+        },
+    )

@@ -1,4 +1,5 @@
 """Evaluate: how good the active model is, where it is confused, and the very images it gets wrong."""
+
 import numpy as np
 import pandas as pd
 import plotly.graph_objects as go
@@ -51,17 +52,39 @@ def confusion_chart(confusion: np.ndarray) -> go.Figure:
     off = np.where(true == predicted, 0, counts)
     strength = np.sqrt(off / max(off.max(), 1))  # square root: a few errors still show
     colors = np.where(true == predicted, "#c8e6c9", [f"rgba(218,54,51,{0.08 + 0.92 * a:.2f})" for a in strength])
-    figure = go.Figure(go.Scatter(
-        x=predicted, y=true, mode="markers+text", text=[str(n) if n else "" for n in counts],
-        textfont=dict(size=13, color=np.where(strength > 0.6, "white", "#31333f")),
-        marker=dict(symbol="square", size=38, color=colors),
-        unselected=dict(marker=dict(opacity=0.5), textfont=dict(color="#31333f")),
-        hovertemplate="true %{y}, predicted %{x}: %{text} images<extra></extra>"))
-    figure.update_layout(height=470, margin=dict(l=10, r=10, t=10, b=10), clickmode="event+select",
-                         xaxis=dict(title="predicted digit", tickvals=list(range(10)), range=[-0.6, 9.6], side="top",
-                                    showgrid=False, zeroline=False),
-                         yaxis=dict(title="true digit", tickvals=list(range(10)), range=[9.6, -0.6], showgrid=False,
-                                    zeroline=False, scaleanchor="x"))
+    figure = go.Figure(
+        go.Scatter(
+            x=predicted,
+            y=true,
+            mode="markers+text",
+            text=[str(n) if n else "" for n in counts],
+            textfont=dict(size=13, color=np.where(strength > 0.6, "white", "#31333f")),
+            marker=dict(symbol="square", size=38, color=colors),
+            unselected=dict(marker=dict(opacity=0.5), textfont=dict(color="#31333f")),
+            hovertemplate="true %{y}, predicted %{x}: %{text} images<extra></extra>",
+        )
+    )
+    figure.update_layout(
+        height=470,
+        margin=dict(l=10, r=10, t=10, b=10),
+        clickmode="event+select",
+        xaxis=dict(
+            title="predicted digit",
+            tickvals=list(range(10)),
+            range=[-0.6, 9.6],
+            side="top",
+            showgrid=False,
+            zeroline=False,
+        ),
+        yaxis=dict(
+            title="true digit",
+            tickvals=list(range(10)),
+            range=[9.6, -0.6],
+            showgrid=False,
+            zeroline=False,
+            scaleanchor="x",
+        ),
+    )
     return figure
 
 
@@ -69,24 +92,36 @@ matrix, table = st.columns([3, 2])
 with matrix:
     st.subheader("Confusion matrix")
     st.caption("Rows: the true digit; columns: what the model said. Click a cell to see those images below.")
-    st.plotly_chart(confusion_chart(result.confusion.numpy()), key="confusion", on_select=filter_by_cell,
-                    selection_mode="points", width="stretch", config={"displayModeBar": False})
+    st.plotly_chart(
+        confusion_chart(result.confusion.numpy()),
+        key="confusion",
+        on_select=filter_by_cell,
+        selection_mode="points",
+        width="stretch",
+        config={"displayModeBar": False},
+    )
 with table:
     st.subheader("Per digit")
-    st.dataframe(per_class, width="stretch",
-                 column_config={name: st.column_config.NumberColumn(format="%.4f")
-                                for name in ("precision", "recall", "f1")})
+    st.dataframe(
+        per_class,
+        width="stretch",
+        column_config={name: st.column_config.NumberColumn(format="%.4f") for name in ("precision", "recall", "f1")},
+    )
 
 st.header("Error explorer")
 digits = [ANY, *range(10)]
-keep = dict(persist_state="session")
 controls = st.columns([1, 1, 2, 2])
-true_filter = controls[0].selectbox("True digit", digits, key="true_filter", **keep)
-predicted_filter = controls[1].selectbox("Predicted digit", digits, key="predicted_filter", **keep)
-order = controls[2].selectbox("Order", ["most confident first", "least confident first", "test set order"],
-                              key="order", **keep)
-gallery = controls[3].toggle("All predictions, correct ones too", key="gallery", **keep,
-                             help="Green frame: right. Red frame: wrong.")
+true_filter = controls[0].selectbox("True digit", digits, key="true_filter", persist_state="session")
+predicted_filter = controls[1].selectbox("Predicted digit", digits, key="predicted_filter", persist_state="session")
+order = controls[2].selectbox(
+    "Order", ["most confident first", "least confident first", "test set order"], key="order", persist_state="session"
+)
+gallery = controls[3].toggle(
+    "All predictions, correct ones too",
+    key="gallery",
+    persist_state="session",
+    help="Green frame: right. Red frame: wrong.",
+)
 
 shown = np.ones(len(labels), bool) if gallery else errors.copy()
 if true_filter != ANY:
@@ -95,18 +130,22 @@ if predicted_filter != ANY:
     shown &= predictions == predicted_filter
 indices = np.flatnonzero(shown)
 if order != "test set order":
-    indices = indices[np.argsort(-confidence[indices] if order.startswith("most") else confidence[indices],
-                                 kind="stable")]
+    indices = indices[
+        np.argsort(-confidence[indices] if order.startswith("most") else confidence[indices], kind="stable")
+    ]
 
 if not len(indices):
-    st.info("No test image matches these filters." if gallery else
-            "The model makes no errors here. Switch on 'All predictions' to see the images it gets right.")
+    st.info(
+        "No test image matches these filters."
+        if gallery
+        else "The model makes no errors here. Switch on 'All predictions' to see the images it gets right."
+    )
     st.stop()
 
 pages = -(-len(indices) // PER_PAGE)
 st.caption(f"{len(indices):,} image(s), {PER_PAGE} per page.")
 page = st.pagination(pages, key=f"page-{true_filter}-{predicted_filter}-{order}-{gallery}")
-on_page = indices[(page - 1) * PER_PAGE: page * PER_PAGE]
+on_page = indices[(page - 1) * PER_PAGE : page * PER_PAGE]
 if st.session_state.get("inspected") not in indices:
     st.session_state.inspected = int(on_page[0])
 
@@ -114,18 +153,25 @@ pixels = common.to_pixels(mnist.test_images[torch.from_numpy(on_page)])
 grid, detail = st.columns([3, 1])
 with grid:
     for row in range(0, len(on_page), COLUMNS):
-        for column, index, image in zip(st.columns(COLUMNS), on_page[row:row + COLUMNS], pixels[row:row + COLUMNS]):
+        for column, index, image in zip(st.columns(COLUMNS), on_page[row : row + COLUMNS], pixels[row : row + COLUMNS]):
             right = predictions[index] == labels[index]
             column.image(common.framed(image, right), width="stretch")
-            column.button(f"{labels[index]} → {predictions[index]} · {confidence[index]:.0%}",
-                          key=f"inspect-{index}", width="stretch", type="primary" if index == st.session_state.inspected
-                          else "secondary", on_click=st.session_state.update, kwargs={"inspected": int(index)},
-                          help=f"Test image #{index}: true {labels[index]}, predicted {predictions[index]}")
+            column.button(
+                f"{labels[index]} → {predictions[index]} · {confidence[index]:.0%}",
+                key=f"inspect-{index}",
+                width="stretch",
+                type="primary" if index == st.session_state.inspected else "secondary",
+                on_click=st.session_state.update,
+                kwargs={"inspected": int(index)},
+                help=f"Test image #{index}: true {labels[index]}, predicted {predictions[index]}",
+            )
 with detail:
     index = st.session_state.inspected
     st.subheader(f"Test image #{index}")
-    st.image(common.framed(common.to_pixels(mnist.test_images[index:index + 1])[0], not errors[index], scale=6))
-    st.markdown(f"True **{labels[index]}**, predicted **{predictions[index]}** "
-                f"with {confidence[index]:.1%} confidence.")
-    st.plotly_chart(common.probability_chart(probabilities[index], true=int(labels[index])), width="stretch",
-                    key="detail")
+    st.image(common.framed(common.to_pixels(mnist.test_images[index : index + 1])[0], not errors[index], scale=6))
+    st.markdown(
+        f"True **{labels[index]}**, predicted **{predictions[index]}** with {confidence[index]:.1%} confidence."
+    )
+    st.plotly_chart(
+        common.probability_chart(probabilities[index], true=int(labels[index])), width="stretch", key="detail"
+    )

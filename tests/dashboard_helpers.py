@@ -1,0 +1,60 @@
+"""Helpers for driving the dashboard: under AppTest (in-process) and in Chromium (Playwright)."""
+
+import time
+from pathlib import Path
+
+from playwright.sync_api import Page, expect
+from streamlit.testing.v1 import AppTest
+
+REPO = Path(__file__).resolve().parent.parent
+HOME = str(REPO / "dashboard" / "Home.py")
+SCREENSHOTS = REPO / "artifacts" / "screenshots"
+
+
+def open_page(page: str | None = None) -> AppTest:
+    """A fresh browser session: Home first, as a user arrives, then ``page``."""
+    at = AppTest.from_file(HOME, default_timeout=120).run()
+    if page:
+        at.switch_page(f"pages/{page}").run()
+    assert not at.exception, at.exception
+    return at
+
+
+def texts(at: AppTest) -> str:
+    """Everything the page says in Markdown, captions and alerts, as one string to search."""
+    parts = [*at.markdown, *at.caption, *at.info, *at.success, *at.warning, *at.error, *at.subheader]
+    return "\n".join(str(p.value) for p in parts)
+
+
+def button(at: AppTest, label: str):
+    return next(b for b in at.button if b.label == label)
+
+
+def run_until(at: AppTest, condition, timeout: float = 180) -> None:
+    """Rerun the page (as its live view does every second) until ``condition(at)`` holds."""
+    deadline = time.monotonic() + timeout
+    while not condition(at):
+        assert time.monotonic() < deadline, texts(at)
+        time.sleep(0.5)
+        at.run()
+        assert not at.exception, at.exception
+
+
+def screenshot(page: Page, name: str) -> None:
+    SCREENSHOTS.mkdir(parents=True, exist_ok=True)
+    page.screenshot(path=SCREENSHOTS / f"{name}.png")
+
+
+def wait_for_rerun(page: Page) -> None:
+    """Give the change a moment to reach the server, then wait until the script has finished rerunning."""
+    page.wait_for_timeout(500)
+    expect(page.locator("[data-testid=stApp]")).to_have_attribute("data-test-script-state", "notRunning")
+
+
+def set_slider(page: Page, label: str, key: str, value: str) -> None:
+    """Move a slider to one end with the keyboard, as a user can; a key pressed mid-rerun could be lost."""
+    slider = page.get_by_role("slider", name=label)
+    slider.focus()
+    slider.press(key)
+    expect(slider).to_have_attribute("aria-valuetext", value)
+    wait_for_rerun(page)
