@@ -23,7 +23,7 @@ import numpy as np
 from PIL import Image
 
 from mnist_core.checkpoints import DEFAULT_CHECKPOINT, load_checkpoint
-from mnist_core.data import load_mnist
+from mnist_core.data import load_mnist, to_pixels
 from mnist_core.evaluate import evaluate, predict_probabilities
 from mnist_core.predict import predict
 
@@ -94,7 +94,7 @@ def main() -> None:
         f"batch throughput (forward pass, batches of 128): {len(batch) / statistics.median(batch_times):,.0f} images/s"
     )
 
-    pixels = ((data.test_images[: args.images, 0] + 1) * 127.5).round().byte().numpy()
+    pixels = to_pixels(data.test_images[: args.images])
     canvases = [canvas_from_digit(p) for p in pixels]
     labels = data.test_labels[: args.images].tolist()
     for canvas in canvases[:10]:  # first calls build caches and oneDNN kernels

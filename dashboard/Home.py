@@ -1,5 +1,7 @@
 """Home: what this lab is, the dataset at a glance, and the active model's card."""
 
+from functools import partial
+
 import numpy as np
 import plotly.graph_objects as go
 import streamlit as st
@@ -34,6 +36,15 @@ else:
         column.metric(label, card.pop(label))
     for label, text in card.items():
         st.markdown(f"**{label}:** {text}")
+    st.download_button(
+        "Download as ONNX",
+        data=partial(common.onnx_file, model, f"{model.path}:{model.created}"),
+        file_name=f"{model.name}.onnx",
+        mime="application/octet-stream",
+        icon=":material/download:",
+        help="For onnxruntime, browsers and phones: input (N, 1, 28, 28) in [-1, 1], ink white on black; "
+        "output the ten probabilities.",
+    )
 
 st.header("The dataset")
 if not data.is_downloaded():

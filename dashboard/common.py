@@ -14,11 +14,10 @@ from pathlib import Path
 import numpy as np
 import plotly.graph_objects as go
 import streamlit as st
-import torch
 
 from mnist_core import checkpoints, data
 from mnist_core.checkpoints import Checkpoint, scan_checkpoints
-from mnist_core.data import MNIST, DataError
+from mnist_core.data import MNIST, DataError, to_pixels  # noqa: F401  (pages show images with common.to_pixels)
 from mnist_core.evaluate import predict_probabilities
 from mnist_core.jobs import TrainingQueue
 
@@ -121,9 +120,12 @@ def test_probabilities(_checkpoint: Checkpoint, key: str) -> np.ndarray:
     return predict_probabilities(_checkpoint.model, dataset().test_images).numpy()
 
 
-def to_pixels(images: torch.Tensor) -> np.ndarray:
-    """Normalized images (N, 1, 28, 28) in [-1, 1] -> uint8 (N, 28, 28), ink white on black."""
-    return ((images[:, 0] + 1) * 127.5).round().clamp(0, 255).byte().numpy()
+@st.cache_data(show_spinner=False, max_entries=4)
+def onnx_file(_checkpoint: Checkpoint, key: str) -> bytes:
+    """The model as ONNX bytes; ``key`` (path and creation time) names the model for the cache."""
+    from mnist_core.export import onnx_bytes
+
+    return onnx_bytes(_checkpoint.model)
 
 
 def enlarge(image: np.ndarray, scale: int) -> np.ndarray:

@@ -202,6 +202,11 @@ def normalize(images: torch.Tensor) -> torch.Tensor:
     return images.unsqueeze(1).float().div_(127.5).sub_(1.0)
 
 
+def to_pixels(images: torch.Tensor) -> np.ndarray:
+    """The inverse of ``normalize``: (N, 1, 28, 28) in [-1, 1] -> uint8 (N, 28, 28), ink white on black, to show."""
+    return ((images[:, 0].detach().cpu() + 1) * 127.5).round().clamp(0, 255).byte().numpy()
+
+
 @dataclass
 class MNIST:
     """All of MNIST as normalized tensors: images (N, 1, 28, 28) in [-1, 1], labels (N,) int64."""

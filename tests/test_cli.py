@@ -6,6 +6,7 @@ from PIL import Image
 
 from mnist_core.checkpoints import load_checkpoint
 from mnist_core.cli import main
+from mnist_core.data import to_pixels
 
 
 def run(capsys, *argv):
@@ -87,7 +88,7 @@ def test_a_broken_checkpoint_exits_2(capsys, tmp_path):
 
 
 def test_predict_json_reads_digits_reports_bad_files_and_keeps_order(capsys, tmp_path, mnist):
-    pixels = ((mnist.test_images[:3, 0] + 1) * 127.5).round().byte().numpy()
+    pixels = to_pixels(mnist.test_images[:3])
     paths = []
     for i, image in enumerate(pixels):
         paths.append(tmp_path / f"digit{i}.png")

@@ -14,6 +14,7 @@ from PIL import Image
 from streamlit.testing.v1 import AppTest
 
 from mnist_core.checkpoints import load_checkpoint
+from mnist_core.data import to_pixels
 from mnist_core.evaluate import evaluate
 from mnist_core.runs import read_runs
 
@@ -153,7 +154,7 @@ def test_draw_starts_empty_and_reads_an_uploaded_digit(folder, mnist):
     at = open_page("3_Draw.py")
     assert "No digit found" in texts(at)
     digit = int(mnist.test_labels[0])
-    pixels = ((mnist.test_images[0, 0] + 1) * 127.5).byte().numpy()
+    pixels = to_pixels(mnist.test_images[:1])[0]
     at.file_uploader[0].upload("digit.png", png(255 - np.kron(pixels, np.ones((8, 8), np.uint8))), "image/png").run()
     assert not at.exception, at.exception
     assert f"data-testid='predicted-digit'>{digit}</div>" in texts(at)

@@ -6,6 +6,7 @@ from concurrent.futures import ThreadPoolExecutor
 import numpy as np
 import pytest
 
+from mnist_core.data import to_pixels
 from mnist_core.predict import predict
 
 THREADS = 8
@@ -14,7 +15,7 @@ SECONDS = 3.0
 
 def canvas_drawings(mnist, n: int) -> list[np.ndarray]:
     """MNIST test digits blown up to 280x280 RGBA, white on transparent, like the Draw page's canvas."""
-    pixels = ((mnist.test_images[:n, 0] + 1) * 127.5).round().byte().numpy()
+    pixels = to_pixels(mnist.test_images[:n])
     big = pixels.repeat(10, axis=1).repeat(10, axis=2)
     rgba = np.zeros((n, 280, 280, 4), dtype=np.uint8)
     rgba[..., :3], rgba[..., 3] = 255, big
