@@ -6,6 +6,7 @@ import sys
 import time
 
 import pytest
+from synthetic_mnist import synthetic_mnist
 
 from mnist_core.checkpoints import list_checkpoints
 from mnist_core.data import MNIST
@@ -18,14 +19,8 @@ TINY_TRAIN = TrainConfig(epochs=1, batch_size=100, val_size=200)
 
 
 @pytest.fixture(scope="module")
-def small(mnist) -> MNIST:
-    return MNIST(
-        mnist.train_images[:1200],
-        mnist.train_labels[:1200],
-        mnist.test_images[:300],
-        mnist.test_labels[:300],
-        mnist.sha256,
-    )
+def small() -> MNIST:
+    return synthetic_mnist(1200, 300)
 
 
 def test_a_finished_run_is_saved_evaluated_and_logged(tmp_path, small):

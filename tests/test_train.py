@@ -1,5 +1,6 @@
 import pytest
 import torch
+from synthetic_mnist import synthetic_mnist
 
 from mnist_core.data import MNIST
 from mnist_core.evaluate import evaluate
@@ -10,16 +11,11 @@ TINY_MODEL = ModelConfig(conv1_channels=4, conv2_channels=8, hidden_units=16, dr
 
 
 @pytest.fixture(scope="module")
-def small(mnist) -> MNIST:
-    return MNIST(
-        mnist.train_images[:2000],
-        mnist.train_labels[:2000],
-        mnist.test_images[:500],
-        mnist.test_labels[:500],
-        mnist.sha256,
-    )
+def small() -> MNIST:
+    return synthetic_mnist(2000, 500)
 
 
+@pytest.mark.slow
 def test_one_epoch_of_the_quick_preset_reaches_98_percent(mnist):
     model_config, train_config = PRESETS["quick"]
     config = TrainConfig(**{**train_config.to_dict(), "epochs": 1})
