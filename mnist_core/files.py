@@ -31,18 +31,20 @@ def read_bounded(path: str | os.PathLike, limit: int, keep_end: bool = False) ->
         fd = os.open(path, os.O_RDONLY | getattr(os, "O_NONBLOCK", 0) | getattr(os, "O_BINARY", 0))
     except OSError as exc:
         raise FileRefused(f"cannot read {path}: {exc.strerror or exc}") from None
-    with os.fdopen(fd, "rb") as file:
+    try:
         info = os.fstat(fd)
         if not stat.S_ISREG(info.st_mode):
             raise FileRefused(f"cannot read {path}: not a regular file (a folder, device or pipe)")
         if info.st_size > limit and not keep_end:
             raise FileRefused(f"{path.name} is larger than {megabytes(limit)}")
-        try:
+        with os.fdopen(fd, "rb", closefd=False) as file:
             if info.st_size > limit:
                 file.seek(info.st_size - limit)
             data = file.read(limit if keep_end else limit + 1)
-        except OSError as exc:
-            raise FileRefused(f"cannot read {path}: {exc.strerror or exc}") from None
+    except OSError as exc:
+        raise FileRefused(f"cannot read {path}: {exc.strerror or exc}") from None
+    finally:
+        os.close(fd)
     if len(data) > limit:  # it grew while being read
         raise FileRefused(f"{path.name} is larger than {megabytes(limit)}")
     return data
