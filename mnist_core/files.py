@@ -18,7 +18,7 @@ class FileRefused(ValueError):
 
 
 def megabytes(size: int) -> str:
-    return f"{size / 2**20:g} MB"
+    return f"{size / 2**20:.3g} MB"
 
 
 def read_bounded(path: str | os.PathLike, limit: int, keep_end: bool = False) -> bytes:
