@@ -1,8 +1,8 @@
 """What each hostile input of issue 14 now gets, and what it costs: wall time and extra peak memory.
 
 Every attack runs in its own fresh process, after imports and after its input was
-made, so its figure is the rise of that process's memory high-water mark (RSS) and
-the time of the attack alone.
+made, so its figures are the rise of that process's resident-memory high-water mark
+(Linux's VmHWM, reset before the attack) and the time of the attack alone.
 
     python bench/hostile.py             # every attack
     python bench/hostile.py jpeg_scans  # one
@@ -11,10 +11,10 @@ the time of the attack alone.
 from __future__ import annotations
 
 import argparse
+import gc
 import io
 import json
 import os
-import resource
 import shutil
 import subprocess
 import sys
@@ -32,6 +32,7 @@ from mnist_core import checkpoints
 from mnist_core.checkpoints import load_checkpoint, reserve_new_run, save_checkpoint, scan_checkpoints
 from mnist_core.cli import main as cli
 from mnist_core.evaluate import predict_probabilities
+from mnist_core.images import MAX_JPEG_SCANS
 from mnist_core.model import CNN, ModelConfig
 from mnist_core.preprocess import preprocess
 from mnist_core.runs import RUN_LOG, scan_runs
@@ -113,6 +114,17 @@ def jpeg_scans(folder: Path) -> Callable[[], object]:
     return lambda: f"{len(bomb) / 1e6:.1f} MB, {scans} scans: " + repr(preprocess(bomb).found)
 
 
+def jpeg_worst_accepted(folder: Path) -> Callable[[], object]:
+    """The most a JPEG may cost now: 20 megapixels, progressive, MAX_JPEG_SCANS scans."""
+    buffer = io.BytesIO()
+    Image.new("RGB", (5000, 4000), (255, 255, 255)).save(buffer, "JPEG", progressive=True)
+    data = buffer.getvalue()
+    last = data.rindex(b"\xff\xda")
+    scans = data.count(b"\xff\xda")
+    bomb = data[:last] + data[last:-2] * (MAX_JPEG_SCANS - scans + 1) + data[-2:]
+    return lambda: f"{len(bomb) / 1e3:.0f} KB, {MAX_JPEG_SCANS} scans: " + repr(preprocess(bomb).found)
+
+
 def rgba_png(folder: Path) -> Callable[[], object]:
     buffer = io.BytesIO()
     Image.new("RGBA", (6000, 6600), (255, 255, 255, 255)).save(buffer, "PNG", optimize=True)
@@ -122,9 +134,9 @@ def rgba_png(folder: Path) -> Callable[[], object]:
 
 def large_png_within_budget(folder: Path) -> Callable[[], object]:
     buffer = io.BytesIO()
-    Image.new("RGBA", (5000, 5000), (255, 255, 255, 255)).save(buffer, "PNG")
+    Image.new("RGBA", (4000, 4000), (255, 255, 255, 255)).save(buffer, "PNG")
     data = buffer.getvalue()
-    return lambda: f"{len(data) / 1e3:.0f} KB, 5000x5000 RGBA: found a digit {preprocess(data).found}"
+    return lambda: f"{len(data) / 1e3:.0f} KB, 4000x4000 RGBA: found a digit {preprocess(data).found}"
 
 
 def predict_dev_zero(folder: Path) -> Callable[[], object]:
@@ -197,6 +209,7 @@ ATTACKS: dict[str, Callable[[Path], Callable[[], object]]] = {
         nan_weights,
         rescan_300_files,
         jpeg_scans,
+        jpeg_worst_accepted,
         rgba_png,
         large_png_within_budget,
         predict_dev_zero,
@@ -210,18 +223,31 @@ ATTACKS: dict[str, Callable[[Path], Callable[[], object]]] = {
 }
 
 
+def _status_kb(field: str) -> int:
+    for line in Path("/proc/self/status").read_text().splitlines():
+        if line.startswith(field + ":"):
+            return int(line.split()[1])
+    raise KeyError(field)
+
+
 def run(name: str) -> None:
-    """In this process: make the input, then time the attack and its rise in peak memory; print one JSON line."""
+    """In this process: make the input, then time the attack and its rise in peak memory; print one JSON line.
+
+    The peak is Linux's VmHWM, reset after the input is made (``/proc/self/clear_refs``), so making
+    a large input does not hide what the attack costs.
+    """
     with tempfile.TemporaryDirectory() as folder:
         attack = ATTACKS[name](Path(folder))
-        peak_before = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+        gc.collect()
+        Path("/proc/self/clear_refs").write_text("5")
+        resident_before = _status_kb("VmRSS")
         started = time.perf_counter()
         try:
             outcome = repr(attack())
         except Exception as exc:
             outcome = f"{type(exc).__name__}: {exc}"
         seconds = time.perf_counter() - started
-        extra_mb = (resource.getrusage(resource.RUSAGE_SELF).ru_maxrss - peak_before) / 1024
+        extra_mb = (_status_kb("VmHWM") - resident_before) / 1024
     print(
         json.dumps(
             {"attack": name, "seconds": round(seconds, 3), "extra_peak_mb": round(extra_mb, 1), "outcome": outcome}

@@ -32,7 +32,7 @@ FORMATS = ("PNG", "JPEG", "GIF", "BMP", "WEBP")  # what the README and the Draw 
 FORMAT_NAMES = "PNG, JPEG, GIF, BMP or WebP"
 MAX_PIXELS = 40_000_000  # a 40-megapixel photo; bigger is a decompression bomb, not a digit
 MAX_BYTES = 20 * 1024 * 1024
-MAX_DECODED_BYTES = 128 * 2**20  # what one decode may hold: a 32-megapixel RGBA PNG, a 20-megapixel progressive JPEG
+MAX_DECODED_BYTES = 128 * 2**20  # one decode's peak: a 16-megapixel RGBA PNG, a 20-megapixel progressive JPEG
 MAX_JPEG_SCANS = 100  # cameras write 1, progressive encoders about 10
 _decoding = threading.BoundedSemaphore(2)  # decodes at once, server-wide: memory is at most twice the budget
 
@@ -72,15 +72,30 @@ def _read_bytes(source: ImageSource) -> bytes:
     return data
 
 
-def _decoded_bytes(image: Image.Image, full_size: tuple[int, int]) -> int:
-    """Memory the decoder will hold, from the header: Pillow keeps 1 byte per pixel for 1-band 8-bit
-    images and 4 for the rest; a progressive JPEG also keeps every DCT coefficient (2 bytes per sample
-    at full size, whatever ``draft`` asked for) until its last scan."""
+def _reducible_mode(image: Image.Image) -> str:
+    """The mode ``Image.reduce`` needs: it cannot average palette, 1-bit or 16-bit pixels."""
+    if image.mode == "P":
+        return "RGBA" if "transparency" in image.info else "RGB"
+    return {"1": "L"}.get(image.mode, "I" if image.mode.startswith("I;16") else image.mode)
+
+
+def _decoding_bytes(image: Image.Image, full_size: tuple[int, int], reduce: bool) -> int:
+    """Peak memory of decoding (and reducing) this image, from its header.
+
+    Pillow keeps 1 byte per pixel for 1-band 8-bit images and 4 for the rest (2 for
+    16-bit). A progressive JPEG also keeps every DCT coefficient (2 bytes per sample at
+    full size, whatever ``draft`` asked for) until its last scan. Reducing may first
+    convert the mode, and with transparency it averages a premultiplied copy.
+    """
     width, height = image.size
     per_pixel = 1 if image.mode in ("1", "L", "P") else 2 if image.mode.startswith("I;16") else 4
     needed = width * height * per_pixel
     if image.info.get("progressive"):
         needed += full_size[0] * full_size[1] * len(image.getbands()) * 2
+    if reduce:
+        mode = _reducible_mode(image)
+        needed += width * height * ((1 if mode == "L" else 4) if mode != image.mode else 0)
+        needed += width * height * 4 if "A" in mode else 0
     return needed
 
 
@@ -102,7 +117,8 @@ def _decode(data: bytes, max_side: int | None = None) -> Image.Image:
             raise ImageError(f"the JPEG has {scans} scans; at most {MAX_JPEG_SCANS} are decoded")
         if max_side is not None:
             image.draft(image.mode, (max_side, max_side))
-    needed = _decoded_bytes(image, full_size)
+    factor = max(image.size) // max_side if max_side is not None else 1  # what reduce() divides by
+    needed = _decoding_bytes(image, full_size, factor >= 2)
     if needed > MAX_DECODED_BYTES:
         raise ImageError(
             f"the image is too large to decode ({full_size[0]}x{full_size[1]} {image.mode} needs "
@@ -111,8 +127,9 @@ def _decode(data: bytes, max_side: int | None = None) -> Image.Image:
     try:
         with _decoding:
             image.load()
-            if max_side is not None and max(image.size) >= 2 * max_side:  # the rest of the work at a reduced size
-                image = image.reduce(max(image.size) // max_side)
+            if factor >= 2:  # all later work at a reduced size; EXIF is kept
+                mode = _reducible_mode(image)
+                image = (image if mode == image.mode else image.convert(mode)).reduce(factor)
         return ImageOps.exif_transpose(image)  # phone photos are stored sideways with a rotation tag
     except Exception as exc:  # truncated or corrupt pixel data surfaces only here, as any of several errors
         raise ImageError(f"the image data is damaged or incomplete ({exc})") from exc

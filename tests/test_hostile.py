@@ -356,6 +356,10 @@ def test_large_images_are_decoded_within_the_memory_budget(tmp_path):
     within = Image.new("L", (4000, 3000), 255)
     within.save(tmp_path / "scan.png")
     assert load_image(tmp_path / "scan.png", max_side=512).size == (572, 429)  # reduced by 7 right after decoding
+    for mode in ("P", "1", "I;16"):  # modes reduce() cannot average are converted first
+        buffer = io.BytesIO()
+        Image.new(mode, (2000, 1100)).save(buffer, "PNG")
+        assert load_image(buffer.getvalue(), max_side=512).size == (667, 367)
     for device in ("/dev/zero",):
         with pytest.raises(ImageError, match="not a regular file"):
             load_image(device)
