@@ -27,7 +27,7 @@ from .checkpoints import (
 )
 from .data import DataError, default_root, fetch, load_mnist
 from .evaluate import evaluate
-from .images import ImageError
+from .images import FORMAT_NAMES, ImageError
 from .predict import predict
 from .runs import run_training
 from .train import PRESETS, SCHEDULES, Progress, pick_device
@@ -125,7 +125,7 @@ def build_parser() -> argparse.ArgumentParser:
     _add_root(p)
 
     p = commands.add_parser("predict", help="read digits from image files")
-    p.add_argument("images", nargs="+", type=Path, help="image files (PNG, JPEG, GIF, BMP, ...)")
+    p.add_argument("images", nargs="+", type=Path, help=f"image files ({FORMAT_NAMES})")
     p.add_argument("--checkpoint", type=Path, default=None, help=f"checkpoint file (default: {default_checkpoint()})")
     p.add_argument("--json", action="store_true", help="print one JSON object per image, one per line")
     return parser
