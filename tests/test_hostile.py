@@ -35,10 +35,11 @@ from mnist_core.checkpoints import (
     scan_checkpoints,
 )
 from mnist_core.cli import main
+from mnist_core.data import MNIST
 from mnist_core.evaluate import predict_probabilities
 from mnist_core.images import MAX_JPEG_SCANS, ImageError, load_image
 from mnist_core.model import CNN, ModelConfig
-from mnist_core.runs import RUN_LOG, read_runs, scan_runs
+from mnist_core.runs import RUN_LOG, read_runs, run_training, scan_runs
 from mnist_core.train import TrainConfig
 
 TINY = ModelConfig(conv1_channels=4, conv2_channels=8, hidden_units=16)
@@ -264,6 +265,23 @@ def test_a_write_that_fails_says_so_and_leaves_nothing(tmp_path):
         resource.setrlimit(resource.RLIMIT_FSIZE, (soft, hard))
         signal.signal(signal.SIGXFSZ, previous)
     assert list(tmp_path.iterdir()) == []
+
+
+def test_a_failed_retrain_says_the_earlier_checkpoint_is_unchanged(tmp_path):
+    path = write(tmp_path / "mine.pt")
+    before = path.read_bytes()
+    noise = MNIST(
+        torch.rand(300, 1, 28, 28), torch.randint(0, 10, (300,)), torch.rand(50, 1, 28, 28), torch.arange(50) % 10, "x"
+    )
+
+    def disk_on_fire(progress):
+        raise OSError("disk on fire")
+
+    with pytest.raises(OSError):
+        run_training(TINY, TrainConfig(epochs=1, val_size=50), noise, path, on_progress=disk_on_fire, overwrite=True)
+    [run] = read_runs(tmp_path)
+    assert run["status"] == "failed" and "the earlier mine.pt is unchanged" in run["error"]
+    assert path.read_bytes() == before and not list(tmp_path.glob(".*"))  # no marker, no partial file
 
 
 # --- the command line -------------------------------------------------------------------------------------------
