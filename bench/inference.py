@@ -22,7 +22,7 @@ from pathlib import Path
 import numpy as np
 from PIL import Image
 
-from mnist_core.checkpoints import DEFAULT_CHECKPOINT, load_checkpoint
+from mnist_core.checkpoints import default_checkpoint, load_checkpoint
 from mnist_core.data import load_mnist, to_pixels
 from mnist_core.evaluate import evaluate, predict_probabilities
 from mnist_core.predict import predict
@@ -54,7 +54,7 @@ def percentile(values: list[float], q: float) -> float:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument(
-        "--checkpoint", type=Path, default=DEFAULT_CHECKPOINT, help=f"model to measure (default: {DEFAULT_CHECKPOINT})"
+        "--checkpoint", type=Path, default=default_checkpoint(), help="model to measure (default: the default model)"
     )
     parser.add_argument(
         "--images",

@@ -32,20 +32,12 @@ def page(title: str, icon: str) -> Checkpoint | None:
 
 def checkpoint_dir() -> Path:
     """Read at call time (not import time) so tests can point the app at a temporary folder."""
-    return checkpoints.CHECKPOINT_DIR
-
-
-@st.cache_resource(show_spinner="Loading checkpoints…", max_entries=4)
-def _scan(directory: str, signature: tuple) -> tuple[list[Checkpoint], dict[str, str]]:
-    """Load every checkpoint once per state of the folder; ``signature`` changes when a file does."""
-    return scan_checkpoints(directory)
+    return checkpoints.checkpoint_dir()
 
 
 def all_checkpoints() -> tuple[list[Checkpoint], dict[str, str]]:
-    """(readable checkpoints newest first, unreadable file name -> why), loaded only when the folder changed."""
-    folder = checkpoint_dir()
-    signature = tuple((p.name, p.stat().st_mtime_ns, p.stat().st_size) for p in sorted(folder.glob("*.pt")))
-    return _scan(str(folder), signature)
+    """(readable checkpoints newest first, unreadable file name -> why); only changed files are read again."""
+    return scan_checkpoints(checkpoint_dir())
 
 
 def active_model() -> Checkpoint | None:

@@ -1,49 +1,83 @@
-"""Checkpoints: one ``.pt`` file per model that is plain data, never code.
+"""Checkpoints: one ``.pt`` file per model that is plain data, never code, and never more than a budget.
 
 A checkpoint is a dict of tensors, numbers and strings written with ``torch.save`` and
 read with ``torch.load(weights_only=True)``, which refuses to unpickle anything else,
-so a checkpoint found online cannot run code here. Every way a file can be wrong
-ends in a ``CheckpointError`` whose message a user can act on.
+so a checkpoint found online cannot run code here. A file is also a resource claim:
+before any tensor is built its size, its unpacked size and its architecture are held
+to what this lab trains, so a few kilobytes cannot ask for gigabytes. Every way a
+file can be wrong ends in a ``CheckpointError`` whose message a user can act on.
+
+A run's name is reserved before training starts (a marker file created exclusively
+next to the checkpoint), so two runs started in the same second, in two processes or
+two sessions, never get the same name. Markers and half-written files carry their
+process id; once that process is gone they are removed by the next save or scan.
 """
 
 from __future__ import annotations
 
+import dataclasses
+import io
+import math
 import os
 import platform
 import re
+import shutil
+import stat
 import tempfile
-from collections.abc import Collection
+import threading
+import time
+import zipfile
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
+from typing import Any
 
 import torch
 
 from . import __version__
 from .data import REPO_ROOT
+from .files import FileRefused, megabytes, read_bounded
 from .model import CNN, ModelConfig
 from .train import TrainConfig
 
-CHECKPOINT_DIR = Path(os.environ.get("MNIST_CHECKPOINTS") or REPO_ROOT / "checkpoints")
-DEFAULT_CHECKPOINT = CHECKPOINT_DIR / "default.pt"
 FORMAT = "mnist_core.checkpoint/1"
 NAME_PATTERN = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.-]{0,63}")
+# The best preset has 1.8 M parameters; the largest model ModelConfig allows has 14.5 M.
+MAX_PARAMETERS = 16_000_000
+# float32 weights of the largest model, plus room for metadata (per-epoch history and the like).
+MAX_CHECKPOINT_BYTES = 4 * MAX_PARAMETERS + 32 * 2**20
+MAX_ARCHIVE_ENTRIES = 10_000
+_STALE_FILE = re.compile(r"\..+\.(?:(?P<pid>\d+)\.[^.]+\.partial|reserved)")
+
+
+def checkpoint_dir() -> Path:
+    """``$MNIST_CHECKPOINTS`` or the repository's ``checkpoints/``, read at call time like ``data.default_root``."""
+    return Path(os.environ.get("MNIST_CHECKPOINTS") or REPO_ROOT / "checkpoints")
+
+
+def default_checkpoint() -> Path:
+    """The model commands and pages use unless told otherwise: ``default.pt`` in ``checkpoint_dir()``."""
+    return checkpoint_dir() / "default.pt"
 
 
 class CheckpointError(ValueError):
-    """The file is missing, not a checkpoint, damaged, or for another architecture."""
+    """The file is missing, not a checkpoint, damaged, over budget, or for another architecture."""
 
 
-@dataclass
+class NameTaken(CheckpointError):
+    """The run name belongs to an existing checkpoint or to a run that is still going."""
+
+
+@dataclass(frozen=True)  # shared between dashboard sessions: nobody may change it under another's feet
 class Checkpoint:
     path: Path
-    model: CNN  # in eval mode, on the CPU
+    model: CNN  # in eval mode, on the CPU, weights finite
     model_config: ModelConfig
     train_config: TrainConfig
-    metrics: dict = field(default_factory=dict)  # e.g. test_accuracy, train_seconds
+    metrics: dict = field(default_factory=dict)  # e.g. test_accuracy, train_seconds: as recorded, not recomputed
     history: list[dict] = field(default_factory=list)  # one dict per epoch, see train.Progress
     dataset_sha256: str = ""
-    created: str = ""  # ISO 8601, UTC
+    created: str = ""  # ISO 8601, UTC, or "" when unknown
     versions: dict = field(default_factory=dict)
 
     @property
@@ -51,24 +85,132 @@ class Checkpoint:
         return self.path.stem
 
 
-def checkpoint_path(name: str, directory: Path | str = CHECKPOINT_DIR) -> Path:
+def checkpoint_path(name: str, directory: Path | str | None = None) -> Path:
     """The file for a user-typed run name, refusing names that could escape ``directory``."""
     name = name.removesuffix(".pt")
     if not NAME_PATTERN.fullmatch(name) or ".." in name:
         raise CheckpointError(
             f"invalid run name {name!r}: use 1-64 letters, digits, '-', '_' or '.', starting with a letter or digit"
         )
-    return Path(directory) / f"{name}.pt"
+    return Path(directory or checkpoint_dir()) / f"{name}.pt"
 
 
-def new_run_name(directory: Path | str = CHECKPOINT_DIR, taken: Collection[str] = ()) -> str:
-    """``run-YYYYmmdd-HHMMSS``, with a suffix if a checkpoint file or one of ``taken`` has that name."""
+def parameter_count(config: ModelConfig) -> int:
+    """Parameters of the model ``config`` describes, counted on the meta device: no memory is allocated."""
+    with torch.device("meta"):
+        return CNN(config).num_parameters
+
+
+# --- reserving names -------------------------------------------------------------------------------------------
+
+
+def process_alive(pid: object) -> bool:
+    """Whether a process with this id runs on this machine (any value that is not a plausible pid: no)."""
+    if not isinstance(pid, int) or isinstance(pid, bool) or not 0 < pid < 2**31:
+        return False
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
+
+
+def _marker(path: Path) -> Path:
+    return path.parent / f".{path.name}.reserved"
+
+
+def _owner(marker: Path) -> int | None:
+    """The pid written in a marker, or None while it is being written (or if it is garbage)."""
+    try:
+        text = marker.read_text(encoding="ascii", errors="replace")
+    except OSError:
+        return None
+    return int(text) if text.isdigit() else None
+
+
+def _remove_stale(directory: Path) -> None:
+    """Delete markers and half-written files left by processes that were killed."""
+    try:
+        names = [p for p in directory.iterdir() if p.name.startswith(".")]
+    except OSError:
+        return
+    for path in names:
+        found = _STALE_FILE.fullmatch(path.name)
+        if found is None:
+            continue
+        pid = int(found["pid"]) if found["pid"] else _owner(path)
+        try:
+            if pid is None:  # a marker still empty: stale only if it stayed empty
+                if time.time() - path.stat().st_mtime < 60:
+                    continue
+            elif process_alive(pid):
+                continue
+            path.unlink()
+        except OSError:
+            continue
+
+
+def _check_target(path: Path, overwrite: bool) -> None:
+    try:
+        info = path.lstat()
+    except FileNotFoundError:
+        return
+    except OSError as exc:
+        raise CheckpointError(f"cannot use {path}: {exc.strerror}") from None
+    if not overwrite:
+        raise NameTaken(f"{path.stem} is already taken: {path.name} already exists; choose another run name")
+    if not (stat.S_ISREG(info.st_mode) or stat.S_ISLNK(info.st_mode)):
+        raise CheckpointError(f"{path} is not a regular file; it will not be replaced by a checkpoint")
+
+
+def reserve(path: Path | str, overwrite: bool = False) -> Path:
+    """Claim ``path`` for one run, atomically: raises ``NameTaken`` if a checkpoint (unless ``overwrite``)
+    or another live run has it, ``CheckpointError`` if its folder cannot be written. Undo with ``release``."""
+    path = Path(path)
+    _check_target(path, overwrite)
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        raise CheckpointError(f"cannot create the folder {path.parent}: {exc.strerror}") from None
+    _remove_stale(path.parent)
+    try:
+        fd = os.open(_marker(path), os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o644)
+    except FileExistsError:
+        raise NameTaken(f"{path.stem} is already taken by a run in progress; choose another run name") from None
+    except OSError as exc:
+        raise CheckpointError(f"cannot write in {path.parent}: {exc.strerror}") from None
+    with os.fdopen(fd, "w") as marker:
+        marker.write(str(os.getpid()))
+    try:
+        _check_target(path, overwrite)  # a file that appeared between the first check and the marker
+    except CheckpointError:
+        release(path)
+        raise
+    return path
+
+
+def reserve_new_run(directory: Path | str | None = None) -> Path:
+    """A fresh ``run-YYYYmmdd-HHMMSS[-n].pt`` in ``directory``, reserved (see ``reserve``)."""
+    directory = Path(directory or checkpoint_dir())
     base = datetime.now().strftime("run-%Y%m%d-%H%M%S")
-    name, n = base, 1
-    while name in taken or (Path(directory) / f"{name}.pt").exists():
-        n += 1
-        name = f"{base}-{n}"
-    return name
+    n = 1
+    while True:
+        try:
+            return reserve(directory / (f"{base}.pt" if n == 1 else f"{base}-{n}.pt"))
+        except NameTaken:
+            n += 1
+
+
+def release(path: Path | str) -> None:
+    """Give up this process's reservation of ``path`` (nothing happens if it holds none)."""
+    marker = _marker(Path(path))
+    if _owner(marker) == os.getpid():
+        marker.unlink(missing_ok=True)
+
+
+# --- writing ---------------------------------------------------------------------------------------------------
 
 
 def save_checkpoint(
@@ -83,13 +225,17 @@ def save_checkpoint(
     """Write atomically: a temporary file in the same folder, then a link or rename into place.
 
     Without ``overwrite`` an existing file is never replaced, even by a run that
-    finishes at the same moment as another of the same name.
+    finishes at the same moment as another of the same name. A model whose weights
+    are not finite (training diverged) is refused: it could only ever predict noise.
     """
     path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
+    state_dict = {k: v.detach().cpu() for k, v in model.state_dict().items()}
+    if not all(torch.isfinite(v).all() for v in state_dict.values() if v.is_floating_point()):
+        raise CheckpointError("the weights became NaN or infinite (training diverged; try a lower learning rate)")
+    _check_target(path, overwrite)
     payload = {
         "format": FORMAT,
-        "state_dict": {k: v.detach().cpu() for k, v in model.state_dict().items()},
+        "state_dict": state_dict,
         "model_config": model.config.to_dict(),
         "train_config": train_config.to_dict(),
         "metrics": metrics,
@@ -98,7 +244,11 @@ def save_checkpoint(
         "created": datetime.now(UTC).isoformat(timespec="seconds"),
         "versions": {"mnist_core": __version__, "torch": str(torch.__version__), "python": platform.python_version()},
     }
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.stem}.", suffix=".partial")
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.{os.getpid()}.", suffix=".partial")
+    except OSError as exc:
+        raise CheckpointError(f"cannot write in {path.parent}: {exc.strerror}") from None
     try:
         with os.fdopen(fd, "wb") as f:
             torch.save(payload, f)
@@ -106,70 +256,270 @@ def save_checkpoint(
         if overwrite:
             os.replace(tmp, path)
         else:
-            try:
-                os.link(tmp, path)
-            except FileExistsError:
-                raise CheckpointError(f"{path.name} already exists; choose another run name") from None
+            os.link(tmp, path)
+    except FileExistsError:
+        raise NameTaken(f"{path.stem} is already taken: {path.name} already exists; choose another run name") from None
+    except (OSError, RuntimeError) as exc:  # a full disk surfaces as either, depending on where torch was
+        reason = exc.strerror if isinstance(exc, OSError) and exc.strerror else str(exc).splitlines()[0]
+        raise CheckpointError(f"could not write {path}: {reason}") from None
     finally:
         Path(tmp).unlink(missing_ok=True)
     return path
 
 
-def load_checkpoint(path: Path | str = DEFAULT_CHECKPOINT) -> Checkpoint:
-    """Read a checkpoint and rebuild its model; any problem raises ``CheckpointError``."""
-    path = Path(path)
-    if not path.is_file():
-        raise CheckpointError(f"{path}: no such checkpoint file")
-    if path.stat().st_size == 0:
-        raise CheckpointError(f"{path}: the file is empty")
+def check_free_space(path: Path | str, model_config: ModelConfig) -> None:
+    """Refuse before training, not after, when the folder cannot hold the checkpoint."""
+    needed = 4 * parameter_count(model_config) + 2**20
     try:
-        payload = torch.load(path, map_location="cpu", weights_only=True)
+        free = shutil.disk_usage(Path(path).parent).free
+    except OSError:
+        return  # the folder does not exist yet: reserve() creates it, and saving reports any failure
+    if free < needed:
+        raise CheckpointError(f"not enough disk space in {Path(path).parent}: {megabytes(needed)} needed")
+
+
+# --- reading ---------------------------------------------------------------------------------------------------
+
+
+def _is_number(value: object) -> bool:
+    return isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(value)
+
+
+def _config(cls: type, value: object, what: str) -> Any:
+    """A ModelConfig or TrainConfig from a checkpoint's dict, each field of its default's type."""
+    if not isinstance(value, dict):
+        raise CheckpointError(f"{what} is a {type(value).__name__}, not a dict")
+    defaults = {f.name: f.default for f in dataclasses.fields(cls)}
+    for key, item in value.items():
+        if key not in defaults:
+            raise CheckpointError(f"its weights do not fit this architecture (unknown {what} setting {key!r})")
+        expected = type(defaults[key])
+        fits = (
+            isinstance(item, bool)
+            if expected is bool
+            else _is_number(item)
+            if expected is float
+            else isinstance(item, expected) and not isinstance(item, bool)
+        )
+        if not fits:
+            raise CheckpointError(f"{what}.{key} must be {expected.__name__}, not {item!r:.40}")
+    try:
+        return cls(**value)
+    except (TypeError, ValueError) as exc:
+        raise CheckpointError(f"{what}: {exc}") from None
+
+
+# Metadata a page shows: each known key's check. Unknown keys are kept and never read here, so
+# later versions can add their own (a history dict with per-epoch predictions, a sweep tag...).
+_FRACTION = (lambda v: _is_number(v) and 0 <= v <= 1, "a number in [0, 1]")
+_COUNT = (lambda v: isinstance(v, int) and not isinstance(v, bool) and v >= 0, "a whole number >= 0")
+_AMOUNT = (lambda v: _is_number(v) and v >= 0, "a number >= 0")
+_NUMBER_OR_NONE = (lambda v: v is None or (isinstance(v, (int, float)) and not isinstance(v, bool)), "a number")
+METRIC_CHECKS = {
+    "test_accuracy": _FRACTION,
+    "val_accuracy": _FRACTION,
+    "test_errors": _COUNT,
+    "train_seconds": _AMOUNT,
+    "parameters": _COUNT,
+}
+HISTORY_CHECKS = {
+    "epoch": _COUNT,
+    "epochs": _COUNT,
+    "batch": _COUNT,
+    "batches": _COUNT,
+    "loss": _NUMBER_OR_NONE,  # a diverged epoch's loss is NaN, and the history says so
+    "accuracy": _NUMBER_OR_NONE,
+    "val_loss": _NUMBER_OR_NONE,
+    "val_accuracy": _NUMBER_OR_NONE,
+}
+
+
+def field_problem(mapping: object, checks: dict, what: str) -> str | None:
+    """What is wrong with a dict of metadata under ``checks`` (e.g. METRIC_CHECKS), or None if nothing."""
+    if not isinstance(mapping, dict) or not all(isinstance(k, str) for k in mapping):
+        return f"{what} must map names to values"
+    for key, (ok, meaning) in checks.items():
+        if key in mapping and not ok(mapping[key]):
+            return f"{what}[{key!r}] must be {meaning}, not {mapping[key]!r:.40}"
+    return None
+
+
+def _checked(mapping: object, checks: dict, what: str) -> dict:
+    problem = field_problem(mapping, checks, what)
+    if problem:
+        raise CheckpointError(problem)
+    assert isinstance(mapping, dict)
+    return mapping
+
+
+def _created(value: object) -> str:
+    """The creation time as UTC ISO 8601 (a time without a zone is read as UTC), or "" if unknown."""
+    if value == "":
+        return ""
+    if not isinstance(value, str) or len(value) > 64:
+        raise CheckpointError("its creation time is not a date")
+    try:
+        moment = datetime.fromisoformat(value)
+    except ValueError:
+        raise CheckpointError(f"its creation time {value!r} is not an ISO 8601 date") from None
+    return (moment if moment.tzinfo else moment.replace(tzinfo=UTC)).astimezone(UTC).isoformat(timespec="seconds")
+
+
+def _weights(state_dict: object, expected: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
+    """The state dict, if it has exactly the expected tensors (names, shapes, kinds) and they are finite."""
+    if not isinstance(state_dict, dict) or set(state_dict) != set(expected):
+        names = set(state_dict) if isinstance(state_dict, dict) else set()
+        difference = sorted(map(str, names ^ set(expected)))[:3]
+        raise CheckpointError(f"its weights do not fit this architecture (differing tensors: {difference})")
+    for name, want in expected.items():
+        tensor = state_dict[name]
+        if not isinstance(tensor, torch.Tensor) or tensor.shape != want.shape:
+            shape = tuple(tensor.shape) if isinstance(tensor, torch.Tensor) else type(tensor).__name__
+            raise CheckpointError(
+                f"its weights do not fit this architecture ({name}: {shape}, not {tuple(want.shape)})"
+            )
+        if tensor.is_floating_point() != want.is_floating_point() or tensor.is_complex():
+            raise CheckpointError(f"its weights do not fit this architecture ({name} holds {tensor.dtype})")
+        if tensor.is_floating_point() and not torch.isfinite(tensor).all():
+            raise CheckpointError(f"its weights contain NaN or infinite values ({name}); it cannot predict anything")
+    return state_dict
+
+
+def _payload(data: bytes) -> dict:
+    """Unpickle tensors and plain data only, after checking the archive would unpack within the budget."""
+    try:
+        with zipfile.ZipFile(io.BytesIO(data)) as archive:
+            entries = archive.infolist()
+    except (zipfile.BadZipFile, ValueError, OSError, EOFError):
+        raise CheckpointError("not a readable checkpoint (truncated or another format)") from None
+    unpacked = sum(entry.file_size for entry in entries)
+    if len(entries) > MAX_ARCHIVE_ENTRIES or unpacked > MAX_CHECKPOINT_BYTES:
+        raise CheckpointError(
+            f"refused: it would unpack to {megabytes(unpacked)} in {len(entries)} parts "
+            f"(the budget is {megabytes(MAX_CHECKPOINT_BYTES)})"
+        )
+    try:
+        payload = torch.load(io.BytesIO(data), map_location="cpu", weights_only=True)
     except Exception as exc:  # torch raises many types here: pickle, zip, EOF, runtime errors
         if "weights_only" in str(exc) or "Unsupported global" in str(exc):
             raise CheckpointError(
-                f"{path}: refused, the file contains Python objects, not just data (it may try to run code)"
+                "refused, the file contains Python objects, not just data (it may try to run code)"
             ) from None
-        raise CheckpointError(f"{path}: not a readable checkpoint (truncated or another format)") from None
+        raise CheckpointError("not a readable checkpoint (truncated or another format)") from None
     if not isinstance(payload, dict) or payload.get("format") != FORMAT:
-        raise CheckpointError(f"{path}: not an mnist_core checkpoint")
+        raise CheckpointError("not an mnist_core checkpoint")
+    return payload
+
+
+def _load(path: Path) -> Checkpoint:
+    if not path.exists():
+        raise CheckpointError("no such checkpoint file" + (" (a broken link)" if path.is_symlink() else ""))
     try:
-        model_config = ModelConfig(**payload["model_config"])
-        train_config = TrainConfig(**payload["train_config"])
-        model = CNN(model_config)
-        model.load_state_dict(payload["state_dict"])
-    except (KeyError, TypeError, ValueError, RuntimeError) as exc:
-        raise CheckpointError(
-            f"{path}: its weights do not fit this architecture ({str(exc).splitlines()[0]})"
-        ) from None
+        data = read_bounded(path, MAX_CHECKPOINT_BYTES)
+    except FileRefused as exc:
+        raise CheckpointError(str(exc).removeprefix(f"cannot read {path}: ")) from None
+    if not data:
+        raise CheckpointError("the file is empty")
+    payload = _payload(data)
+    model_config = _config(ModelConfig, payload.get("model_config"), "model_config")
+    train_config = _config(TrainConfig, payload.get("train_config"), "train_config")
+    parameters = parameter_count(model_config)
+    if parameters > MAX_PARAMETERS:
+        raise CheckpointError(f"refused: {parameters:,} parameters, over this lab's budget of {MAX_PARAMETERS:,}")
+    with torch.device("meta"):
+        expected = CNN(model_config).state_dict()
+    state_dict = _weights(payload.get("state_dict"), expected)
+    metrics = _checked(payload.get("metrics", {}), METRIC_CHECKS, "metrics")
+    history = payload.get("history", [])
+    if not isinstance(history, list):
+        raise CheckpointError("history must be a list of epochs")
+    for number, epoch in enumerate(history, start=1):
+        _checked(epoch, HISTORY_CHECKS, f"history epoch {number}")
+    dataset_sha256, versions = payload.get("dataset_sha256", ""), payload.get("versions", {})
+    if not isinstance(dataset_sha256, str):
+        raise CheckpointError("dataset_sha256 must be text")
+    if not isinstance(versions, dict) or not all(isinstance(v, str) for v in versions.values()):
+        raise CheckpointError("versions must map names to text")
+
+    model = CNN(model_config)
+    model.load_state_dict(state_dict)
+    model.eval()
+    with torch.inference_mode():  # finite weights can still overflow: try black, grey and white images
+        probe = model(torch.linspace(-1, 1, 3).view(3, 1, 1, 1).expand(3, 1, 28, 28))
+    if not torch.isfinite(probe).all():
+        raise CheckpointError("its weights overflow (the model outputs infinite values); it cannot predict anything")
     return Checkpoint(
         path=path,
-        model=model.eval(),
+        model=model,
         model_config=model_config,
         train_config=train_config,
-        metrics=payload.get("metrics", {}),
-        history=payload.get("history", []),
-        dataset_sha256=payload.get("dataset_sha256", ""),
-        created=payload.get("created", ""),
-        versions=payload.get("versions", {}),
+        metrics=metrics,
+        history=history,
+        dataset_sha256=dataset_sha256,
+        created=_created(payload.get("created", "")),
+        versions=versions,
     )
 
 
-def scan_checkpoints(directory: Path | str = CHECKPOINT_DIR) -> tuple[list[Checkpoint], dict[str, str]]:
+def load_checkpoint(path: Path | str | None = None) -> Checkpoint:
+    """Read a checkpoint (default: ``default_checkpoint()``) and rebuild its model.
+
+    Any problem raises ``CheckpointError``: missing, not a regular file, over
+    MAX_CHECKPOINT_BYTES (packed or unpacked), code inside, metadata of the wrong types,
+    another or an over-budget architecture (checked before any tensor is built),
+    weights that are not finite.
+    """
+    path = Path(path or default_checkpoint())
+    try:
+        return _load(path)
+    except CheckpointError as exc:
+        raise CheckpointError(f"{path}: {exc}") from None
+
+
+# --- listing ---------------------------------------------------------------------------------------------------
+
+_scan_lock = threading.Lock()
+# folder -> file name -> (the file's stat signature, its Checkpoint or why it is unreadable)
+_scanned: dict[str, dict[str, tuple[tuple, Checkpoint | str]]] = {}
+_SCANNED_FOLDERS = 8
+
+
+def scan_checkpoints(directory: Path | str | None = None) -> tuple[list[Checkpoint], dict[str, str]]:
     """Every readable checkpoint in ``directory``, newest first, and file name -> why for each unreadable one.
 
-    One pass for both, so the dashboard can list the good files and explain the bad ones
-    without loading the folder twice.
+    Only files that changed since the last scan of that folder (modification time,
+    size, inode) are read again, so listing the folder after each training run costs
+    one load, and unchanged checkpoints stay the same objects. One bad file, whatever
+    is wrong with it, is reported on its own line and never stops the scan.
     """
-    good, bad = [], {}
-    for path in sorted(Path(directory).glob("*.pt")):
-        try:
-            good.append(load_checkpoint(path))
-        except CheckpointError as exc:
-            bad[path.name] = str(exc)
-    good.sort(key=lambda c: c.created, reverse=True)
+    folder = Path(directory or checkpoint_dir())
+    with _scan_lock:
+        _remove_stale(folder)
+        previous = _scanned.pop(str(folder.absolute()), {})
+        current: dict[str, tuple[tuple, Checkpoint | str]] = {}
+        for path in sorted(folder.glob("*.pt")):
+            try:
+                info = path.stat()
+            except OSError as exc:
+                current[path.name] = ((), f"{path}: cannot read ({exc.strerror}; a broken link?)")
+                continue
+            signature = (info.st_mtime_ns, info.st_size, info.st_ino, info.st_dev)
+            if path.name in previous and previous[path.name][0] == signature:
+                current[path.name] = previous[path.name]
+                continue
+            try:
+                current[path.name] = (signature, load_checkpoint(path))
+            except Exception as exc:  # CheckpointError, or anything unforeseen: this file only, never the scan
+                current[path.name] = (signature, str(exc) if isinstance(exc, CheckpointError) else f"{path}: {exc!r}")
+        _scanned[str(folder.absolute())] = current
+        while len(_scanned) > _SCANNED_FOLDERS:
+            del _scanned[next(iter(_scanned))]
+    good = [result for _, result in current.values() if isinstance(result, Checkpoint)]
+    bad = {name: result for name, (_, result) in current.items() if isinstance(result, str)}
+    good.sort(key=lambda c: (c.created, c.name), reverse=True)
     return good, bad
 
 
-def list_checkpoints(directory: Path | str = CHECKPOINT_DIR) -> list[Checkpoint]:
+def list_checkpoints(directory: Path | str | None = None) -> list[Checkpoint]:
     """Every readable checkpoint in ``directory``, newest first, with its metrics."""
     return scan_checkpoints(directory)[0]

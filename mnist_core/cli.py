@@ -11,21 +11,37 @@ import dataclasses
 import json
 import sys
 from pathlib import Path
+from typing import NoReturn
 
 import torch
 from tqdm import tqdm
 
-from .checkpoints import CHECKPOINT_DIR, DEFAULT_CHECKPOINT, CheckpointError, load_checkpoint, new_run_name
+from .checkpoints import (
+    CheckpointError,
+    checkpoint_dir,
+    default_checkpoint,
+    load_checkpoint,
+    release,
+    reserve,
+    reserve_new_run,
+)
 from .data import DataError, default_root, fetch, load_mnist
 from .evaluate import evaluate
-from .images import ImageError
+from .images import FORMAT_NAMES, ImageError
 from .predict import predict
 from .runs import run_training
-from .train import PRESETS, SCHEDULES, Progress
+from .train import PRESETS, SCHEDULES, Progress, pick_device
 
 
 class UserError(Exception):
     """Anything the user can fix: reported as one line on stderr with exit status 2."""
+
+
+class _Parser(argparse.ArgumentParser):
+    """argparse, except that a usage error is one line on stderr, like every other user error."""
+
+    def error(self, message: str) -> NoReturn:
+        self.exit(2, f"{self.prog}: error: {message} (see --help)\n")
 
 
 def _add_root(parser: argparse.ArgumentParser) -> None:
@@ -79,7 +95,7 @@ def _add_config_flags(parser: argparse.ArgumentParser) -> None:
 
 
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="python -m mnist_core", description=__doc__.splitlines()[0])
+    parser = _Parser(prog="python -m mnist_core", description=__doc__.splitlines()[0])
     commands = parser.add_subparsers(dest="command", required=True)
 
     p = commands.add_parser("fetch", help="download and verify the four MNIST files")
@@ -92,7 +108,7 @@ def build_parser() -> argparse.ArgumentParser:
         "--out",
         type=Path,
         default=None,
-        help=f"checkpoint file to write (default: {CHECKPOINT_DIR}/run-<date>-<time>.pt)",
+        help=f"checkpoint file to write (default: {checkpoint_dir()}/run-<date>-<time>.pt)",
     )
     p.add_argument("--overwrite", action="store_true", help="replace --out if it exists")
     _add_root(p)
@@ -102,17 +118,15 @@ def build_parser() -> argparse.ArgumentParser:
         "checkpoint",
         nargs="?",
         type=Path,
-        default=DEFAULT_CHECKPOINT,
-        help=f"checkpoint file (default: {DEFAULT_CHECKPOINT})",
+        default=None,
+        help=f"checkpoint file (default: {default_checkpoint()})",
     )
     p.add_argument("--json", action="store_true", help="print one JSON object instead of a report")
     _add_root(p)
 
     p = commands.add_parser("predict", help="read digits from image files")
-    p.add_argument("images", nargs="+", type=Path, help="image files (PNG, JPEG, GIF, BMP, ...)")
-    p.add_argument(
-        "--checkpoint", type=Path, default=DEFAULT_CHECKPOINT, help=f"checkpoint file (default: {DEFAULT_CHECKPOINT})"
-    )
+    p.add_argument("images", nargs="+", type=Path, help=f"image files ({FORMAT_NAMES})")
+    p.add_argument("--checkpoint", type=Path, default=None, help=f"checkpoint file (default: {default_checkpoint()})")
     p.add_argument("--json", action="store_true", help="print one JSON object per image, one per line")
 
     p = commands.add_parser("export", help="write a checkpoint as ONNX or TorchScript, for other runtimes")
@@ -120,8 +134,8 @@ def build_parser() -> argparse.ArgumentParser:
         "checkpoint",
         nargs="?",
         type=Path,
-        default=DEFAULT_CHECKPOINT,
-        help=f"checkpoint file (default: {DEFAULT_CHECKPOINT})",
+        default=None,
+        help=f"checkpoint file (default: {default_checkpoint()})",
     )
     p.add_argument(
         "--format",
@@ -162,9 +176,19 @@ def cmd_train(args: argparse.Namespace) -> None:
             raise UserError(str(exc)) from None
 
     model_config, train_config = overridden(base_model), overridden(base_train)
-    out = args.out or CHECKPOINT_DIR / f"{new_run_name()}.pt"
-    if out.exists() and not args.overwrite:
-        raise UserError(f"{out} already exists; pass --overwrite or choose another --out")
+    try:
+        torch.empty(0, device=pick_device(train_config.device))
+    except Exception as exc:  # torch says "no such device" in several exception types
+        raise UserError(f"--device {train_config.device} cannot be used here: {str(exc).splitlines()[0]}") from None
+    # Reserved before anything else happens, so a second run started in the same second gets another name.
+    out = reserve_new_run() if args.out is None else reserve(args.out, args.overwrite)
+    try:
+        _train(args, model_config, train_config, out)
+    finally:
+        release(out)
+
+
+def _train(args: argparse.Namespace, model_config, train_config, out: Path) -> None:
     data = load_mnist(args.root)
     bar = tqdm(
         total=train_config.epochs,
@@ -186,7 +210,9 @@ def cmd_train(args: argparse.Namespace) -> None:
                 f"val loss {p.val_loss:.4f} acc {p.val_accuracy:.2%}"
             )
 
-    checkpoint = run_training(model_config, train_config, data, out, on_progress, overwrite=args.overwrite)
+    checkpoint = run_training(
+        model_config, train_config, data, out, on_progress, overwrite=args.overwrite, reserved=True
+    )
     bar.close()
     m = checkpoint.metrics
     print(
@@ -247,7 +273,12 @@ def cmd_export(args: argparse.Namespace) -> None:
     from .export import export_model, run_exported  # onnx and its exporter load only for this command
 
     model = load_checkpoint(args.checkpoint).model
-    out = export_model(model, args.out, args.format)
+    if args.out.exists() and not args.out.is_file():
+        raise UserError(f"{args.out} exists and is not a file; choose another --out")
+    try:
+        out = export_model(model, args.out, args.format)
+    except OSError as exc:
+        raise UserError(f"cannot write {args.out}: {exc.strerror or exc}") from None
     # The file is checked by its own runtime against the checkpoint, on random inputs in the model's range.
     images = torch.rand(64, 1, 28, 28, generator=torch.Generator().manual_seed(0)) * 2 - 1
     with torch.inference_mode():
@@ -265,6 +296,10 @@ def main(argv: list[str] | None = None) -> int:
         return args.run(args) or 0
     except (UserError, CheckpointError, DataError, ImageError) as exc:
         print(f"error: {exc}", file=sys.stderr)
+        return 2
+    except OSError as exc:  # a file or folder the user named: missing, not a folder, no permission, disk full
+        where = f"{exc.filename}: " if exc.filename else ""
+        print(f"error: {where}{exc.strerror or exc}", file=sys.stderr)
         return 2
     except KeyboardInterrupt:
         print("interrupted; nothing was saved", file=sys.stderr)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import copy
 from dataclasses import dataclass
 
 import torch
@@ -80,20 +81,25 @@ class Evaluation:
         }
 
 
-@torch.inference_mode()
 def predict_probabilities(model: nn.Module, images: torch.Tensor, batch_size: int = 128) -> torch.Tensor:
     """Softmax outputs for normalized images (N, 1, 28, 28), in float32 so they are the model's own.
 
-    The model is switched to channels-last memory layout (a change of layout, not of
-    values), which oneDNN's convolutions run about twice as fast; batches of 128 keep
-    each layer's activations in cache (measured faster than 256 or 2500).
+    This is the one batched forward pass every caller uses, and it never changes the
+    caller's model: the dashboard shares one cached model between sessions, and switching
+    its layout in place while another session predicted with it gave wrong digits. Speed
+    comes from the input instead: batches laid out channels-last make oneDNN's convolutions
+    take their faster path (about twice as fast), and with a single channel only explicit
+    strides say so. A model still in training mode is run as an eval-mode copy. Batches of
+    128 keep each layer's activations in cache (measured faster than 256 or 2500).
     """
-    model.eval().to(memory_format=torch.channels_last)
-    device = next(model.parameters()).device
-    chunks = [
-        torch.softmax(model(images[i : i + batch_size].to(device)), dim=1).cpu()
-        for i in range(0, len(images), batch_size)
-    ]
+    worker = copy.deepcopy(model).eval() if model.training else model
+    device = next(worker.parameters()).device
+    chunks = []
+    with torch.inference_mode():
+        for batch in images.split(batch_size):
+            _, c, h, w = batch.shape
+            channels_last = torch.empty_strided(batch.shape, (c * h * w, 1, w * c, c), device=device).copy_(batch)
+            chunks.append(torch.softmax(worker(channels_last), dim=1).float().cpu())
     return torch.cat(chunks) if chunks else torch.empty(0, 10)
 
 

@@ -17,7 +17,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Literal
 
-from .checkpoints import Checkpoint, CheckpointError, checkpoint_path, new_run_name
+from .checkpoints import Checkpoint, checkpoint_path, release, reserve, reserve_new_run
 from .data import MNIST, load_mnist
 from .model import ModelConfig
 from .runs import run_training
@@ -83,10 +83,8 @@ class TrainingQueue:
         checkpoint or by a job that has not finished yet.
         """
         with self._lock:
-            taken = {job.name for job in self._jobs if not job.done}
-            path = checkpoint_path(name or new_run_name(self.directory, taken), self.directory)
-            if path.exists() or path.stem in taken:
-                raise CheckpointError(f"{path.stem} is already taken; choose another run name")
+            # Reserved until the job ends (see _run), so no other job, session or process can take the name.
+            path = reserve(checkpoint_path(name, self.directory)) if name else reserve_new_run(self.directory)
             job = Job(path.stem, model_config, train_config, path)
             self._jobs.append(job)
             self._pending.put(job)
@@ -115,6 +113,7 @@ class TrainingQueue:
     def _run(self, job: Job) -> None:
         if job._stop.is_set():
             job.status = "cancelled"
+            release(job.path)
             return
         job.status = "running"
         try:
@@ -126,6 +125,7 @@ class TrainingQueue:
                 job.path,
                 on_progress=job.events.append,
                 should_stop=job._stop.is_set,
+                reserved=True,
             )
         except TrainingCancelled:
             job.status = "cancelled"
@@ -134,6 +134,8 @@ class TrainingQueue:
             job.status = "failed"
         else:
             job.status = "finished"
+        finally:
+            release(job.path)
 
 
 def multiply_accumulates(config: ModelConfig) -> int:

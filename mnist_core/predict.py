@@ -12,7 +12,7 @@ import numpy as np
 import torch
 from torch import nn
 
-from .checkpoints import DEFAULT_CHECKPOINT, Checkpoint, load_checkpoint
+from .checkpoints import Checkpoint, default_checkpoint, load_checkpoint
 from .images import ImageError, ImageSource
 from .preprocess import preprocess
 
@@ -35,7 +35,7 @@ def _load_model(path: Path, mtime_ns: int) -> nn.Module:
 def _model(checkpoint: str | Path | Checkpoint | None) -> nn.Module:
     if isinstance(checkpoint, Checkpoint):
         return checkpoint.model
-    path = Path(checkpoint or DEFAULT_CHECKPOINT).resolve()
+    path = Path(checkpoint or default_checkpoint()).resolve()
     mtime_ns = path.stat().st_mtime_ns if path.is_file() else 0  # a missing file fails in load_checkpoint
     return _load_model(path, mtime_ns)
 

@@ -16,9 +16,20 @@ from collections.abc import Callable
 from datetime import UTC, datetime
 from pathlib import Path
 
-from .checkpoints import Checkpoint, CheckpointError, load_checkpoint, save_checkpoint
+from .checkpoints import (
+    METRIC_CHECKS,
+    Checkpoint,
+    check_free_space,
+    field_problem,
+    load_checkpoint,
+    process_alive,
+    release,
+    reserve,
+    save_checkpoint,
+)
 from .data import MNIST
 from .evaluate import evaluate
+from .files import FileRefused, read_bounded
 from .model import ModelConfig
 from .train import Progress, TrainConfig, TrainingCancelled, train
 
@@ -44,15 +55,36 @@ def run_training(
     on_progress: Callable[[Progress], None] | None = None,
     should_stop: Callable[[], bool] | None = None,
     overwrite: bool = False,
+    reserved: bool = False,
 ) -> Checkpoint:
     """Train, evaluate on the test set, save to ``path`` and log the run; return the saved checkpoint.
 
-    Raises ``TrainingCancelled`` when ``should_stop`` fired, and re-raises whatever
-    else went wrong; either way no checkpoint file is left behind and the log says so.
+    ``path`` is reserved (``checkpoints.reserve``) for the run's length, unless the caller
+    already holds it (``reserved``: the caller reserved it, and releases it). Everything that
+    can be checked is checked before training: the name, the file it would replace, the
+    disk space. Raises ``TrainingCancelled`` when ``should_stop`` fired, and re-raises
+    whatever else went wrong; either way no checkpoint file is left behind and the log says so.
     """
     path = Path(path)
-    if path.exists() and not overwrite:
-        raise CheckpointError(f"{path.name} already exists; choose another run name")
+    if not reserved:
+        reserve(path, overwrite)
+    try:
+        check_free_space(path, model_config)
+        return _run(model_config, train_config, data, path, on_progress, should_stop, overwrite)
+    finally:
+        if not reserved:
+            release(path)
+
+
+def _run(
+    model_config: ModelConfig,
+    train_config: TrainConfig,
+    data: MNIST,
+    path: Path,
+    on_progress: Callable[[Progress], None] | None,
+    should_stop: Callable[[], bool] | None,
+    overwrite: bool,
+) -> Checkpoint:
     directory, name = path.parent, path.stem
     _log(
         directory,
@@ -80,42 +112,85 @@ def run_training(
         _log(directory, {"name": name, "status": "cancelled", "ended": _now(), "error": str(exc)})
         raise
     except BaseException as exc:  # KeyboardInterrupt included: the log must still say the run ended
-        _log(directory, {"name": name, "status": "failed", "ended": _now(), "error": f"{type(exc).__name__}: {exc}"})
+        error = f"{type(exc).__name__}: {exc}"
+        if path.exists():  # a failed --overwrite: what the history lists must match the folder
+            error += f" (the earlier {path.name} is unchanged)"
+        _log(directory, {"name": name, "status": "failed", "ended": _now(), "error": error})
         raise
     _log(directory, {"name": name, "status": "finished", "ended": _now(), "metrics": metrics})
     return load_checkpoint(path)
 
 
-def _alive(pid: object) -> bool:
-    if not isinstance(pid, int) or pid <= 0:
-        return False
+STATUSES = ("running", "finished", "cancelled", "failed")
+# Each known field of a log line and what it must be; lines written by other versions may carry more.
+_TEXT = (lambda v: isinstance(v, str), "text")
+_DICT = (lambda v: isinstance(v, dict), "a dict")
+LINE_CHECKS = {
+    "name": (lambda v: isinstance(v, str) and v != "", "a non-empty text"),
+    "status": (lambda v: v in STATUSES, f"one of {', '.join(STATUSES)}"),
+    "started": _TEXT,
+    "ended": _TEXT,
+    "error": _TEXT,
+    "pid": (lambda v: isinstance(v, int) and not isinstance(v, bool), "a whole number"),
+    "model_config": _DICT,
+    "train_config": _DICT,
+    "metrics": _DICT,
+}
+MAX_LOG_BYTES = 16 * 2**20  # about 30,000 runs; older lines beyond that are not read
+
+
+def _problem(line: bytes) -> tuple[dict | None, str | None]:
+    """The log entry on this line, or why it cannot be used."""
     try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True
-    return True
+        entry = json.loads(line.decode("utf-8"))
+    except UnicodeDecodeError:
+        return None, "not UTF-8 text"
+    except json.JSONDecodeError:
+        return None, "not a JSON record (a line cut short by a killed process?)"
+    if not isinstance(entry, dict) or "name" not in entry:
+        return None, "not a run record"
+    problem = field_problem(entry, LINE_CHECKS, "the record") or field_problem(
+        entry.get("metrics", {}), METRIC_CHECKS, "metrics"
+    )
+    return (None, problem) if problem else (entry, None)
 
 
-def read_runs(directory: Path | str) -> list[dict]:
-    """Every logged run, newest first: its settings, status, end time, metrics or error, merged from its lines."""
+def scan_runs(directory: Path | str) -> tuple[list[dict], list[str]]:
+    """Every logged run, newest first, merged from its lines; and one message per log line that was skipped.
+
+    Every line is checked (UTF-8, JSON, the type of each known field), so a damaged or
+    hand-edited log costs its bad lines, never the page that shows the history.
+    """
     log = Path(directory) / RUN_LOG
-    if not log.is_file():
-        return []
+    if not os.path.lexists(log):
+        return [], []
+    try:
+        content = read_bounded(log, MAX_LOG_BYTES, keep_end=True)
+    except FileRefused as exc:
+        return [], [str(exc)]
+    skipped = []
+    lines = content.split(b"\n")
+    if len(content) == MAX_LOG_BYTES:  # the log is longer: its first line here is cut
+        lines = lines[1:]
+        skipped.append(f"{RUN_LOG}: only the newest {MAX_LOG_BYTES // 2**20} MB of the log were read")
     runs: dict[str, dict] = {}
-    for line in log.read_text(encoding="utf-8").splitlines():
-        try:
-            entry = json.loads(line)
-        except json.JSONDecodeError:  # a line cut short by a killed process
+    for number, line in enumerate(lines, start=1):
+        if not line.strip():
             continue
-        if not isinstance(entry, dict) or "name" not in entry:
+        entry, problem = _problem(line)
+        if entry is None:
+            skipped.append(f"{RUN_LOG} line {number}: {problem}")
             continue
         if entry.get("status") == "running":
             runs.pop(entry["name"], None)  # the name was reused after an earlier failure: a new run
         runs.setdefault(entry["name"], {}).update(entry)
     for run in runs.values():
-        if run.get("status") == "running" and not _alive(run.get("pid")):
+        if run.get("status") == "running" and not process_alive(run.get("pid")):
             run["status"] = "interrupted"
             run["error"] = "the training process stopped before the run ended"
-    return sorted(runs.values(), key=lambda r: r.get("started", ""), reverse=True)
+    return sorted(runs.values(), key=lambda r: r.get("started", ""), reverse=True), skipped
+
+
+def read_runs(directory: Path | str) -> list[dict]:
+    """Every logged run, newest first: its settings, status, end time, metrics or error, merged from its lines."""
+    return scan_runs(directory)[0]

@@ -49,6 +49,8 @@ class TrainConfig:
             raise ValueError(f"lr must be in (0, 10], got {self.lr}")
         if self.schedule not in SCHEDULES:
             raise ValueError(f"schedule must be one of {', '.join(SCHEDULES)}, got {self.schedule!r}")
+        if not all(math.isfinite(v) for v in (self.lr, self.weight_decay, self.label_smoothing)):
+            raise ValueError("lr, weight_decay and label_smoothing must be finite numbers")
         if self.weight_decay < 0 or not 0 <= self.label_smoothing < 1:
             raise ValueError("weight_decay must be >= 0 and label_smoothing in [0, 1)")
         if not 0 <= self.val_size <= 30000:

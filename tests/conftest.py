@@ -17,7 +17,6 @@ from pathlib import Path
 
 import pytest
 
-from mnist_core import checkpoints
 from mnist_core.data import MNIST, load_mnist
 
 REPO = Path(__file__).resolve().parent.parent
@@ -48,7 +47,7 @@ def mnist() -> MNIST:
 @pytest.fixture
 def folder(tmp_path, monkeypatch) -> Path:
     shutil.copy(DEFAULT_MODEL, tmp_path / "default.pt")
-    monkeypatch.setattr(checkpoints, "CHECKPOINT_DIR", tmp_path)
+    monkeypatch.setenv("MNIST_CHECKPOINTS", str(tmp_path))
     return tmp_path
 
 

@@ -9,7 +9,9 @@ from mnist_core.checkpoints import (
     checkpoint_path,
     list_checkpoints,
     load_checkpoint,
-    new_run_name,
+    release,
+    reserve,
+    reserve_new_run,
     save_checkpoint,
     scan_checkpoints,
 )
@@ -73,14 +75,18 @@ def test_run_names_cannot_escape_the_folder(tmp_path, name):
         checkpoint_path(name, tmp_path)
 
 
-def test_good_run_names_and_fresh_names(tmp_path):
+def test_good_run_names_and_fresh_reserved_names(tmp_path):
     assert checkpoint_path("my-run_1.2", tmp_path) == tmp_path / "my-run_1.2.pt"
     assert checkpoint_path("run.pt", tmp_path) == tmp_path / "run.pt"
-    first = new_run_name(tmp_path)
-    saved(tmp_path, first)
-    second = new_run_name(tmp_path)
-    assert second != first
-    assert new_run_name(tmp_path, taken={second}) not in (first, second)  # names of runs still in the queue
+    first = reserve_new_run(tmp_path)
+    second = reserve_new_run(tmp_path)  # nothing saved yet, and very likely the same second
+    saved(tmp_path, first.stem)
+    third = reserve_new_run(tmp_path)
+    assert len({first, second, third}) == 3
+    with pytest.raises(CheckpointError, match="already taken by a run in progress"):
+        reserve(second)
+    release(second)
+    assert reserve(second) == second  # free again once released
 
 
 def test_missing_empty_truncated_and_foreign_files_raise_clear_errors(tmp_path):

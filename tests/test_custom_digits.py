@@ -13,7 +13,7 @@ import torch
 from custom_digits import custom_digits
 from PIL import Image
 
-from mnist_core.checkpoints import DEFAULT_CHECKPOINT, load_checkpoint
+from mnist_core.checkpoints import default_checkpoint, load_checkpoint
 from mnist_core.data import normalize
 from mnist_core.preprocess import preprocess
 
@@ -25,7 +25,7 @@ def samples():
 
 @pytest.fixture(scope="module")
 def model():
-    return load_checkpoint(DEFAULT_CHECKPOINT).model
+    return load_checkpoint(default_checkpoint()).model
 
 
 def naive(image: Image.Image) -> torch.Tensor:

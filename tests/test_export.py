@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 import torch
 
-from mnist_core.checkpoints import DEFAULT_CHECKPOINT, load_checkpoint
+from mnist_core.checkpoints import default_checkpoint, load_checkpoint
 from mnist_core.cli import main
 from mnist_core.evaluate import predict_probabilities
 from mnist_core.export import export_model, run_exported
@@ -55,7 +55,7 @@ def test_an_unknown_format_is_refused(small_model, tmp_path):
 
 @pytest.mark.slow
 def test_the_onnx_default_model_agrees_with_the_checkpoint_on_every_test_image(tmp_path, mnist):
-    model = load_checkpoint(DEFAULT_CHECKPOINT).model
+    model = load_checkpoint(default_checkpoint()).model
     path = export_model(model, tmp_path / "default.onnx")
     expected = predict_probabilities(model, mnist.test_images).numpy()
     got = run_exported(path, mnist.test_images)
@@ -65,12 +65,14 @@ def test_the_onnx_default_model_agrees_with_the_checkpoint_on_every_test_image(t
 
 def test_the_export_command_writes_a_checked_file(tmp_path, capsys):
     out = tmp_path / "sub" / "default.onnx"
-    assert main(["export", str(DEFAULT_CHECKPOINT), "--out", str(out)]) == 0
+    assert main(["export", str(default_checkpoint()), "--out", str(out)]) == 0
     assert out.stat().st_size > 100_000
     assert "largest difference from the checkpoint" in capsys.readouterr().out
     assert main(["export", str(tmp_path / "missing.pt"), "--out", str(tmp_path / "x.onnx")]) == 2
     assert "no such checkpoint" in capsys.readouterr().err
     assert not (tmp_path / "x.onnx").exists()
+    assert main(["export", str(default_checkpoint()), "--out", str(tmp_path)]) == 2
+    assert "is not a file" in capsys.readouterr().err
 
 
 def test_the_mnist_lab_console_script_runs_the_cli():

@@ -6,7 +6,7 @@ import pytest
 import torch
 from custom_digits import draw_digit
 
-from mnist_core.checkpoints import DEFAULT_CHECKPOINT, CheckpointError, load_checkpoint, save_checkpoint
+from mnist_core.checkpoints import CheckpointError, default_checkpoint, load_checkpoint, save_checkpoint
 from mnist_core.images import ImageError
 from mnist_core.model import CNN, ModelConfig
 from mnist_core.predict import predict
@@ -56,9 +56,9 @@ def test_unreadable_image_raises_image_error(digits):
 
 def test_checkpoint_by_path_or_object_matches_the_default(digits):
     default = predict(digits[5])[0].probabilities
-    assert predict(digits[5], DEFAULT_CHECKPOINT)[0].probabilities == pytest.approx(default)
-    assert predict(digits[5], str(DEFAULT_CHECKPOINT))[0].probabilities == pytest.approx(default)
-    assert predict(digits[5], load_checkpoint(DEFAULT_CHECKPOINT))[0].probabilities == pytest.approx(default)
+    assert predict(digits[5], default_checkpoint())[0].probabilities == pytest.approx(default)
+    assert predict(digits[5], str(default_checkpoint()))[0].probabilities == pytest.approx(default)
+    assert predict(digits[5], load_checkpoint(default_checkpoint()))[0].probabilities == pytest.approx(default)
 
 
 def test_a_checkpoint_rewritten_in_place_is_read_again(tmp_path, digits):
