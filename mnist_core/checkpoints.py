@@ -61,9 +61,9 @@ def checkpoint_path(name: str, directory: Path | str = CHECKPOINT_DIR) -> Path:
     return Path(directory) / f"{name}.pt"
 
 
-def new_run_name(directory: Path | str = CHECKPOINT_DIR, taken: Collection[str] = ()) -> str:
-    """``run-YYYYmmdd-HHMMSS``, with a suffix if a checkpoint file or one of ``taken`` has that name."""
-    base = datetime.now().strftime("run-%Y%m%d-%H%M%S")
+def new_run_name(directory: Path | str = CHECKPOINT_DIR, taken: Collection[str] = (), prefix: str = "run") -> str:
+    """``<prefix>-YYYYmmdd-HHMMSS``, with a suffix if a checkpoint file or one of ``taken`` has that name."""
+    base = datetime.now().strftime(f"{prefix}-%Y%m%d-%H%M%S")
     name, n = base, 1
     while name in taken or (Path(directory) / f"{name}.pt").exists():
         n += 1
