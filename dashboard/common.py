@@ -237,6 +237,7 @@ def probability_chart(probabilities: list[float] | np.ndarray, true: int | None 
         margin=dict(l=10, r=10, t=20, b=10),
         showlegend=False,
         font=dict(size=15),  # readable in the narrow detail column of a 1400 px window
+        uniformtext=dict(minsize=13, mode="show"),
         xaxis=dict(tickmode="linear", title="digit"),
         yaxis=dict(range=[0, 1.15], tickformat=".0%", title="probability"),
     )

@@ -65,7 +65,7 @@ def test_two_sessions_share_the_queue_cancel_each_other_and_survive_a_reload(ser
         screenshot(page, "truth-session-1-running")
         screenshot(other, "truth-session-2-queued")
 
-        page.locator(".st-key-cancel-b-waiting button").click()  # the first session cancels the second's run
+        page.locator(".st-key-cancel-b-waiting button").first.click()  # the first session cancels the second's run
         expect(other.get_by_text("b-waiting was cancelled")).to_be_visible(timeout=15_000)
         expect(other.get_by_role("button", name="Start training")).to_be_enabled()
         screenshot(other, "truth-session-2-cancelled")
@@ -74,7 +74,7 @@ def test_two_sessions_share_the_queue_cancel_each_other_and_survive_a_reload(ser
         expect(page.get_by_text("Your run: b-long")).to_be_visible()
         expect(page.get_by_text(re.compile(r"b-long · epoch \d+/30"))).to_be_visible()
         screenshot(page, "truth-session-1-reloaded")
-        page.locator(".st-key-cancel-own button").click()
+        page.locator(".st-key-cancel-own button").first.click()
         expect(page.get_by_text("b-long was cancelled")).to_be_visible()
         expect(page.get_by_text(re.compile(r"b-long · epoch"))).to_have_count(0)
         screenshot(page, "truth-session-1-cancelled")
@@ -93,21 +93,24 @@ def test_a_matrix_click_brings_its_images_into_view_and_an_image_click_inspects_
     true, predicted = divmod(int(off_diagonal.argmax()), 10)
     shown = result.select(true, predicted).tolist()
 
-    page.set_viewport_size({"width": 1400, "height": 900})
+    page.set_viewport_size({"width": 1400, "height": 800})
     page.goto(f"{url}/Evaluate")
     explorer = page.locator(".st-key-explorer")
-    expect(explorer).not_to_be_in_viewport()
     cell = page.locator(".js-plotly-plot .scatterlayer .point").nth(10 * true + predicted)
+    cell.scroll_into_view_if_needed()
+    images = explorer.locator(".js-plotly-plot").first
+    expect(images).not_to_be_in_viewport(ratio=0.5)  # below the fold
     box = cell.bounding_box()
     page.mouse.click(box["x"] + box["width"] / 2, box["y"] + box["height"] / 2)
-    expect(page.get_by_text(f"{len(shown)} image(s), 24 per page.")).to_be_in_viewport()
+    expect(page.get_by_text(f"{len(shown)} image(s), 24 per page.")).to_be_visible()
+    expect(images).to_be_in_viewport(ratio=0.9)
     screenshot(page, "truth-evaluate-cell-clicked")
 
     tile = explorer.locator(".js-plotly-plot .scatterlayer .trace").first.locator(".point").nth(1)
     tile.scroll_into_view_if_needed()
     box = tile.bounding_box()
     page.mouse.click(box["x"] + box["width"] / 2, box["y"] + box["height"] / 2)
-    expect(page.get_by_text(f"Test image #{shown[1]}")).to_be_visible()
+    expect(page.get_by_role("heading", name=f"Test image #{shown[1]}")).to_be_visible()
     screenshot(page, "truth-evaluate-image-clicked")
     assert not offline, f"requests left the machine: {offline}"
 

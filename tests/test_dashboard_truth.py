@@ -52,7 +52,7 @@ def test_a_reloaded_tab_finds_its_run_and_any_session_can_cancel_a_queued_one(fo
     assert "**long** (another session's) · epoch" in texts(second)  # others see its progress too
 
     first.run()
-    assert "**waiting** (another session's) · waiting, starts in about" in texts(first)
+    assert "**waiting** (another session's) · waiting, number 2 in line · starts in about" in texts(first)
     button_of = {b.key: b for b in first.button}
     button_of["cancel-waiting"].click().run()  # cancelled from the session that did not start it
     second.run()

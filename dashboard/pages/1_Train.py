@@ -112,7 +112,6 @@ with st.sidebar:
         placeholder="<preset>-<date>-<time>",
         max_chars=64,
         key="run_name",
-        help="Letters, digits, - and _. Left empty, the run is named after its preset and the time.",
     )
 
 preset_model, preset_train = PRESETS[st.session_state.preset]
@@ -258,7 +257,7 @@ def queue_view() -> None:
                 st.progress(other.fraction)
             else:
                 st.markdown(
-                    f"{position}. **{other.name}** ({who}) · waiting, starts in "
+                    f"**{other.name}** ({who}) · waiting, number {position + 1} in line · starts in "
                     f"{describe_seconds(queue.starts_in(other))} · takes {describe_seconds(other.remaining_seconds())}"
                 )
         cancel.button(
@@ -300,20 +299,22 @@ else:
     st.caption("Click a column to sort; select a finished run to make it the active model (marked ●).")
     if st.session_state.get("history_note"):
         st.warning(st.session_state.history_note)
-    percent = "{:.2%}".format
-    styled = table.style.format(
-        {"test accuracy": percent, "val accuracy": percent, "seconds": "{:.0f}".format, "lr": "{:g}".format},
-        na_rep="",
-    ).format({"active": lambda active: "●" if active else ""})
+    table["active"] = table["active"].map({True: "●", False: ""})
     st.dataframe(
-        styled,
+        table,
         key="history",
         on_select=activate,
         selection_mode="single-row",
         hide_index=True,
+        placeholder="",  # a cancelled run has no accuracy: an empty cell, not the word "None"
         column_config={
-            "active": st.column_config.TextColumn("", width=30, pinned=True),
-            "name": st.column_config.TextColumn(pinned=True),
+            "active": st.column_config.TextColumn("", width=30, pinned=True, help="the active model"),
+            "name": st.column_config.TextColumn(pinned=True, width="medium"),
+            "status": st.column_config.TextColumn(width="small"),
+            "test accuracy": st.column_config.NumberColumn(format="percent"),
+            "val accuracy": st.column_config.NumberColumn(format="percent"),
+            "seconds": st.column_config.NumberColumn(format="%.0f"),
+            "lr": st.column_config.NumberColumn(format="%g"),
             "error": st.column_config.TextColumn(width="large"),
         },
     )

@@ -154,15 +154,16 @@ def image_grid(on_page: np.ndarray, inspected: int) -> go.Figure:
     )
     figure.add_scatter(
         x=x,
-        y=y + 36,
+        y=y + 39,
         mode="text",
         text=[f"{labels[i]} → {predictions[i]} · {confidence[i]:.0%}" for i in on_page],
         textfont=dict(size=13, color="#31333f"),
+        unselected=dict(textfont=dict(color="#31333f")),
         hoverinfo="skip",
     )
     for p in picked:
         figure.add_shape(
-            type="rect", x0=x[p] - 33, x1=x[p] + 33, y0=y[p] - 33, y1=y[p] + 33, line=dict(color="#1f77b4", width=3)
+            type="rect", x0=x[p] - 32, x1=x[p] + 32, y0=y[p] - 32, y1=y[p] + 32, line=dict(color="#1f77b4", width=3)
         )
     figure.update_layout(
         height=rows * 150 + 20,
