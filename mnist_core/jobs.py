@@ -130,7 +130,7 @@ class Job:
             if self.status != "queued":
                 return
             self.status, self.ended = "cancelled", time.time()
-        log_not_started(self.path, self.model_config, self.train_config, "cancelled before it started")
+        log_not_started(self.path, self.model_config, self.train_config, "while waiting in the queue")
 
     def _begin(self, abandon_after_s: float) -> bool:
         """The worker's side of ``cancel``: start the job unless it was cancelled or abandoned meanwhile."""

@@ -74,10 +74,24 @@ def test_two_sessions_share_the_queue_cancel_each_other_and_survive_a_reload(ser
         expect(page.get_by_text("Your run: b-long")).to_be_visible()
         expect(page.get_by_text(re.compile(r"b-long · epoch \d+/30"))).to_be_visible()
         screenshot(page, "truth-session-1-reloaded")
+
+        page.get_by_role("link", name="Draw").click()  # every page says how your run is doing
+        expect(page.get_by_text(re.compile(r"Your run b-long: epoch \d+/30"))).to_be_visible()
+        screenshot(page, "truth-session-1-draw")
+        page.get_by_role("link", name="Train").click()
+
         page.locator(".st-key-cancel-own button").first.click()
         expect(page.get_by_text("b-long was cancelled")).to_be_visible()
         expect(page.get_by_text(re.compile(r"b-long · epoch"))).to_have_count(0)
         screenshot(page, "truth-session-1-cancelled")
+
+        table = page.locator("[data-testid=stDataFrame]")
+        box = table.bounding_box()
+        page.mouse.click(box["x"] + 15, box["y"] + 35 + 17)  # the first row's selection box
+        expect(
+            page.get_by_text("b-waiting was cancelled (while waiting in the queue): it left no model to use.")
+        ).to_be_visible()
+        screenshot(page, "truth-history-cancelled-row")
     finally:
         other.context.close()
     assert {r["name"]: r["status"] for r in read_runs(folder)} == {"b-long": "cancelled", "b-waiting": "cancelled"}
@@ -125,6 +139,8 @@ def test_the_lab_is_complete_offline(server, page, offline):
         expect(page.locator("[data-testid=stApp]")).to_have_attribute("data-test-script-state", "notRunning")
         expect(page.locator("link[rel='shortcut icon']")).to_have_attribute("href", re.compile(r"^(/|http://127)"))
     page.goto(url)
-    expect(page.get_by_text("Train a model with your own settings")).to_be_visible()
+    expect(page.locator(".js-plotly-plot")).to_be_visible()  # the charts draw with no network too
+    expect(page.get_by_text("Twelve training images of each digit")).to_be_visible()
+    wait_for_rerun(page)
     screenshot(page, "truth-offline-home")
     assert not offline, f"requests left the machine: {offline}"

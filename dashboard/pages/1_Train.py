@@ -293,8 +293,9 @@ else:
             common.select_model(row["name"])
             st.session_state.history_note = ""
         else:
-            reason = f": {row['error']}" if row["error"] else ""
-            st.session_state.history_note = f"**{row['name']}** {row['status']}{reason}. It left no model to use."
+            what = {"failed": "failed", "running": "is still running"}.get(row["status"], f"was {row['status']}")
+            reason = f" ({row['error']})" if row["error"] else ""
+            st.session_state.history_note = f"**{row['name']}** {what}{reason}: it left no model to use."
 
     st.caption("Click a column to sort; select a finished run to make it the active model (marked ●).")
     if st.session_state.get("history_note"):
