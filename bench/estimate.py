@@ -2,11 +2,11 @@
 
 Each run goes through the dashboard's own queue (data already in memory), and the
 measured time is from the moment the worker takes the job to the saved checkpoint.
-Two forecasts are printed: from the cost model's constants alone, and calibrated on
-the runs this benchmark has already finished (as the Train page does with its
-history). The machine load is printed with each run, since a shared machine's speed
-moves with it. The long presets can be shortened with ``--epochs``: the forecast is
-then for the shortened run, which checks the same model of cost.
+Three forecasts are printed: for an idle machine (the constants alone), for the
+machine's load now, and calibrated on the runs this benchmark has already finished
+as well (what the Train page shows). The load is printed before and after each run.
+The long presets can be shortened with ``--epochs``: the forecast is then for the
+shortened run, which checks the same model of cost.
 
     python bench/estimate.py                       # all five settings, in full (the best preset takes ~8 min)
     python bench/estimate.py --only quick small    # a subset
@@ -52,12 +52,15 @@ def main() -> None:
     data = load_mnist()
     with tempfile.TemporaryDirectory() as folder:
         queue = TrainingQueue(folder, load_data=lambda: data)
-        print(f"{'setting':8s} {'epochs':>6s} {'model only':>10s} {'calibrated':>10s} {'measured':>9s}  ratio  load")
+        print(
+            f"{'setting':8s} {'epochs':>6s} {'idle':>6s} {'load now':>8s} {'history':>8s} {'measured':>9s}  ratio  load"
+        )
         for name in args.only:
             model_config, train_config = SETTINGS[name]
             if name in shortened:
                 train_config = dataclasses.replace(train_config, epochs=shortened[name])
             history = read_runs(folder)
+            idle = estimate(model_config, train_config, load=0)
             alone, calibrated = estimate(model_config, train_config), estimate(model_config, train_config, history)
             load_before = os.getloadavg()[0]
             job = queue.submit(model_config, train_config, name=name, history=history)
@@ -67,7 +70,8 @@ def main() -> None:
             assert job.status == "finished", job.error
             measured = (job.ended or 0) - (job.started or 0)
             print(
-                f"{name:8s} {train_config.epochs:6d} {alone.total:9.0f}s {calibrated.total:9.0f}s {measured:8.0f}s "
+                f"{name:8s} {train_config.epochs:6d} {idle.total:5.0f}s {alone.total:7.0f}s {calibrated.total:7.0f}s "
+                f"{measured:8.0f}s "
                 f"{measured / calibrated.total:6.2f}  {load_before:.1f}-{os.getloadavg()[0]:.1f}",
                 flush=True,
             )

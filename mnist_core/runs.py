@@ -61,6 +61,7 @@ def run_training(
             "status": "running",
             "started": _now(),
             "pid": os.getpid(),
+            "load": os.getloadavg()[0],  # how busy the machine was: the cost model separates it from its speed
             "model_config": model_config.to_dict(),
             "train_config": train_config.to_dict(),
         },
