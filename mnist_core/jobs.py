@@ -55,7 +55,6 @@ class Job:
     error: str = ""
     checkpoint: Checkpoint | None = None
     estimate: Estimate | None = None  # the cost model's forecast when the job was submitted
-    submitted: float = field(default_factory=time.time)
     started: float | None = None  # when the worker took it (time.time)
     ended: float | None = None
     last_seen: float = field(default_factory=time.time)  # refreshed by the owner's pages: see ``seen``
@@ -102,7 +101,7 @@ class Job:
         """Called by pages of the session that owns the job: it is still wanted."""
         self.last_seen = time.time()
 
-    def remaining_seconds(self, now: float | None = None) -> float:
+    def remaining_seconds(self) -> float:
         """Seconds until the job ends, from the cost model corrected by the speed measured so far.
 
         The correction is phased in over the first tenth of the run, so the figure moves
@@ -113,7 +112,7 @@ class Job:
         forecast = self.estimate or estimate(self.model_config, self.train_config)
         if self.started is None:
             return forecast.total
-        elapsed = (now or time.time()) - self.started
+        elapsed = time.time() - self.started
         done = self.fraction
         expected = forecast.loading + done * forecast.training
         speed = elapsed / expected if expected > 0 and done > 0 else 1.0
