@@ -32,11 +32,15 @@ MATERIAL_FONT = next((Path(st.__file__).parent / "static" / "static" / "media").
 OWN_RUN_HEARTBEAT_S = 5.0
 
 
-def page(title: str, icon: str) -> Checkpoint | None:
-    """Set up a page (the first Streamlit call each page makes), show this session's run, return the active model."""
+def page(title: str, icon: str, own_run: bool = True) -> Checkpoint | None:
+    """Set up a page (the first Streamlit call each page makes) and return the active model.
+
+    With ``own_run`` the sidebar says how this session's unfinished run is doing (the
+    Train page, which shows it in full, turns that off).
+    """
     st.set_page_config(page_title=f"{title} · MNIST lab", page_icon=icon_image(icon), layout="wide")
     job = st.session_state.get("job")
-    if job is not None and not job.done:
+    if own_run and job is not None and not job.done:
         with st.sidebar:
             own_run_status()
     return active_model()

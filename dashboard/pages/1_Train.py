@@ -19,7 +19,7 @@ from mnist_core.jobs import Job, QueueFull
 from mnist_core.runs import history_rows, read_runs
 from mnist_core.train import PRESETS
 
-common.page("Train", ":material/model_training:")
+common.page("Train", ":material/model_training:", own_run=False)
 queue = common.training_queue(str(common.checkpoint_dir()))
 try:
     history = read_runs(common.checkpoint_dir())
