@@ -215,16 +215,23 @@ def curves(job: Job) -> go.Figure:
     return figure
 
 
+# Fragments redraw parts of the page on a timer without rerunning the rest. The progress line is cheap and
+# redrawn every second; the curves cost more (a Plotly figure) and the queue changes slowly, so they are
+# redrawn less often: on a busy server, redraws that take longer than their interval pile up and the
+# page falls behind the run.
 @st.fragment(run_every=1.0 if busy else None)
-def live_view(job: Job) -> None:
-    """Redrawn every second while the job is unfinished, without rerunning (or freezing) the rest of the page."""
+def live_progress(job: Job) -> None:
     job.seen()
     if not job.done:
         common.show_progress(job, queue)
-    if job.events:
-        st.plotly_chart(curves(job), width="stretch", key="curves", on_select="ignore")
     if job.done and busy:
         st.rerun()  # the run just ended: redraw the whole page, history and sidebar included
+
+
+@st.fragment(run_every=4.0 if busy else None)
+def live_curves(job: Job) -> None:
+    if job.events:
+        st.plotly_chart(curves(job), width="stretch", key="curves", on_select="ignore")
 
 
 if job is not None:
@@ -236,11 +243,12 @@ if job is not None:
         st.warning(f"**{job.name}** was cancelled{f' ({job.error})' if job.error else ''}; nothing was saved.")
     elif job.status == "failed":
         st.error(f"**{job.name}** failed: {job.error}")
-    live_view(job)
+    live_progress(job)
+    live_curves(job)
 
 
 # ---- The queue: every session's runs, with progress and a way to cancel them ----
-@st.fragment(run_every=2.0 if queue.active() else None)
+@st.fragment(run_every=3.0 if queue.active() else None)
 def queue_view() -> None:
     """Every unfinished run on this server, whoever started it: what is running, who waits, and when each starts."""
     active = queue.active()
