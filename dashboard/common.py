@@ -9,25 +9,96 @@ so two sessions never see each other's choices.
 
 from __future__ import annotations
 
+import time
 from pathlib import Path
 
 import numpy as np
 import plotly.graph_objects as go
 import streamlit as st
+from PIL import Image, ImageDraw, ImageFont
 
 from mnist_core import checkpoints, data
 from mnist_core.checkpoints import Checkpoint, scan_checkpoints
+from mnist_core.cost import describe_seconds
 from mnist_core.data import MNIST, DataError, to_pixels  # noqa: F401  (pages show images with common.to_pixels)
 from mnist_core.evaluate import predict_probabilities
-from mnist_core.jobs import TrainingQueue
+from mnist_core.jobs import Job, TrainingQueue
 
 GREEN, RED = (46, 160, 67), (218, 54, 51)
+# Streamlit's own copy of the Material Symbols font: inline icons use it, but a ":material/...:"
+# page icon makes the browser fetch an SVG from fonts.gstatic.com, which fails offline.
+MATERIAL_FONT = next((Path(st.__file__).parent / "static" / "static" / "media").glob("MaterialSymbols-Rounded*.woff2"))
+OWN_RUN_HEARTBEAT_S = 5.0
 
 
-def page(title: str, icon: str) -> Checkpoint | None:
-    """Set up a page (the first Streamlit call each page makes) and return the active model."""
-    st.set_page_config(page_title=f"{title} · MNIST lab", page_icon=icon, layout="wide")
+def page(title: str, icon: str, own_run: bool = True) -> Checkpoint | None:
+    """Set up a page (the first Streamlit call each page makes) and return the active model.
+
+    With ``own_run`` the sidebar says how this session's unfinished run is doing (the
+    Train page, which shows it in full, turns that off).
+    """
+    st.set_page_config(page_title=f"{title} · MNIST lab", page_icon=icon_image(icon), layout="wide")
+    job = st.session_state.get("job")
+    if own_run and job is not None and not job.done:
+        with st.sidebar:
+            own_run_status()
     return active_model()
+
+
+@st.cache_resource
+def icon_image(icon: str) -> Image.Image:
+    """A ``:material/name:`` icon drawn from the font Streamlit serves itself, so the tab icon works offline."""
+    name = icon.removeprefix(":material/").removesuffix(":")
+    font = ImageFont.truetype(str(MATERIAL_FONT), 56)
+    image = Image.new("RGBA", (64, 64))
+    ImageDraw.Draw(image).text((32, 32), name, font=font, fill="#ff4b4b", anchor="mm")
+    return image
+
+
+def status_line(job: Job, queue: TrainingQueue) -> str:
+    """What a job is doing right now, in words: the same sentence on every page and in every session."""
+    now = time.time()
+    if job.cancel_requested and not job.done:
+        return "stopping after the current batch…"
+    if job.phase == "queued":
+        ahead = queue.ahead_of(job)
+        return (
+            f"queued behind {', '.join(j.name for j in ahead)}: number {len(ahead) + 1} in line, "
+            f"starts in {describe_seconds(queue.starts_in(job))}"
+        )
+    if job.phase == "loading":
+        return f"loading MNIST and building the model… {now - (job.started or now):.0f} s"
+    if job.phase == "training" and job.latest is not None:
+        p = job.latest
+        return (
+            f"epoch {p.epoch}/{p.epochs} · batch {p.batch}/{p.batches} · "
+            f"ETA {describe_seconds(job.remaining_seconds())} · {p.images_per_sec:,.0f} images/s"
+        )
+    if job.phase == "evaluating":
+        left = describe_seconds(job.remaining_seconds())
+        return f"training done; testing on the 10,000 test images and saving… {left} left"
+    return job.status
+
+
+def show_progress(job: Job, queue: TrainingQueue) -> None:
+    """A progress bar (or, while queued, a note) with ``status_line``."""
+    if job.phase == "queued":
+        st.info(f"**{job.name}** is {status_line(job, queue)}.")
+    else:
+        st.progress(job.fraction, text=f"**{job.name}** · {status_line(job, queue)}")
+
+
+@st.fragment(run_every=OWN_RUN_HEARTBEAT_S)
+def own_run_status() -> None:
+    """This session's unfinished run, on every page; each refresh tells the queue the run is still wanted."""
+    job: Job | None = st.session_state.get("job")
+    if job is None:
+        return
+    job.seen()
+    if job.done:
+        st.rerun()  # redraw the page: the model picker may now hold the new model
+    queue = training_queue(str(checkpoint_dir()))
+    st.caption(f"Your run **{job.name}**: {status_line(job, queue)}")
 
 
 def checkpoint_dir() -> Path:
@@ -62,7 +133,7 @@ def active_model() -> Checkpoint | None:
                 list(by_name),
                 key="model_picker",
                 on_change=lambda: select_model(st.session_state.model_picker),
-                format_func=lambda n: f"{n} · {by_name[n].metrics.get('test_accuracy', 0):.2%}",
+                format_func=lambda n: f"{n} · {by_name[n].metrics.get('test_accuracy', 0):.2%} · {summary(by_name[n])}",
                 help="Used by every page: Draw predicts with it, Evaluate examines it.",
             )
         if bad:
@@ -70,6 +141,12 @@ def active_model() -> Checkpoint | None:
                 for name, problem in bad.items():
                     st.caption(f"**{name}**: {problem}")
     return by_name.get(st.session_state.get("active_model", ""))
+
+
+def summary(checkpoint: Checkpoint) -> str:
+    """A few words that tell runs apart in the model picker: the network's size and the training length."""
+    m, t = checkpoint.model_config, checkpoint.train_config
+    return f"conv {m.conv1_channels}→{m.conv2_channels}, {t.epochs} ep"
 
 
 def select_model(name: str) -> None:
@@ -148,13 +225,17 @@ def probability_chart(probabilities: list[float] | np.ndarray, true: int | None 
             marker_line_width=3,
             text=[f"{p:.0%}" if p >= 0.01 else "" for p in probabilities],
             textposition="outside",
+            textfont=dict(size=14),
+            cliponaxis=False,
             hovertemplate="digit %{x}: %{y:.2%}<extra></extra>",
         )
     )
     fig.update_layout(
-        height=260,
-        margin=dict(l=10, r=10, t=10, b=10),
+        height=280,
+        margin=dict(l=10, r=10, t=20, b=10),
         showlegend=False,
+        font=dict(size=15),  # readable in the narrow detail column of a 1400 px window
+        uniformtext=dict(minsize=13, mode="show"),
         xaxis=dict(tickmode="linear", title="digit"),
         yaxis=dict(range=[0, 1.15], tickformat=".0%", title="probability"),
     )

@@ -191,10 +191,10 @@ def reserve(path: Path | str, overwrite: bool = False) -> Path:
     return path
 
 
-def reserve_new_run(directory: Path | str | None = None) -> Path:
-    """A fresh ``run-YYYYmmdd-HHMMSS[-n].pt`` in ``directory``, reserved (see ``reserve``)."""
+def reserve_new_run(directory: Path | str | None = None, prefix: str = "run") -> Path:
+    """A fresh ``<prefix>-YYYYmmdd-HHMMSS[-n].pt`` in ``directory``, reserved (see ``reserve``)."""
     directory = Path(directory or checkpoint_dir())
-    base = datetime.now().strftime("run-%Y%m%d-%H%M%S")
+    base = datetime.now().strftime(f"{prefix}-%Y%m%d-%H%M%S")
     n = 1
     while True:
         try:

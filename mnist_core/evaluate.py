@@ -4,9 +4,13 @@ from __future__ import annotations
 
 import copy
 from dataclasses import dataclass
+from typing import Literal
 
 import torch
 from torch import nn
+
+Order = Literal["most confident first", "least confident first", "test set order"]
+ORDERS: tuple[Order, ...] = ("most confident first", "least confident first", "test set order")
 
 
 @dataclass
@@ -28,6 +32,39 @@ class Evaluation:
     def confusion(self) -> torch.Tensor:
         """(10, 10) counts; row = true digit, column = predicted digit."""
         return torch.bincount(self.labels * 10 + self.predictions, minlength=100).reshape(10, 10)
+
+    @property
+    def confidence(self) -> torch.Tensor:
+        """(N,) the probability the model gave its own answer."""
+        return self.probabilities.max(1).values
+
+    def confusion_rates(self) -> torch.Tensor:
+        """(10, 10) the confusion matrix as fractions of each row: how each true digit is read."""
+        confusion = self.confusion.double()
+        return confusion / confusion.sum(1, keepdim=True).clamp(min=1)
+
+    def select(
+        self,
+        true: int | None = None,
+        predicted: int | None = None,
+        correct_too: bool = False,
+        order: Order = "most confident first",
+    ) -> torch.Tensor:
+        """Indices of the images the error explorer shows: errors (or all) of a true and predicted digit, sorted.
+
+        ``None`` means any digit. Ties keep test-set order, so a page of results is stable.
+        """
+        predictions = self.predictions
+        shown = torch.ones_like(self.labels, dtype=torch.bool) if correct_too else predictions != self.labels
+        if true is not None:
+            shown &= self.labels == true
+        if predicted is not None:
+            shown &= predictions == predicted
+        indices = shown.nonzero().flatten()
+        if order == "test set order":
+            return indices
+        confidence = self.confidence[indices]
+        return indices[torch.sort(-confidence if order == "most confident first" else confidence, stable=True).indices]
 
     @property
     def error_indices(self) -> torch.Tensor:

@@ -12,27 +12,39 @@ from __future__ import annotations
 
 import queue
 import threading
+import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Literal
 
 from .checkpoints import Checkpoint, checkpoint_path, release, reserve, reserve_new_run
+from .cost import Estimate, estimate
 from .data import MNIST, load_mnist
 from .model import ModelConfig
-from .runs import run_training
+from .runs import log_not_started, run_training
 from .train import Progress, TrainConfig, TrainingCancelled
 
 Status = Literal["queued", "running", "finished", "cancelled", "failed"]
+# What a page says a job is doing: its status, with "running" split into the steps a user waits through.
+Phase = Literal["queued", "loading", "training", "evaluating", "finished", "cancelled", "failed"]
 
-# Training throughput in multiply-accumulates per second: the quick preset's ~7 s on a 2-core
-# CPU. Only used until a finished run gives this machine's own figure.
-DEFAULT_MACS_PER_SECOND = 1.4e11
+MAX_WAITING = 4  # queued jobs, beyond the running one: a bound on how long a new request can wait
+ABANDON_AFTER_S = 600.0  # a queued job nobody has watched for this long is dropped when its turn comes
+
+
+class QueueFull(RuntimeError):
+    """The queue already holds ``MAX_WAITING`` waiting jobs; the message says so in the user's terms."""
 
 
 @dataclass(eq=False)  # a job is itself, whatever its fields say
 class Job:
-    """One training request, from the queue to its checkpoint (or its error)."""
+    """One training request, from the queue to its checkpoint (or its error).
+
+    ``status`` changes only under the job's lock, so a Cancel clicked in one session
+    and the worker picking the job up never both win: a queued job that is cancelled
+    is cancelled at once (and logged), and is never started.
+    """
 
     name: str
     model_config: ModelConfig
@@ -42,7 +54,12 @@ class Job:
     events: list[Progress] = field(default_factory=list)  # appended by the worker, read by pages
     error: str = ""
     checkpoint: Checkpoint | None = None
+    estimate: Estimate | None = None  # the cost model's forecast when the job was submitted
+    started: float | None = None  # when the worker took it (time.time)
+    ended: float | None = None
+    last_seen: float = field(default_factory=time.time)  # refreshed by the owner's pages: see ``seen``
     _stop: threading.Event = field(default_factory=threading.Event, repr=False)
+    _lock: threading.Lock = field(default_factory=threading.Lock, repr=False)
 
     @property
     def done(self) -> bool:
@@ -52,13 +69,83 @@ class Job:
     def latest(self) -> Progress | None:
         return self.events[-1] if self.events else None
 
+    @property
+    def phase(self) -> Phase:
+        """``running`` told apart: loading data, in the training loop, or evaluating and saving after it."""
+        if self.status != "running":
+            return self.status
+        latest = self.latest
+        if latest is None:
+            return "loading"
+        if latest.kind == "epoch" and latest.epoch == latest.epochs:
+            return "evaluating"
+        return "training"
+
+    @property
+    def fraction(self) -> float:
+        """How much of the training loop is done, 0..1 (1 once it is evaluating or finished)."""
+        p = self.latest
+        if self.status == "finished" or self.phase == "evaluating":
+            return 1.0
+        return ((p.epoch - 1) * p.batches + p.batch) / (p.epochs * p.batches) if p else 0.0
+
+    @property
+    def cancel_requested(self) -> bool:
+        return self._stop.is_set()
+
     def epochs(self) -> list[Progress]:
         """The end-of-epoch reports, which carry the validation metrics."""
         return [e for e in list(self.events) if e.kind == "epoch"]
 
+    def seen(self) -> None:
+        """Called by pages of the session that owns the job: it is still wanted."""
+        self.last_seen = time.time()
+
+    def remaining_seconds(self) -> float:
+        """Seconds until the job ends, from the cost model corrected by the speed measured so far.
+
+        The correction is phased in over the first tenth of the run, so the figure moves
+        smoothly instead of jumping with the first noisy batches and each validation pause.
+        """
+        if self.done:
+            return 0.0
+        forecast = self.estimate or estimate(self.model_config, self.train_config)
+        if self.started is None:
+            return forecast.total
+        elapsed = time.time() - self.started
+        done = self.fraction
+        expected = forecast.loading + done * forecast.training
+        speed = elapsed / expected if expected > 0 and done > 0 else 1.0
+        weight = min(1.0, done / 0.1)
+        factor = weight * speed + (1 - weight)
+        if self.phase == "evaluating":
+            return max(0.0, forecast.total * factor - elapsed)
+        return max(0.0, factor * ((1 - done) * forecast.training + forecast.finishing))
+
     def cancel(self) -> None:
-        """Ask the job to stop: a queued job never starts, a running one stops before its next batch."""
+        """Stop the job: a queued one is cancelled now and never starts, a running one stops before its next batch."""
         self._stop.set()
+        with self._lock:
+            if self.status != "queued":
+                return
+            self.status, self.ended = "cancelled", time.time()
+        release(self.path)
+        log_not_started(self.path, self.model_config, self.train_config, "while waiting in the queue")
+
+    def _begin(self, abandon_after_s: float) -> bool:
+        """The worker's side of ``cancel``: start the job unless it was cancelled or abandoned meanwhile."""
+        with self._lock:
+            if self.status != "queued":
+                return False
+            if time.time() - self.last_seen > abandon_after_s:
+                self.status, self.ended = "cancelled", time.time()
+                self.error = f"dropped: no page watched it for {abandon_after_s / 60:.0f} min before its turn"
+            else:
+                self.status, self.started = "running", time.time()
+                return True
+        release(self.path)
+        log_not_started(self.path, self.model_config, self.train_config, self.error)
+        return False
 
 
 class TrainingQueue:
@@ -66,26 +153,48 @@ class TrainingQueue:
 
     ``load_data`` is called in the worker, once per job, so a page that submits a
     job never waits for MNIST to load; pass a cached loader to share one copy.
+    At most ``max_waiting`` jobs wait behind the running one, and a waiting job whose
+    pages stopped calling ``Job.seen`` for ``abandon_after_s`` (its browser tab was
+    closed) is dropped when its turn comes instead of running for nobody.
     """
 
-    def __init__(self, directory: Path | str, load_data: Callable[[], MNIST] = load_mnist) -> None:
+    def __init__(
+        self,
+        directory: Path | str,
+        load_data: Callable[[], MNIST] = load_mnist,
+        max_waiting: int = MAX_WAITING,
+        abandon_after_s: float = ABANDON_AFTER_S,
+    ) -> None:
         self.directory = Path(directory)
+        self.max_waiting = max_waiting
+        self.abandon_after_s = abandon_after_s
         self._load_data = load_data
         self._pending: queue.Queue[Job] = queue.Queue()
         self._jobs: list[Job] = []
         self._lock = threading.Lock()
         self._worker: threading.Thread | None = None
 
-    def submit(self, model_config: ModelConfig, train_config: TrainConfig, name: str | None = None) -> Job:
-        """Queue a run; ``name`` (user-typed, validated) defaults to a fresh ``run-<date>-<time>``.
+    def submit(
+        self,
+        model_config: ModelConfig,
+        train_config: TrainConfig,
+        name: str | None = None,
+        history: list[dict] | None = None,
+        prefix: str = "run",
+    ) -> Job:
+        """Queue a run; ``name`` (user-typed, validated) defaults to a fresh ``<prefix>-<date>-<time>``.
 
-        Raises ``CheckpointError`` for an invalid name or one already taken by a
-        checkpoint or by a job that has not finished yet.
+        ``history`` (``runs.read_runs``) calibrates the job's time estimate. Raises
+        ``CheckpointError`` for an invalid name or one already taken by a checkpoint or
+        by a job that has not finished yet, and ``QueueFull`` when too many jobs wait.
         """
+        forecast = estimate(model_config, train_config, history)
         with self._lock:
-            # Reserved until the job ends (see _run), so no other job, session or process can take the name.
-            path = reserve(checkpoint_path(name, self.directory)) if name else reserve_new_run(self.directory)
-            job = Job(path.stem, model_config, train_config, path)
+            if sum(job.status == "queued" for job in self._jobs) >= self.max_waiting:
+                raise QueueFull(f"{self.max_waiting} runs are already waiting; start yours when one of them has begun")
+            # Reserved until the job ends, so no other job, session or process can take the name.
+            path = reserve(checkpoint_path(name, self.directory)) if name else reserve_new_run(self.directory, prefix)
+            job = Job(path.stem, model_config, train_config, path, estimate=forecast)
             self._jobs.append(job)
             self._pending.put(job)
             if self._worker is None:
@@ -98,24 +207,33 @@ class TrainingQueue:
         with self._lock:
             return list(self._jobs)
 
+    def find(self, name: str) -> Job | None:
+        """The newest job called ``name``: how a reloaded page finds the run it started."""
+        return next((job for job in reversed(self.jobs()) if job.name == name), None)
+
     def running(self) -> Job | None:
         return next((job for job in self.jobs() if job.status == "running"), None)
+
+    def active(self) -> list[Job]:
+        """The running job and the waiting ones, in the order they run: what every session sees."""
+        return [job for job in self.jobs() if not job.done]
 
     def ahead_of(self, job: Job) -> list[Job]:
         """The unfinished jobs that will run before ``job``: what a queued user is waiting for."""
         jobs = self.jobs()
         return [j for j in jobs[: jobs.index(job)] if not j.done] if job in jobs else []
 
+    def starts_in(self, job: Job) -> float:
+        """Seconds until ``job`` starts: what is left of the running job plus the estimates of those between."""
+        return sum(j.remaining_seconds() for j in self.ahead_of(job))
+
     def _work(self) -> None:
         while True:
             self._run(self._pending.get())
 
     def _run(self, job: Job) -> None:
-        if job._stop.is_set():
-            job.status = "cancelled"
-            release(job.path)
+        if not job._begin(self.abandon_after_s):
             return
-        job.status = "running"
         try:
             data = self._load_data()
             job.checkpoint = run_training(
@@ -136,36 +254,4 @@ class TrainingQueue:
             job.status = "finished"
         finally:
             release(job.path)
-
-
-def multiply_accumulates(config: ModelConfig) -> int:
-    """Multiply-accumulates of one forward pass for one image: what training time scales with."""
-    k2 = config.kernel_size**2
-    return (
-        28 * 28 * k2 * config.conv1_channels
-        + 14 * 14 * k2 * config.conv1_channels * config.conv2_channels
-        + 7 * 7 * config.conv2_channels * config.hidden_units
-        + config.hidden_units * 10
-    )
-
-
-def estimate_seconds(model_config: ModelConfig, train_config: TrainConfig, runs: list[dict] | None = None) -> float:
-    """A rough training time, calibrated on the newest finished run in ``runs`` (see ``runs.read_runs``).
-
-    Training costs about three forward passes per image (forward, and backward for
-    inputs and weights), so time is that work divided by the machine's throughput.
-    """
-    macs_per_second = DEFAULT_MACS_PER_SECOND
-    for run in runs or []:
-        seconds = (run.get("metrics") or {}).get("train_seconds")
-        if run.get("status") != "finished" or not seconds:
-            continue
-        try:
-            done = TrainConfig(**run["train_config"])
-            work = 3 * multiply_accumulates(ModelConfig(**run["model_config"])) * done.epochs * (60000 - done.val_size)
-        except (KeyError, TypeError, ValueError):  # a line written by another version
-            continue
-        macs_per_second = work / seconds
-        break
-    images = train_config.epochs * (60000 - train_config.val_size)
-    return 3 * multiply_accumulates(model_config) * images / macs_per_second
+        job.ended = time.time()

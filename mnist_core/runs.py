@@ -93,6 +93,7 @@ def _run(
             "status": "running",
             "started": _now(),
             "pid": os.getpid(),
+            "load": os.getloadavg()[0],  # how busy the machine was: the cost model separates it from its speed
             "model_config": model_config.to_dict(),
             "train_config": train_config.to_dict(),
         },
@@ -194,3 +195,66 @@ def scan_runs(directory: Path | str) -> tuple[list[dict], list[str]]:
 def read_runs(directory: Path | str) -> list[dict]:
     """Every logged run, newest first: its settings, status, end time, metrics or error, merged from its lines."""
     return scan_runs(directory)[0]
+
+
+def log_not_started(path: Path | str, model_config: ModelConfig, train_config: TrainConfig, reason: str) -> None:
+    """Log a queued run that ended before it began (cancelled, or dropped), so the history shows it too."""
+    path = Path(path)
+    _log(
+        path.parent,
+        {
+            "name": path.stem,
+            "status": "cancelled",
+            "started": _now(),
+            "ended": _now(),
+            "model_config": model_config.to_dict(),
+            "train_config": train_config.to_dict(),
+            "error": reason,
+        },
+    )
+
+
+# The run history's columns after the results: label -> the setting it shows.
+TRAIN_COLUMNS = {"epochs": "epochs", "batch": "batch_size", "lr": "lr", "augment": "augment", "seed": "seed"}
+MODEL_COLUMNS = {
+    "conv1": "conv1_channels",
+    "conv2": "conv2_channels",
+    "kernel": "kernel_size",
+    "hidden": "hidden_units",
+    "dropout": "dropout",
+    "batch norm": "batch_norm",
+}
+
+
+def history_rows(runs: list[dict], active: str | None = None) -> list[dict]:
+    """One row per run for a table: who it is, how it ended, its results, then its settings, then any error.
+
+    Values are ``None`` where a run has none (a cancelled run has no accuracy); a line
+    damaged in any way still gives a row, with what could be read.
+    """
+
+    def section(run: dict, key: str) -> dict:
+        value = run.get(key)
+        return value if isinstance(value, dict) else {}
+
+    def number(value: object) -> float | None:
+        return float(value) if isinstance(value, int | float) and not isinstance(value, bool) else None
+
+    rows = []
+    for run in runs:
+        metrics, train, model = section(run, "metrics"), section(run, "train_config"), section(run, "model_config")
+        rows.append(
+            {
+                "active": str(run.get("name")) == active,
+                "name": str(run.get("name", "")),
+                "status": str(run.get("status", "unknown")),
+                "test accuracy": number(metrics.get("test_accuracy")),
+                "val accuracy": number(metrics.get("val_accuracy")),
+                "seconds": number(metrics.get("train_seconds")),
+                "started": str(run.get("started", "")).replace("T", " ")[:19],
+                **{label: train.get(key) for label, key in TRAIN_COLUMNS.items()},
+                **{label: model.get(key) for label, key in MODEL_COLUMNS.items()},
+                "error": str(run.get("error") or ""),
+            }
+        )
+    return rows

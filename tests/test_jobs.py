@@ -7,11 +7,12 @@ import pytest
 from synthetic_mnist import synthetic_mnist
 
 from mnist_core.checkpoints import CheckpointError
+from mnist_core.cost import Estimate
 from mnist_core.data import MNIST
-from mnist_core.jobs import Job, TrainingQueue, estimate_seconds
+from mnist_core.jobs import Job, QueueFull, TrainingQueue
 from mnist_core.model import ModelConfig
 from mnist_core.runs import read_runs
-from mnist_core.train import TrainConfig
+from mnist_core.train import Progress, TrainConfig
 
 TINY = ModelConfig(conv1_channels=4, conv2_channels=8, hidden_units=16)
 
@@ -80,7 +81,7 @@ def test_a_queued_job_cancelled_before_it_starts_never_runs(tmp_path, small):
     wait(first)
     wait(skipped)
     assert skipped.status == "cancelled" and not skipped.events
-    assert [r["name"] for r in read_runs(tmp_path)] == ["first"]
+    assert {r["name"]: r["status"] for r in read_runs(tmp_path)} == {"first": "finished", "skipped": "cancelled"}
 
 
 def test_a_failing_job_records_its_error_and_the_next_job_works(tmp_path, small):
@@ -120,17 +121,82 @@ def test_automatic_names_stay_unique_while_jobs_wait(tmp_path, small):
         wait(job)
 
 
-def test_estimate_is_calibrated_on_the_newest_finished_run():
-    model, train = ModelConfig(), TrainConfig(epochs=2)
-    runs = [
-        {"status": "failed", "metrics": {}},
-        {
-            "status": "finished",
-            "metrics": {"train_seconds": 40.0},
-            "model_config": model.to_dict(),
-            "train_config": train.to_dict(),
-        },
-    ]
-    assert estimate_seconds(model, train, runs) == pytest.approx(40.0)
-    assert estimate_seconds(model, TrainConfig(epochs=4), runs) == pytest.approx(80.0)
-    assert estimate_seconds(model, train) > 0
+def blocked_queue(tmp_path, small, **options) -> tuple[TrainingQueue, threading.Event]:
+    """A queue whose first job holds the worker (loading data) until the returned event is set."""
+    release = threading.Event()
+
+    def load_data() -> MNIST:
+        release.wait(timeout=60)
+        return small
+
+    return TrainingQueue(tmp_path, load_data=load_data, **options), release
+
+
+def test_cancelling_a_queued_job_takes_effect_at_once_and_is_logged(tmp_path, small):
+    queue, release = blocked_queue(tmp_path, small)
+    first = queue.submit(TINY, tiny_train(), name="first")
+    waiting = queue.submit(TINY, tiny_train(), name="waiting")
+    assert waiting.phase == "queued" and queue.starts_in(waiting) > 0
+    waiting.cancel()  # from any session: the job object is shared
+    assert waiting.status == "cancelled" and waiting.done
+    assert {r["name"]: r["status"] for r in read_runs(tmp_path)}["waiting"] == "cancelled"
+    assert queue.active() == [first]
+    release.set()
+    wait(first)
+    assert first.status == "finished" and not waiting.events and not waiting.path.exists()
+
+
+def test_the_queue_is_bounded(tmp_path, small):
+    queue, release = blocked_queue(tmp_path, small, max_waiting=1)
+    running = queue.submit(TINY, tiny_train(), name="running")
+    while running.status != "running":
+        time.sleep(0.01)
+    waiting = queue.submit(TINY, tiny_train(), name="waiting")
+    with pytest.raises(QueueFull, match="1 runs are already waiting"):
+        queue.submit(TINY, tiny_train(), name="refused")
+    assert [job.name for job in queue.active()] == ["running", "waiting"]
+    waiting.cancel()
+    release.set()
+    wait(running)
+
+
+def test_a_queued_job_nobody_watches_is_dropped_when_its_turn_comes(tmp_path, small):
+    queue, release = blocked_queue(tmp_path, small, abandon_after_s=60)
+    first = queue.submit(TINY, tiny_train(), name="first")
+    watched = queue.submit(TINY, tiny_train(), name="watched")
+    orphan = queue.submit(TINY, tiny_train(), name="orphan")
+    orphan.last_seen -= 120  # its browser tab closed two minutes ago
+    release.set()
+    wait(orphan)
+    wait(watched)
+    assert (watched.status, orphan.status) == ("finished", "cancelled")
+    assert "no page watched it" in orphan.error and not orphan.events
+    runs = {r["name"]: r for r in read_runs(tmp_path)}
+    assert runs["orphan"]["status"] == "cancelled" and "no page watched it" in runs["orphan"]["error"]
+    assert first.status == "finished"
+
+
+def test_a_reloaded_page_finds_its_job_by_name(tmp_path, small):
+    queue = TrainingQueue(tmp_path, load_data=lambda: small)
+    job = queue.submit(TINY, tiny_train(), prefix="custom")
+    assert job.name.startswith("custom-") and queue.find(job.name) is job and queue.find("nope") is None
+    wait(job)
+
+
+def progress(kind: str, epoch: int, batch: int, epochs: int = 2, batches: int = 10) -> Progress:
+    return Progress(kind, epoch, epochs, batch, batches, 0.5, 0.9, 1000.0, 1.0)  # type: ignore[arg-type]
+
+
+def test_phase_fraction_and_time_left_follow_the_run(tmp_path):
+    job = Job("x", TINY, tiny_train(epochs=2), tmp_path / "x.pt", estimate=Estimate(2.0, 100.0, 10.0))
+    assert (job.phase, job.fraction, job.remaining_seconds()) == ("queued", 0.0, 112.0)
+    job.status, job.started = "running", time.time()
+    assert job.phase == "loading" and job.remaining_seconds() == pytest.approx(110.0, abs=1)
+    job.events.append(progress("batch", 1, 5))
+    assert job.phase == "training" and job.fraction == 0.25
+    job.started -= (2.0 + 25.0) * 2  # loading and the first quarter took twice the forecast: so will the rest
+    assert job.remaining_seconds() == pytest.approx(2 * (75.0 + 10.0), rel=0.01)
+    job.events += [progress("epoch", 1, 10), progress("batch", 2, 10), progress("epoch", 2, 10)]
+    assert (job.phase, job.fraction) == ("evaluating", 1.0)
+    job.status = "finished"
+    assert (job.phase, job.remaining_seconds()) == ("finished", 0.0)

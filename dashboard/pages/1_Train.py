@@ -1,4 +1,9 @@
-"""Train: settings in the sidebar, a live view of the run, and the history of every run."""
+"""Train: settings in the sidebar, a live view of your run, the server's queue, and the history of every run.
+
+The page always shows the true state of what the user started, from any session and
+after a reload: the run's name travels in the address (``?run=name``), so a reloaded
+tab finds its run again in the server's queue.
+"""
 
 import dataclasses
 
@@ -9,23 +14,18 @@ from plotly.subplots import make_subplots
 
 import common
 from mnist_core.checkpoints import CheckpointError
-from mnist_core.jobs import Job, estimate_seconds
-from mnist_core.runs import read_runs
+from mnist_core.cost import describe_seconds, estimate
+from mnist_core.jobs import Job, QueueFull
+from mnist_core.runs import history_rows, scan_runs
 from mnist_core.train import PRESETS
 
-TRAIN_COLUMNS = {"epochs": "epochs", "batch": "batch_size", "lr": "lr", "augment": "augment", "seed": "seed"}
-MODEL_COLUMNS = {
-    "conv1": "conv1_channels",
-    "conv2": "conv2_channels",
-    "kernel": "kernel_size",
-    "hidden": "hidden_units",
-    "dropout": "dropout",
-    "batch norm": "batch_norm",
-}
-
-common.page("Train", ":material/model_training:")
+common.page("Train", ":material/model_training:", own_run=False)
 queue = common.training_queue(str(common.checkpoint_dir()))
-history = read_runs(common.checkpoint_dir())
+history, skipped_lines = scan_runs(common.checkpoint_dir())  # damaged log lines are skipped, never fatal
+
+# ---- Your run after a reload: the address names it ----
+if st.session_state.get("job") is None and (name := st.query_params.get("run")):
+    st.session_state.job = queue.find(name)
 
 
 def apply_preset() -> None:
@@ -49,6 +49,7 @@ def choices(*values: float) -> list:
     return sorted(set(values))
 
 
+# ---- Settings ----
 models, trains = [m for m, _ in PRESETS.values()], [t for _, t in PRESETS.values()]
 if "epochs" not in st.session_state:
     st.session_state.preset = "quick"
@@ -102,7 +103,12 @@ with st.sidebar:
         "Augmentation", key="augment", help="Random rotation, shift, scale and stroke width", persist_state="session"
     )
     st.number_input("Seed", min_value=0, step=1, key="seed", persist_state="session")
-    run_name = st.text_input("Run name (optional)", placeholder="run-<date>-<time>", max_chars=64).strip()
+    st.text_input(
+        "Run name (optional)",
+        placeholder="<preset>-<date>-<time>",
+        max_chars=64,
+        key="run_name",
+    )
 
 preset_model, preset_train = PRESETS[st.session_state.preset]
 model_config = dataclasses.replace(
@@ -120,32 +126,54 @@ train_config = dataclasses.replace(
     augment=st.session_state.augment,
     seed=int(st.session_state.seed),
 )
-estimate = estimate_seconds(model_config, train_config, history)
-st.sidebar.caption(
-    f"Estimated duration: about {estimate / 60:.0f} min"
-    if estimate >= 90
-    else f"Estimated duration: about {max(estimate, 5):.0f} s"
-)
+unchanged = (model_config, train_config) == (preset_model, preset_train)
 
+
+def start() -> None:
+    """Submit the run (a callback: the page then draws Start disabled in the same rerun)."""
+    common.ensure_downloaded()
+    typed = st.session_state.run_name.strip()
+    try:
+        job = queue.submit(
+            model_config,
+            train_config,
+            name=typed or None,
+            history=history,
+            prefix=st.session_state.preset if unchanged else "custom",
+        )
+    except (CheckpointError, QueueFull) as exc:
+        st.session_state.start_problem = str(exc)
+        return
+    st.session_state.update(job=job, start_problem="")
+    st.query_params["run"] = job.name
+
+
+# ---- Start, with the estimate beside it ----
 st.title("Train a model")
 job: Job | None = st.session_state.get("job")
 busy = job is not None and not job.done
-start, cancel, _ = st.columns([1, 1, 4])
-if start.button("Start training", type="primary", disabled=busy):
-    common.ensure_downloaded()
-    try:
-        job = st.session_state.job = queue.submit(model_config, train_config, name=run_name or None)
-    except CheckpointError as exc:
-        st.error(str(exc))
-    busy = job is not None and not job.done
-if cancel.button("Cancel", disabled=not busy) and job is not None:
-    job.cancel()
+forecast = estimate(model_config, train_config, history)
+left, middle, right = st.columns([1, 1, 4], vertical_alignment="center")
+left.button("Start training", type="primary", disabled=busy, on_click=start)
+middle.button(
+    "Cancel",
+    key="cancel-own",
+    disabled=not busy or (job is not None and job.cancel_requested),
+    on_click=job.cancel if job else None,
+)
+steps = -(-(60000 - train_config.val_size) // train_config.batch_size)
+right.markdown(
+    f"**{'Takes' if not busy else 'A new run takes'} {describe_seconds(forecast.total)}** "
+    f"· {'the ' + st.session_state.preset + ' preset' if unchanged else 'custom settings'} "
+    f"· {train_config.epochs} epoch(s) × {steps:,} batches of {train_config.batch_size}",
+    help="From a model of the work (arithmetic, optimizer steps, augmentation, evaluation), "
+    "calibrated on this machine's recent runs.",
+)
+if st.session_state.get("start_problem"):
+    st.error(st.session_state.start_problem)
 
-others = queue.running()
-if not busy and others is not None:
-    st.info(f"Another session is training {others.name}; a run you start now waits until it ends.")
 
-
+# ---- Your run ----
 def curves(job: Job) -> go.Figure:
     """Loss and accuracy: the running training mean after each batch, validation after each epoch."""
     events = list(job.events)
@@ -183,77 +211,117 @@ def curves(job: Job) -> go.Figure:
     return figure
 
 
+# Fragments redraw parts of the page on a timer without rerunning the rest. The progress line is cheap and
+# redrawn every second; the curves cost more (a Plotly figure) and the queue changes slowly, so they are
+# redrawn less often: on a busy server, redraws that take longer than their interval pile up and the
+# page falls behind the run.
 @st.fragment(run_every=1.0 if busy else None)
-def live_view(job: Job) -> None:
-    """Redrawn every second while the job runs, without rerunning (or freezing) the rest of the page."""
-    if job.status == "queued":
-        ahead = ", ".join(j.name for j in queue.ahead_of(job))
-        st.info(f"**{job.name}** is queued behind {ahead}; it starts as soon as that run ends.")
-    elif job.status == "running" and job.latest is None:
-        st.info(f"**{job.name}**: loading MNIST and preparing…")
-    elif job.latest is not None:
-        p = job.latest
-        done = ((p.epoch - 1) * p.batches + p.batch) / (p.epochs * p.batches)
-        st.progress(
-            done,
-            text=f"**{job.name}** · epoch {p.epoch}/{p.epochs} · batch {p.batch}/{p.batches} · "
-            f"ETA {p.eta_s:.0f} s · {p.images_per_sec:,.0f} images/s",
-        )
-        st.plotly_chart(curves(job), width="stretch", key="curves", on_select="ignore")
+def live_progress(job: Job) -> None:
+    job.seen()
+    if not job.done:
+        common.show_progress(job, queue)
     if job.done and busy:
         st.rerun()  # the run just ended: redraw the whole page, history and sidebar included
 
 
+@st.fragment(run_every=4.0 if busy else None)
+def live_curves(job: Job) -> None:
+    if job.events:
+        st.plotly_chart(curves(job), width="stretch", key="curves", on_select="ignore")
+
+
 if job is not None:
-    live_view(job)
-    if (
-        job.status == "finished" and job.checkpoint is not None
-    ):  # outside the fragment, so the button reruns the sidebar too
+    st.subheader(f"Your run: {job.name}")
+    if job.status == "finished" and job.checkpoint is not None:
         st.success(f"**{job.name}** saved: test accuracy {job.checkpoint.metrics['test_accuracy']:.2%}.")
         st.button("Make it the active model", on_click=common.select_model, args=(job.name,))
     elif job.status == "cancelled":
-        st.warning(f"**{job.name}** was cancelled; nothing was saved.")
+        st.warning(f"**{job.name}** was cancelled{f' ({job.error})' if job.error else ''}; nothing was saved.")
     elif job.status == "failed":
         st.error(f"**{job.name}** failed: {job.error}")
+    live_progress(job)
+    live_curves(job)
 
+
+# ---- The queue: every session's runs, with progress and a way to cancel them ----
+@st.fragment(run_every=3.0 if queue.active() else None)
+def queue_view() -> None:
+    """Every unfinished run on this server, whoever started it: what is running, who waits, and when each starts."""
+    active = queue.active()
+    if not active:
+        st.caption("Nothing is training now; a run you start begins at once.")
+        return
+    for position, other in enumerate(active):
+        mine = other is st.session_state.get("job")
+        text, cancel = st.columns([6, 1], vertical_alignment="center")
+        with text:
+            who = "yours" if mine else "another session's"
+            if other.status == "running":
+                st.markdown(f"**{other.name}** ({who}) · {common.status_line(other, queue)}")
+                st.progress(other.fraction)
+            else:
+                st.markdown(
+                    f"**{other.name}** ({who}) · waiting, number {position + 1} in line · starts in "
+                    f"{describe_seconds(queue.starts_in(other))} · takes {describe_seconds(other.remaining_seconds())}"
+                )
+        cancel.button(
+            "Cancel",
+            key=f"cancel-{other.name}",
+            on_click=other.cancel,
+            disabled=other.cancel_requested,
+            help="Any session may cancel any run: the server trains one at a time for everyone.",
+        )
+    if all(j.done for j in active):
+        st.rerun()
+
+
+st.header("Queue")
+queue_view()
+
+# ---- Run history ----
 st.header("Run history")
+if skipped_lines:
+    with st.expander(f"{len(skipped_lines)} damaged line(s) of the run log were skipped", icon="⚠️"):
+        for problem in skipped_lines[:20]:
+            st.caption(problem)
 if not history:
     st.caption("No runs yet.")
 else:
     readable = {c.name for c in common.all_checkpoints()[0]}
-    table = pd.DataFrame(
-        [
-            {
-                "name": r["name"],
-                "status": r.get("status"),
-                "error": r.get("error", ""),
-                "started": r.get("started", "").replace("T", " ")[:19],
-                "test accuracy": (r.get("metrics") or {}).get("test_accuracy"),
-                "val accuracy": (r.get("metrics") or {}).get("val_accuracy"),
-                "seconds": (r.get("metrics") or {}).get("train_seconds"),
-                **{label: (r.get("train_config") or {}).get(field) for label, field in TRAIN_COLUMNS.items()},
-                **{label: (r.get("model_config") or {}).get(field) for label, field in MODEL_COLUMNS.items()},
-            }
-            for r in history
-        ]
-    )
+    table = pd.DataFrame(history_rows(history, active=st.session_state.get("active_model")))
 
     def activate() -> None:
         rows = st.session_state.history.selection.rows
-        if rows and table.name[rows[0]] in readable:
-            common.select_model(table.name[rows[0]])
+        if not rows:
+            return
+        row = table.iloc[rows[0]]
+        if row["name"] in readable:
+            common.select_model(row["name"])
+            st.session_state.history_note = ""
+        else:
+            what = {"failed": "failed", "running": "is still running"}.get(row["status"], f"was {row['status']}")
+            reason = f" ({row['error']})" if row["error"] else ""
+            st.session_state.history_note = f"**{row['name']}** {what}{reason}: it left no model to use."
 
-    st.caption("Click a column to sort; select a row to make that run the active model.")
+    st.caption("Click a column to sort; select a finished run to make it the active model (marked ●).")
+    if st.session_state.get("history_note"):
+        st.warning(st.session_state.history_note)
+    table["active"] = table["active"].map({True: "●", False: ""})
     st.dataframe(
         table,
         key="history",
         on_select=activate,
         selection_mode="single-row",
         hide_index=True,
+        placeholder="",  # a cancelled run has no accuracy: an empty cell, not the word "None"
         column_config={
+            "active": st.column_config.TextColumn("", width=30, pinned=True, help="the active model"),
+            "name": st.column_config.TextColumn(pinned=True, width="medium"),
+            "status": st.column_config.TextColumn(width="small"),
             "test accuracy": st.column_config.NumberColumn(format="percent"),
             "val accuracy": st.column_config.NumberColumn(format="percent"),
             "seconds": st.column_config.NumberColumn(format="%.0f"),
             "lr": st.column_config.NumberColumn(format="%g"),
+            "error": st.column_config.TextColumn(width="large"),
         },
     )

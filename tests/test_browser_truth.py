@@ -1,0 +1,146 @@
+"""Two browser sessions on one server: the queue, a cancel from the other session, a reload mid-run,
+a matrix click that brings its images into view, and the whole lab offline.
+
+Screenshots of both sessions land in artifacts/screenshots/.
+"""
+
+import re
+from urllib.parse import urlparse
+
+import pytest
+from conftest import BROWSER_TIMEOUT_MS
+from dashboard_helpers import screenshot, set_slider, wait_for_rerun
+from playwright.sync_api import Page, expect
+
+from mnist_core.checkpoints import load_checkpoint
+from mnist_core.runs import read_runs
+
+pytestmark = pytest.mark.browser
+LOCAL = {"127.0.0.1", "localhost"}
+
+
+@pytest.fixture
+def offline(page: Page) -> list[str]:
+    """Block every request that leaves the machine, as on a laptop without a network; returns their hosts."""
+    outside: list[str] = []
+
+    def route(route):
+        host = urlparse(route.request.url).hostname or ""
+        if host in LOCAL or route.request.url.startswith("data:"):
+            route.continue_()
+        else:
+            outside.append(host)
+            route.abort()
+
+    page.context.route("**/*", route)
+    return outside
+
+
+def tiny_run(page: Page, name: str, epochs_key: str) -> None:
+    set_slider(page, "Epochs", epochs_key, "30" if epochs_key == "End" else "1")
+    set_slider(page, "Batch size", "End", "512")
+    set_slider(page, "Conv 1 channels", "Home", "4")
+    set_slider(page, "Conv 2 channels", "Home", "8")
+    set_slider(page, "Hidden units", "Home", "16")
+    page.get_by_label("Run name (optional)").fill(name)
+    page.get_by_label("Run name (optional)").press("Enter")
+    wait_for_rerun(page)
+    page.get_by_role("button", name="Start training").click()
+
+
+def test_two_sessions_share_the_queue_cancel_each_other_and_survive_a_reload(server, page, browser, offline):
+    url, folder = server
+    other = browser.new_context(viewport={"width": 1400, "height": 1600}).new_page()
+    other.set_default_timeout(BROWSER_TIMEOUT_MS)
+    try:
+        page.goto(f"{url}/Train")
+        tiny_run(page, "b-long", "End")
+        expect(page.get_by_text(re.compile(r"b-long · epoch 1/30 · batch \d+/\d+ · ETA about"))).to_be_visible()
+        expect(page.get_by_role("button", name="Start training")).to_be_disabled()
+
+        other.goto(f"{url}/Train")
+        expect(other.get_by_text(re.compile(r"b-long \(another session's\) · epoch"))).to_be_visible()
+        tiny_run(other, "b-waiting", "Home")
+        expect(other.get_by_text("b-waiting is queued behind b-long: number 2 in line")).to_be_visible()
+        screenshot(page, "truth-session-1-running")
+        screenshot(other, "truth-session-2-queued")
+
+        page.locator(".st-key-cancel-b-waiting button").first.click()  # the first session cancels the second's run
+        expect(other.get_by_text("b-waiting was cancelled")).to_be_visible(timeout=15_000)
+        expect(other.get_by_role("button", name="Start training")).to_be_enabled()
+        screenshot(other, "truth-session-2-cancelled")
+
+        page.reload()
+        expect(page.get_by_text("Your run: b-long")).to_be_visible()
+        expect(page.get_by_text(re.compile(r"b-long · epoch \d+/30"))).to_be_visible()
+        screenshot(page, "truth-session-1-reloaded")
+
+        page.get_by_role("link", name="Draw").click()  # every page says how your run is doing
+        expect(page.get_by_text(re.compile(r"Your run b-long: epoch \d+/30"))).to_be_visible()
+        screenshot(page, "truth-session-1-draw")
+        page.get_by_role("link", name="Train").click()
+
+        page.locator(".st-key-cancel-own button").first.click()
+        expect(page.get_by_text("b-long was cancelled")).to_be_visible()
+        expect(page.get_by_text(re.compile(r"b-long · epoch"))).to_have_count(0)
+        screenshot(page, "truth-session-1-cancelled")
+
+        table = page.locator("[data-testid=stDataFrame]")
+        box = table.bounding_box()
+        page.mouse.click(box["x"] + 15, box["y"] + 35 + 17)  # the first row's selection box
+        expect(
+            page.get_by_text("b-waiting was cancelled (while waiting in the queue): it left no model to use.")
+        ).to_be_visible()
+        screenshot(page, "truth-history-cancelled-row")
+    finally:
+        other.context.close()
+    assert {r["name"]: r["status"] for r in read_runs(folder)} == {"b-long": "cancelled", "b-waiting": "cancelled"}
+    assert not offline, f"requests left the machine: {offline}"
+
+
+def test_a_matrix_click_brings_its_images_into_view_and_an_image_click_inspects_it(server, page, mnist, offline):
+    from mnist_core.evaluate import evaluate
+
+    url, folder = server
+    result = evaluate(load_checkpoint(folder / "default.pt").model, mnist.test_images, mnist.test_labels)
+    off_diagonal = result.confusion.clone().fill_diagonal_(0)
+    true, predicted = divmod(int(off_diagonal.argmax()), 10)
+    shown = result.select(true, predicted).tolist()
+
+    page.set_viewport_size({"width": 1400, "height": 800})
+    page.goto(f"{url}/Evaluate")
+    explorer = page.locator(".st-key-explorer")
+    cell = page.locator(".js-plotly-plot .scatterlayer .point").nth(10 * true + predicted)
+    cell.scroll_into_view_if_needed()
+    images = explorer.locator(".js-plotly-plot").first
+    expect(images).not_to_be_in_viewport(ratio=0.5)  # below the fold
+    box = cell.bounding_box()
+    page.mouse.click(box["x"] + box["width"] / 2, box["y"] + box["height"] / 2)
+    expect(page.get_by_text(f"{len(shown)} image(s), 24 per page.")).to_be_visible()
+    expect(images).to_be_in_viewport(ratio=0.9)
+    screenshot(page, "truth-evaluate-cell-clicked")
+
+    tile = explorer.locator(".js-plotly-plot .scatterlayer .trace").first.locator(".point").nth(1)
+    tile.scroll_into_view_if_needed()
+    box = tile.bounding_box()
+    page.mouse.click(box["x"] + box["width"] / 2, box["y"] + box["height"] / 2)
+    expect(page.get_by_role("heading", name=f"Test image #{shown[1]}")).to_be_visible()
+    screenshot(page, "truth-evaluate-image-clicked")
+    assert not offline, f"requests left the machine: {offline}"
+
+
+def test_the_lab_is_complete_offline(server, page, offline):
+    url, _ = server
+    page.goto(url)
+    expect(page.get_by_text("Train a model with your own settings")).to_be_visible()
+    expect(page.locator("link[rel='shortcut icon']")).to_have_attribute("href", re.compile(r"^(/|http://127)"))
+    for name in ("Train", "Evaluate", "Draw"):
+        page.goto(f"{url}/{name}")
+        expect(page.locator("[data-testid=stApp]")).to_have_attribute("data-test-script-state", "notRunning")
+        expect(page.locator("link[rel='shortcut icon']")).to_have_attribute("href", re.compile(r"^(/|http://127)"))
+    page.goto(url)
+    expect(page.locator(".js-plotly-plot")).to_be_visible()  # the charts draw with no network too
+    expect(page.get_by_text("Twelve training images of each digit")).to_be_visible()
+    wait_for_rerun(page)
+    screenshot(page, "truth-offline-home")
+    assert not offline, f"requests left the machine: {offline}"

@@ -1,0 +1,81 @@
+"""The cost model behind the training estimate: shape, calibration on the history, and its bounds."""
+
+import os
+
+import pytest
+
+from mnist_core.cost import SPEED_BOUNDS, describe_seconds, estimate, machine_speed
+from mnist_core.model import ModelConfig
+from mnist_core.train import PRESETS, TrainConfig
+
+TINY = ModelConfig(conv1_channels=4, conv2_channels=8, hidden_units=16)
+
+
+def finished(model: ModelConfig, train: TrainConfig, seconds: float) -> dict:
+    return {
+        "status": "finished",
+        "metrics": {"train_seconds": seconds},
+        "model_config": model.to_dict(),
+        "train_config": train.to_dict(),
+    }
+
+
+def test_cost_grows_with_the_work():
+    quick, default, best = (estimate(*PRESETS[name], load=0).total for name in ("quick", "default", "best"))
+    assert quick < default < best
+    model, train = PRESETS["quick"]
+    assert estimate(model, TrainConfig(epochs=4), load=0).training == pytest.approx(
+        2 * estimate(model, train, load=0).training, 0.2
+    )
+    small_batches = estimate(TINY, TrainConfig(epochs=1, batch_size=32), load=0).training
+    assert (
+        small_batches > 2 * estimate(TINY, TrainConfig(epochs=1, batch_size=512), load=0).training
+    )  # per-step overhead
+
+
+def test_a_finished_run_calibrates_the_machine_speed():
+    model, train = PRESETS["quick"]
+    twice_as_slow = finished(model, train, 2 * estimate(model, train, load=0).training)
+    runs = [{"status": "failed", "metrics": {}}, twice_as_slow]
+    assert machine_speed(runs) == pytest.approx(2.0)
+    for other in ("default", "best"):
+        assert estimate(*PRESETS[other], runs, load=0).total == pytest.approx(
+            2 * estimate(*PRESETS[other], load=0).total
+        )
+
+
+def test_small_runs_in_the_history_do_not_inflate_large_estimates():
+    """The bug this replaced: two tiny runs made the best preset's estimate 2311 min."""
+    tiny = TrainConfig(epochs=1, batch_size=512)
+    runs = [finished(TINY, tiny, 60.0), finished(TINY, tiny, 55.0)]  # on a very busy machine
+    best = estimate(*PRESETS["best"], load=0).total
+    assert best <= estimate(*PRESETS["best"], runs, load=0).total <= SPEED_BOUNDS[1] * best
+
+
+def test_a_busy_machine_is_told_apart_from_a_slow_one():
+    model, train = PRESETS["quick"]
+    idle = estimate(model, train, load=0).total
+    cores = os.cpu_count() or 1
+    assert estimate(model, train, load=cores).total == pytest.approx(2 * idle)  # half the machine is taken
+    busy_then = {**finished(model, train, 3 * estimate(model, train, load=0).training), "load": 2.0 * cores}
+    assert machine_speed([busy_then]) == pytest.approx(1.0)  # three times slower at a load of 2 per core: normal
+    assert estimate(model, train, [busy_then], load=0).total == pytest.approx(idle)
+
+
+def test_a_damaged_history_is_ignored():
+    runs = [
+        {"status": "finished", "metrics": "oops"},
+        {"status": "finished", "metrics": {"train_seconds": "12"}},
+        {"status": "finished", "metrics": {"train_seconds": 10.0}, "model_config": {"conv9": 1}},
+        {"status": "finished", "metrics": {"train_seconds": 10.0}, "model_config": {}, "train_config": {"epochs": 0}},
+    ]
+    assert machine_speed(runs) == 1.0
+
+
+def test_durations_read_as_people_say_them():
+    assert [describe_seconds(s) for s in (2, 42, 200, 5400)] == [
+        "about 5 s",
+        "about 40 s",
+        "about 3 min",
+        "about 1 h 30 min",
+    ]
