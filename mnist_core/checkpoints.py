@@ -45,6 +45,7 @@ class Checkpoint:
     dataset_sha256: str = ""
     created: str = ""  # ISO 8601, UTC
     versions: dict = field(default_factory=dict)
+    tags: dict = field(default_factory=dict)  # e.g. a sweep's {"study": name, "trial": number}
 
     @property
     def name(self) -> str:
@@ -79,6 +80,7 @@ def save_checkpoint(
     history: list[dict],
     dataset_sha256: str,
     overwrite: bool = False,
+    tags: dict | None = None,
 ) -> Path:
     """Write atomically: a temporary file in the same folder, then a link or rename into place.
 
@@ -97,6 +99,7 @@ def save_checkpoint(
         "dataset_sha256": dataset_sha256,
         "created": datetime.now(UTC).isoformat(timespec="seconds"),
         "versions": {"mnist_core": __version__, "torch": str(torch.__version__), "python": platform.python_version()},
+        **({"tags": tags} if tags else {}),  # optional: files without it still load
     }
     fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.stem}.", suffix=".partial")
     try:
@@ -151,6 +154,7 @@ def load_checkpoint(path: Path | str = DEFAULT_CHECKPOINT) -> Checkpoint:
         dataset_sha256=payload.get("dataset_sha256", ""),
         created=payload.get("created", ""),
         versions=payload.get("versions", {}),
+        tags=payload.get("tags", {}),
     )
 
 

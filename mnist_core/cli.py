@@ -1,4 +1,4 @@
-"""``python -m mnist_core fetch | train | evaluate | predict``.
+"""``python -m mnist_core fetch | train | evaluate | predict | compare | sweep``.
 
 Exit status: 0 on success, 2 on a user error (one line on stderr says what is
 wrong), 130 when training is interrupted with Ctrl-C.
@@ -62,6 +62,7 @@ def _add_config_flags(parser: argparse.ArgumentParser) -> None:
         "label_smoothing": "cross-entropy label smoothing",
         "augment": "random rotation, shift, scale and stroke thickness (on/off)",
         "val_size": "training images held out for validation curves",
+        "train_size": "train on only this many images (0: all not held out)",
         "seed": "random seed; same seed, same model",
         "device": "auto, cpu, cuda or mps",
     }
@@ -113,6 +114,33 @@ def build_parser() -> argparse.ArgumentParser:
         "--checkpoint", type=Path, default=DEFAULT_CHECKPOINT, help=f"checkpoint file (default: {DEFAULT_CHECKPOINT})"
     )
     p.add_argument("--json", action="store_true", help="print one JSON object per image, one per line")
+
+    p = commands.add_parser("compare", help="what run B fixed and broke relative to run A on the test set")
+    p.add_argument("a", type=Path, help="checkpoint of run A, the baseline")
+    p.add_argument("b", type=Path, help="checkpoint of run B")
+    p.add_argument("--json", action="store_true", help="print one JSON object instead of a report")
+    _add_root(p)
+
+    p = commands.add_parser("sweep", help="search hyperparameters with Optuna; every finished trial is a run")
+    p.add_argument(
+        "--trials", type=int, default=20, help="trials the study should have, all workers together (default: 20)"
+    )
+    p.add_argument("--timeout", type=float, default=None, help="start no new trial after this many seconds")
+    p.add_argument("--study", default="sweep", help="study name; the same name resumes or joins it (default: sweep)")
+    p.add_argument(
+        "--storage",
+        default=None,
+        help="journal:PATH (Optuna's journal file) or a database URL such as sqlite:///sweeps.db or "
+        "postgresql://...; workers given the same storage share the study "
+        f"(default: journal:{CHECKPOINT_DIR}/sweeps.journal)",
+    )
+    p.add_argument(
+        "--preset", choices=sorted(PRESETS), default="quick", help="search around this preset (default: quick)"
+    )
+    p.add_argument("--epochs", type=int, default=None, help="fix every trial's epochs instead of searching them")
+    p.add_argument("--train-size", type=int, default=None, help="train on only this many images (quick tests)")
+    p.add_argument("--json", action="store_true", help="end with one JSON line: the best trial and every trial")
+    _add_root(p)
     return parser
 
 
@@ -223,9 +251,79 @@ def cmd_predict(args: argparse.Namespace) -> int:
     return 2 if failed else 0
 
 
+def cmd_compare(args: argparse.Namespace) -> None:
+    from .compare import compare, settings_diff
+
+    a, b = load_checkpoint(args.a), load_checkpoint(args.b)
+    data = load_mnist(args.root)
+    comparison = compare(a, b, data.test_images, data.test_labels)
+    diff = settings_diff([a, b])
+    if args.json:
+        print(json.dumps({"a": str(args.a), "b": str(args.b), **comparison.summary(), "settings_diff": diff}))
+        return
+    summary = comparison.summary()
+    print(f"A {args.a}: accuracy {summary['accuracy']['a']:.2%}")
+    print(f"B {args.b}: accuracy {summary['accuracy']['b']:.2%}")
+    print(f"agreement {summary['agreement']:.2%} of {len(comparison.a.labels):,} test images")
+    for label, indices in (
+        ("fixed (A wrong, B right)", summary["fixed"]),
+        ("broken (A right, B wrong)", summary["broken"]),
+    ):
+        shown = ", ".join(map(str, indices[:20])) + (", ..." if len(indices) > 20 else "")
+        print(f"{label}: {len(indices)}" + (f": {shown}" if indices else ""))
+    print("settings that differ:" if diff else "settings: identical")
+    for field, (value_a, value_b) in diff.items():
+        print(f"  {field}: {value_a} -> {value_b}")
+
+
+def cmd_sweep(args: argparse.Namespace) -> None:
+    import optuna
+
+    from .sweep import SweepError, run_sweep, summary
+
+    optuna.logging.set_verbosity(optuna.logging.WARNING)  # one line per trial, printed below
+    fixed = {k: v for k, v in (("epochs", args.epochs), ("train_size", args.train_size)) if v is not None}
+
+    def on_trial(trial: optuna.trial.FrozenTrial) -> None:
+        params = ", ".join(f"{k}={v:.3g}" if isinstance(v, float) else f"{k}={v}" for k, v in trial.params.items())
+        if trial.value is not None:
+            outcome = f"val accuracy {trial.value:.2%}, test {trial.user_attrs['test_accuracy']:.2%}"
+        else:
+            outcome = trial.state.name.lower()
+        print(f"trial {trial.number}: {outcome} ({params})", flush=True)
+
+    try:
+        study = run_sweep(
+            args.trials,
+            lambda: load_mnist(args.root),
+            CHECKPOINT_DIR,
+            study_name=args.study,
+            storage=args.storage,
+            preset=args.preset,
+            fixed=fixed,
+            timeout=args.timeout,
+            on_trial=on_trial,
+        )
+    except SweepError as exc:
+        raise UserError(str(exc)) from None
+    result = summary(study)
+    if args.json:
+        print(json.dumps(result))
+    elif result["best"] is not None:
+        best = result["best"]
+        print(f"best: trial {best['trial']}, val accuracy {best['value']:.2%}, {best['checkpoint']}")
+
+
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
-    command = {"fetch": cmd_fetch, "train": cmd_train, "evaluate": cmd_evaluate, "predict": cmd_predict}[args.command]
+    command = {
+        "fetch": cmd_fetch,
+        "train": cmd_train,
+        "evaluate": cmd_evaluate,
+        "predict": cmd_predict,
+        "compare": cmd_compare,
+        "sweep": cmd_sweep,
+    }[args.command]
     try:
         return command(args) or 0
     except (UserError, CheckpointError, DataError, ImageError) as exc:

@@ -44,11 +44,13 @@ def run_training(
     on_progress: Callable[[Progress], None] | None = None,
     should_stop: Callable[[], bool] | None = None,
     overwrite: bool = False,
+    tags: dict | None = None,
 ) -> Checkpoint:
     """Train, evaluate on the test set, save to ``path`` and log the run; return the saved checkpoint.
 
     Raises ``TrainingCancelled`` when ``should_stop`` fired, and re-raises whatever
     else went wrong; either way no checkpoint file is left behind and the log says so.
+    ``tags`` (say, a sweep's study and trial number) go into the log and the checkpoint.
     """
     path = Path(path)
     if path.exists() and not overwrite:
@@ -63,6 +65,7 @@ def run_training(
             "pid": os.getpid(),
             "model_config": model_config.to_dict(),
             "train_config": train_config.to_dict(),
+            **({"tags": tags} if tags else {}),
         },
     )
     try:
@@ -75,7 +78,7 @@ def run_training(
             "train_seconds": result.seconds,
             "parameters": result.model.num_parameters,
         }
-        save_checkpoint(path, result.model, train_config, metrics, result.history, data.sha256, overwrite)
+        save_checkpoint(path, result.model, train_config, metrics, result.history, data.sha256, overwrite, tags)
     except TrainingCancelled as exc:
         _log(directory, {"name": name, "status": "cancelled", "ended": _now(), "error": str(exc)})
         raise
