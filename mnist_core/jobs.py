@@ -42,6 +42,10 @@ class Job:
     events: list[Progress] = field(default_factory=list)  # appended by the worker, read by pages
     error: str = ""
     checkpoint: Checkpoint | None = None
+    # Other training work run in the job's place, such as a sweep: called as work(data, on_progress, should_stop).
+    work: Callable[[MNIST, Callable[[Progress], None], Callable[[], bool]], object] | None = field(
+        default=None, repr=False
+    )
     _stop: threading.Event = field(default_factory=threading.Event, repr=False)
 
     @property
@@ -88,12 +92,33 @@ class TrainingQueue:
             if path.exists() or path.stem in taken:
                 raise CheckpointError(f"{path.stem} is already taken; choose another run name")
             job = Job(path.stem, model_config, train_config, path)
-            self._jobs.append(job)
-            self._pending.put(job)
-            if self._worker is None:
-                self._worker = threading.Thread(target=self._work, name="training-queue", daemon=True)
-                self._worker.start()
+            self._enqueue(job)
         return job
+
+    def submit_work(
+        self,
+        name: str,
+        work: Callable[[MNIST, Callable[[Progress], None], Callable[[], bool]], object],
+        model_config: ModelConfig,
+        train_config: TrainConfig,
+    ) -> Job:
+        """Queue training work other than one run (a sweep), with the same status, events and cancel as a run.
+
+        ``work`` raises ``TrainingCancelled`` when its ``should_stop`` fired; the configs
+        are what the work trains around (a sweep's preset), for pages that show them.
+        """
+        with self._lock:
+            job = Job(name, model_config, train_config, self.directory, work=work)
+            self._enqueue(job)
+        return job
+
+    def _enqueue(self, job: Job) -> None:
+        """Add a job (holding the lock) and start the worker on the first one."""
+        self._jobs.append(job)
+        self._pending.put(job)
+        if self._worker is None:
+            self._worker = threading.Thread(target=self._work, name="training-queue", daemon=True)
+            self._worker.start()
 
     def jobs(self) -> list[Job]:
         """Every job this server has been given, oldest first."""
@@ -119,14 +144,17 @@ class TrainingQueue:
         job.status = "running"
         try:
             data = self._load_data()
-            job.checkpoint = run_training(
-                job.model_config,
-                job.train_config,
-                data,
-                job.path,
-                on_progress=job.events.append,
-                should_stop=job._stop.is_set,
-            )
+            if job.work is not None:
+                job.work(data, job.events.append, job._stop.is_set)
+            else:
+                job.checkpoint = run_training(
+                    job.model_config,
+                    job.train_config,
+                    data,
+                    job.path,
+                    on_progress=job.events.append,
+                    should_stop=job._stop.is_set,
+                )
         except TrainingCancelled:
             job.status = "cancelled"
         except Exception as exc:  # the worker must survive any failure to run the next job

@@ -5,6 +5,7 @@ import dataclasses
 import pandas as pd
 import plotly.graph_objects as go
 import streamlit as st
+import sweep_view
 from plotly.subplots import make_subplots
 
 import common
@@ -215,6 +216,8 @@ if job is not None:
         st.warning(f"**{job.name}** was cancelled; nothing was saved.")
     elif job.status == "failed":
         st.error(f"**{job.name}** failed: {job.error}")
+
+sweep_view.panel(queue)
 
 st.header("Run history")
 if not history:
