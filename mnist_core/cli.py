@@ -121,7 +121,12 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--json", action="store_true", help="print one JSON object instead of a report")
     _add_root(p)
 
-    p = commands.add_parser("sweep", help="search hyperparameters with Optuna; every finished trial is a run")
+    p = commands.add_parser(
+        "sweep",
+        help="search hyperparameters with Optuna; every finished trial is a run",
+        description="Search hyperparameters around a preset with Optuna. A setting flag (say --epochs 2) "
+        "fixes that setting in every trial; the others are searched.",
+    )
     p.add_argument(
         "--trials", type=int, default=20, help="trials the study should have, all workers together (default: 20)"
     )
@@ -137,8 +142,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument(
         "--preset", choices=sorted(PRESETS), default="quick", help="search around this preset (default: quick)"
     )
-    p.add_argument("--epochs", type=int, default=None, help="fix every trial's epochs instead of searching them")
-    p.add_argument("--train-size", type=int, default=None, help="train on only this many images (quick tests)")
+    _add_config_flags(p)  # each one given fixes that setting in every trial instead of searching it
     p.add_argument("--json", action="store_true", help="end with one JSON line: the best trial and every trial")
     _add_root(p)
     return parser
@@ -282,7 +286,12 @@ def cmd_sweep(args: argparse.Namespace) -> None:
     from .sweep import SweepError, run_sweep, summary
 
     optuna.logging.set_verbosity(optuna.logging.WARNING)  # one line per trial, printed below
-    fixed = {k: v for k, v in (("epochs", args.epochs), ("train_size", args.train_size)) if v is not None}
+    fixed = {
+        f.name: getattr(args, f.name)
+        for config in PRESETS[args.preset]
+        for f in dataclasses.fields(config)
+        if getattr(args, f.name) is not None
+    }
 
     def on_trial(trial: optuna.trial.FrozenTrial) -> None:
         params = ", ".join(f"{k}={v:.3g}" if isinstance(v, float) else f"{k}={v}" for k, v in trial.params.items())

@@ -104,7 +104,8 @@ def test_a_sweep_job_goes_through_the_queue_and_stops_when_cancelled(tmp_path, m
 def sweep_command(storage: Path, study: str, trials: int) -> list[str]:
     return [
         *(sys.executable, "-m", "mnist_core", "sweep", "--trials", str(trials), "--study", study),
-        *("--storage", f"journal:{storage}", "--epochs", "1", "--train-size", "2000", "--json"),
+        *("--storage", f"journal:{storage}", "--json"),
+        *(f"--{name.replace('_', '-')}={value}" for name, value in TINY.items()),
     ]
 
 
@@ -124,10 +125,12 @@ def test_two_workers_on_one_journal_share_the_study_without_losing_or_repeating_
     journal = tmp_path / "shared.journal"
     workers = [start(sweep_command(journal, "shared", 6), tmp_path) for _ in range(2)]
     results = [last_json(w) for w in workers]
-    assert results[0]["trials"] == results[1]["trials"]  # each reports the whole study, both workers' trials
-    trials = results[0]["trials"]
-    assert [t["trial"] for t in trials] == list(range(6)) and {t["state"] for t in trials} == {"COMPLETE"}
+    for result in results:  # each reports the whole study: the other worker's trials too, maybe one still running
+        assert [t["trial"] for t in result["trials"]] == list(range(6))
+        assert {t["state"] for t in result["trials"]} <= {"COMPLETE", "RUNNING"}
     study = optuna.load_study(study_name="shared", storage=open_storage(f"journal:{journal}", tmp_path))
+    trials = summary(study)["trials"]
+    assert {t["state"] for t in trials} == {"COMPLETE"}
     assert len({t.user_attrs["worker"] for t in study.trials}) == 2  # both did some of the work
     finished = [r["name"] for r in read_runs(tmp_path) if r["status"] == "finished"]
     assert sorted(finished) == sorted(f"shared-trial-{n}" for n in range(6))  # each run exactly once
