@@ -84,7 +84,11 @@ with settings:
     st.subheader("Settings that differ")
     diff = settings_diff(runs)
     if diff:
-        st.dataframe(pd.DataFrame(diff, index=names).T.astype(str), width="stretch")
+        shown = {
+            n: [f"{row[i]:.4g}" if isinstance(row[i], float) else str(row[i]) for row in diff.values()]
+            for i, n in enumerate(names)
+        }
+        st.dataframe(pd.DataFrame(shown, index=list(diff)), width="stretch")
     else:
         st.caption("The runs were made with the same settings (a different seed or data would still differ).")
 with digits:
