@@ -62,11 +62,12 @@ class TrainConfig:
 
 
 PRESETS: dict[str, tuple[ModelConfig, TrainConfig]] = {
-    # Above 99% in 7-10 s on a 2-core CPU (bench/train_speed.py). Two epochs are too
-    # few for dropout to pay, and label smoothing added 0.1-0.2 points at no cost.
+    # Above 99% in one epoch (99.14% test): half the time of the two epochs at batch 256
+    # it replaced (99.37%), so a sweep tries twice as many settings. One epoch is too few
+    # for dropout to pay, and label smoothing added 0.1-0.2 points at no cost.
     "quick": (
         ModelConfig(conv1_channels=16, conv2_channels=32, hidden_units=128, dropout=0.0),
-        TrainConfig(epochs=2, batch_size=256, lr=6e-3, label_smoothing=0.1),
+        TrainConfig(epochs=1, batch_size=128, lr=6e-3, label_smoothing=0.1),
     ),
     # The committed default: augmented, so it also reads digits people draw.
     "default": (
