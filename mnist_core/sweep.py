@@ -41,6 +41,10 @@ DEFAULT_STUDY = "sweep"
 _COUNTED = (TrialState.COMPLETE, TrialState.PRUNED, TrialState.RUNNING)
 
 
+class SweepError(ValueError):
+    """The sweep cannot run as asked: bad settings or storage, or a study made with another preset."""
+
+
 @dataclass(frozen=True)
 class SearchSpace:
     """The ranges a preset's trials draw from: choices for sizes, (low, high) for the rest."""
@@ -90,10 +94,6 @@ SEARCH_SPACES = {
 }
 
 
-class SweepError(ValueError):
-    """The sweep cannot run as asked: an unknown preset, or a study made with another one."""
-
-
 def open_storage(url: str | None, directory: Path | str) -> optuna.storages.BaseStorage:
     """``journal:PATH`` or None (the journal file in ``directory``) -> journal storage; else a database URL.
 
@@ -102,7 +102,12 @@ def open_storage(url: str | None, directory: Path | str) -> optuna.storages.Base
     go to Optuna's database storage as they are.
     """
     if url is not None and not url.startswith("journal:"):
-        return optuna.storages.get_storage(url)
+        from sqlalchemy.exc import SQLAlchemyError  # Optuna's database layer
+
+        try:
+            return optuna.storages.get_storage(url)
+        except (SQLAlchemyError, ImportError, ValueError) as exc:  # a bad URL, a missing driver, no server
+            raise SweepError(f"cannot open storage {url!r}: {str(exc).splitlines()[0]}") from None
     path = Path(url.removeprefix("journal:")) if url else Path(directory) / DEFAULT_JOURNAL
     path.parent.mkdir(parents=True, exist_ok=True)
     return JournalStorage(JournalFileBackend(str(path)))

@@ -67,6 +67,8 @@ def test_bad_settings_and_another_presets_study_are_refused_before_any_trial(tmp
         run_sweep(1, mnist, tmp_path, "s", fixed={"colour": "red"})
     with pytest.raises(SweepError, match="epochs must be"):
         run_sweep(1, mnist, tmp_path, "s", fixed={"epochs": 0})
+    with pytest.raises(SweepError, match="cannot open storage 'nonsense://x'"):
+        run_sweep(1, mnist, tmp_path, "s", storage="nonsense://x")
     run_sweep(0, mnist, tmp_path, "s", preset="quick")
     with pytest.raises(SweepError, match="searches the 'quick' preset"):
         run_sweep(1, mnist, tmp_path, "s", preset="best")
