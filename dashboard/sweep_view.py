@@ -80,7 +80,14 @@ def panel(queue: TrainingQueue) -> None:
         "Study", value=DEFAULT_STUDY, max_chars=48, key="sweep_study", help="An existing study's name resumes it"
     ).strip()
     preset = preset_col.selectbox("Around preset", list(SEARCH_SPACES), key="sweep_preset", format_func=str.title)
-    trials = trials_col.number_input("Trials in the study", 1, 500, 20, key="sweep_trials")
+    trials = trials_col.number_input(
+        "Trials in the study",
+        1,
+        500,
+        20,
+        key="sweep_trials",
+        help="The sweep runs until the study has this many trials, those of earlier sweeps and other workers included",
+    )
     low, high = SEARCH_SPACES[preset].epochs
     epochs = epochs_col.selectbox("Epochs per trial", [SEARCHED, *range(low, high + 1)], key="sweep_epochs")
 
@@ -109,6 +116,8 @@ def _live(job: Job | None, directory: str, name: str, busy: bool) -> None:
             )
         elif job.status == "running":
             st.info(f"**{job.name}**: loading MNIST and the study…")
+        elif job.status == "finished":
+            st.success(f"**{job.name}** finished: the study has the trials asked for.")
         elif job.status == "cancelled":
             st.warning(f"**{job.name}** was stopped; start it again to resume the study.")
         elif job.status == "failed":
