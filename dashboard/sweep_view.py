@@ -76,9 +76,14 @@ def panel(queue: TrainingQueue) -> None:
     busy = job is not None and not job.done
 
     name_col, preset_col, trials_col, epochs_col = st.columns(4)
-    study = name_col.text_input(
-        "Study", value=DEFAULT_STUDY, max_chars=48, key="sweep_study", help="An existing study's name resumes it"
-    ).strip()
+    studies = sorted({DEFAULT_STUDY, *optuna.get_all_study_names(open_storage(None, directory))})
+    study = name_col.selectbox(
+        "Study",
+        studies,
+        key="sweep_study",
+        accept_new_options=True,
+        help="Pick a study to watch or resume it, or type a new name to start one",
+    )
     preset = preset_col.selectbox("Around preset", list(SEARCH_SPACES), key="sweep_preset", format_func=str.title)
     trials = trials_col.number_input(
         "Trials in the study",

@@ -212,6 +212,7 @@ def run_sweep(
     if preset not in SEARCH_SPACES:
         raise SweepError(f"unknown preset {preset!r}; choose one of {', '.join(SEARCH_SPACES)}")
     check_fixed(preset, fixed or {})
+    checkpoint_path(f"{study_name}-trial-0", directory)  # a name no run file can have is refused before any trial
     opened = open_storage(storage, directory)
     study = optuna.create_study(
         storage=opened,

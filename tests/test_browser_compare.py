@@ -19,9 +19,8 @@ def test_a_sweeps_best_trial_made_active_and_compared_with_the_default_model(ser
     best_run = f"browser-sweep-trial-{best['trial']}"
 
     page.goto(f"{url}/Train")
-    study = page.get_by_label("Study", exact=True).and_(page.get_by_role("textbox"))
-    study.fill("browser-sweep")
-    study.press("Enter")
+    page.get_by_role("combobox", name="Study").click()
+    page.get_by_role("option", name="browser-sweep").click()
     wait_for_rerun(page)
     expect(page.get_by_text("Study browser-sweep: 3 trial(s) done, 0 running.")).to_be_visible()
     expect(page.get_by_text(f"Best so far: trial {best['trial']}")).to_be_visible()

@@ -85,7 +85,7 @@ def test_each_session_has_its_own_active_model(folder):
 
 def test_train_presets_fill_the_settings_and_change_the_estimate(folder):
     at = open_page("1_Train.py")
-    assert at.slider(key="epochs").value == 2
+    assert at.slider(key="epochs").value == 1
     estimate = [c.value for c in at.sidebar.caption if c.value.startswith("Estimated")]
     at.selectbox(key="preset").set_value("best").run()
     assert at.slider(key="epochs").value == 15 and at.select_slider(key="conv1").value == 64

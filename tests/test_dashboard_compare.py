@@ -56,7 +56,7 @@ def test_compare_needs_two_models(folder):
 def test_the_sweep_panel_shows_a_study_and_makes_its_best_trial_active(folder, mnist):
     best = summary(run_sweep(2, mnist, folder, "panel", fixed=TINY))["best"]
     at = open_page("1_Train.py")
-    at.text_input(key="sweep_study").set_value("panel").run()
+    at.selectbox(key="sweep_study").set_value("panel").run()
     assert "Study **panel**: 2 trial(s) done, 0 running." in texts(at)
     assert f"Best so far: trial {best['trial']}, validation accuracy {best['value']:.2%}" in texts(at)
     assert [t.label for t in at.tabs] == ["Optimisation history", "Parallel coordinates", "Parameter importances"]
@@ -67,14 +67,14 @@ def test_the_sweep_panel_shows_a_study_and_makes_its_best_trial_active(folder, m
 
 def test_a_sweep_started_from_the_panel_runs_in_the_queue_and_stops(folder):
     at = open_page("1_Train.py")
-    at.text_input(key="sweep_study").set_value("ui").run()
+    assert at.selectbox(key="sweep_study").value == "sweep"  # the default study, new here
     at.number_input(key="sweep_trials").set_value(3).run()
     at.selectbox(key="sweep_epochs").set_value(1).run()
     button(at, "Start sweep").click().run()
     run_until(at, lambda at: at.session_state.sweep_job.latest is not None)  # a trial is training
-    assert "Study **ui**: 0 trial(s) done, 1 running." in texts(at)
+    assert "Study **sweep**: 0 trial(s) done, 1 running." in texts(at)
     button(at, "Stop sweep").click().run()
-    run_until(at, lambda at: "sweep ui** was stopped" in texts(at))
-    study = optuna.load_study(study_name="ui", storage=open_storage(None, folder))
+    run_until(at, lambda at: "sweep sweep** was stopped" in texts(at))
+    study = optuna.load_study(study_name="sweep", storage=open_storage(None, folder))
     assert [t.state.name for t in study.trials] == ["FAIL"] and study.user_attrs["preset"] == "quick"
-    assert not list(folder.glob("ui-trial-*.pt"))
+    assert not list(folder.glob("sweep-trial-*.pt"))
