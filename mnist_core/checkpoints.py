@@ -79,6 +79,7 @@ class Checkpoint:
     dataset_sha256: str = ""
     created: str = ""  # ISO 8601, UTC, or "" when unknown
     versions: dict = field(default_factory=dict)
+    tags: dict = field(default_factory=dict)  # e.g. a sweep's {"study": name, "trial": number}
 
     @property
     def name(self) -> str:
@@ -221,6 +222,7 @@ def save_checkpoint(
     history: list[dict],
     dataset_sha256: str,
     overwrite: bool = False,
+    tags: dict | None = None,
 ) -> Path:
     """Write atomically: a temporary file in the same folder, then a link or rename into place.
 
@@ -243,6 +245,7 @@ def save_checkpoint(
         "dataset_sha256": dataset_sha256,
         "created": datetime.now(UTC).isoformat(timespec="seconds"),
         "versions": {"mnist_core": __version__, "torch": str(torch.__version__), "python": platform.python_version()},
+        **({"tags": tags} if tags else {}),  # optional: files without it still load
     }
     try:
         path.parent.mkdir(parents=True, exist_ok=True)
@@ -322,6 +325,7 @@ METRIC_CHECKS = {
     "train_seconds": _AMOUNT,
     "parameters": _COUNT,
 }
+TAG_CHECKS = {"study": (lambda v: isinstance(v, str), "text"), "trial": _COUNT}
 HISTORY_CHECKS = {
     "epoch": _COUNT,
     "epochs": _COUNT,
@@ -458,6 +462,7 @@ def _load(path: Path) -> Checkpoint:
         dataset_sha256=dataset_sha256,
         created=_created(payload.get("created", "")),
         versions=versions,
+        tags=_checked(payload.get("tags", {}), TAG_CHECKS, "tags"),
     )
 
 

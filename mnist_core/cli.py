@@ -1,4 +1,4 @@
-"""``python -m mnist_core fetch | train | evaluate | predict | export``.
+"""``python -m mnist_core fetch | train | evaluate | predict | compare | sweep | export``.
 
 Exit status: 0 on success, 2 on a user error (one line on stderr says what is
 wrong), 130 when training is interrupted with Ctrl-C.
@@ -79,6 +79,7 @@ def _add_config_flags(parser: argparse.ArgumentParser) -> None:
         "label_smoothing": "cross-entropy label smoothing",
         "augment": "random rotation, shift, scale and stroke thickness (on/off)",
         "val_size": "training images held out for validation curves",
+        "train_size": "train on only this many images (0: all not held out)",
         "seed": "random seed; same seed, same model",
         "device": "auto, cpu, cuda or mps",
     }
@@ -144,6 +145,37 @@ def build_parser() -> argparse.ArgumentParser:
         help="onnx (onnxruntime, browsers, phones) or torchscript (libtorch); default: onnx",
     )
     p.add_argument("--out", type=Path, required=True, help="file to write, e.g. model.onnx")
+
+    p = commands.add_parser("compare", help="what run B fixed and broke relative to run A on the test set")
+    p.add_argument("a", type=Path, help="checkpoint of run A, the baseline")
+    p.add_argument("b", type=Path, help="checkpoint of run B")
+    p.add_argument("--json", action="store_true", help="print one JSON object instead of a report")
+    _add_root(p)
+
+    p = commands.add_parser(
+        "sweep",
+        help="search hyperparameters with Optuna; every finished trial is a run",
+        description="Search hyperparameters around a preset with Optuna. A setting flag (say --epochs 2) "
+        "fixes that setting in every trial; the others are searched.",
+    )
+    p.add_argument(
+        "--trials", type=int, default=20, help="trials the study should have, all workers together (default: 20)"
+    )
+    p.add_argument("--timeout", type=float, default=None, help="start no new trial after this many seconds")
+    p.add_argument("--study", default="sweep", help="study name; the same name resumes or joins it (default: sweep)")
+    p.add_argument(
+        "--storage",
+        default=None,
+        help="journal:PATH (Optuna's journal file) or a database URL such as sqlite:///sweeps.db or "
+        "postgresql://...; workers given the same storage share the study "
+        f"(default: journal:{checkpoint_dir()}/sweeps.journal)",
+    )
+    p.add_argument(
+        "--preset", choices=sorted(PRESETS), default="quick", help="search around this preset (default: quick)"
+    )
+    _add_config_flags(p)  # each one given fixes that setting in every trial instead of searching it
+    p.add_argument("--json", action="store_true", help="end with one JSON line: the best trial and every trial")
+    _add_root(p)
 
     for name, command in commands.choices.items():
         command.set_defaults(run=globals()[f"cmd_{name}"])
@@ -288,6 +320,74 @@ def cmd_export(args: argparse.Namespace) -> None:
         f"wrote {out} ({out.stat().st_size / 1e6:.1f} MB, {args.format}); input (N, 1, 28, 28) in [-1, 1], "
         f"output 10 probabilities; largest difference from the checkpoint on 64 inputs: {difference:.1e}"
     )
+
+
+def cmd_compare(args: argparse.Namespace) -> None:
+    from .compare import compare, settings_diff
+
+    a, b = load_checkpoint(args.a), load_checkpoint(args.b)
+    data = load_mnist(args.root)
+    comparison = compare(a, b, data.test_images, data.test_labels)
+    diff = settings_diff([a, b])
+    if args.json:
+        print(json.dumps({"a": str(args.a), "b": str(args.b), **comparison.summary(), "settings_diff": diff}))
+        return
+    summary = comparison.summary()
+    print(f"A {args.a}: accuracy {summary['accuracy']['a']:.2%}")
+    print(f"B {args.b}: accuracy {summary['accuracy']['b']:.2%}")
+    print(f"agreement {summary['agreement']:.2%} of {len(comparison.a.labels):,} test images")
+    for label, indices in (
+        ("fixed (A wrong, B right)", summary["fixed"]),
+        ("broken (A right, B wrong)", summary["broken"]),
+    ):
+        shown = ", ".join(map(str, indices[:20])) + (", ..." if len(indices) > 20 else "")
+        print(f"{label}: {len(indices)}" + (f": {shown}" if indices else ""))
+    print("settings that differ:" if diff else "settings: identical")
+    for field, (value_a, value_b) in diff.items():
+        print(f"  {field}: {value_a} -> {value_b}")
+
+
+def cmd_sweep(args: argparse.Namespace) -> None:
+    import optuna
+
+    from .sweep import SweepError, run_sweep, summary
+
+    optuna.logging.set_verbosity(optuna.logging.WARNING)  # one line per trial, printed below
+    fixed = {
+        f.name: getattr(args, f.name)
+        for config in PRESETS[args.preset]
+        for f in dataclasses.fields(config)
+        if getattr(args, f.name) is not None
+    }
+
+    def on_trial(trial: optuna.trial.FrozenTrial) -> None:
+        params = ", ".join(f"{k}={v:.3g}" if isinstance(v, float) else f"{k}={v}" for k, v in trial.params.items())
+        if trial.value is not None:
+            outcome = f"val accuracy {trial.value:.2%}, test {trial.user_attrs['test_accuracy']:.2%}"
+        else:
+            outcome = trial.state.name.lower()
+        print(f"trial {trial.number}: {outcome} ({params})", flush=True)
+
+    try:
+        study = run_sweep(
+            args.trials,
+            lambda: load_mnist(args.root),
+            checkpoint_dir(),
+            study_name=args.study,
+            storage=args.storage,
+            preset=args.preset,
+            fixed=fixed,
+            timeout=args.timeout,
+            on_trial=on_trial,
+        )
+    except SweepError as exc:
+        raise UserError(str(exc)) from None
+    result = summary(study)
+    if args.json:
+        print(json.dumps(result))
+    elif result["best"] is not None:
+        best = result["best"]
+        print(f"best: trial {best['trial']}, val accuracy {best['value']:.2%}, {best['checkpoint']}")
 
 
 def main(argv: list[str] | None = None) -> int:

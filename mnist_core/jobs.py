@@ -58,6 +58,10 @@ class Job:
     started: float | None = None  # when the worker took it (time.time)
     ended: float | None = None
     last_seen: float = field(default_factory=time.time)  # refreshed by the owner's pages: see ``seen``
+    # Other training work run in the job's place, such as a sweep: called as work(data, on_progress, should_stop).
+    work: Callable[[MNIST, Callable[[Progress], None], Callable[[], bool]], object] | None = field(
+        default=None, repr=False
+    )
     _stop: threading.Event = field(default_factory=threading.Event, repr=False)
     _lock: threading.Lock = field(default_factory=threading.Lock, repr=False)
 
@@ -129,8 +133,7 @@ class Job:
             if self.status != "queued":
                 return
             self.status, self.ended = "cancelled", time.time()
-        release(self.path)
-        log_not_started(self.path, self.model_config, self.train_config, "while waiting in the queue")
+        self._not_started("while waiting in the queue")
 
     def _begin(self, abandon_after_s: float) -> bool:
         """The worker's side of ``cancel``: start the job unless it was cancelled or abandoned meanwhile."""
@@ -143,9 +146,14 @@ class Job:
             else:
                 self.status, self.started = "running", time.time()
                 return True
-        release(self.path)
-        log_not_started(self.path, self.model_config, self.train_config, self.error)
+        self._not_started(self.error)
         return False
+
+    def _not_started(self, reason: str) -> None:
+        """A run that ends before it began gives its name back and still appears in the run log."""
+        if self.work is None:  # other work (a sweep) logs its own runs
+            release(self.path)
+            log_not_started(self.path, self.model_config, self.train_config, reason)
 
 
 class TrainingQueue:
@@ -195,12 +203,35 @@ class TrainingQueue:
             # Reserved until the job ends, so no other job, session or process can take the name.
             path = reserve(checkpoint_path(name, self.directory)) if name else reserve_new_run(self.directory, prefix)
             job = Job(path.stem, model_config, train_config, path, estimate=forecast)
-            self._jobs.append(job)
-            self._pending.put(job)
-            if self._worker is None:
-                self._worker = threading.Thread(target=self._work, name="training-queue", daemon=True)
-                self._worker.start()
+            self._enqueue(job)
         return job
+
+    def submit_work(
+        self,
+        name: str,
+        work: Callable[[MNIST, Callable[[Progress], None], Callable[[], bool]], object],
+        model_config: ModelConfig,
+        train_config: TrainConfig,
+    ) -> Job:
+        """Queue training work other than one run (a sweep), with the same status, events and cancel as a run.
+
+        ``work`` raises ``TrainingCancelled`` when its ``should_stop`` fired; the configs
+        are what the work trains around (a sweep's preset), for pages that show them.
+        """
+        with self._lock:
+            if sum(job.status == "queued" for job in self._jobs) >= self.max_waiting:
+                raise QueueFull(f"{self.max_waiting} runs are already waiting; start yours when one of them has begun")
+            job = Job(name, model_config, train_config, self.directory, work=work)
+            self._enqueue(job)
+        return job
+
+    def _enqueue(self, job: Job) -> None:
+        """Add a job (holding the lock) and start the worker on the first one."""
+        self._jobs.append(job)
+        self._pending.put(job)
+        if self._worker is None:
+            self._worker = threading.Thread(target=self._work, name="training-queue", daemon=True)
+            self._worker.start()
 
     def jobs(self) -> list[Job]:
         """Every job this server has been given, oldest first."""
@@ -236,15 +267,18 @@ class TrainingQueue:
             return
         try:
             data = self._load_data()
-            job.checkpoint = run_training(
-                job.model_config,
-                job.train_config,
-                data,
-                job.path,
-                on_progress=job.events.append,
-                should_stop=job._stop.is_set,
-                reserved=True,
-            )
+            if job.work is not None:
+                job.work(data, job.events.append, job._stop.is_set)
+            else:
+                job.checkpoint = run_training(
+                    job.model_config,
+                    job.train_config,
+                    data,
+                    job.path,
+                    on_progress=job.events.append,
+                    should_stop=job._stop.is_set,
+                    reserved=True,
+                )
         except TrainingCancelled:
             job.status = "cancelled"
         except Exception as exc:  # the worker must survive any failure to run the next job
@@ -253,5 +287,6 @@ class TrainingQueue:
         else:
             job.status = "finished"
         finally:
-            release(job.path)
+            if job.work is None:
+                release(job.path)
         job.ended = time.time()

@@ -56,6 +56,7 @@ def run_training(
     should_stop: Callable[[], bool] | None = None,
     overwrite: bool = False,
     reserved: bool = False,
+    tags: dict | None = None,
 ) -> Checkpoint:
     """Train, evaluate on the test set, save to ``path`` and log the run; return the saved checkpoint.
 
@@ -64,13 +65,14 @@ def run_training(
     can be checked is checked before training: the name, the file it would replace, the
     disk space. Raises ``TrainingCancelled`` when ``should_stop`` fired, and re-raises
     whatever else went wrong; either way no checkpoint file is left behind and the log says so.
+    ``tags`` (say, a sweep's study and trial number) go into the log and the checkpoint.
     """
     path = Path(path)
     if not reserved:
         reserve(path, overwrite)
     try:
         check_free_space(path, model_config)
-        return _run(model_config, train_config, data, path, on_progress, should_stop, overwrite)
+        return _run(model_config, train_config, data, path, on_progress, should_stop, overwrite, tags)
     finally:
         if not reserved:
             release(path)
@@ -84,6 +86,7 @@ def _run(
     on_progress: Callable[[Progress], None] | None,
     should_stop: Callable[[], bool] | None,
     overwrite: bool,
+    tags: dict | None,
 ) -> Checkpoint:
     directory, name = path.parent, path.stem
     _log(
@@ -96,6 +99,7 @@ def _run(
             "load": os.getloadavg()[0],  # how busy the machine was: the cost model separates it from its speed
             "model_config": model_config.to_dict(),
             "train_config": train_config.to_dict(),
+            **({"tags": tags} if tags else {}),
         },
     )
     try:
@@ -108,7 +112,7 @@ def _run(
             "train_seconds": result.seconds,
             "parameters": result.model.num_parameters,
         }
-        save_checkpoint(path, result.model, train_config, metrics, result.history, data.sha256, overwrite)
+        save_checkpoint(path, result.model, train_config, metrics, result.history, data.sha256, overwrite, tags)
     except TrainingCancelled as exc:
         _log(directory, {"name": name, "status": "cancelled", "ended": _now(), "error": str(exc)})
         raise

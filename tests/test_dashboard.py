@@ -18,6 +18,7 @@ from mnist_core.checkpoints import load_checkpoint
 from mnist_core.data import to_pixels
 from mnist_core.evaluate import evaluate
 from mnist_core.runs import read_runs
+from mnist_core.train import PRESETS
 
 REPO = Path(__file__).resolve().parent.parent
 HOME = str(REPO / "dashboard" / "Home.py")
@@ -85,7 +86,7 @@ def test_each_session_has_its_own_active_model(folder):
 
 def test_train_presets_fill_the_settings_and_change_the_estimate(folder):
     at = open_page("1_Train.py")
-    assert at.slider(key="epochs").value == 2
+    assert at.slider(key="epochs").value == PRESETS["quick"][1].epochs
     estimate = [m.value for m in at.markdown if m.value.startswith("**Takes")]
     at.selectbox(key="preset").set_value("best").run()
     assert at.slider(key="epochs").value == 15 and at.select_slider(key="conv1").value == 64

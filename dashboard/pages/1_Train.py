@@ -13,6 +13,7 @@ import streamlit as st
 from plotly.subplots import make_subplots
 
 import common
+import sweep_view
 from mnist_core.checkpoints import CheckpointError
 from mnist_core.cost import describe_seconds, estimate
 from mnist_core.jobs import Job, QueueFull
@@ -277,6 +278,9 @@ def queue_view() -> None:
 
 st.header("Queue")
 queue_view()
+
+# ---- Sweeps: Optuna searches the settings, one trial at a time through the same queue ----
+sweep_view.panel(queue)
 
 # ---- Run history ----
 st.header("Run history")

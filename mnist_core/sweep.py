@@ -1,0 +1,302 @@
+"""Hyperparameter sweeps with Optuna: every trial an ordinary run, the study in storage that many processes share.
+
+Optuna does the searching (a TPE sampler) and the stopping of poor trials (a median
+pruner fed the validation accuracy after every epoch); this module only says what to
+search and turns each trial into a ``runs.run_training`` call, so a finished trial is
+a checkpoint in the run history like any other, tagged with its study and trial
+number, and Evaluate, Draw and Compare work on it.
+
+The study lives in storage, not in the process: by default Optuna's journal file
+beside the checkpoints, which several processes on one machine (or on a shared file
+system) can append to at once. So a stopped or killed sweep started again resumes
+where it was, and the same command started on several processes or machines with the
+same ``storage`` works on one study: Optuna hands each trial number out once.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import os
+import socket
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import optuna
+from optuna.storages import JournalStorage
+from optuna.storages.journal import JournalFileBackend
+from optuna.trial import FrozenTrial, TrialState
+
+from .checkpoints import checkpoint_path, process_alive
+from .data import MNIST
+from .model import ModelConfig
+from .runs import run_training
+from .train import PRESETS, Progress, TrainConfig, TrainingCancelled
+
+DEFAULT_JOURNAL = "sweeps.journal"
+DEFAULT_STUDY = "sweep"
+# Trials in flight or done count towards a sweep's target; failed ones (a killed worker's) do not.
+_COUNTED = (TrialState.COMPLETE, TrialState.PRUNED, TrialState.RUNNING)
+
+
+class SweepError(ValueError):
+    """The sweep cannot run as asked: bad settings or storage, or a study made with another preset."""
+
+
+@dataclass(frozen=True)
+class SearchSpace:
+    """The ranges a preset's trials draw from: choices for sizes, (low, high) for the rest."""
+
+    lr: tuple[float, float]  # sampled on a log scale
+    batch_size: tuple[int, ...]
+    conv1_channels: tuple[int, ...]
+    conv2_channels: tuple[int, ...]
+    hidden_units: tuple[int, ...]
+    dropout: tuple[float, float]
+    augment: tuple[bool, ...]
+    epochs: tuple[int, int]
+
+
+# Around each preset: the quick one searches small, fast models, the best one large, long runs.
+SEARCH_SPACES = {
+    "quick": SearchSpace(
+        lr=(1e-3, 2e-2),
+        batch_size=(128, 256, 512),
+        conv1_channels=(8, 16, 32),
+        conv2_channels=(16, 32, 64),
+        hidden_units=(64, 128, 256),
+        dropout=(0.0, 0.3),
+        augment=(False, True),
+        epochs=(1, 3),
+    ),
+    "default": SearchSpace(
+        lr=(1e-3, 1e-2),
+        batch_size=(64, 128, 256),
+        conv1_channels=(16, 32, 64),
+        conv2_channels=(32, 64, 128),
+        hidden_units=(128, 256),
+        dropout=(0.0, 0.4),
+        augment=(False, True),
+        epochs=(3, 10),
+    ),
+    "best": SearchSpace(
+        lr=(1e-3, 6e-3),
+        batch_size=(64, 128, 256),
+        conv1_channels=(32, 64),
+        conv2_channels=(64, 128),
+        hidden_units=(128, 256, 512),
+        dropout=(0.1, 0.5),
+        augment=(False, True),
+        epochs=(8, 20),
+    ),
+}
+
+
+def open_storage(url: str | None, directory: Path | str) -> optuna.storages.BaseStorage:
+    """``journal:PATH`` or None (the journal file in ``directory``) -> journal storage; else a database URL.
+
+    The journal file takes a lock for every write, so it is safe for several processes
+    on one machine or a shared file system; ``sqlite:///...`` and ``postgresql://...``
+    go to Optuna's database storage as they are.
+    """
+    if url is not None and not url.startswith("journal:"):
+        from sqlalchemy.exc import SQLAlchemyError  # Optuna's database layer
+
+        try:
+            return optuna.storages.get_storage(url)
+        except (SQLAlchemyError, ImportError, ValueError) as exc:  # a bad URL, a missing driver, no server
+            raise SweepError(f"cannot open storage {url!r}: {str(exc).splitlines()[0]}") from None
+    path = Path(url.removeprefix("journal:")) if url else Path(directory) / DEFAULT_JOURNAL
+    path.parent.mkdir(parents=True, exist_ok=True)
+    return JournalStorage(JournalFileBackend(str(path)))
+
+
+def suggest(trial: optuna.Trial, preset: str, fixed: dict | None = None) -> tuple[ModelConfig, TrainConfig]:
+    """The trial's settings: the preset, with every searched setting drawn from its space unless ``fixed`` sets it."""
+    fixed = fixed or {}
+    space = SEARCH_SPACES[preset]
+    model, train = PRESETS[preset]
+
+    def pick(name: str, draw: Callable[[], Any]) -> Any:
+        return fixed[name] if name in fixed else draw()
+
+    def choice(name: str) -> Any:
+        return pick(name, lambda: trial.suggest_categorical(name, getattr(space, name)))
+
+    model = dataclasses.replace(
+        model,
+        conv1_channels=choice("conv1_channels"),
+        conv2_channels=choice("conv2_channels"),
+        hidden_units=choice("hidden_units"),
+        dropout=pick("dropout", lambda: trial.suggest_float("dropout", *space.dropout)),
+    )
+    train = dataclasses.replace(
+        train,
+        lr=pick("lr", lambda: trial.suggest_float("lr", *space.lr, log=True)),
+        batch_size=choice("batch_size"),
+        augment=choice("augment"),
+        epochs=pick("epochs", lambda: trial.suggest_int("epochs", *space.epochs)),
+    )
+
+    def settle(config: Any) -> Any:  # the fixed settings the search space does not cover, e.g. train_size
+        return dataclasses.replace(
+            config, **{f.name: fixed[f.name] for f in dataclasses.fields(config) if f.name in fixed}
+        )
+
+    return settle(model), settle(train)
+
+
+def check_fixed(preset: str, fixed: dict) -> None:
+    """Refuse, before any trial starts, settings that no config has or that a config rejects."""
+    for config in PRESETS[preset]:
+        names = {f.name for f in dataclasses.fields(config)}
+        try:
+            dataclasses.replace(config, **{k: v for k, v in fixed.items() if k in names})
+        except ValueError as exc:
+            raise SweepError(str(exc)) from None
+    unknown = set(fixed) - {f.name for config in PRESETS[preset] for f in dataclasses.fields(config)}
+    if unknown:
+        raise SweepError(f"unknown setting(s): {', '.join(sorted(unknown))}")
+    if fixed.get("val_size") == 0:
+        raise SweepError("a sweep ranks trials by validation accuracy, so val_size must be above 0")
+
+
+def _worker() -> str:
+    return f"{socket.gethostname()}:{os.getpid()}"
+
+
+def fail_abandoned_trials(storage: optuna.storages.BaseStorage, study_name: str) -> list[int]:
+    """Mark failed the running trials whose worker process on this machine is gone; return their numbers.
+
+    A killed sweep leaves its trial in flight "running" for ever; started again, it
+    gives that trial up (its run never saved a checkpoint) and carries on. Trials of
+    workers on other machines are left alone: this one cannot tell if they still run.
+    """
+    host = socket.gethostname()
+    study_id = storage.get_study_id_from_name(study_name)
+    abandoned = []
+    for trial in storage.get_all_trials(study_id, deepcopy=False, states=(TrialState.RUNNING,)):
+        worker_host, _, pid = str(trial.user_attrs.get("worker", "")).rpartition(":")
+        if worker_host == host and pid.isdigit() and not process_alive(int(pid)):
+            trial_id = storage.get_trial_id_from_study_id_trial_number(study_id, trial.number)
+            storage.set_trial_state_values(trial_id, TrialState.FAIL)
+            abandoned.append(trial.number)
+    return abandoned
+
+
+def run_sweep(
+    trials: int,
+    data: MNIST | Callable[[], MNIST],
+    directory: Path | str,
+    study_name: str = DEFAULT_STUDY,
+    storage: str | None = None,
+    preset: str = "quick",
+    fixed: dict | None = None,
+    timeout: float | None = None,
+    pruner: optuna.pruners.BasePruner | None = None,
+    on_progress: Callable[[Progress], None] | None = None,
+    on_trial: Callable[[FrozenTrial], None] | None = None,
+    should_stop: Callable[[], bool] | None = None,
+) -> optuna.Study:
+    """Run trials until the study has ``trials`` of them (done or in flight, by any worker), or ``timeout`` s passed.
+
+    Each trial trains with ``runs.run_training`` into ``directory`` as
+    ``<study>-trial-<number>.pt``. ``fixed`` holds settings no trial searches (say,
+    ``{"epochs": 1}``). ``data`` may be a loader, called only once there is a trial to
+    run. ``should_stop`` ends the sweep: the trial in flight is cancelled (and recorded
+    as failed), ``TrainingCancelled`` is raised. Returns the study, every worker's
+    trials included.
+    """
+    if preset not in SEARCH_SPACES:
+        raise SweepError(f"unknown preset {preset!r}; choose one of {', '.join(SEARCH_SPACES)}")
+    check_fixed(preset, fixed or {})
+    checkpoint_path(f"{study_name}-trial-0", directory)  # a name no run file can have is refused before any trial
+    opened = open_storage(storage, directory)
+    study = optuna.create_study(
+        storage=opened,
+        study_name=study_name,
+        direction="maximize",
+        load_if_exists=True,
+        # constant_liar: workers running at once are steered away from each other's trials
+        sampler=optuna.samplers.TPESampler(constant_liar=True),
+        # No pruning on the first epoch: a long run's early epochs (high learning rate) look worse than they end.
+        pruner=pruner or optuna.pruners.MedianPruner(n_startup_trials=4, n_warmup_steps=1),
+    )
+    made_with = study.user_attrs.get("preset")
+    if made_with is None:
+        study.set_user_attr("preset", preset)
+    elif made_with != preset:
+        raise SweepError(f"study {study_name!r} searches the {made_with!r} preset, not {preset!r}")
+    fail_abandoned_trials(opened, study_name)
+
+    def objective(trial: optuna.Trial) -> float:
+        trial.set_user_attr("worker", _worker())
+        model_config, train_config = suggest(trial, preset, fixed)
+        path = checkpoint_path(f"{study_name}-trial-{trial.number}", directory)
+        pruned, epoch = False, 0
+
+        def report(progress: Progress) -> None:
+            nonlocal pruned, epoch
+            if progress.kind == "epoch" and progress.val_accuracy is not None:
+                epoch = progress.epoch
+                trial.report(progress.val_accuracy, epoch)
+                pruned = epoch < progress.epochs and trial.should_prune()
+            if on_progress is not None:
+                on_progress(progress)
+
+        try:
+            checkpoint = run_training(
+                model_config,
+                train_config,
+                loaded(),
+                path,
+                report,
+                lambda: pruned or (should_stop is not None and should_stop()),
+                tags={"study": study_name, "trial": trial.number},
+            )
+        except TrainingCancelled:
+            if pruned:
+                raise optuna.TrialPruned(f"validation accuracy too low after epoch {epoch}") from None
+            raise
+        trial.set_user_attr("checkpoint", str(path))
+        trial.set_user_attr("test_accuracy", checkpoint.metrics["test_accuracy"])
+        return checkpoint.metrics["val_accuracy"]
+
+    cache: list[MNIST] = []
+
+    def loaded() -> MNIST:
+        if not cache:
+            cache.append(data() if callable(data) else data)
+        return cache[0]
+
+    callbacks = [lambda _study, trial: on_trial(trial)] if on_trial is not None else []
+    deadline = None if timeout is None else time.monotonic() + timeout
+    while len(study.get_trials(deepcopy=False, states=_COUNTED)) < trials:
+        if (deadline is not None and time.monotonic() >= deadline) or (should_stop is not None and should_stop()):
+            break
+        study.optimize(objective, n_trials=1, callbacks=callbacks)
+    return study
+
+
+def summary(study: optuna.Study) -> dict:
+    """The JSON form: ``study``, ``best`` (or None) and every trial, as ``sweep --json`` prints it."""
+
+    def record(trial: FrozenTrial) -> dict:
+        return {
+            "trial": trial.number,
+            "state": trial.state.name,
+            "value": trial.value,
+            "params": trial.params,
+            "checkpoint": trial.user_attrs.get("checkpoint"),
+        }
+
+    trials = study.get_trials(deepcopy=False)
+    complete = [t for t in trials if t.state == TrialState.COMPLETE]
+    best = max(complete, key=lambda t: t.value or 0.0, default=None)
+    return {
+        "study": study.study_name,
+        "best": record(best) if best is not None else None,
+        "trials": [record(t) for t in trials],
+    }

@@ -1,0 +1,48 @@
+"""The sweep panel and the Compare page in Chromium, on a small study made here; screenshots for a human to look at."""
+
+import re
+
+import pytest
+from dashboard_helpers import screenshot, wait_for_rerun
+from playwright.sync_api import expect
+
+from mnist_core.sweep import run_sweep, summary
+
+pytestmark = pytest.mark.browser
+
+TINY = {"epochs": 1, "train_size": 2000, "val_size": 500, "conv1_channels": 4, "conv2_channels": 8, "hidden_units": 16}
+
+
+def test_a_sweeps_best_trial_made_active_and_compared_with_the_default_model(server, page, mnist):
+    url, folder = server
+    best = summary(run_sweep(3, mnist, folder, "browser-sweep", fixed=TINY))["best"]
+    best_run = f"browser-sweep-trial-{best['trial']}"
+
+    page.goto(f"{url}/Train")
+    page.get_by_role("combobox", name="Study").click()
+    page.get_by_role("option", name="browser-sweep").click()
+    wait_for_rerun(page)
+    expect(page.get_by_text("Study browser-sweep: 3 trial(s) done, 0 running.")).to_be_visible()
+    expect(page.get_by_text(f"Best so far: trial {best['trial']}")).to_be_visible()
+    history = page.locator("[role=tabpanel] .js-plotly-plot >> visible=true").first  # the optimisation history
+    history.scroll_into_view_if_needed()
+    expect(history).to_be_visible()
+    screenshot(page, "sweep-panel")
+    page.get_by_role("tab", name="Parallel coordinates").click()
+    screenshot(page, "sweep-parallel-coordinates")
+    page.get_by_role("button", name="Make best trial active").click()
+    expect(page.get_by_role("combobox", name="Active model")).to_have_value(re.compile(f"^{best_run} · "))
+
+    page.get_by_role("link", name="Compare").click()  # the sidebar's page list: same session, same active model
+    expect(page.get_by_text("Fixed and broken")).to_be_visible()
+    expect(page.get_by_text(f"A · {best_run}")).to_be_visible()
+    expect(page.get_by_text("Agreement")).to_be_visible()
+    expect(page.get_by_text(re.compile(r"^Test image #\d+: a \d$"))).to_be_visible()
+    wait_for_rerun(page)
+    screenshot(page, "compare")
+    page.get_by_role("button", name="broken by B").click()
+    wait_for_rerun(page)
+    expect(page.get_by_text(re.compile(r"image\(s\), 24 per page"))).to_be_visible()
+    page.get_by_role("button", name=re.compile(r"^\d → \d . \d$")).nth(1).click()
+    wait_for_rerun(page)
+    screenshot(page, "compare-broken")

@@ -1,0 +1,80 @@
+"""The Compare page and the Train page's sweep panel under AppTest, on a temporary checkpoint folder."""
+
+import optuna
+import pytest
+from dashboard_helpers import button, open_page, run_until, texts
+
+from mnist_core.checkpoints import load_checkpoint
+from mnist_core.compare import compare
+from mnist_core.model import ModelConfig
+from mnist_core.runs import run_training
+from mnist_core.sweep import open_storage, run_sweep, summary
+from mnist_core.train import TrainConfig
+
+TINY = {"epochs": 1, "train_size": 2000, "val_size": 500, "conv1_channels": 4, "conv2_channels": 8, "hidden_units": 16}
+
+
+@pytest.mark.slow
+def test_compare_shows_both_runs_and_browses_what_b_fixed_and_broke(folder, mnist):
+    tiny = run_training(
+        ModelConfig(4, 8, hidden_units=16),
+        TrainConfig(epochs=1, val_size=500, train_size=2000),
+        mnist,
+        folder / "tiny.pt",
+    )
+    default = load_checkpoint(folder / "default.pt")
+    expected = compare(default, tiny, mnist.test_images, mnist.test_labels)
+    at = open_page("4_Compare.py")
+    assert at.multiselect(key="compare_runs").value == ["default", "tiny"]  # the active model is run A
+    metrics = {m.label: m.value for m in at.metric}
+    assert (
+        metrics["A · default"] == f"{expected.a.accuracy:.2%}"
+        and metrics["vs A · tiny"] == f"{expected.b.accuracy:.2%}"
+    )
+    assert metrics["Agreement"] == f"{expected.agreement:.2%}"
+    assert (metrics["Fixed by B"], metrics["Broken by B"]) == (f"{len(expected.fixed):,}", f"{len(expected.broken):,}")
+    settings = at.dataframe[0].value
+    assert list(settings.columns) == ["default", "tiny"] and "conv1_channels" in settings.index
+    assert "epochs" in settings.index and "kernel_size" not in settings.index  # only what differs
+
+    first_fixed = int(expected.fixed[0])
+    assert at.session_state.compared == first_fixed
+    assert f"Test image #{first_fixed}" in texts(at)
+    at.segmented_control(key="compare_kind").set_value("broken").run()
+    assert f"{len(expected.broken):,} image(s), 24 per page" in texts(at)
+    second = int(expected.broken[1])
+    at.button(key=f"compare-{second}").click().run()
+    assert f"Test image #{second}: a {int(mnist.test_labels[second])}" in texts(at)
+    assert f"**tiny** reads **{int(expected.b.predictions[second])}**" in texts(at)
+
+
+def test_compare_needs_two_models(folder):
+    at = open_page("4_Compare.py")
+    assert "Comparing needs two models or more" in texts(at)
+
+
+def test_the_sweep_panel_shows_a_study_and_makes_its_best_trial_active(folder, mnist):
+    best = summary(run_sweep(2, mnist, folder, "panel", fixed=TINY))["best"]
+    at = open_page("1_Train.py")
+    at.selectbox(key="sweep_study").set_value("panel").run()
+    assert "Study **panel**: 2 trial(s) done, 0 running." in texts(at)
+    assert f"Best so far: trial {best['trial']}, validation accuracy {best['value']:.2%}" in texts(at)
+    assert [t.label for t in at.tabs] == ["Optimisation history", "Parallel coordinates", "Parameter importances"]
+    button(at, "Make best trial active").click().run()
+    assert at.session_state.active_model == f"panel-trial-{best['trial']}"
+    assert at.sidebar.selectbox(key="model_picker").value == f"panel-trial-{best['trial']}"
+
+
+def test_a_sweep_started_from_the_panel_runs_in_the_queue_and_stops(folder):
+    at = open_page("1_Train.py")
+    assert at.selectbox(key="sweep_study").value == "sweep"  # the default study, new here
+    at.number_input(key="sweep_trials").set_value(3).run()
+    at.selectbox(key="sweep_epochs").set_value(1).run()
+    button(at, "Start sweep").click().run()
+    run_until(at, lambda at: at.session_state.sweep_job.latest is not None)  # a trial is training
+    assert "Study **sweep**: 0 trial(s) done, 1 running." in texts(at)
+    button(at, "Stop sweep").click().run()
+    run_until(at, lambda at: "sweep sweep** was stopped" in texts(at))
+    study = optuna.load_study(study_name="sweep", storage=open_storage(None, folder))
+    assert [t.state.name for t in study.trials] == ["FAIL"] and study.user_attrs["preset"] == "quick"
+    assert not list(folder.glob("sweep-trial-*.pt"))

@@ -1,0 +1,160 @@
+"""Sweeps: every finished trial is a tagged run, poor trials are pruned, studies resume and are shared by workers.
+
+Trials are tiny (1 epoch on 2,000 images) so a sweep takes seconds. The worker tests
+start `python -m mnist_core sweep` as separate processes on one journal file, as a
+user scaling out would, and kill one, as a crash would.
+"""
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import optuna
+import pytest
+
+from mnist_core.checkpoints import load_checkpoint
+from mnist_core.jobs import TrainingQueue
+from mnist_core.runs import read_runs
+from mnist_core.sweep import SweepError, open_storage, run_sweep, summary
+from mnist_core.train import PRESETS
+
+# Fixed for every trial, so each takes seconds; the rest (lr, batch size, dropout, augmentation) is searched.
+TINY = {"epochs": 1, "train_size": 2000, "val_size": 500, "conv1_channels": 4, "conv2_channels": 8, "hidden_units": 16}
+REPO = Path(__file__).resolve().parent.parent
+
+
+def test_a_tiny_sweep_makes_tagged_runs_and_resumes_to_its_target(tmp_path, mnist):
+    seen = []
+    study = run_sweep(3, mnist, tmp_path, "tiny", fixed=TINY, on_trial=lambda t: seen.append(t.number))
+    result = summary(study)
+    assert seen == [0, 1, 2] and [t["state"] for t in result["trials"]] == ["COMPLETE"] * 3
+    runs = {r["name"]: r for r in read_runs(tmp_path)}
+    for trial in result["trials"]:
+        checkpoint = load_checkpoint(trial["checkpoint"])
+        assert checkpoint.name == f"tiny-trial-{trial['trial']}"
+        assert checkpoint.tags == {"study": "tiny", "trial": trial["trial"]}
+        assert trial["value"] == checkpoint.metrics["val_accuracy"]
+        assert checkpoint.train_config.train_size == 2000 and checkpoint.train_config.epochs == 1
+        assert checkpoint.model_config.dropout == trial["params"]["dropout"]
+        assert checkpoint.train_config.lr == trial["params"]["lr"]
+        run = runs[checkpoint.name]
+        assert (run["status"], run["tags"]) == ("finished", checkpoint.tags)
+    assert result["best"]["value"] == max(t["value"] for t in result["trials"])
+    assert set(result["trials"][0]["params"]) == {"lr", "batch_size", "dropout", "augment"}  # the rest is fixed
+    json.dumps(result)
+
+    assert len(run_sweep(3, mnist, tmp_path, "tiny", fixed=TINY).trials) == 3  # already there: nothing runs
+    assert [t.number for t in run_sweep(4, mnist, tmp_path, "tiny", fixed=TINY).trials] == [0, 1, 2, 3]
+
+
+def test_a_trial_below_the_pruners_threshold_stops_after_its_first_epoch(tmp_path, mnist):
+    study = run_sweep(
+        1, mnist, tmp_path, "pruned", fixed={**TINY, "epochs": 3}, pruner=optuna.pruners.ThresholdPruner(lower=1.01)
+    )
+    [trial] = study.trials
+    assert trial.state == optuna.trial.TrialState.PRUNED and list(trial.intermediate_values) == [1]
+    assert summary(study)["trials"][0]["checkpoint"] is None and not list(tmp_path.glob("*.pt"))
+    [run] = read_runs(tmp_path)
+    assert run["status"] == "cancelled" and "epoch 2" in run["error"]
+
+
+def test_bad_settings_and_another_presets_study_are_refused_before_any_trial(tmp_path, mnist):
+    with pytest.raises(SweepError, match="unknown setting"):
+        run_sweep(1, mnist, tmp_path, "s", fixed={"colour": "red"})
+    with pytest.raises(SweepError, match="epochs must be"):
+        run_sweep(1, mnist, tmp_path, "s", fixed={"epochs": 0})
+    with pytest.raises(SweepError, match="cannot open storage 'nonsense://x'"):
+        run_sweep(1, mnist, tmp_path, "s", storage="nonsense://x")
+    run_sweep(0, mnist, tmp_path, "s", preset="quick")
+    with pytest.raises(SweepError, match="searches the 'quick' preset"):
+        run_sweep(1, mnist, tmp_path, "s", preset="best")
+    assert not read_runs(tmp_path)
+
+
+def test_a_sweep_job_goes_through_the_queue_and_stops_when_cancelled(tmp_path, mnist):
+    queue = TrainingQueue(tmp_path, load_data=lambda: mnist)
+
+    def work(data, on_progress, should_stop):
+        run_sweep(
+            5,
+            data,
+            tmp_path,
+            "queued",
+            fixed={**TINY, "batch_size": 16},
+            on_progress=on_progress,
+            should_stop=should_stop,
+        )
+
+    job = queue.submit_work("sweep queued", work, *PRESETS["quick"])
+    deadline = time.monotonic() + 120
+    while not job.events:
+        assert time.monotonic() < deadline and not job.done, job.error
+        time.sleep(0.01)
+    job.cancel()
+    while not job.done:
+        assert time.monotonic() < deadline
+        time.sleep(0.01)
+    assert job.status == "cancelled"
+    study = optuna.load_study(study_name="queued", storage=open_storage(None, tmp_path))
+    assert [t.state.name for t in study.trials] == ["FAIL"] and not list(tmp_path.glob("*.pt"))
+
+
+def sweep_command(storage: Path, study: str, trials: int) -> list[str]:
+    return [
+        *(sys.executable, "-m", "mnist_core", "sweep", "--trials", str(trials), "--study", study),
+        *("--storage", f"journal:{storage}", "--json"),
+        *(f"--{name.replace('_', '-')}={value}" for name, value in TINY.items()),
+    ]
+
+
+def start(command: list[str], folder: Path) -> subprocess.Popen:
+    env = {**os.environ, "MNIST_CHECKPOINTS": str(folder)}
+    return subprocess.Popen(command, cwd=REPO, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+
+
+def last_json(process: subprocess.Popen) -> dict:
+    out, err = process.communicate(timeout=600)
+    assert process.returncode == 0, err
+    return json.loads(out.strip().splitlines()[-1])
+
+
+@pytest.mark.slow
+def test_two_workers_on_one_journal_share_the_study_without_losing_or_repeating_a_trial(tmp_path):
+    journal = tmp_path / "shared.journal"
+    workers = [start(sweep_command(journal, "shared", 6), tmp_path) for _ in range(2)]
+    results = [last_json(w) for w in workers]
+    for result in results:  # each reports the whole study: the other worker's trials too, maybe one still running
+        assert [t["trial"] for t in result["trials"]] == list(range(6))
+        assert {t["state"] for t in result["trials"]} <= {"COMPLETE", "RUNNING"}
+    study = optuna.load_study(study_name="shared", storage=open_storage(f"journal:{journal}", tmp_path))
+    trials = summary(study)["trials"]
+    assert {t["state"] for t in trials} == {"COMPLETE"}
+    assert len({t.user_attrs["worker"] for t in study.trials}) == 2  # both did some of the work
+    finished = [r["name"] for r in read_runs(tmp_path) if r["status"] == "finished"]
+    assert sorted(finished) == sorted(f"shared-trial-{n}" for n in range(6))  # each run exactly once
+    assert all(Path(t["checkpoint"]).is_file() for t in trials)
+
+
+@pytest.mark.slow
+def test_a_killed_sweep_resumes_losing_only_the_trial_in_flight(tmp_path):
+    journal = tmp_path / "killed.journal"
+    worker = start(sweep_command(journal, "killed", 3), tmp_path)
+    deadline = time.monotonic() + 300
+    while not any(r["name"] == "killed-trial-1" for r in read_runs(tmp_path)):  # trial 0 done, trial 1 started
+        assert worker.poll() is None and time.monotonic() < deadline, worker.communicate()
+        time.sleep(0.05)
+    worker.send_signal(signal.SIGKILL)
+    worker.communicate()
+    before = optuna.load_study(study_name="killed", storage=open_storage(f"journal:{journal}", tmp_path)).trials
+    assert [t.state.name for t in before] == ["COMPLETE", "RUNNING"]
+
+    result = last_json(start(sweep_command(journal, "killed", 3), tmp_path))
+    states = {t["trial"]: t["state"] for t in result["trials"]}
+    assert states == {0: "COMPLETE", 1: "FAIL", 2: "COMPLETE", 3: "COMPLETE"}
+    assert result["trials"][0]["value"] == before[0].value  # trial 0 kept, not run again
+    assert not (tmp_path / "killed-trial-1.pt").exists()
+    assert {r["name"]: r["status"] for r in read_runs(tmp_path)}["killed-trial-1"] == "interrupted"
