@@ -14,7 +14,7 @@ def run(capsys, *argv):
     return code, out, err
 
 
-@pytest.mark.parametrize("command", ["fetch", "train", "evaluate", "predict"])
+@pytest.mark.parametrize("command", ["fetch", "train", "evaluate", "predict", "explain", "embed"])
 def test_every_command_has_help(capsys, command):
     with pytest.raises(SystemExit) as exit_:
         main([command, "--help"])
