@@ -45,6 +45,7 @@ class Checkpoint:
     dataset_sha256: str = ""
     created: str = ""  # ISO 8601, UTC
     versions: dict = field(default_factory=dict)
+    watch: dict = field(default_factory=dict)  # optional: the watched images of watch.WatchPanel.to_payload
 
     @property
     def name(self) -> str:
@@ -79,11 +80,13 @@ def save_checkpoint(
     history: list[dict],
     dataset_sha256: str,
     overwrite: bool = False,
+    watch: dict | None = None,
 ) -> Path:
     """Write atomically: a temporary file in the same folder, then a link or rename into place.
 
     Without ``overwrite`` an existing file is never replaced, even by a run that
-    finishes at the same moment as another of the same name.
+    finishes at the same moment as another of the same name. ``watch`` (optional) is
+    the panel whose per-epoch predictions are in ``history``.
     """
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
@@ -98,6 +101,8 @@ def save_checkpoint(
         "created": datetime.now(UTC).isoformat(timespec="seconds"),
         "versions": {"mnist_core": __version__, "torch": str(torch.__version__), "python": platform.python_version()},
     }
+    if watch:
+        payload["watch"] = watch
     fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.stem}.", suffix=".partial")
     try:
         with os.fdopen(fd, "wb") as f:
@@ -151,6 +156,7 @@ def load_checkpoint(path: Path | str = DEFAULT_CHECKPOINT) -> Checkpoint:
         dataset_sha256=payload.get("dataset_sha256", ""),
         created=payload.get("created", ""),
         versions=payload.get("versions", {}),
+        watch=payload.get("watch", {}),
     )
 
 

@@ -17,11 +17,14 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Literal
 
+import torch
+
 from .checkpoints import Checkpoint, CheckpointError, checkpoint_path, new_run_name
 from .data import MNIST, load_mnist
 from .model import ModelConfig
 from .runs import run_training
 from .train import Progress, TrainConfig, TrainingCancelled
+from .watch import WatchPanel, watch_panel
 
 Status = Literal["queued", "running", "finished", "cancelled", "failed"]
 
@@ -42,6 +45,8 @@ class Job:
     events: list[Progress] = field(default_factory=list)  # appended by the worker, read by pages
     error: str = ""
     checkpoint: Checkpoint | None = None
+    drawing: torch.Tensor | None = None  # the user's drawing (1, 28, 28), watched with the test panel
+    watch: WatchPanel | None = None  # set when the job starts: the images whose predictions each epoch records
     _stop: threading.Event = field(default_factory=threading.Event, repr=False)
 
     @property
@@ -76,8 +81,16 @@ class TrainingQueue:
         self._lock = threading.Lock()
         self._worker: threading.Thread | None = None
 
-    def submit(self, model_config: ModelConfig, train_config: TrainConfig, name: str | None = None) -> Job:
+    def submit(
+        self,
+        model_config: ModelConfig,
+        train_config: TrainConfig,
+        name: str | None = None,
+        drawing: torch.Tensor | None = None,
+    ) -> Job:
         """Queue a run; ``name`` (user-typed, validated) defaults to a fresh ``run-<date>-<time>``.
+
+        Every job watches the test panel of ``watch.watch_panel`` learn, and ``drawing`` with it if given.
 
         Raises ``CheckpointError`` for an invalid name or one already taken by a
         checkpoint or by a job that has not finished yet.
@@ -87,7 +100,7 @@ class TrainingQueue:
             path = checkpoint_path(name or new_run_name(self.directory, taken), self.directory)
             if path.exists() or path.stem in taken:
                 raise CheckpointError(f"{path.stem} is already taken; choose another run name")
-            job = Job(path.stem, model_config, train_config, path)
+            job = Job(path.stem, model_config, train_config, path, drawing=drawing)
             self._jobs.append(job)
             self._pending.put(job)
             if self._worker is None:
@@ -119,6 +132,7 @@ class TrainingQueue:
         job.status = "running"
         try:
             data = self._load_data()
+            job.watch = watch_panel(data, job.drawing)
             job.checkpoint = run_training(
                 job.model_config,
                 job.train_config,
@@ -126,6 +140,7 @@ class TrainingQueue:
                 job.path,
                 on_progress=job.events.append,
                 should_stop=job._stop.is_set,
+                watch=job.watch,
             )
         except TrainingCancelled:
             job.status = "cancelled"

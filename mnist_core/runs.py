@@ -21,6 +21,7 @@ from .data import MNIST
 from .evaluate import evaluate
 from .model import ModelConfig
 from .train import Progress, TrainConfig, TrainingCancelled, train
+from .watch import WatchPanel
 
 RUN_LOG = "runs.jsonl"
 _log_lock = threading.Lock()
@@ -44,9 +45,11 @@ def run_training(
     on_progress: Callable[[Progress], None] | None = None,
     should_stop: Callable[[], bool] | None = None,
     overwrite: bool = False,
+    watch: WatchPanel | None = None,
 ) -> Checkpoint:
     """Train, evaluate on the test set, save to ``path`` and log the run; return the saved checkpoint.
 
+    ``watch``: a panel predicted after every epoch (``train.train``), saved with the checkpoint for replay.
     Raises ``TrainingCancelled`` when ``should_stop`` fired, and re-raises whatever
     else went wrong; either way no checkpoint file is left behind and the log says so.
     """
@@ -66,7 +69,9 @@ def run_training(
         },
     )
     try:
-        result = train(model_config, train_config, data, on_progress, should_stop)
+        result = train(
+            model_config, train_config, data, on_progress, should_stop, watch.images if watch is not None else None
+        )
         test = evaluate(result.model, data.test_images, data.test_labels)
         metrics = {
             "test_accuracy": test.accuracy,
@@ -75,7 +80,16 @@ def run_training(
             "train_seconds": result.seconds,
             "parameters": result.model.num_parameters,
         }
-        save_checkpoint(path, result.model, train_config, metrics, result.history, data.sha256, overwrite)
+        save_checkpoint(
+            path,
+            result.model,
+            train_config,
+            metrics,
+            result.history,
+            data.sha256,
+            overwrite,
+            watch=watch.to_payload() if watch is not None else None,
+        )
     except TrainingCancelled as exc:
         _log(directory, {"name": name, "status": "cancelled", "ended": _now(), "error": str(exc)})
         raise
