@@ -2,6 +2,7 @@
 
 import dataclasses
 
+import explain_view
 import pandas as pd
 import plotly.graph_objects as go
 import streamlit as st
@@ -134,7 +135,9 @@ start, cancel, _ = st.columns([1, 1, 4])
 if start.button("Start training", type="primary", disabled=busy):
     common.ensure_downloaded()
     try:
-        job = st.session_state.job = queue.submit(model_config, train_config, name=run_name or None)
+        job = st.session_state.job = queue.submit(
+            model_config, train_config, name=run_name or None, drawing=st.session_state.get("last_drawing")
+        )
     except CheckpointError as exc:
         st.error(str(exc))
     busy = job is not None and not job.done
@@ -200,6 +203,7 @@ def live_view(job: Job) -> None:
             f"ETA {p.eta_s:.0f} s · {p.images_per_sec:,.0f} images/s",
         )
         st.plotly_chart(curves(job), width="stretch", key="curves", on_select="ignore")
+        explain_view.watch_live(job.watch, [e.watch for e in job.epochs() if e.watch is not None])
     if job.done and busy:
         st.rerun()  # the run just ended: redraw the whole page, history and sidebar included
 
@@ -215,6 +219,8 @@ if job is not None:
         st.warning(f"**{job.name}** was cancelled; nothing was saved.")
     elif job.status == "failed":
         st.error(f"**{job.name}** failed: {job.error}")
+
+explain_view.watch_replay(common.all_checkpoints()[0], preferred=job.name if job is not None else None)
 
 st.header("Run history")
 if not history:

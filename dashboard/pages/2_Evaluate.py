@@ -1,5 +1,6 @@
 """Evaluate: how good the active model is, where it is confused, and the very images it gets wrong."""
 
+import explain_view
 import numpy as np
 import pandas as pd
 import plotly.graph_objects as go
@@ -108,6 +109,8 @@ with table:
         column_config={name: st.column_config.NumberColumn(format="%.4f") for name in ("precision", "recall", "f1")},
     )
 
+explain_view.calibration(result, f"{model.path}:{model.created}")
+
 st.header("Error explorer")
 digits = [ANY, *range(10)]
 controls = st.columns([1, 1, 2, 2])
@@ -175,3 +178,4 @@ with detail:
     st.plotly_chart(
         common.probability_chart(probabilities[index], true=int(labels[index])), width="stretch", key="detail"
     )
+    explain_view.inspector_maps(model, mnist.test_images[index], int(labels[index]), int(predictions[index]))

@@ -1,5 +1,6 @@
 """Draw: a digit on the canvas (or an uploaded picture), what the model sees, and what it says."""
 
+import explain_view
 import streamlit as st
 from streamlit_drawable_canvas import st_canvas
 
@@ -64,6 +65,8 @@ with answer:
     st.plotly_chart(
         common.probability_chart(prediction.probabilities), width="stretch", key="probabilities", on_select="ignore"
     )
+    st.session_state.last_drawing = prediction.image  # watched by the next training run, and shown on the Map
+    explain_view.why_panel(model, prediction)
     with st.expander("How the picture becomes 28×28"):
         steps = list(prediction.steps.items())
         for column, (name, image) in zip(st.columns(len(steps)), steps):
