@@ -9,6 +9,13 @@ among its nearest neighbours in feature space, the same way for both methods.
 
 from __future__ import annotations
 
+import multiprocessing
+import threading
+import time
+from dataclasses import dataclass, field
+from multiprocessing.connection import Connection
+from multiprocessing.process import BaseProcess
+
 import numpy as np
 import torch
 
@@ -51,6 +58,61 @@ def project(features: np.ndarray, method: str = "pca", seed: int = 0) -> np.ndar
         reducer = umap.UMAP(n_components=2, n_neighbors=15, min_dist=0.1, random_state=seed, n_jobs=1)
         points = reducer.fit_transform(features)
     return np.asarray(points, dtype=np.float32)
+
+
+@dataclass(eq=False)
+class BackgroundProjection:
+    """A projection computed in another process, for a page that draws PCA meanwhile and polls ``done``.
+
+    A process, not a thread: UMAP's numba code holds the GIL and would stall a dashboard
+    serving many sessions. It is a daemon, so it ends with the server instead of keeping
+    it alive on shutdown.
+    """
+
+    process: BaseProcess
+    receiver: Connection
+    started: float = field(default_factory=time.time)
+    _points: np.ndarray | None = None
+    _error: str | None = None
+    _lock: threading.Lock = field(default_factory=threading.Lock, repr=False)
+
+    def done(self) -> bool:
+        with self._lock:
+            if self._points is None and self._error is None:
+                if self.receiver.poll():
+                    self._points, self._error = self.receiver.recv()
+                elif not self.process.is_alive():
+                    self._error = f"the worker process stopped (exit code {self.process.exitcode})"
+            return self._points is not None or self._error is not None
+
+    @property
+    def points(self) -> np.ndarray | None:
+        """(N, 2) once done and successful, else None."""
+        self.done()
+        return self._points
+
+    @property
+    def error(self) -> str | None:
+        """Why it failed, once it has."""
+        self.done()
+        return self._error
+
+
+def _project_into(sender: Connection, features: np.ndarray, method: str, seed: int) -> None:
+    try:
+        sender.send((project(features, method, seed), None))
+    except Exception as exc:  # reported to the page instead of dying silently
+        sender.send((None, f"{type(exc).__name__}: {exc}"))
+
+
+def project_in_background(features: np.ndarray, method: str = "umap", seed: int = 0) -> BackgroundProjection:
+    """Start ``project(features, method, seed)`` in a fresh daemon process and return at once."""
+    context = multiprocessing.get_context("spawn")  # a fork of a process running threads could deadlock
+    receiver, sender = context.Pipe(duplex=False)
+    process = context.Process(target=_project_into, args=(sender, features, method, seed), daemon=True)
+    process.start()
+    sender.close()  # the child holds its own end
+    return BackgroundProjection(process, receiver)
 
 
 def place(new: np.ndarray, features: np.ndarray, points: np.ndarray, k: int = NEIGHBOURS) -> np.ndarray:

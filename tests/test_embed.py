@@ -1,6 +1,7 @@
 """The map of the test set: deterministic for a seed, and neighbours on the map mostly share a digit."""
 
 import csv
+import time
 
 import numpy as np
 import pytest
@@ -67,3 +68,19 @@ def test_cli_embed_writes_one_row_per_test_image(capsys, tmp_path, mnist):
     wrong = sum(r["label"] != r["prediction"] for r in rows)
     assert wrong == DEFAULT.metrics["test_errors"]
     assert "10,000 test images mapped by pca" in capsys.readouterr().out
+
+
+def test_a_projection_runs_in_the_background_and_reports_failures(features):
+    values, _ = features
+    job = embed.project_in_background(values[:300], "pca")
+    deadline = time.monotonic() + 120
+    while not job.done():
+        assert time.monotonic() < deadline
+        time.sleep(0.1)
+    assert job.error is None
+    np.testing.assert_array_equal(job.points, embed.project(values[:300], "pca"))
+    broken = embed.project_in_background(values[:300], "tsne")
+    while not broken.done():
+        assert time.monotonic() < deadline
+        time.sleep(0.1)
+    assert broken.points is None and "method must be one of" in broken.error

@@ -1,8 +1,6 @@
 """Map: the 10,000 test images as the model sees them, in two dimensions, with your drawing among them."""
 
 import time
-from concurrent.futures import Future, ProcessPoolExecutor
-from multiprocessing import get_context
 
 import explain_view
 import numpy as np
@@ -28,16 +26,10 @@ def pca(_features: np.ndarray, key: str) -> np.ndarray:
     return embed.project(_features, "pca")
 
 
-@st.cache_resource
-def background() -> ProcessPoolExecutor:
-    """One worker process for UMAP: numba code holds the GIL, and in a thread it would stall every page."""
-    return ProcessPoolExecutor(max_workers=1, mp_context=get_context("spawn"))
-
-
 @st.cache_resource(max_entries=8)
-def umap_job(_features: np.ndarray, key: str) -> tuple[Future, float]:
-    """UMAP of one model's features, started once per model for the whole server; (its future, start time)."""
-    return background().submit(embed.project, _features, "umap"), time.time()
+def umap_job(_features: np.ndarray, key: str) -> embed.BackgroundProjection:
+    """UMAP of one model's features, started once per model for the whole server."""
+    return embed.project_in_background(_features, "umap")
 
 
 @st.cache_data(show_spinner=False)
@@ -62,8 +54,9 @@ labels = mnist.test_labels.numpy()
 predictions = common.test_probabilities(model, key).argmax(1)
 wrong = predictions != labels
 
-job, started = umap_job(values, key)
-ready = job.done() and job.exception() is None
+job = umap_job(values, key)
+umap_points = job.points
+ready = umap_points is not None
 method = st.segmented_control(
     "Projection",
     ["UMAP", "PCA"],
@@ -81,21 +74,19 @@ def umap_status() -> None:
     """Polls the background UMAP; when it becomes ready, the whole page reruns to draw it."""
     if not job.done():
         st.info(
-            f"UMAP is being computed in the background: {time.time() - started:.0f} s so far "
-            "(about a minute on 2 cores, longer the first time after a restart). The PCA map is shown meanwhile."
-            if job.running()
-            else "UMAP waits for another model's map to finish; the PCA map is shown meanwhile.",
+            f"UMAP is being computed in the background: {time.time() - job.started:.0f} s so far "
+            "(about a minute on 2 cores, longer the first time after a restart). The PCA map is shown meanwhile.",
             icon=":material/hourglass_top:",
         )
-    elif job.exception() is not None:
-        st.error(f"UMAP failed ({job.exception()}); the PCA map is shown.")
+    elif job.error is not None:
+        st.error(f"UMAP failed ({job.error}); the PCA map is shown.")
     elif not ready:  # it finished since this page was drawn
         st.rerun()
 
 
 umap_status()
-points = job.result() if method == "UMAP" and ready else pca(values, key)
-shown_method = "UMAP" if method == "UMAP" and ready else "PCA"
+points = umap_points if method == "UMAP" and umap_points is not None else pca(values, key)
+shown_method = "UMAP" if points is umap_points else "PCA"
 
 pictures = hover_pictures()
 figure = go.Figure()
