@@ -42,10 +42,10 @@ def model_key(checkpoint: Checkpoint) -> str:
 
 @st.cache_data(max_entries=128, show_spinner=False)
 def overlay_image(_checkpoint: Checkpoint, key: str, image: np.ndarray, target: int, method: str) -> np.ndarray:
-    """The map for ``target`` over the normalized 28x28 ``image``, enlarged 6x, as RGB."""
+    """The map for ``target`` over the normalized 28x28 ``image``, enlarged 8x, as RGB."""
     pixels = torch.from_numpy(image).reshape(1, 1, 28, 28)
     attribution = explain.attribute(_checkpoint.model, pixels, [target], method)[0]
-    return explain.overlay(pixels[0], attribution, scale=6)
+    return explain.overlay(pixels[0], attribution, scale=8)
 
 
 def tiles(maps: torch.Tensor, columns: int, scale: int) -> np.ndarray:
@@ -282,6 +282,6 @@ def watch_replay(checkpoints: list[Checkpoint], preferred: str | None = None) ->
     checkpoint = watched[name or names[0]]
     epochs = [h["watch"] for h in checkpoint.history]
     current = (
-        st.slider("Epoch", 1, len(epochs), len(epochs), key=f"replay_epoch-{checkpoint.name}") if len(epochs) > 1 else 1
+        st.slider("After epoch", 1, len(epochs), len(epochs), key=f"replay_epoch-{checkpoint.name}") if len(epochs) > 1 else 1
     )
     _show_panel(WatchPanel.from_payload(checkpoint.watch), epochs, current, key="watch_replay")

@@ -72,7 +72,7 @@ def test_a_finished_run_is_replayed_epoch_by_epoch(server, page, mnist):
 
     page.goto(f"{url}/Train")
     expect(page.get_by_text("Watch it learn: replay a run")).to_be_visible()
-    slider = page.get_by_role("slider", name="Epoch")
+    slider = page.get_by_role("slider", name="After epoch")
     expect(slider).to_have_attribute("aria-valuetext", "3")
     slider.focus()
     slider.press("Home")
