@@ -282,6 +282,8 @@ def watch_replay(checkpoints: list[Checkpoint], preferred: str | None = None) ->
     checkpoint = watched[name or names[0]]
     epochs = [h["watch"] for h in checkpoint.history]
     current = (
-        st.slider("After epoch", 1, len(epochs), len(epochs), key=f"replay_epoch-{checkpoint.name}") if len(epochs) > 1 else 1
+        st.slider("After epoch", 1, len(epochs), len(epochs), key=f"replay_epoch-{checkpoint.name}")
+        if len(epochs) > 1
+        else 1
     )
     _show_panel(WatchPanel.from_payload(checkpoint.watch), epochs, current, key="watch_replay")

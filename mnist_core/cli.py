@@ -21,6 +21,7 @@ from .images import ImageError
 from .predict import predict
 from .runs import run_training
 from .train import PRESETS, SCHEDULES, Progress
+from .watch import watch_panel
 
 
 class UserError(Exception):
@@ -198,7 +199,9 @@ def cmd_train(args: argparse.Namespace) -> None:
                 f"val loss {p.val_loss:.4f} acc {p.val_accuracy:.2%}"
             )
 
-    checkpoint = run_training(model_config, train_config, data, out, on_progress, overwrite=args.overwrite)
+    checkpoint = run_training(
+        model_config, train_config, data, out, on_progress, overwrite=args.overwrite, watch=watch_panel(data)
+    )
     bar.close()
     m = checkpoint.metrics
     print(

@@ -61,9 +61,9 @@ def test_why_panel_follows_the_drawing_and_the_map_shows_it(server, page):
 
 def test_a_finished_run_is_replayed_epoch_by_epoch(server, page, mnist):
     url, folder = server
-    small = MNIST(mnist.train_images[:3000], mnist.train_labels[:3000], mnist.test_images, mnist.test_labels, "x")
+    small = MNIST(mnist.train_images[:6000], mnist.train_labels[:6000], mnist.test_images, mnist.test_labels, "x")
     panel = watch_panel(mnist, drawing=mnist.test_images[0])
-    config = TrainConfig(epochs=3, batch_size=100, val_size=500, lr=1e-3)
+    config = TrainConfig(epochs=3, batch_size=100, val_size=500, lr=3e-3)
     result = train(ModelConfig(conv1_channels=4, conv2_channels=8, hidden_units=16), config, small, watch=panel.images)
     metrics = {"test_accuracy": 0.9}
     save_checkpoint(
