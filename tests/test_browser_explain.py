@@ -5,6 +5,8 @@ drawing made on the Draw page is the one the Map shows. Screenshots land in
 artifacts/screenshots/.
 """
 
+import re
+
 import pytest
 from dashboard_helpers import screenshot, wait_for_rerun
 from playwright.sync_api import Page, expect
@@ -57,6 +59,16 @@ def test_why_panel_follows_the_drawing_and_the_map_shows_it(server, page):
     expect(page.get_by_text("PCA of the penultimate layer")).to_be_visible(timeout=240_000)
     expect(page.locator(".legend").get_by_text("your drawing")).to_be_visible()
     screenshot(page, "map-drawing")
+
+    area = page.locator(".js-plotly-plot .nsewdrag").first.bounding_box()  # lasso the middle of the map
+    x, y, w, h = area["x"], area["y"], area["width"], area["height"]
+    page.mouse.move(x + 0.3 * w, y + 0.3 * h)
+    page.mouse.down()
+    for fx, fy in ((0.7, 0.3), (0.7, 0.7), (0.3, 0.7), (0.3, 0.3)):
+        page.mouse.move(x + fx * w, y + fy * h, steps=8)
+    page.mouse.up()
+    expect(page.get_by_text("image(s) selected")).to_be_visible()
+    expect(page.get_by_text(re.compile(r"^#\d+: \d → \d$")).first).to_be_visible()
 
 
 def test_a_finished_run_is_replayed_epoch_by_epoch(server, page, mnist):

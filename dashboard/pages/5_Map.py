@@ -100,7 +100,7 @@ for digit in range(10):
             name=f"{digit}" if not is_wrong else f"{digit}, misread",
             legendgroup=str(digit),
             showlegend=not is_wrong,
-            customdata=np.stack([index, predictions[index]], axis=1),
+            customdata=np.stack([index, predictions[index]], axis=1).tolist(),  # a list: selections send it back
             text=[pictures[i] for i in index],
             marker=dict(
                 color=COLOURS[digit],
