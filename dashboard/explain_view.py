@@ -75,10 +75,13 @@ def filter_sheet(_checkpoint: Checkpoint, key: str) -> np.ndarray:
     return tiles(centred, columns=8, scale=8)
 
 
-def method_picker(key: str) -> str:
-    method = st.segmented_control(
-        "Method", list(METHOD_NAMES), format_func=METHOD_NAMES.__getitem__, key=key, help=METHOD_HELP
-    )
+def method_picker(key: str, narrow: bool = False) -> str:
+    """The attribution method: buttons where there is room, a drop-down in a narrow column."""
+    options, name = list(METHOD_NAMES), METHOD_NAMES.__getitem__
+    if narrow:
+        method = st.selectbox("Method", options, format_func=name, key=key, help=METHOD_HELP)
+    else:
+        method = st.segmented_control("Method", options, format_func=name, key=key, help=METHOD_HELP)
     return method or "integrated-gradients"
 
 
@@ -120,7 +123,7 @@ def why_panel(checkpoint: Checkpoint, prediction: Prediction) -> None:
 
 def inspector_maps(checkpoint: Checkpoint, image: torch.Tensor, true: int, predicted: int) -> None:
     """The Evaluate inspector: why the model said ``predicted``, and what would have supported ``true``."""
-    method = method_picker("inspect_method")
+    method = method_picker("inspect_method", narrow=True)
     pixels, key = image.reshape(28, 28).numpy(), model_key(checkpoint)
     said, truth = st.columns(2)
     said.image(overlay_image(checkpoint, key, pixels, predicted, method), caption=f"Why it said {predicted}")
@@ -181,7 +184,7 @@ def calibration(result: Evaluation, key: str) -> None:
                 x=curve["recall"][::step] + curve["recall"][-1:],
                 y=curve["precision"][::step] + curve["precision"][-1:],
                 mode="lines",
-                name=f"{curve['digit']} · AP {curve['average_precision']:.3f}",
+                name=f"{curve['digit']} · AP {curve['average_precision']:.4f}",
                 hovertemplate=f"digit {curve['digit']}: recall %{{x:.2%}}, precision %{{y:.2%}}<extra></extra>",
             )
         figure.update_layout(

@@ -140,7 +140,8 @@ chart = st.plotly_chart(
     figure, key=f"map-{shown_method}", on_select="rerun", selection_mode=("points", "box", "lasso"), width="stretch"
 )
 
-selected = sorted({int(p["customdata"][0]) for p in chart.selection.points if p.get("customdata")})
+picked = {int(p["customdata"][0]) for p in chart.selection.points if p.get("customdata")}
+selected = sorted(picked, key=lambda i: (not wrong[i], i))  # the misread ones first: they are why one looks
 st.header("Inspector")
 if not selected:
     st.caption("Click a dot, or drag a lasso or box around some, to see those images here.")
@@ -150,7 +151,7 @@ counts = np.bincount(labels[selected], minlength=10)
 st.markdown(
     f"**{len(selected):,}** image(s) selected, **{errors}** of them misread; mostly "
     + ", ".join(f"{d}s ({counts[d]})" for d in np.argsort(-counts)[:3] if counts[d])
-    + (f". Showing the first {SHOWN}." if len(selected) > SHOWN else ".")
+    + (f". Showing {SHOWN}, misread ones first." if len(selected) > SHOWN else ".")
 )
 pixels = common.to_pixels(mnist.test_images[torch.tensor(selected[:SHOWN])])
 for start in range(0, min(len(selected), SHOWN), 8):
