@@ -78,6 +78,7 @@ def filter_sheet(_checkpoint: Checkpoint, key: str) -> np.ndarray:
 def method_picker(key: str, narrow: bool = False) -> str:
     """The attribution method: buttons where there is room, a drop-down in a narrow column."""
     options, name = list(METHOD_NAMES), METHOD_NAMES.__getitem__
+    method: str | None
     if narrow:
         method = st.selectbox("Method", options, format_func=name, key=key, help=METHOD_HELP)
     else:
