@@ -47,7 +47,12 @@ def main() -> None:
     parser.add_argument("--checkpoint", default=DEFAULT_CHECKPOINT, help="checkpoint to explain (default: default.pt)")
     parser.add_argument("--repeats", type=int, default=10, help="single-image timings per method (median reported)")
     parser.add_argument("--skip-umap", action="store_true", help="leave out UMAP (a minute or more)")
+    parser.add_argument(
+        "--threads", type=int, default=None, help="torch threads (default: torch's; 1 is faster on a busy machine)"
+    )
     args = parser.parse_args()
+    if args.threads:
+        torch.set_num_threads(args.threads)
 
     model = load_checkpoint(args.checkpoint).model
     data = load_mnist()
