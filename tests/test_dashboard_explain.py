@@ -2,8 +2,10 @@
 
 import io
 import json
+import multiprocessing
 
 import numpy as np
+import pytest
 import torch
 from dashboard_helpers import button, open_page, run_until, texts
 from PIL import Image
@@ -58,7 +60,17 @@ def test_evaluate_shows_calibration_and_why_an_error_was_made(folder, mnist):
     assert {f"Why it said {said}", f"What supports {true}"} <= set(captions(at))
 
 
-def test_map_shows_pca_at_once_and_the_drawing_as_a_point(folder, mnist):
+@pytest.fixture
+def stop_background_maps():
+    """The Map starts UMAP in a daemon process; end the ones this test started, so later tests keep both cores."""
+    before = set(multiprocessing.active_children())
+    yield
+    for child in set(multiprocessing.active_children()) - before:
+        child.terminate()
+        child.join(timeout=10)
+
+
+def test_map_shows_pca_at_once_and_the_drawing_as_a_point(folder, mnist, stop_background_maps):
     at = open_page("3_Draw.py")
     upload_test_image(at, mnist, 0)
     at.switch_page("pages/5_Map.py").run()
