@@ -23,10 +23,15 @@ middle.page_link("pages/1_Train.py", label="**Train** a model with your own sett
 right.page_link(
     "pages/2_Evaluate.py", label="**Evaluate** a model: confusion and errors", icon=":material/search_insights:"
 )
-st.page_link(
+left.page_link(
     "pages/4_Compare.py",
     label="**Compare** runs side by side: what one fixed and broke",
     icon=":material/compare_arrows:",
+)
+middle.page_link(
+    "pages/5_Map.py",
+    label="**Map** the test set as the model sees it, and see why it decides",
+    icon=":material/scatter_plot:",
 )
 st.caption("The model picked in the sidebar is the one every page uses.")
 

@@ -80,6 +80,7 @@ class Checkpoint:
     created: str = ""  # ISO 8601, UTC, or "" when unknown
     versions: dict = field(default_factory=dict)
     tags: dict = field(default_factory=dict)  # e.g. a sweep's {"study": name, "trial": number}
+    watch: dict = field(default_factory=dict)  # optional: the watched images of watch.WatchPanel.to_payload
 
     @property
     def name(self) -> str:
@@ -223,12 +224,15 @@ def save_checkpoint(
     dataset_sha256: str,
     overwrite: bool = False,
     tags: dict | None = None,
+    watch: dict | None = None,
 ) -> Path:
     """Write atomically: a temporary file in the same folder, then a link or rename into place.
 
     Without ``overwrite`` an existing file is never replaced, even by a run that
     finishes at the same moment as another of the same name. A model whose weights
     are not finite (training diverged) is refused: it could only ever predict noise.
+    ``tags`` (a sweep's study and trial) and ``watch`` (the panel whose per-epoch predictions
+    are in ``history``) are optional; files without them still load.
     """
     path = Path(path)
     state_dict = {k: v.detach().cpu() for k, v in model.state_dict().items()}
@@ -245,7 +249,8 @@ def save_checkpoint(
         "dataset_sha256": dataset_sha256,
         "created": datetime.now(UTC).isoformat(timespec="seconds"),
         "versions": {"mnist_core": __version__, "torch": str(torch.__version__), "python": platform.python_version()},
-        **({"tags": tags} if tags else {}),  # optional: files without it still load
+        **({"tags": tags} if tags else {}),
+        **({"watch": watch} if watch else {}),
     }
     try:
         path.parent.mkdir(parents=True, exist_ok=True)
@@ -369,6 +374,26 @@ def _created(value: object) -> str:
     return (moment if moment.tzinfo else moment.replace(tzinfo=UTC)).astimezone(UTC).isoformat(timespec="seconds")
 
 
+def _watch_panel(value: object) -> dict:
+    """The replay panel (``watch.WatchPanel.to_payload``): up to 64 images of 28x28 bytes and their labels."""
+    if value == {}:
+        return {}
+    images = value.get("images") if isinstance(value, dict) else None
+    labels = value.get("labels") if isinstance(value, dict) else None
+    if not (
+        isinstance(images, torch.Tensor)
+        and images.dtype == torch.uint8
+        and images.ndim == 3
+        and tuple(images.shape[1:]) == (28, 28)
+        and len(images) <= 64
+        and isinstance(labels, list)
+        and len(labels) == len(images)
+        and all(isinstance(label, int) and -1 <= label <= 9 for label in labels)
+    ):
+        raise CheckpointError("watch must hold up to 64 images of 28x28 bytes and a digit (or -1) for each")
+    return {"images": images, "labels": labels}
+
+
 def _weights(state_dict: object, expected: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
     """The state dict, if it has exactly the expected tensors (names, shapes, kinds) and they are finite."""
     if not isinstance(state_dict, dict) or set(state_dict) != set(expected):
@@ -463,6 +488,7 @@ def _load(path: Path) -> Checkpoint:
         created=_created(payload.get("created", "")),
         versions=versions,
         tags=_checked(payload.get("tags", {}), TAG_CHECKS, "tags"),
+        watch=_watch_panel(payload.get("watch", {})),
     )
 
 

@@ -1,4 +1,4 @@
-"""``python -m mnist_core fetch | train | evaluate | predict | compare | sweep | export``.
+"""``python -m mnist_core fetch | train | evaluate | predict | explain | embed | compare | sweep | export``.
 
 Exit status: 0 on success, 2 on a user error (one line on stderr says what is
 wrong), 130 when training is interrupted with Ctrl-C.
@@ -31,6 +31,7 @@ from .images import FORMAT_NAMES, ImageError
 from .predict import predict
 from .runs import run_training
 from .train import PRESETS, SCHEDULES, Progress, pick_device
+from .watch import watch_panel
 
 
 class UserError(Exception):
@@ -177,6 +178,36 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--json", action="store_true", help="end with one JSON line: the best trial and every trial")
     _add_root(p)
 
+    p = commands.add_parser("explain", help="which pixels made the model say its digit (an attribution map)")
+    p.add_argument("image", type=Path, help="image file of one digit (PNG, JPEG, GIF, BMP, ...)")
+    p.add_argument("--checkpoint", type=Path, default=None, help=f"checkpoint file (default: {default_checkpoint()})")
+    p.add_argument(
+        "--method",
+        choices=["saliency", "integrated-gradients", "occlusion", "grad-cam"],
+        default="integrated-gradients",
+        help="attribution method (default: integrated-gradients)",
+    )
+    p.add_argument(
+        "--target", type=int, choices=range(10), default=None, help="digit to explain (default: the predicted one)"
+    )
+    p.add_argument("--out", type=Path, default=None, help="write the map over the 28x28 input as a PNG here")
+    p.add_argument("--json", action="store_true", help='print {"path", "digit", "target", "method", "map"}')
+
+    p = commands.add_parser("embed", help="a 2-D map of the test images from the model's penultimate layer (CSV)")
+    p.add_argument(
+        "checkpoint",
+        nargs="?",
+        type=Path,
+        default=None,
+        help=f"checkpoint file (default: {default_checkpoint()})",
+    )
+    p.add_argument(
+        "--method", choices=["pca", "umap"], default="pca", help="pca (instant) or umap (about a minute; default: pca)"
+    )
+    p.add_argument("--seed", type=int, default=0, help="random seed of the projection; same seed, same map")
+    p.add_argument("--out", type=Path, default=None, help="CSV file to write (default: standard output)")
+    _add_root(p)
+
     for name, command in commands.choices.items():
         command.set_defaults(run=globals()[f"cmd_{name}"])
     return parser
@@ -243,7 +274,14 @@ def _train(args: argparse.Namespace, model_config, train_config, out: Path) -> N
             )
 
     checkpoint = run_training(
-        model_config, train_config, data, out, on_progress, overwrite=args.overwrite, reserved=True
+        model_config,
+        train_config,
+        data,
+        out,
+        on_progress,
+        overwrite=args.overwrite,
+        reserved=True,
+        watch=watch_panel(data),
     )
     bar.close()
     m = checkpoint.metrics
@@ -388,6 +426,65 @@ def cmd_sweep(args: argparse.Namespace) -> None:
     elif result["best"] is not None:
         best = result["best"]
         print(f"best: trial {best['trial']}, val accuracy {best['value']:.2%}, {best['checkpoint']}")
+
+
+def cmd_explain(args: argparse.Namespace) -> None:
+    from PIL import Image
+
+    from .explain import attribute, overlay
+
+    checkpoint = load_checkpoint(args.checkpoint)
+    [prediction] = predict([args.image], checkpoint)
+    if prediction.image is None or prediction.digit is None:
+        raise UserError(f"{args.image}: no digit found")
+    target = prediction.digit if args.target is None else args.target
+    attribution = attribute(checkpoint.model, prediction.image[None], [target], args.method)[0]
+    if args.out is not None:
+        try:
+            Image.fromarray(overlay(prediction.image, attribution, scale=10)).save(args.out, format="PNG")
+        except OSError as exc:
+            raise UserError(f"cannot write {args.out}: {exc.strerror or exc}") from None
+    if args.json:
+        record = {
+            "path": str(args.image),
+            "digit": prediction.digit,
+            "target": target,
+            "method": args.method,
+            "map": attribution.tolist(),
+        }
+        print(json.dumps(record))
+    else:
+        total = attribution.abs().sum().item() or 1.0
+        print(
+            f"{args.image}: digit {prediction.digit}; {args.method} map for {target}: "
+            f"{attribution.clamp(min=0).sum().item() / total:.0%} of its weight supports {target}"
+            + (f", written over the input to {args.out}" if args.out else "")
+        )
+
+
+def cmd_embed(args: argparse.Namespace) -> None:
+    import csv
+    import io
+
+    from .embed import penultimate, project
+
+    checkpoint = load_checkpoint(args.checkpoint)
+    data = load_mnist(args.root)
+    predictions = evaluate(checkpoint.model, data.test_images, data.test_labels).predictions.tolist()
+    points = project(penultimate(checkpoint.model, data.test_images), args.method, args.seed)
+    table = io.StringIO()
+    writer = csv.writer(table, lineterminator="\n")
+    writer.writerow(["index", "x", "y", "label", "prediction"])
+    for index, ((x, y), label) in enumerate(zip(points.tolist(), data.test_labels.tolist())):
+        writer.writerow([index, f"{x:.5g}", f"{y:.5g}", label, predictions[index]])
+    if args.out is None:
+        sys.stdout.write(table.getvalue())
+        return
+    try:
+        args.out.write_text(table.getvalue(), encoding="utf-8")
+    except OSError as exc:
+        raise UserError(f"cannot write {args.out}: {exc.strerror or exc}") from None
+    print(f"{len(points):,} test images mapped by {args.method}; written to {args.out}")
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -108,6 +108,54 @@ class Evaluation:
             for i in self.error_indices.tolist()
         ]
 
+    def reliability(self, bins: int = 10) -> dict:
+        """Confidence against accuracy in equal-width bins, and the expected calibration error (ECE).
+
+        A calibrated model that says 90% is right 90% of the time. ECE is the gap between
+        confidence and accuracy averaged over bins, weighted by how many images each holds
+        (Guo et al., 2017). Empty bins have None for their means.
+        """
+        confidence, correct = self.confidence.double(), (self.predictions == self.labels).double()
+        which = (confidence * bins).long().clamp(max=bins - 1)
+        count = torch.bincount(which, minlength=bins).double()
+        mean_confidence = torch.bincount(which, confidence, minlength=bins) / count.clamp(min=1)
+        accuracy = torch.bincount(which, correct, minlength=bins) / count.clamp(min=1)
+        ece = ((count / max(len(correct), 1)) * (accuracy - mean_confidence).abs()).sum().item()
+        occupied = (count > 0).tolist()
+        return {
+            "edges": torch.linspace(0, 1, bins + 1).tolist(),
+            "count": count.long().tolist(),
+            "confidence": [v if keep else None for v, keep in zip(mean_confidence.tolist(), occupied)],
+            "accuracy": [v if keep else None for v, keep in zip(accuracy.tolist(), occupied)],
+            "ece": ece,
+        }
+
+    def precision_recall(self) -> list[dict]:
+        """Per digit: the precision-recall curve of "is it this digit?" as its threshold sweeps, and its area.
+
+        Each curve scores the images by that digit's probability, whatever the model
+        predicted, so it shows what a stricter or looser threshold would trade. A digit
+        absent from the labels has no curve (empty lists, average precision None).
+        """
+        from sklearn.metrics import average_precision_score, precision_recall_curve
+
+        curves = []
+        for digit in range(10):
+            truth, score = (self.labels == digit).numpy(), self.probabilities[:, digit].double().numpy()
+            if not truth.any():
+                curves.append({"digit": digit, "precision": [], "recall": [], "average_precision": None})
+                continue
+            precision, recall, _ = precision_recall_curve(truth, score)
+            curves.append(
+                {
+                    "digit": digit,
+                    "precision": precision.tolist(),
+                    "recall": recall.tolist(),
+                    "average_precision": float(average_precision_score(truth, score)),
+                }
+            )
+        return curves
+
     def summary(self) -> dict:
         """The JSON form: ``accuracy`` (0..1), ``per_class``, ``confusion`` (10x10) and ``n_errors``."""
         return {

@@ -18,12 +18,15 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Literal
 
+import torch
+
 from .checkpoints import Checkpoint, checkpoint_path, release, reserve, reserve_new_run
 from .cost import Estimate, estimate
 from .data import MNIST, load_mnist
 from .model import ModelConfig
 from .runs import log_not_started, run_training
 from .train import Progress, TrainConfig, TrainingCancelled
+from .watch import WatchPanel, watch_panel
 
 Status = Literal["queued", "running", "finished", "cancelled", "failed"]
 # What a page says a job is doing: its status, with "running" split into the steps a user waits through.
@@ -58,6 +61,8 @@ class Job:
     started: float | None = None  # when the worker took it (time.time)
     ended: float | None = None
     last_seen: float = field(default_factory=time.time)  # refreshed by the owner's pages: see ``seen``
+    drawing: torch.Tensor | None = None  # the user's drawing (1, 28, 28), watched with the test panel
+    watch: WatchPanel | None = None  # set when the job starts: the images whose predictions each epoch records
     # Other training work run in the job's place, such as a sweep: called as work(data, on_progress, should_stop).
     work: Callable[[MNIST, Callable[[Progress], None], Callable[[], bool]], object] | None = field(
         default=None, repr=False
@@ -189,9 +194,11 @@ class TrainingQueue:
         name: str | None = None,
         history: list[dict] | None = None,
         prefix: str = "run",
+        drawing: torch.Tensor | None = None,
     ) -> Job:
         """Queue a run; ``name`` (user-typed, validated) defaults to a fresh ``<prefix>-<date>-<time>``.
 
+        Every job watches the test panel of ``watch.watch_panel`` learn, and ``drawing`` with it if given.
         ``history`` (``runs.read_runs``) calibrates the job's time estimate. Raises
         ``CheckpointError`` for an invalid name or one already taken by a checkpoint or
         by a job that has not finished yet, and ``QueueFull`` when too many jobs wait.
@@ -202,7 +209,7 @@ class TrainingQueue:
                 raise QueueFull(f"{self.max_waiting} runs are already waiting; start yours when one of them has begun")
             # Reserved until the job ends, so no other job, session or process can take the name.
             path = reserve(checkpoint_path(name, self.directory)) if name else reserve_new_run(self.directory, prefix)
-            job = Job(path.stem, model_config, train_config, path, estimate=forecast)
+            job = Job(path.stem, model_config, train_config, path, estimate=forecast, drawing=drawing)
             self._enqueue(job)
         return job
 
@@ -270,6 +277,7 @@ class TrainingQueue:
             if job.work is not None:
                 job.work(data, job.events.append, job._stop.is_set)
             else:
+                job.watch = watch_panel(data, job.drawing)
                 job.checkpoint = run_training(
                     job.model_config,
                     job.train_config,
@@ -278,6 +286,7 @@ class TrainingQueue:
                     on_progress=job.events.append,
                     should_stop=job._stop.is_set,
                     reserved=True,
+                    watch=job.watch,
                 )
         except TrainingCancelled:
             job.status = "cancelled"

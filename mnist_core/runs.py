@@ -32,6 +32,7 @@ from .evaluate import evaluate
 from .files import FileRefused, read_bounded
 from .model import ModelConfig
 from .train import Progress, TrainConfig, TrainingCancelled, train
+from .watch import WatchPanel
 
 RUN_LOG = "runs.jsonl"
 _log_lock = threading.Lock()
@@ -57,6 +58,7 @@ def run_training(
     overwrite: bool = False,
     reserved: bool = False,
     tags: dict | None = None,
+    watch: WatchPanel | None = None,
 ) -> Checkpoint:
     """Train, evaluate on the test set, save to ``path`` and log the run; return the saved checkpoint.
 
@@ -65,14 +67,15 @@ def run_training(
     can be checked is checked before training: the name, the file it would replace, the
     disk space. Raises ``TrainingCancelled`` when ``should_stop`` fired, and re-raises
     whatever else went wrong; either way no checkpoint file is left behind and the log says so.
-    ``tags`` (say, a sweep's study and trial number) go into the log and the checkpoint.
+    ``tags`` (say, a sweep's study and trial number) go into the log and the checkpoint; ``watch``,
+    a panel predicted after every epoch (``train.train``), is saved with the checkpoint for replay.
     """
     path = Path(path)
     if not reserved:
         reserve(path, overwrite)
     try:
         check_free_space(path, model_config)
-        return _run(model_config, train_config, data, path, on_progress, should_stop, overwrite, tags)
+        return _run(model_config, train_config, data, path, on_progress, should_stop, overwrite, tags, watch)
     finally:
         if not reserved:
             release(path)
@@ -87,6 +90,7 @@ def _run(
     should_stop: Callable[[], bool] | None,
     overwrite: bool,
     tags: dict | None,
+    watch: WatchPanel | None,
 ) -> Checkpoint:
     directory, name = path.parent, path.stem
     _log(
@@ -103,7 +107,9 @@ def _run(
         },
     )
     try:
-        result = train(model_config, train_config, data, on_progress, should_stop)
+        result = train(
+            model_config, train_config, data, on_progress, should_stop, watch.images if watch is not None else None
+        )
         test = evaluate(result.model, data.test_images, data.test_labels)
         metrics = {
             "test_accuracy": test.accuracy,
@@ -112,7 +118,17 @@ def _run(
             "train_seconds": result.seconds,
             "parameters": result.model.num_parameters,
         }
-        save_checkpoint(path, result.model, train_config, metrics, result.history, data.sha256, overwrite, tags)
+        save_checkpoint(
+            path,
+            result.model,
+            train_config,
+            metrics,
+            result.history,
+            data.sha256,
+            overwrite,
+            tags,
+            watch=watch.to_payload() if watch is not None else None,
+        )
     except TrainingCancelled as exc:
         _log(directory, {"name": name, "status": "cancelled", "ended": _now(), "error": str(exc)})
         raise

@@ -102,6 +102,7 @@ class Progress:
     eta_s: float
     val_loss: float | None = None  # only on epoch events
     val_accuracy: float | None = None
+    watch: list[list[float]] | None = None  # epoch events of a run given ``watch`` images: their 10 probabilities
 
 
 @dataclass
@@ -157,14 +158,29 @@ def _validate(model: CNN, images: torch.Tensor, labels: torch.Tensor, device: to
     return loss_sum / max(len(labels), 1), correct / max(len(labels), 1)
 
 
+@torch.inference_mode()
+def _watch(model: CNN, images: torch.Tensor | None, device: torch.device) -> list[list[float]] | None:
+    """The watched images' probabilities, rounded to 4 places: enough for a chart, and small in a checkpoint."""
+    if images is None:
+        return None
+    model.eval()
+    probabilities = torch.softmax(model(images.to(device)).float(), dim=1).cpu()
+    return probabilities.mul(1e4).round().div(1e4).tolist()
+
+
 def train(
     model_config: ModelConfig,
     config: TrainConfig,
     data: MNIST,
     on_progress: Callable[[Progress], None] | None = None,
     should_stop: Callable[[], bool] | None = None,
+    watch: torch.Tensor | None = None,
 ) -> TrainResult:
-    """Train a fresh CNN on MNIST's training set (less the validation split); same seed, same model."""
+    """Train a fresh CNN on MNIST's training set (less the validation split); same seed, same model.
+
+    ``watch`` (normalized images, M x 1 x 28 x 28) are predicted after every epoch, into
+    the epoch's report and history, so one can see them flip from wrong to right.
+    """
     torch.manual_seed(config.seed)
     generator = torch.Generator().manual_seed(config.seed)
     device = pick_device(config.device)
@@ -248,6 +264,7 @@ def train(
             (config.epochs - epoch) * len(train_index) / (seen / elapsed),
             val_loss,
             val_accuracy,
+            _watch(model, watch, device),
         )
         result.history.append(asdict(report))
         if on_progress is not None:

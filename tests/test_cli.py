@@ -15,7 +15,7 @@ def run(capsys, *argv):
     return code, out, err
 
 
-@pytest.mark.parametrize("command", ["fetch", "train", "evaluate", "predict"])
+@pytest.mark.parametrize("command", ["fetch", "train", "evaluate", "predict", "explain", "embed"])
 def test_every_command_has_help(capsys, command):
     with pytest.raises(SystemExit) as exit_:
         main([command, "--help"])
@@ -63,6 +63,7 @@ def test_train_writes_a_checkpoint_with_the_flags_applied(capsys, tmp_path, mnis
     assert (checkpoint.model_config.conv1_channels, checkpoint.model_config.batch_norm) == (4, False)
     assert (checkpoint.train_config.epochs, checkpoint.train_config.lr) == (1, 0.005)
     assert checkpoint.metrics["test_accuracy"] > 0.9
+    assert len(checkpoint.history[0]["watch"]) == len(checkpoint.watch["labels"]) == 20  # replayable in the dashboard
 
     code, _, err = run(capsys, "train", "--epochs", "1", "--out", str(out_path))
     assert code == 2 and "already exists" in err and err.count("\n") == 1

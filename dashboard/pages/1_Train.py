@@ -13,6 +13,7 @@ import streamlit as st
 from plotly.subplots import make_subplots
 
 import common
+import explain_view
 import sweep_view
 from mnist_core.checkpoints import CheckpointError
 from mnist_core.cost import describe_seconds, estimate
@@ -141,6 +142,7 @@ def start() -> None:
             name=typed or None,
             history=history,
             prefix=st.session_state.preset if unchanged else "custom",
+            drawing=st.session_state.get("last_drawing"),
         )
     except (CheckpointError, QueueFull) as exc:
         st.session_state.start_problem = str(exc)
@@ -229,6 +231,7 @@ def live_progress(job: Job) -> None:
 def live_curves(job: Job) -> None:
     if job.events:
         st.plotly_chart(curves(job), width="stretch", key="curves", on_select="ignore")
+        explain_view.watch_live(job.watch, [e.watch for e in job.epochs() if e.watch is not None])
 
 
 if job is not None:
@@ -281,6 +284,9 @@ queue_view()
 
 # ---- Sweeps: Optuna searches the settings, one trial at a time through the same queue ----
 sweep_view.panel(queue)
+
+# ---- Replay: how a finished run's predictions changed, epoch by epoch ----
+explain_view.watch_replay(common.all_checkpoints()[0], preferred=job.name if job is not None else None)
 
 # ---- Run history ----
 st.header("Run history")

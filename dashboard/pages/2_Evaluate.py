@@ -7,6 +7,7 @@ import streamlit as st
 import torch
 
 import common
+import explain_view
 from mnist_core.evaluate import ORDERS, Evaluation, Order
 
 ANY = "any"
@@ -125,6 +126,8 @@ with table:
         column_config={name: st.column_config.NumberColumn(format="%.4f") for name in ("precision", "recall", "f1")},
     )
 
+explain_view.calibration(result, f"{model.path}:{model.created}")
+
 
 # ---- Error explorer ----
 def image_grid(on_page: np.ndarray, inspected: int) -> go.Figure:
@@ -240,6 +243,7 @@ with explorer:
             st.plotly_chart(
                 common.probability_chart(probabilities[index], true=int(labels[index])), width="stretch", key="detail"
             )
+            explain_view.inspector_maps(model, mnist.test_images[index], int(labels[index]), int(predictions[index]))
 
 if st.session_state.get("scroll_to_explorer"):
     # A click on a matrix cell brings its images into view: they are below the fold. The count makes each

@@ -4,6 +4,7 @@ import streamlit as st
 from streamlit_drawable_canvas import st_canvas
 
 import common
+import explain_view
 from mnist_core.images import ImageError
 from mnist_core.predict import predict
 
@@ -64,6 +65,8 @@ with answer:
     st.plotly_chart(
         common.probability_chart(prediction.probabilities), width="stretch", key="probabilities", on_select="ignore"
     )
+    st.session_state.last_drawing = prediction.image  # watched by the next training run, and shown on the Map
+    explain_view.why_panel(model, prediction)
     with st.expander("How the picture becomes 28×28"):
         steps = list(prediction.steps.items())
         for column, (name, image) in zip(st.columns(len(steps)), steps):

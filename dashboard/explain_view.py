@@ -1,0 +1,293 @@
+"""Why the model decides, drawn: the Draw page's "Why" panel, the Evaluate inspector's maps,
+the calibration views, and "watch it learn" on the Train page.
+
+Pages insert one call each; the numbers come from ``mnist_core`` (explain, evaluate,
+watch) and are cached here per model (its path and creation time) and input.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import plotly.graph_objects as go
+import streamlit as st
+import torch
+
+import common
+from mnist_core import explain
+from mnist_core.checkpoints import Checkpoint
+from mnist_core.evaluate import Evaluation
+from mnist_core.predict import Prediction
+from mnist_core.watch import DRAWING, WatchPanel
+
+METHOD_NAMES = {
+    "integrated-gradients": "Integrated gradients",
+    "grad-cam": "Grad-CAM",
+    "saliency": "Saliency",
+    "occlusion": "Occlusion",
+}
+METHOD_HELP = (
+    "Integrated gradients: how much each inked pixel adds, against a blank page. "
+    "Grad-CAM: which regions the last conv layer found telling (coarse, 14×14). "
+    "Saliency: where adding ink would change the score most. "
+    "Occlusion: how much the score drops when a 4×4 patch is erased (slowest, about 1 s)."
+)
+LEGEND = "Red: supports the digit. Blue: speaks against it."
+BLUE = (31, 119, 180)
+
+
+def model_key(checkpoint: Checkpoint) -> str:
+    """What names a model in the caches, as on the Evaluate page: a retrained file is another model."""
+    return f"{checkpoint.path}:{checkpoint.created}"
+
+
+@st.cache_data(max_entries=128, show_spinner=False)
+def overlay_image(_checkpoint: Checkpoint, key: str, image: np.ndarray, target: int, method: str) -> np.ndarray:
+    """The map for ``target`` over the normalized 28x28 ``image``, enlarged 8x, as RGB."""
+    pixels = torch.from_numpy(image).reshape(1, 1, 28, 28)
+    attribution = explain.attribute(_checkpoint.model, pixels, [target], method)[0]
+    return explain.overlay(pixels[0], attribution, scale=8)
+
+
+def tiles(maps: torch.Tensor, columns: int, scale: int) -> np.ndarray:
+    """(C, H, W) maps as one grey picture, ``columns`` across, 1-pixel gaps; scaled by the layer's largest value."""
+    channels, height, width = maps.shape
+    rows = -(-channels // columns)
+    strength = (maps / maps.max().clamp(min=1e-12) * 255).round().byte().numpy()
+    sheet = np.full((rows * (height + 1) - 1, columns * (width + 1) - 1), 40, np.uint8)
+    for c in range(channels):
+        r, k = divmod(c, columns)
+        sheet[r * (height + 1) : r * (height + 1) + height, k * (width + 1) : k * (width + 1) + width] = strength[c]
+    return common.enlarge(sheet, scale)
+
+
+@st.cache_data(max_entries=64, show_spinner=False)
+def activation_sheets(_checkpoint: Checkpoint, key: str, image: np.ndarray) -> list[np.ndarray]:
+    """Each conv layer's activations for ``image`` as a sheet of small pictures, one per channel."""
+    layers = explain.activations(_checkpoint.model, torch.from_numpy(image).reshape(1, 1, 28, 28))
+    return [tiles(layer[0], columns=8, scale=3 if layer.shape[-1] >= 28 else 4) for layer in layers]
+
+
+@st.cache_data(max_entries=8, show_spinner=False)
+def filter_sheet(_checkpoint: Checkpoint, key: str) -> np.ndarray:
+    """The first layer's kernels, mid-grey for zero, light for positive weights and dark for negative ones."""
+    filters = explain.first_layer_filters(_checkpoint.model)
+    centred = filters / filters.abs().amax((1, 2), keepdim=True).clamp(min=1e-12) / 2 + 0.5
+    return tiles(centred, columns=8, scale=8)
+
+
+def method_picker(key: str, narrow: bool = False) -> str:
+    """The attribution method: buttons where there is room, a drop-down in a narrow column."""
+    options, name = list(METHOD_NAMES), METHOD_NAMES.__getitem__
+    method: str | None
+    if narrow:
+        method = st.selectbox("Method", options, format_func=name, key=key, help=METHOD_HELP)
+    else:
+        method = st.segmented_control("Method", options, format_func=name, key=key, help=METHOD_HELP)
+    return method or "integrated-gradients"
+
+
+def why_panel(checkpoint: Checkpoint, prediction: Prediction) -> None:
+    """The Draw page's "Why": the map for the predicted digit (or any other), and both conv layers' activations."""
+    image, predicted = prediction.image, prediction.digit
+    if image is None or predicted is None:  # no digit found: nothing to explain
+        return
+    st.subheader("Why?")
+    st.session_state.setdefault("why_method", "integrated-gradients")
+    method = method_picker("why_method")
+    target = st.pills(
+        "Explain the digit",
+        list(range(10)),
+        key="why_target",
+        help="Pick any digit to ask why (or why not) the model would say it; none picked: the prediction.",
+    )
+    target = predicted if target is None else int(target)
+    pixels = image.reshape(28, 28).numpy()
+    key = model_key(checkpoint)
+    picture, words = st.columns([1, 1])
+    picture.image(
+        overlay_image(checkpoint, key, pixels, target, method),
+        caption=f"{METHOD_NAMES[method]} for {target}",
+    )
+    words.markdown(
+        f"**Why {target}**" if target == predicted else f"**Why not {target}?** (it said {predicted})",
+    )
+    words.caption(LEGEND)
+    with st.expander("Inside the network: what each conv layer sees"):
+        first, second = activation_sheets(checkpoint, key, pixels)
+        st.image(first, caption=f"Conv layer 1: {checkpoint.model_config.conv1_channels} maps, 28×28, after ReLU")
+        st.image(second, caption=f"Conv layer 2: {checkpoint.model_config.conv2_channels} maps, 14×14, after ReLU")
+        st.image(
+            filter_sheet(checkpoint, key),
+            caption="The first layer's filters: light pixels add ink's weight, dark ones subtract it",
+        )
+
+
+def inspector_maps(checkpoint: Checkpoint, image: torch.Tensor, true: int, predicted: int) -> None:
+    """The Evaluate inspector: why the model said ``predicted``, and what would have supported ``true``."""
+    method = method_picker("inspect_method", narrow=True)
+    pixels, key = image.reshape(28, 28).numpy(), model_key(checkpoint)
+    said, truth = st.columns(2)
+    said.image(overlay_image(checkpoint, key, pixels, predicted, method), caption=f"Why it said {predicted}")
+    if true != predicted:
+        truth.image(overlay_image(checkpoint, key, pixels, true, method), caption=f"What supports {true}")
+    st.caption(f"{METHOD_NAMES[method]}. {LEGEND}")
+
+
+@st.cache_data(max_entries=8, show_spinner=False)
+def _calibration(_result: Evaluation, key: str) -> tuple[dict, list[dict]]:
+    return _result.reliability(bins=10), _result.precision_recall()
+
+
+def calibration(result: Evaluation, key: str) -> None:
+    """The Evaluate page's calibration: a reliability diagram with its ECE, and per-digit precision-recall."""
+    reliability, curves = _calibration(result, key)
+    st.header("Calibration")
+    st.caption(
+        "Is the model as sure as it is right? On the left, each bar is the accuracy of the images whose "
+        "confidence falls in that band; a calibrated model's bars reach the diagonal. On the right, what a "
+        "stricter or looser threshold on each digit's probability would trade."
+    )
+    left, right = st.columns(2)
+    with left:
+        edges = np.array(reliability["edges"])
+        centres = (edges[:-1] + edges[1:]) / 2
+        figure = go.Figure()
+        figure.add_bar(
+            x=centres,
+            y=reliability["accuracy"],
+            width=edges[1] - edges[0],
+            name="accuracy",
+            marker_color="#1f77b4",
+            customdata=np.stack([reliability["count"], [c or 0 for c in reliability["confidence"]]], axis=1),
+            hovertemplate="confidence %{customdata[1]:.1%}: accuracy %{y:.1%} of %{customdata[0]:,} images"
+            "<extra></extra>",
+        )
+        figure.add_scatter(
+            x=[0, 1], y=[0, 1], mode="lines", name="calibrated", line=dict(dash="dash", color="#888"), hoverinfo="skip"
+        )
+        figure.update_layout(
+            title=f"Reliability · ECE {reliability['ece']:.2%}",
+            height=380,
+            margin=dict(l=10, r=10, t=40, b=10),
+            xaxis=dict(title="confidence", range=[0, 1], tickformat=".0%"),
+            yaxis=dict(title="accuracy", range=[0, 1.02], tickformat=".0%"),
+            legend=dict(orientation="h", y=-0.2),
+            bargap=0.05,
+        )
+        st.plotly_chart(figure, width="stretch", key="reliability")
+    with right:
+        figure = go.Figure()
+        for curve in curves:
+            if curve["average_precision"] is None:
+                continue
+            step = max(1, len(curve["recall"]) // 300)  # a few hundred points per curve draw the same
+            figure.add_scatter(
+                x=curve["recall"][::step] + curve["recall"][-1:],
+                y=curve["precision"][::step] + curve["precision"][-1:],
+                mode="lines",
+                name=f"{curve['digit']} · AP {curve['average_precision']:.4f}",
+                hovertemplate=f"digit {curve['digit']}: recall %{{x:.2%}}, precision %{{y:.2%}}<extra></extra>",
+            )
+        figure.update_layout(
+            title="Precision-recall per digit (zoomed; double-click for all)",
+            height=380,
+            margin=dict(l=10, r=10, t=40, b=10),
+            xaxis=dict(title="recall", range=[0.9, 1.003], tickformat=".0%"),
+            yaxis=dict(title="precision", range=[0.9, 1.003], tickformat=".0%"),
+        )
+        st.plotly_chart(figure, width="stretch", key="precision_recall")
+
+
+def _panel_images(panel: WatchPanel, probabilities: list[list[float]]) -> list[tuple[np.ndarray, str]]:
+    """Each watched image framed green (right), red (wrong) or blue (the drawing), with what the model said."""
+    pixels = common.to_pixels(panel.images)
+    shown = []
+    for image, label, probs in zip(pixels, panel.labels, probabilities):
+        said = int(np.argmax(probs))
+        if label == DRAWING:
+            big = common.enlarge(image, 3)
+            picture = np.repeat(big[:, :, None], 3, axis=2)
+            picture[:3], picture[-3:], picture[:, :3], picture[:, -3:] = [BLUE] * 4
+            shown.append((picture, f"yours: {said} · {probs[said]:.0%}"))
+        else:
+            shown.append((common.framed(image, said == label), f"{label}: {said} · {probs[said]:.0%}"))
+    return shown
+
+
+def _flip_chart(panel: WatchPanel, epochs: list[list[list[float]]], current: int) -> go.Figure:
+    """Probability of the true digit for each watched image after each epoch: wrong-to-right shows as red to green."""
+    history = np.array(epochs)  # (epochs, images, 10)
+    final = history[-1].argmax(1)
+    reference = [final[i] if label == DRAWING else label for i, label in enumerate(panel.labels)]
+    p_true = history[:, np.arange(len(reference)), reference].T  # (images, epochs)
+    names = [
+        f"#{i + 1} yours ({reference[i]}?)" if lab == DRAWING else f"#{i + 1} a {lab}"
+        for i, lab in enumerate(panel.labels)
+    ]
+    figure = go.Figure(
+        go.Heatmap(
+            z=p_true,
+            x=list(range(1, len(epochs) + 1)),
+            y=names,
+            zmin=0,
+            zmax=1,
+            colorscale=[[0, "#da3633"], [0.5, "#f2cc60"], [1, "#2ea043"]],
+            colorbar=dict(title="p(true)", tickformat=".0%"),
+            hovertemplate="%{y}, epoch %{x}: %{z:.1%}<extra></extra>",
+        )
+    )
+    figure.add_vline(x=current, line_color="#31333f", line_width=2)
+    figure.update_layout(
+        height=120 + 16 * len(names),
+        margin=dict(l=10, r=10, t=30, b=10),
+        title="Probability of the right digit, epoch by epoch",
+        xaxis=dict(title="epoch", dtick=1),
+        yaxis=dict(autorange="reversed"),
+    )
+    return figure
+
+
+def _show_panel(panel: WatchPanel, epochs: list[list[list[float]]], current: int, key: str) -> None:
+    """The watched images as they were judged after epoch ``current`` (1-based), and the flip chart."""
+    shown = _panel_images(panel, epochs[current - 1])
+    per_row = 11
+    for start in range(0, len(shown), per_row):
+        for column, (picture, caption) in zip(st.columns(per_row), shown[start : start + per_row]):
+            column.image(picture, caption=caption, width="stretch")
+    st.plotly_chart(_flip_chart(panel, epochs, current), width="stretch", key=key, on_select="ignore")
+
+
+def watch_live(panel: WatchPanel | None, epochs: list[list[list[float]]]) -> None:
+    """During training: the panel after the latest finished epoch (for the Train page's live view)."""
+    if panel is None:
+        return
+    st.subheader("Watch it learn")
+    if not epochs:
+        st.caption(
+            "After each epoch, what the model says about these test images (two per digit, one of them "
+            "hard) and your last drawing appears here."
+        )
+        return
+    st.caption(f"After epoch {len(epochs)}: green frames right, red wrong, blue your drawing from the Draw page.")
+    _show_panel(panel, epochs, len(epochs), key="watch_live")
+
+
+def watch_replay(checkpoints: list[Checkpoint], preferred: str | None = None) -> None:
+    """Replay a finished run from its checkpoint's history, epoch by epoch (for the Train page)."""
+    watched = {c.name: c for c in checkpoints if c.watch and all("watch" in h for h in c.history)}
+    st.header("Watch it learn: replay a run")
+    if not watched:
+        st.caption("Runs trained here from now on record how their predictions change, epoch by epoch.")
+        return
+    names = list(watched)
+    if preferred in watched and st.session_state.get("replay_run") not in watched:
+        st.session_state.replay_run = preferred
+    name = st.selectbox("Run", names, key="replay_run")
+    checkpoint = watched[name or names[0]]
+    epochs = [h["watch"] for h in checkpoint.history]
+    current = (
+        st.slider("After epoch", 1, len(epochs), len(epochs), key=f"replay_epoch-{checkpoint.name}")
+        if len(epochs) > 1
+        else 1
+    )
+    _show_panel(WatchPanel.from_payload(checkpoint.watch), epochs, current, key="watch_replay")

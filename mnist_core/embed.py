@@ -1,0 +1,130 @@
+"""A 2-D map of images as the model sees them: its penultimate layer, flattened to two dimensions.
+
+PCA is exact and instant, so a map is there at once; UMAP (umap-learn) keeps
+neighbourhoods, so each digit becomes its own island and the errors sit on the
+shores, but it takes tens of seconds for the 10,000 test images, and its numba
+code compiles on the first call in a process. A new image (a drawing) is placed
+among its nearest neighbours in feature space, the same way for both methods.
+"""
+
+from __future__ import annotations
+
+import multiprocessing
+import threading
+import time
+from dataclasses import dataclass, field
+from multiprocessing.connection import Connection
+from multiprocessing.process import BaseProcess
+
+import numpy as np
+import torch
+
+from .model import CNN
+
+METHODS = ("pca", "umap")
+NEIGHBOURS = 10  # where a new image lands: the mean position of this many nearest images
+
+
+@torch.inference_mode()
+def penultimate(model: CNN, images: torch.Tensor, batch_size: int = 500) -> np.ndarray:
+    """(N, hidden_units) activations of the hidden layer that feeds the ten logits, in eval mode.
+
+    Walks the layers instead of hooking them, so a model other sessions use is left alone.
+    """
+    if model.training:
+        raise ValueError("the model must be in eval mode (dropout would make the map random)")
+    hidden = model.classifier[:-1]  # everything but the last Linear: flatten, dropout, linear, ReLU, dropout
+    chunks = [
+        hidden(model.features(images[i : i + batch_size].float().cpu())).numpy()
+        for i in range(0, len(images), batch_size)
+    ]
+    return np.concatenate(chunks) if chunks else np.empty((0, model.config.hidden_units), np.float32)
+
+
+def project(features: np.ndarray, method: str = "pca", seed: int = 0) -> np.ndarray:
+    """(N, 2) coordinates of ``features``; the same features and seed give the same map."""
+    if method not in METHODS:
+        raise ValueError(f"method must be one of {', '.join(METHODS)}, got {method!r}")
+    if method == "pca":
+        from sklearn.decomposition import PCA
+
+        points = PCA(n_components=2, random_state=seed).fit_transform(features)
+        # A principal axis has no sign of its own: fix it, so a retrained model's map is not mirrored at random.
+        points *= np.where(np.abs(points.max(0)) >= np.abs(points.min(0)), 1, -1)
+    else:
+        import umap
+
+        # A fixed random_state makes UMAP deterministic, at the price of running on one thread.
+        reducer = umap.UMAP(n_components=2, n_neighbors=15, min_dist=0.1, random_state=seed, n_jobs=1)
+        points = reducer.fit_transform(features)
+    return np.asarray(points, dtype=np.float32)
+
+
+@dataclass(eq=False)
+class BackgroundProjection:
+    """A projection computed in another process, for a page that draws PCA meanwhile and polls ``done``.
+
+    A process, not a thread: UMAP's numba code holds the GIL and would stall a dashboard
+    serving many sessions. It is a daemon, so it ends with the server instead of keeping
+    it alive on shutdown.
+    """
+
+    process: BaseProcess
+    receiver: Connection
+    started: float = field(default_factory=time.time)
+    _points: np.ndarray | None = None
+    _error: str | None = None
+    _lock: threading.Lock = field(default_factory=threading.Lock, repr=False)
+
+    def done(self) -> bool:
+        with self._lock:
+            if self._points is None and self._error is None:
+                if self.receiver.poll():
+                    self._points, self._error = self.receiver.recv()
+                elif not self.process.is_alive():
+                    self._error = f"the worker process stopped (exit code {self.process.exitcode})"
+            return self._points is not None or self._error is not None
+
+    @property
+    def points(self) -> np.ndarray | None:
+        """(N, 2) once done and successful, else None."""
+        self.done()
+        return self._points
+
+    @property
+    def error(self) -> str | None:
+        """Why it failed, once it has."""
+        self.done()
+        return self._error
+
+
+def _project_into(sender: Connection, features: np.ndarray, method: str, seed: int) -> None:
+    try:
+        sender.send((project(features, method, seed), None))
+    except Exception as exc:  # reported to the page instead of dying silently
+        sender.send((None, f"{type(exc).__name__}: {exc}"))
+
+
+def project_in_background(features: np.ndarray, method: str = "umap", seed: int = 0) -> BackgroundProjection:
+    """Start ``project(features, method, seed)`` in a fresh daemon process and return at once."""
+    context = multiprocessing.get_context("spawn")  # a fork of a process running threads could deadlock
+    receiver, sender = context.Pipe(duplex=False)
+    process = context.Process(target=_project_into, args=(sender, features, method, seed), daemon=True)
+    process.start()
+    sender.close()  # the child holds its own end
+    return BackgroundProjection(process, receiver)
+
+
+def place(new: np.ndarray, features: np.ndarray, points: np.ndarray, k: int = NEIGHBOURS) -> np.ndarray:
+    """(M, 2) map positions for new feature rows (M, H): the mean position of each one's k nearest images."""
+    distances = ((new[:, None, :] - features[None, :, :]) ** 2).sum(-1)
+    nearest = np.argsort(distances, axis=1)[:, :k]
+    return points[nearest].mean(1)
+
+
+def neighbour_agreement(points: np.ndarray, labels: np.ndarray, k: int = 5) -> float:
+    """Share of each point's k nearest 2-D neighbours with its label: how well the map keeps digits apart."""
+    from sklearn.neighbors import NearestNeighbors
+
+    _, index = NearestNeighbors(n_neighbors=k + 1).fit(points).kneighbors(points)
+    return float((labels[index[:, 1:]] == labels[:, None]).mean())

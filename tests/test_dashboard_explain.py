@@ -1,0 +1,105 @@
+"""The explanation views under AppTest: Draw's Why panel, Evaluate's maps and calibration, the Map, replay."""
+
+import io
+import json
+import multiprocessing
+
+import numpy as np
+import pytest
+import torch
+from dashboard_helpers import button, open_page, run_until, texts
+from PIL import Image
+
+from mnist_core.checkpoints import load_checkpoint
+from mnist_core.evaluate import evaluate
+from mnist_core.watch import DRAWING
+
+
+def upload_test_image(at, mnist, index: int) -> None:
+    pixels = ((mnist.test_images[index, 0] + 1) * 127.5).byte().numpy()
+    buffer = io.BytesIO()
+    Image.fromarray(255 - np.kron(pixels, np.ones((8, 8), np.uint8))).save(buffer, format="PNG")
+    at.file_uploader[0].upload("digit.png", buffer.getvalue(), "image/png").run()
+    assert not at.exception, at.exception
+
+
+def captions(at) -> list[str]:
+    """The captions of the page's images, in order."""
+    return [image.proto.imgs[0].caption for image in at.image if image.proto.imgs]
+
+
+def test_why_panel_explains_the_prediction_or_any_digit_asked_about(folder, mnist):
+    at = open_page("3_Draw.py")
+    digit = int(mnist.test_labels[0])
+    upload_test_image(at, mnist, 0)
+    assert "Why?" in [s.value for s in at.subheader]
+    assert f"Integrated gradients for {digit}" in captions(at)
+    assert f"**Why {digit}**" in texts(at)
+    other = (digit + 1) % 10
+    at.pills(key="why_target").set_value(other).run()
+    assert f"Integrated gradients for {other}" in captions(at)
+    assert f"**Why not {other}?** (it said {digit})" in texts(at)
+    at.segmented_control(key="why_method").set_value("grad-cam").run()
+    assert f"Grad-CAM for {other}" in captions(at)
+    assert any(c.startswith("Conv layer 1: 32 maps") for c in captions(at))
+    assert isinstance(at.session_state["last_drawing"], torch.Tensor)  # kept for the Train page and the Map
+
+
+def test_evaluate_shows_calibration_and_why_an_error_was_made(folder, mnist):
+    result = evaluate(load_checkpoint(folder / "default.pt").model, mnist.test_images, mnist.test_labels)
+    at = open_page("2_Evaluate.py")
+    assert "Calibration" in [h.value for h in at.header]
+    charts = {c.proto.id: json.loads(c.proto.spec) for c in at.get("plotly_chart")}
+    titles = [spec["layout"].get("title", {}).get("text", "") for spec in charts.values()]
+    assert f"Reliability · ECE {result.reliability(bins=10)['ece']:.2%}" in titles
+    index = int(result.error_indices[0])
+    at.selectbox(key="order").set_value("test set order").run()
+    at.button(key=f"inspect-{index}").click().run()
+    true, said = int(result.labels[index]), int(result.predictions[index])
+    assert at.subheader[-1].value == f"Test image #{index}"
+    assert {f"Why it said {said}", f"What supports {true}"} <= set(captions(at))
+
+
+@pytest.fixture
+def stop_background_maps():
+    """The Map starts UMAP in a daemon process; end the ones this test started, so later tests keep both cores."""
+    before = set(multiprocessing.active_children())
+    yield
+    for child in set(multiprocessing.active_children()) - before:
+        child.terminate()
+        child.join(timeout=10)
+
+
+def test_map_shows_pca_at_once_and_the_drawing_as_a_point(folder, mnist, stop_background_maps):
+    at = open_page("3_Draw.py")
+    upload_test_image(at, mnist, 0)
+    at.switch_page("pages/5_Map.py").run()
+    assert not at.exception, at.exception
+    assert at.title[0].value == "Map of the test set"
+    [chart] = at.get("plotly_chart")
+    spec = json.loads(chart.proto.spec)
+    assert spec["layout"]["title"]["text"] in ("PCA of the penultimate layer", "UMAP of the penultimate layer")
+    # One hover picture per point (coordinates are packed binary in the spec).
+    points = sum(len(trace["text"]) for trace in spec["data"] if trace["name"] != "your drawing")
+    assert points == 10000
+    [star] = [trace for trace in spec["data"] if trace["name"] == "your drawing"]
+    assert star["text"] == ["your drawing"]
+    assert "Click a dot, or drag a lasso" in texts(at)
+
+
+def test_a_run_watches_the_drawing_and_is_replayed(folder, mnist):
+    at = open_page("1_Train.py")
+    at.session_state["last_drawing"] = mnist.test_images[0]
+    at.slider(key="epochs").set_value(2)
+    for key, value in (("conv1", 4), ("conv2", 8), ("hidden", 16), ("batch_size", 512)):
+        at.select_slider(key=key).set_value(value)
+    at.text_input[0].input("watched").run()
+    button(at, "Start training").click().run()
+    run_until(at, lambda at: at.success)
+    assert "Watch it learn: replay a run" in [h.value for h in at.header]
+    assert at.selectbox(key="replay_run").value == "watched"
+    assert at.slider(key="replay_epoch-watched").value == 2
+    assert any(c.startswith("yours: ") for c in captions(at))
+    assert load_checkpoint(folder / "watched.pt").watch["labels"][-1] == DRAWING
+    at.slider(key="replay_epoch-watched").set_value(1).run()
+    assert not at.exception, at.exception

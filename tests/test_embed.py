@@ -1,0 +1,86 @@
+"""The map of the test set: deterministic for a seed, and neighbours on the map mostly share a digit."""
+
+import csv
+import time
+
+import numpy as np
+import pytest
+
+from mnist_core import embed
+from mnist_core.checkpoints import load_checkpoint
+from mnist_core.cli import main
+
+DEFAULT = load_checkpoint()
+
+
+@pytest.fixture(scope="module")
+def features(mnist):
+    """Penultimate-layer features and labels of the first 2,000 test images."""
+    return embed.penultimate(DEFAULT.model, mnist.test_images[:2000]), mnist.test_labels[:2000].numpy()
+
+
+def test_features_are_the_hidden_layer(features):
+    values, _ = features
+    assert values.shape == (2000, DEFAULT.model_config.hidden_units)
+    assert values.min() >= 0  # after the ReLU
+
+
+def test_pca_map_is_deterministic_and_keeps_digits_together(features):
+    values, labels = features
+    points = embed.project(values, "pca")
+    assert points.shape == (2000, 2)
+    np.testing.assert_array_equal(points, embed.project(values, "pca"))
+    agreement = embed.neighbour_agreement(points, labels)
+    shuffled = embed.neighbour_agreement(points, np.random.default_rng(0).permutation(labels))
+    assert agreement > 0.75 and shuffled < 0.2, (agreement, shuffled)
+
+
+@pytest.mark.slow  # umap-learn's numba code compiles on first use: tens of seconds
+def test_umap_map_is_deterministic_for_a_seed_and_keeps_digits_together(features):
+    values, labels = features[0][:1000], features[1][:1000]
+    points = embed.project(values, "umap", seed=3)
+    np.testing.assert_array_equal(points, embed.project(values, "umap", seed=3))
+    assert embed.neighbour_agreement(points, labels) > 0.9
+
+
+def test_a_new_image_lands_among_its_nearest_neighbours(features):
+    values, _ = features
+    points = embed.project(values, "pca")
+    spot = embed.place(values[[7]], values, points)
+    nearest = np.argsort(((values - values[7]) ** 2).sum(1))[:10]
+    np.testing.assert_allclose(spot[0], points[nearest].mean(0), rtol=1e-5)
+    assert np.linalg.norm(spot[0] - points[7]) < np.linalg.norm(points - points[7], axis=1).mean()
+
+
+def test_unknown_method_is_refused(features):
+    with pytest.raises(ValueError, match="method must be one of pca, umap"):
+        embed.project(features[0], "tsne")
+
+
+@pytest.mark.slow  # the whole test set
+def test_cli_embed_writes_one_row_per_test_image(capsys, tmp_path, mnist):
+    out = tmp_path / "points.csv"
+    assert main(["embed", "--method", "pca", "--out", str(out)]) == 0
+    rows = list(csv.DictReader(out.open()))
+    assert list(rows[0]) == ["index", "x", "y", "label", "prediction"]
+    assert len(rows) == 10000 and [int(r["index"]) for r in rows[:3]] == [0, 1, 2]
+    assert [int(r["label"]) for r in rows[:20]] == mnist.test_labels[:20].tolist()
+    wrong = sum(r["label"] != r["prediction"] for r in rows)
+    assert wrong == DEFAULT.metrics["test_errors"]
+    assert "10,000 test images mapped by pca" in capsys.readouterr().out
+
+
+def test_a_projection_runs_in_the_background_and_reports_failures(features):
+    values, _ = features
+    job = embed.project_in_background(values[:300], "pca")
+    deadline = time.monotonic() + 120
+    while not job.done():
+        assert time.monotonic() < deadline
+        time.sleep(0.1)
+    assert job.error is None
+    np.testing.assert_array_equal(job.points, embed.project(values[:300], "pca"))
+    broken = embed.project_in_background(values[:300], "tsne")
+    while not broken.done():
+        assert time.monotonic() < deadline
+        time.sleep(0.1)
+    assert broken.points is None and "method must be one of" in broken.error
