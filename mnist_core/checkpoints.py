@@ -45,6 +45,7 @@ class Checkpoint:
     dataset_sha256: str = ""
     created: str = ""  # ISO 8601, UTC
     versions: dict = field(default_factory=dict)
+    digit_score: dict | None = None  # optional: ood.DigitScore.to_dict(), for "not a digit"
 
     @property
     def name(self) -> str:
@@ -79,6 +80,7 @@ def save_checkpoint(
     history: list[dict],
     dataset_sha256: str,
     overwrite: bool = False,
+    digit_score: dict | None = None,
 ) -> Path:
     """Write atomically: a temporary file in the same folder, then a link or rename into place.
 
@@ -98,6 +100,8 @@ def save_checkpoint(
         "created": datetime.now(UTC).isoformat(timespec="seconds"),
         "versions": {"mnist_core": __version__, "torch": str(torch.__version__), "python": platform.python_version()},
     }
+    if digit_score is not None:
+        payload["digit_score"] = digit_score
     fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.stem}.", suffix=".partial")
     try:
         with os.fdopen(fd, "wb") as f:
@@ -151,6 +155,7 @@ def load_checkpoint(path: Path | str = DEFAULT_CHECKPOINT) -> Checkpoint:
         dataset_sha256=payload.get("dataset_sha256", ""),
         created=payload.get("created", ""),
         versions=payload.get("versions", {}),
+        digit_score=payload.get("digit_score"),
     )
 
 

@@ -20,6 +20,7 @@ from .checkpoints import Checkpoint, CheckpointError, load_checkpoint, save_chec
 from .data import MNIST
 from .evaluate import evaluate
 from .model import ModelConfig
+from .ood import fit_digit_score
 from .train import Progress, TrainConfig, TrainingCancelled, train
 
 RUN_LOG = "runs.jsonl"
@@ -75,7 +76,10 @@ def run_training(
             "train_seconds": result.seconds,
             "parameters": result.model.num_parameters,
         }
-        save_checkpoint(path, result.model, train_config, metrics, result.history, data.sha256, overwrite)
+        score = fit_digit_score(result.model, data, train_config.val_size, train_config.seed)
+        save_checkpoint(
+            path, result.model, train_config, metrics, result.history, data.sha256, overwrite, score.to_dict()
+        )
     except TrainingCancelled as exc:
         _log(directory, {"name": name, "status": "cancelled", "ended": _now(), "error": str(exc)})
         raise
