@@ -72,10 +72,13 @@ def _decode(data: bytes, max_side: int | None = None) -> Image.Image:
         raise ImageError("the file is not an image that can be read (PNG, JPEG, GIF, BMP, TIFF, WebP, ...)") from exc
     _check_size(*image.size)  # from the header alone, before any pixel is decoded
     try:
+        full_size = image.size
         if max_side is not None and image.format == "JPEG":
             image.draft(image.mode, (max_side, max_side))
         image.load()
-        return ImageOps.exif_transpose(image)  # phone photos are stored sideways with a rotation tag
+        upright = ImageOps.exif_transpose(image)  # phone photos are stored sideways with a rotation tag
+        upright.info["original_size"] = full_size if upright.size == image.size else full_size[::-1]
+        return upright
     except Exception as exc:  # truncated or corrupt pixel data surfaces only here, as any of several errors
         raise ImageError(f"the image data is damaged or incomplete ({exc})") from exc
 

@@ -55,6 +55,7 @@ class Prediction:
     number: str | None = None
     digits: list[DigitReading] = field(default_factory=list)
     error: str | None = None  # NO_DIGIT or NOT_A_DIGIT
+    size: tuple[int, int] = (0, 0)  # the image's width and height in pixels, which the boxes refer to
 
 
 @lru_cache(maxsize=8)
@@ -103,11 +104,11 @@ def _read(prepared: list, checkpoint: Checkpoint) -> list[Prediction]:
         mine = readings[start : start + len(p.digits)]
         start += len(p.digits)
         if not mine:
-            predictions.append(Prediction(None, None, None, p.steps, error=NO_DIGIT))
+            predictions.append(Prediction(None, None, None, p.steps, error=NO_DIGIT, size=p.size))
         elif not any(r.is_digit for r in mine):
             single = mine[0] if len(mine) == 1 else None
             probs = single.probabilities if single else None
-            predictions.append(Prediction(None, probs, None, p.steps, None, mine, NOT_A_DIGIT))
+            predictions.append(Prediction(None, probs, None, p.steps, None, mine, NOT_A_DIGIT, p.size))
         else:
             number = "".join(str(r.digit) if r.is_digit else "?" for r in mine)
             one = mine[0] if len(mine) == 1 else None
@@ -119,6 +120,7 @@ def _read(prepared: list, checkpoint: Checkpoint) -> list[Prediction]:
                     p.steps,
                     number,
                     mine,
+                    size=p.size,
                 )
             )
     return predictions

@@ -1,0 +1,51 @@
+"""The Draw page in Chromium with what people bring: a phone photo of a digit, a photo of a number, a letter.
+
+Screenshots land in artifacts/screenshots/ (draw-photo, draw-number, draw-letter).
+"""
+
+import pytest
+from dashboard_helpers import screenshot, wait_for_rerun
+from photo_digits import _letter, _photograph, _on_page, numbers, photos
+from playwright.sync_api import expect
+
+pytestmark = pytest.mark.browser
+
+
+def _letter_photo(tmp_path):
+    import numpy as np
+
+    rng = np.random.default_rng(5)
+    image = _photograph(_on_page([_letter("K", 300, rng)], rng, (900, 800), 0), rng, "ballpoint black", 1.0)
+    path = tmp_path / "letter.jpg"
+    image.save(path)
+    return path
+
+
+def test_photo_number_and_letter_on_the_draw_page(server, page, tmp_path):
+    url, _ = server
+    photo = next(s for s in photos(12) if s.label == "3")
+    number = next(s for s in numbers(10) if len(s.label) >= 3)
+    photo.image.save(tmp_path / "photo.jpg")
+    number.image.save(tmp_path / "number.jpg")
+
+    page.goto(f"{url}/Draw")
+    expect(page.get_by_text("No digit found")).to_be_visible()
+    uploader = page.locator("[data-testid='stFileUploaderDropzoneInput']")
+
+    uploader.set_input_files(tmp_path / "photo.jpg")
+    expect(page.locator("[data-testid='predicted-digit']")).to_have_text(photo.label)
+    expect(page.get_by_text("Reading photo.jpg")).to_be_visible()
+    expect(page.locator("canvas.upper-canvas")).to_have_count(0)  # the canvas gives way: no strokes ignored
+    wait_for_rerun(page)
+    screenshot(page, "draw-photo")
+
+    uploader.set_input_files(tmp_path / "number.jpg")
+    expect(page.locator("[data-testid='predicted-number']")).to_have_text(number.label)
+    wait_for_rerun(page)
+    screenshot(page, "draw-number")
+
+    uploader.set_input_files(_letter_photo(tmp_path))
+    expect(page.get_by_text("This does not look like a digit")).to_be_visible()
+    expect(page.get_by_text("The closest digit is")).to_be_visible()
+    wait_for_rerun(page)
+    screenshot(page, "draw-letter")
