@@ -4,7 +4,7 @@ Screenshots land in artifacts/screenshots/ (draw-photo, draw-number, draw-letter
 """
 
 import pytest
-from dashboard_helpers import screenshot, wait_for_rerun
+from dashboard_helpers import screenshot, set_slider, wait_for_rerun
 from photo_digits import _letter, _on_page, _photograph, numbers, photos
 from playwright.sync_api import expect
 
@@ -52,3 +52,20 @@ def test_photo_number_and_letter_on_the_draw_page(server, page, tmp_path):
     expect(page.get_by_text("The closest digit is")).to_be_visible()
     wait_for_rerun(page)
     screenshot(page, "draw-letter")
+
+
+def test_a_new_pen_width_clears_the_drawing_and_its_prediction(server, page):
+    url, _ = server
+    page.goto(f"{url}/Draw")
+    canvas = page.locator("canvas.upper-canvas")
+    box = canvas.bounding_box()
+    x, y = box["x"], box["y"]
+    page.mouse.move(x + 160, y + 40)  # a 1: one stroke down
+    page.mouse.down()
+    for k in range(1, 26):
+        page.mouse.move(x + 160, y + 40 + 10 * k)
+    page.mouse.up()
+    expect(page.locator("[data-testid='predicted-digit']")).to_have_text("1")
+    set_slider(page, "Pen width", "End", "40")
+    expect(page.get_by_text("No digit found")).to_be_visible()  # the canvas is blank, and so is the answer
+    screenshot(page, "draw-new-width")
