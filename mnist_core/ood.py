@@ -82,7 +82,8 @@ def fit_digit_score(model: CNN, data: MNIST, val_size: int, seed: int) -> DigitS
     fit_index = fit_index[:FIT_IMAGES]
     features, _ = features_and_logits(model, data.train_images[fit_index])
     labels = data.train_labels[fit_index]
-    means = torch.stack([features[labels == d].mean(dim=0) for d in range(10)])
+    far = torch.full_like(features[0], 1e6)  # a digit missing from a small training set is never the nearest
+    means = torch.stack([features[labels == d].mean(dim=0) if (labels == d).any() else far for d in range(10)])
     centred = (features - means[labels]).double()
     covariance = centred.T @ centred / len(centred)
     covariance += RIDGE * covariance.diagonal().mean() * torch.eye(len(covariance), dtype=torch.float64)
