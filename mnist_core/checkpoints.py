@@ -81,6 +81,7 @@ class Checkpoint:
     versions: dict = field(default_factory=dict)
     tags: dict = field(default_factory=dict)  # e.g. a sweep's {"study": name, "trial": number}
     watch: dict = field(default_factory=dict)  # optional: the watched images of watch.WatchPanel.to_payload
+    digit_score: dict | None = None  # optional: ood.DigitScore.to_dict(), for "not a digit"
 
     @property
     def name(self) -> str:
@@ -225,14 +226,16 @@ def save_checkpoint(
     overwrite: bool = False,
     tags: dict | None = None,
     watch: dict | None = None,
+    digit_score: dict | None = None,
 ) -> Path:
     """Write atomically: a temporary file in the same folder, then a link or rename into place.
 
     Without ``overwrite`` an existing file is never replaced, even by a run that
     finishes at the same moment as another of the same name. A model whose weights
     are not finite (training diverged) is refused: it could only ever predict noise.
-    ``tags`` (a sweep's study and trial) and ``watch`` (the panel whose per-epoch predictions
-    are in ``history``) are optional; files without them still load.
+    ``tags`` (a sweep's study and trial), ``watch`` (the panel whose per-epoch predictions
+    are in ``history``) and ``digit_score`` (``ood.DigitScore.to_dict``) are optional; files
+    without them still load.
     """
     path = Path(path)
     state_dict = {k: v.detach().cpu() for k, v in model.state_dict().items()}
@@ -251,6 +254,7 @@ def save_checkpoint(
         "versions": {"mnist_core": __version__, "torch": str(torch.__version__), "python": platform.python_version()},
         **({"tags": tags} if tags else {}),
         **({"watch": watch} if watch else {}),
+        **({"digit_score": digit_score} if digit_score is not None else {}),
     }
     try:
         path.parent.mkdir(parents=True, exist_ok=True)
@@ -394,6 +398,27 @@ def _watch_panel(value: object) -> dict:
     return {"images": images, "labels": labels}
 
 
+def _digit_score(value: object, channels: int) -> dict | None:
+    """The "not a digit" statistics (``ood.DigitScore``): finite class means, precision matrix and threshold."""
+    if value is None:
+        return None
+    means = value.get("means") if isinstance(value, dict) else None
+    precision = value.get("precision") if isinstance(value, dict) else None
+    threshold = value.get("threshold") if isinstance(value, dict) else None
+    if not (
+        isinstance(means, torch.Tensor)
+        and isinstance(precision, torch.Tensor)
+        and means.is_floating_point()
+        and precision.is_floating_point()
+        and tuple(means.shape) == (10, channels)
+        and tuple(precision.shape) == (channels, channels)
+        and bool(torch.isfinite(means).all() and torch.isfinite(precision).all())
+        and _is_number(threshold)
+    ):
+        raise CheckpointError("digit_score must hold finite class means, a precision matrix and a threshold")
+    return {"means": means, "precision": precision, "threshold": threshold}
+
+
 def _weights(state_dict: object, expected: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
     """The state dict, if it has exactly the expected tensors (names, shapes, kinds) and they are finite."""
     if not isinstance(state_dict, dict) or set(state_dict) != set(expected):
@@ -489,6 +514,7 @@ def _load(path: Path) -> Checkpoint:
         versions=versions,
         tags=_checked(payload.get("tags", {}), TAG_CHECKS, "tags"),
         watch=_watch_panel(payload.get("watch", {})),
+        digit_score=_digit_score(payload.get("digit_score"), model_config.conv2_channels),
     )
 
 

@@ -9,14 +9,17 @@ from __future__ import annotations
 import argparse
 import dataclasses
 import json
+import math
+import os
 import sys
 from pathlib import Path
-from typing import NoReturn
+from typing import NoReturn, cast
 
 import torch
 from tqdm import tqdm
 
 from .checkpoints import (
+    Checkpoint,
     CheckpointError,
     checkpoint_dir,
     default_checkpoint,
@@ -28,7 +31,6 @@ from .checkpoints import (
 from .data import DataError, default_root, fetch, load_mnist
 from .evaluate import evaluate
 from .images import FORMAT_NAMES, ImageError
-from .predict import predict
 from .runs import run_training
 from .train import PRESETS, SCHEDULES, Progress, pick_device
 from .watch import watch_panel
@@ -126,10 +128,14 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--json", action="store_true", help="print one JSON object instead of a report")
     _add_root(p)
 
-    p = commands.add_parser("predict", help="read digits from image files")
+    p = commands.add_parser("predict", help="read digits and numbers from image files")
     p.add_argument("images", nargs="+", type=Path, help=f"image files ({FORMAT_NAMES})")
     p.add_argument("--checkpoint", type=Path, default=None, help=f"checkpoint file (default: {default_checkpoint()})")
-    p.add_argument("--json", action="store_true", help="print one JSON object per image, one per line")
+    p.add_argument(
+        "--json",
+        action="store_true",
+        help='print one JSON object per image, one per line: "number", "digit" (when exactly one), "digits" with boxes',
+    )
 
     p = commands.add_parser("export", help="write a checkpoint as ONNX or TorchScript, for other runtimes")
     p.add_argument(
@@ -291,17 +297,32 @@ def _train(args: argparse.Namespace, model_config, train_config, out: Path) -> N
     )
 
 
+def _rejected(checkpoint: Checkpoint, images: torch.Tensor) -> float | None:
+    """The share of ``images`` (digits) that the model's "not a digit" score would refuse; None without a score."""
+    from .ood import features_and_logits
+    from .predict import digit_score
+
+    score = digit_score(checkpoint)
+    if score is None:
+        return None
+    return float((~score.is_digit(features_and_logits(checkpoint.model, images)[0])).float().mean())
+
+
 def cmd_evaluate(args: argparse.Namespace) -> None:
     checkpoint = load_checkpoint(args.checkpoint)
     data = load_mnist(args.root)
     result = evaluate(checkpoint.model, data.test_images, data.test_labels)
+    rejected = _rejected(checkpoint, data.test_images)
     if args.json:
-        print(json.dumps(result.summary()))
+        print(json.dumps({**result.summary(), "rejected": rejected}, allow_nan=False))
         return
     print(
         f"{checkpoint.path}: accuracy {result.accuracy:.2%} on {len(result.labels):,} test images, "
-        f"{len(result.error_indices)} errors\n"
+        f"{len(result.error_indices)} errors"
     )
+    if rejected is not None:
+        print(f"{rejected:.2%} of the test digits would be refused as not a digit")
+    print()
     print("digit  precision  recall     f1  support")
     for row in result.per_class():
         print(
@@ -313,29 +334,55 @@ def cmd_evaluate(args: argparse.Namespace) -> None:
         print(f"{d:>5}" + "".join(f"{n:>6}" for n in row))
 
 
+def _shown(path: Path) -> str:
+    """A file name as text that can always be printed: bytes that are not UTF-8 are shown as \\xNN escapes."""
+    return os.fsencode(path).decode("utf-8", "backslashreplace")
+
+
+def _record(path: Path, checkpoint: Checkpoint) -> dict:
+    """One image's JSON record; "error" says why no number was read."""
+    from .predict import predict  # imports scipy: only for this command, so the others start fast
+
+    try:
+        [prediction] = predict([path], checkpoint)
+    except ImageError as exc:
+        return {"path": _shown(path), "error": str(exc)}
+    if not all(math.isfinite(p) for r in prediction.digits for p in r.probabilities):  # a broken model's NaN
+        return {"path": _shown(path), "error": "the model's output is not a number (NaN); is the checkpoint damaged?"}
+    record: dict[str, object] = {"path": _shown(path), "digit": prediction.digit, "number": prediction.number}
+    if prediction.probabilities is not None:
+        record["probabilities"] = prediction.probabilities
+    record["digits"] = [
+        {"digit": r.digit, "probabilities": r.probabilities, "box": list(r.box)} for r in prediction.digits
+    ]
+    if prediction.error:
+        record["error"] = prediction.error
+    return record
+
+
 def cmd_predict(args: argparse.Namespace) -> int:
+    from .predict import NOT_A_DIGIT
+
     checkpoint = load_checkpoint(args.checkpoint)
     failed = False
     if not args.json:
-        print(f"{'image':<40} digit  confidence")
+        print(f"{'image':<40} number  confidence")
     for path in args.images:
-        try:
-            [prediction] = predict([path], checkpoint)
-        except ImageError as exc:
-            failed = True
-            record: dict[str, object] = {"path": str(path), "error": str(exc)}
-        else:
-            if prediction.digit is None:
-                failed = True
-                record = {"path": str(path), "digit": None, "error": "no digit found"}
-            else:
-                record = {"path": str(path), "digit": prediction.digit, "probabilities": prediction.probabilities}
+        record = _record(path, checkpoint)
+        failed = failed or "error" in record
         if args.json:
-            print(json.dumps(record), flush=True)
+            print(json.dumps(record, allow_nan=False), flush=True)
+            continue
+        name = f"{record['path']!s:<40}"
+        digits = cast(list[dict], record.get("digits", []))
+        if record.get("error") == NOT_A_DIGIT and digits:
+            closest = digits[0]
+            print(f"{name} -       not a digit (closest: {closest['digit']}, {max(closest['probabilities']):.1%})")
         elif "error" in record:
-            print(f"{path!s:<40} -      {record['error']}")
+            print(f"{name} -       {record['error']}")
         else:
-            print(f"{path!s:<40} {prediction.digit:<6} {max(prediction.probabilities or [0.0]):.1%}")
+            sure = min(max(d["probabilities"]) for d in digits)
+            print(f"{name} {record['number']!s:<7} {sure:.1%}")
     return 2 if failed else 0
 
 
@@ -432,6 +479,7 @@ def cmd_explain(args: argparse.Namespace) -> None:
     from PIL import Image
 
     from .explain import attribute, overlay
+    from .predict import predict
 
     checkpoint = load_checkpoint(args.checkpoint)
     [prediction] = predict([args.image], checkpoint)

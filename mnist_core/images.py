@@ -130,7 +130,10 @@ def _decode(data: bytes, max_side: int | None = None) -> Image.Image:
             if factor >= 2:  # all later work at a reduced size; EXIF is kept
                 mode = _reducible_mode(image)
                 image = (image if mode == image.mode else image.convert(mode)).reduce(factor)
-        return ImageOps.exif_transpose(image)  # phone photos are stored sideways with a rotation tag
+        upright = ImageOps.exif_transpose(image)  # phone photos are stored sideways with a rotation tag
+        # Boxes around digits are given in the picture's own pixels, not the reduced decode's.
+        upright.info["original_size"] = full_size if upright.size == image.size else full_size[::-1]
+        return upright
     except Exception as exc:  # truncated or corrupt pixel data surfaces only here, as any of several errors
         raise ImageError(f"the image data is damaged or incomplete ({exc})") from exc
 

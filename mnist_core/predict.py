@@ -1,43 +1,129 @@
-"""Read digits from images: preprocess each one, then a single forward pass for the batch."""
+"""Read digits and numbers from images: preprocess each one, then a single forward pass for all their digits.
+
+Each digit found is also asked whether it is a digit at all (``ood.DigitScore``), so a
+letter or a smiley is reported as "not a digit" instead of getting a confident guess.
+"""
 
 from __future__ import annotations
 
-from collections.abc import Iterator, Sequence
-from dataclasses import dataclass
+from collections.abc import Sequence
+from dataclasses import dataclass, field
 from functools import lru_cache
 from pathlib import Path
 from typing import cast
 
 import numpy as np
 import torch
-from torch import nn
 
 from .checkpoints import Checkpoint, default_checkpoint, load_checkpoint
+from .data import is_downloaded, load_mnist
 from .images import ImageError, ImageSource
-from .preprocess import preprocess
+from .model import CNN
+from .ood import DigitScore, features_and_logits, fit_digit_score
+from .preprocess import Box, preprocess
+
+NO_DIGIT = "no digit found"
+NOT_A_DIGIT = "not a digit"
+
+
+@dataclass
+class DigitReading:
+    """One digit of an image: what it most looks like, and whether it looks like a digit at all."""
+
+    digit: int  # the most likely digit, even when is_digit is False (then it is only the closest)
+    probabilities: list[float]  # 10 floats summing to 1
+    box: Box  # x0, y0, x1, y1 in the image's own pixels
+    is_digit: bool
+    image: torch.Tensor  # the (1, 28, 28) model input
+    steps: dict[str, np.ndarray]  # "cropped", "20x20", "28x28"
 
 
 @dataclass
 class Prediction:
-    digit: int | None  # None when no digit was found
-    probabilities: list[float] | None  # 10 floats summing to 1; None when no digit was found
-    image: torch.Tensor | None  # the (1, 28, 28) model input
+    """What one image says.
+
+    ``number`` is the digits left to right, "?" for a piece that does not look like a
+    digit; None when nothing was read. ``digit``, ``probabilities`` and ``image`` are the
+    digit's when exactly one digit was read; for a single piece that is not a digit,
+    ``probabilities`` are still given (its closest digit) and ``error`` says "not a digit".
+    """
+
+    digit: int | None
+    probabilities: list[float] | None
+    image: torch.Tensor | None
     steps: dict[str, np.ndarray]  # preprocessing's images, for display
+    number: str | None = None
+    digits: list[DigitReading] = field(default_factory=list)
+    error: str | None = None  # NO_DIGIT or NOT_A_DIGIT
+    size: tuple[int, int] = (0, 0)  # the image's width and height in pixels, which the boxes refer to
 
 
 @lru_cache(maxsize=8)
-def _load_model(path: Path, mtime_ns: int) -> nn.Module:
-    """Loading costs more than predicting, so models are kept; the file's mtime is part of the key,
+def _load(path: Path, mtime_ns: int) -> Checkpoint:
+    """Loading costs more than predicting, so checkpoints are kept; the file's mtime is part of the key,
     so a checkpoint retrained under the same name is read again."""
-    return load_checkpoint(path).model
+    return load_checkpoint(path)
 
 
-def _model(checkpoint: str | Path | Checkpoint | None) -> nn.Module:
+def _checkpoint(checkpoint: str | Path | Checkpoint | None) -> Checkpoint:
     if isinstance(checkpoint, Checkpoint):
-        return checkpoint.model
+        return checkpoint
     path = Path(checkpoint or default_checkpoint()).resolve()
     mtime_ns = path.stat().st_mtime_ns if path.is_file() else 0  # a missing file fails in load_checkpoint
-    return _load_model(path, mtime_ns)
+    return _load(path, mtime_ns)
+
+
+@lru_cache(maxsize=8)
+def _fitted(path: Path, mtime_ns: int, model: CNN, val_size: int, seed: int) -> DigitScore | None:
+    """The digit score of a checkpoint saved without one: fitted once on MNIST (seconds), None without MNIST."""
+    if not is_downloaded():
+        return None
+    return fit_digit_score(model, load_mnist(verify=False), val_size, seed)
+
+
+def digit_score(checkpoint: Checkpoint) -> DigitScore | None:
+    """The checkpoint's stored digit score, or one fitted on demand (cached) for older checkpoints."""
+    if checkpoint.digit_score is not None:
+        return DigitScore.from_dict(checkpoint.digit_score)
+    mtime_ns = checkpoint.path.stat().st_mtime_ns if checkpoint.path.is_file() else 0
+    config = checkpoint.train_config
+    return _fitted(checkpoint.path.resolve(), mtime_ns, checkpoint.model, config.val_size, config.seed)
+
+
+def _read(prepared: list, checkpoint: Checkpoint) -> list[Prediction]:
+    digits = [d for p in prepared for d in p.digits]
+    readings: list[DigitReading] = []
+    if digits:
+        features, logits = features_and_logits(checkpoint.model, torch.stack([d.tensor for d in digits]))
+        score = digit_score(checkpoint)
+        looks_like = score.is_digit(features).tolist() if score is not None else [True] * len(digits)
+        for d, probs, ok in zip(digits, logits.softmax(dim=1).tolist(), looks_like):
+            readings.append(DigitReading(int(np.argmax(probs)), probs, d.box, bool(ok), d.tensor, d.steps))
+    predictions, start = [], 0
+    for p in prepared:
+        mine = readings[start : start + len(p.digits)]
+        start += len(p.digits)
+        if not mine:
+            predictions.append(Prediction(None, None, None, p.steps, error=NO_DIGIT, size=p.size))
+        elif not any(r.is_digit for r in mine):
+            single = mine[0] if len(mine) == 1 else None
+            probs = single.probabilities if single else None
+            predictions.append(Prediction(None, probs, None, p.steps, None, mine, NOT_A_DIGIT, p.size))
+        else:
+            number = "".join(str(r.digit) if r.is_digit else "?" for r in mine)
+            one = mine[0] if len(mine) == 1 else None
+            predictions.append(
+                Prediction(
+                    one.digit if one else None,
+                    one.probabilities if one else None,
+                    one.image if one else None,
+                    p.steps,
+                    number,
+                    mine,
+                    size=p.size,
+                )
+            )
+    return predictions
 
 
 def predict(
@@ -45,12 +131,13 @@ def predict(
 ) -> list[Prediction]:
     """One Prediction per image, in order; ``images`` is one image or a list or tuple of them.
 
-    An image may be anything ``preprocess`` accepts. One in which no digit is found gets
-    a Prediction with digit None rather than a guess. An image that cannot be read at
-    all raises ImageError (for a list, the message says which one), and a bad checkpoint
-    raises CheckpointError. ``checkpoint`` None means the default model.
+    An image may be anything ``preprocess`` accepts, of one digit or of a number. One in
+    which no digit is found gets a Prediction with digit and number None rather than a
+    guess. An image that cannot be read at all raises ImageError (for a list, the message
+    says which one), and a bad checkpoint raises CheckpointError. ``checkpoint`` None
+    means the default model.
     """
-    model = _model(checkpoint)
+    loaded = _checkpoint(checkpoint)
     batch = list(images) if isinstance(images, (list, tuple)) else [cast(ImageSource, images)]
     prepared = []
     for number, image in enumerate(batch, start=1):
@@ -60,18 +147,4 @@ def predict(
             if len(batch) == 1:
                 raise
             raise ImageError(f"image {number}: {exc}") from exc
-
-    found = [p.tensor for p in prepared if p.tensor is not None]
-    probabilities: Iterator[list[float]] = iter([])
-    if found:
-        with torch.inference_mode():
-            probabilities = iter(model(torch.stack(found)).softmax(dim=1).tolist())
-
-    predictions = []
-    for p in prepared:
-        if p.found:
-            probs = next(probabilities)
-            predictions.append(Prediction(int(np.argmax(probs)), probs, p.tensor, p.steps))
-        else:
-            predictions.append(Prediction(None, None, None, p.steps))
-    return predictions
+    return _read(prepared, loaded)

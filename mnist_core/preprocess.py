@@ -1,74 +1,118 @@
-"""Turn any picture of a digit into the 28x28 tensor the model reads, the way MNIST made its own.
+"""Turn any picture of digits into the 28x28 tensors the model reads, the way MNIST made its own.
 
 MNIST digits are light, anti-aliased strokes on black, scaled to fit a 20x20 box and
 placed in 28x28 with their centre of mass at the centre. A model trained on them
 misreads a digit that is dark on white, small, off-centre, on grey paper or drawn with
 a much thinner or thicker pen, so every input is first brought to that form:
 
-    decode -> grayscale -> ink (polarity, background, threshold, specks) -> crop
-           -> MNIST's stroke width, fit 20x20 -> centre of mass at (14, 14) -> [-1, 1]
+    decode at reduced size -> grayscale -> ink (polarity, top-hat background, threshold)
+        -> pieces (labelled) -> digits (grouped, in a row, left to right, touching ones split)
+        -> per digit: crop -> MNIST's stroke width, fit 20x20 -> centre of mass at (14, 14) -> [-1, 1]
+
+Phone photos are why the ink is found by shape and not by darkness: a shadow, the desk at
+the border or uneven light is darker than the paper but wider than any pen stroke, so a
+morphological top-hat (the image minus its opening by a square wider than the strokes)
+keeps the strokes and drops the rest, sharp shadow edges included. Ruled paper's light
+blue lines and red margin vanish in the brightest colour channel, where ink stays dark.
 
 Every step is kept as an image, so the dashboard can show what the model sees.
 """
 
 from __future__ import annotations
 
+import itertools
 from dataclasses import dataclass
 
 import numpy as np
 import torch
-from numpy.lib.stride_tricks import sliding_window_view
 from PIL import Image
+from scipy import ndimage
 
 from .data import normalize
 from .images import ImageError, ImageSource, from_array, load_image
 
-WORK_SIZE = 512  # the ink is found at most at this size: plenty for a 20x20 result, and fast
-MIN_CONTRAST = 32.0  # of 255 levels: fainter marks are paper texture, shadows or noise
-SPECK_FRACTION = 0.1  # pieces with less ink than this share of the biggest piece are dust
-MAIN_PIECE = 0.3  # a digit's biggest piece holds at least this share of all ink; dust is many small pieces
+WORK_SIZE = 512  # the ink is found at most at this size: plenty for 20x20 results, even six in a row, and fast
+MIN_CONTRAST = 32.0  # of 255 levels: fainter marks are paper texture, faint paper lines, shadows or noise
+NOISE_LEVELS = 5.0  # ink stands this many noise deviations above the paper (JPEG and grain are correlated)
+OPENING_SIZE = 1 / 6  # of the longer side: the top-hat's square, wider than any pen stroke of a written digit
+DUST = 0.02  # pieces with less ink than this share of the biggest piece are dust, dropped before grouping
 MIN_DIGIT_SIZE = 0.04  # of the image's longer side: anything smaller is a speck, not a digit
 MIN_ELONGATION = 2.5  # a digit is longer than 2.5 stroke widths; a dot or blot is not
+ROW_HEIGHT = (0.4, 2.5)  # a digit beside the tallest one in a number is between these multiples of its height
+MAX_GAP = 1.5  # digits of one number are at most this many digit heights apart
+DIGIT_ASPECT = 0.75  # a digit's typical width / height, to count digits that touch
+SPLIT_ASPECT = 1.3  # ink wider than this times its height is digits that touch; one digit never is
+MAIN_SHARE = 0.3  # the digits read hold at least this share of all ink; dust is many small pieces
 STROKE_RANGE = (0.12, 0.18)  # MNIST's stroke width relative to its digit's longer side (middle half)
 BOX = 20  # MNIST scales digits to fit 20x20 ...
 SIZE = 28  # ... and centres them in 28x28
 
+Box = tuple[int, int, int, int]  # x0, y0, x1, y1 (exclusive), in pixels
+
+
+@dataclass
+class Digit:
+    """One digit's model input and how it was made.
+
+    ``box`` is in the input image's own pixels; ``steps`` holds "cropped", "20x20" and
+    "28x28" (the last exactly what the model sees, ink white on black).
+    """
+
+    tensor: torch.Tensor  # (1, 28, 28) float32 in [-1, 1]
+    box: Box
+    steps: dict[str, np.ndarray]
+
 
 @dataclass
 class Preprocessed:
-    """The model input, and the images along the way for display.
+    """The digits found, left to right, and the images along the way for display.
 
-    ``tensor`` is (1, 28, 28) float32 in [-1, 1], or None when no digit was found, so a
-    blank canvas is reported as such instead of being given a confident guess.
-    ``steps`` maps names to uint8 2-D images in pipeline order; the last, "28x28", is
-    exactly what the model sees (ink white on black).
+    ``digits`` is empty when no digit was found, so a blank canvas is reported as such
+    instead of being given a confident guess. ``steps`` maps names to uint8 2-D images in
+    pipeline order: "grayscale" and "ink" for the whole picture, then, when exactly one
+    digit was found, its own "cropped", "20x20" and "28x28".
     """
 
-    tensor: torch.Tensor | None
+    digits: list[Digit]
     steps: dict[str, np.ndarray]
+    size: tuple[int, int] = (0, 0)  # the input's width and height in pixels, which boxes refer to
 
     @property
     def found(self) -> bool:
-        return self.tensor is not None
+        return bool(self.digits)
+
+    @property
+    def tensor(self) -> torch.Tensor | None:
+        """The model input when exactly one digit was found, else None."""
+        return self.digits[0].tensor if len(self.digits) == 1 else None
 
 
 def _grayscale(image: Image.Image) -> np.ndarray:
-    """Gray levels 0..255 as float32, with transparent pixels turned into background.
+    """Gray levels 0..255 as float32, at most WORK_SIZE on the longer side.
 
-    A drawing on a transparent canvas carries its strokes in the alpha channel, whatever
+    Colour pictures take their brightest channel, in which ruled paper's light blue lines
+    and red margin are nearly paper white while blue, black and pencil ink stay dark. A
+    drawing on a transparent canvas carries its strokes in the alpha channel, whatever
     their colour, so transparency gets the shade opposite the opaque strokes; a picture
-    that is mostly opaque gets the shade of its own background instead.
+    that is mostly opaque gets the shade of its own background instead. The image is
+    shrunk while still 8-bit, so a big photo is never converted to floats at full size.
     """
     if image.mode in ("I", "I;16", "I;16B", "I;16L", "I;16N", "F"):
         image = from_array(np.asarray(image))  # Pillow's own conversion clips 16-bit levels to white
     try:
-        gray = np.asarray(image.convert("L"), dtype=np.float32)
         has_alpha = "A" in image.getbands() or "transparency" in image.info
-        alpha = np.asarray(image.convert("RGBA"), dtype=np.float32)[:, :, 3] / 255 if has_alpha else None
+        image = image.convert("RGBA" if has_alpha else "L" if len(image.getbands()) == 1 else "RGB")
     except ValueError as exc:
         raise ImageError(f"images in mode {image.mode} are not supported") from exc
-    if alpha is None:
-        return gray
+    scale = WORK_SIZE / max(image.size)
+    if scale < 1:
+        size = (max(1, round(image.width * scale)), max(1, round(image.height * scale)))
+        image = image.resize(size, Image.Resampling.BOX)
+    pixels = np.asarray(image)
+    if not has_alpha:
+        return (pixels if pixels.ndim == 2 else pixels.max(axis=2)).astype(np.float32)
+    gray = np.asarray(image.convert("L"), dtype=np.float32)
+    alpha = pixels[:, :, 3].astype(np.float32) / 255
     opaque = alpha > 0.5
     if not opaque.any():
         return np.zeros_like(gray)
@@ -76,38 +120,6 @@ def _grayscale(image: Image.Image) -> np.ndarray:
     if opaque.mean() < 0.5:
         shade = 0.0 if shade > 127.5 else 255.0
     return gray * alpha + shade * (1 - alpha)
-
-
-def _shrink(gray: np.ndarray) -> np.ndarray:
-    height, width = gray.shape
-    scale = WORK_SIZE / max(height, width)
-    if scale >= 1:
-        return gray
-    size = (max(1, round(width * scale)), max(1, round(height * scale)))
-    return np.asarray(Image.fromarray(gray).resize(size, Image.Resampling.BOX))
-
-
-def _blur(a: np.ndarray) -> np.ndarray:
-    """3x3 mean: enough to quiet sensor noise and paper grain without losing thin strokes."""
-    p = np.pad(a, 1, mode="edge")
-    rows = (p[:-2] + p[1:-1] + p[2:]) / 3
-    return (rows[:, :-2] + rows[:, 1:-1] + rows[:, 2:]) / 3
-
-
-def _background(gray: np.ndarray) -> np.ndarray:
-    """The local background level under light ink, so shadows and uneven light are not read as ink.
-
-    Each of 8x8 blocks takes its 20th-percentile level (robust to ink covering most of
-    it), then the darkest of its neighbours (robust to a thick stroke filling a block);
-    the grid is interpolated smoothly back to full size.
-    """
-    height, width = gray.shape
-    bh, bw = -(-height // 8), -(-width // 8)
-    padded = np.pad(gray, ((0, 8 * bh - height), (0, 8 * bw - width)), mode="edge")
-    blocks = padded.reshape(8, bh, 8, bw).transpose(0, 2, 1, 3).reshape(8, 8, -1)
-    level = np.pad(np.percentile(blocks, 20, axis=-1), 1, mode="edge")
-    level = np.min([level[i : i + 8, j : j + 8] for i in range(3) for j in range(3)], axis=0)
-    return np.asarray(Image.fromarray(level.astype(np.float32)).resize((width, height), Image.Resampling.BILINEAR))
 
 
 def _otsu(values: np.ndarray) -> float:
@@ -121,107 +133,231 @@ def _otsu(values: np.ndarray) -> float:
     return float(np.argmax(np.nan_to_num(between)))
 
 
-def _pieces(mask: np.ndarray, ink: np.ndarray) -> tuple[np.ndarray, np.ndarray, float]:
-    """The digit's pieces without the dust, the biggest piece alone (both as pixel masks) and
-    the biggest piece's share of all the ink.
+def _stroke_width(mask: np.ndarray) -> float:
+    """Mean stroke width in pixels: a stroke of width w and length L covers w*L pixels, 2*L of them on its edge."""
+    edge = np.count_nonzero(mask & ~ndimage.binary_erosion(mask))
+    return 2 * np.count_nonzero(mask) / edge if edge else 0.0
 
-    Ink is grouped on a coarse grid, so a stroke with a small gap stays one piece; pieces
-    with under SPECK_FRACTION of the biggest one's ink are dust.
+
+def _top_hat(ink_up: np.ndarray) -> np.ndarray:
+    """Ink minus its background (light ink on dark), blurred 3x3 first to quiet sensor noise and paper grain.
+
+    The background is the opening by a square wider than the strokes: what is left of the
+    picture once every stroke is erased. The square is OPENING_SIZE of the longer side, or
+    three stroke widths where a fat brush fills a small canvas.
     """
-    cell = max(1, max(mask.shape) // 64)
-    gh, gw = -(-mask.shape[0] // cell), -(-mask.shape[1] // cell)
-    pad = ((0, gh * cell - mask.shape[0]), (0, gw * cell - mask.shape[1]))
-    cell_ink = np.pad(ink * mask, pad).reshape(gh, cell, gw, cell).sum(axis=(1, 3))
-
-    remaining = set(zip(*(axis.tolist() for axis in np.nonzero(cell_ink))))
-    pieces = []
-    while remaining:
-        stack, piece = [remaining.pop()], []
-        while stack:
-            y, x = stack.pop()
-            piece.append((y, x))
-            for neighbour in ((y + dy, x + dx) for dy in (-1, 0, 1) for dx in (-1, 0, 1)):
-                if neighbour in remaining:
-                    remaining.remove(neighbour)
-                    stack.append(neighbour)
-        pieces.append(piece)
-
-    masses = [sum(cell_ink[c] for c in piece) for piece in pieces]
-    keep, biggest = np.zeros((gh, gw), dtype=bool), np.zeros((gh, gw), dtype=bool)
-    for piece, piece_mass in zip(pieces, masses):
-        if piece_mass >= SPECK_FRACTION * max(masses):
-            keep[tuple(np.array(piece).T)] = True
-    biggest[tuple(np.array(pieces[int(np.argmax(masses))]).T)] = True
-
-    def to_pixels(cells: np.ndarray) -> np.ndarray:
-        return np.kron(cells, np.ones((cell, cell), dtype=bool))[: mask.shape[0], : mask.shape[1]]
-
-    return to_pixels(keep), to_pixels(biggest), max(masses) / sum(masses)
+    ink_up = ndimage.uniform_filter(ink_up, 3)
+    side = max(ink_up.shape)
+    size = max(3, round(OPENING_SIZE * side))
+    strokes = ink_up > _otsu(ink_up)
+    if 0 < strokes.mean() < 1:
+        # Only a picture of two clean levels (a canvas, a scan) is measured: Otsu's split explains most of its
+        # variance. In a photo the split also takes in shadows, which would look like very wide strokes.
+        separation = (ink_up[strokes].mean() - ink_up[~strokes].mean()) ** 2 * strokes.mean() * (1 - strokes.mean())
+        width = _stroke_width(strokes)
+        if separation >= 0.8 * ink_up.var() and width <= side / 3:  # wider is a page or a region, not a stroke
+            size = max(size, round(3 * width))
+    return ink_up - ndimage.grey_opening(ink_up, size=(size, size))
 
 
-def _strokes(mask: np.ndarray) -> tuple[float, float]:
-    """(mean width, total length) of the strokes in pixels: a stroke of width w and length L
-    covers w*L pixels, 2*L of them on its edge."""
-    p = np.pad(mask, 1)
-    inner = mask & p[:-2, 1:-1] & p[2:, 1:-1] & p[1:-1, :-2] & p[1:-1, 2:]
-    edge = np.count_nonzero(mask & ~inner)
-    return (2 * np.count_nonzero(mask) / edge if edge else 0.0), edge / 2
-
-
-def _is_digit(piece: np.ndarray, share: float, image_size: int) -> bool:
-    """Whether the biggest piece of ink could be (part of) a digit, and not one of many specks
-    of dust (its share of all ink is small), a speck (too small), a dot or blot (a digit is longer
-    than MIN_ELONGATION stroke widths) or a few specks close together (their strokes are too short
-    to reach across the piece)."""
-    rows, cols = np.nonzero(piece)
-    extent = max(np.ptp(rows), np.ptp(cols)) + 1
-    width, length = _strokes(piece)
-    return bool(
-        share >= MAIN_PIECE
-        and extent >= MIN_DIGIT_SIZE * image_size
-        and extent >= MIN_ELONGATION * width
-        and length >= extent
-    )
-
-
-def _ink(gray: np.ndarray) -> np.ndarray | None:
-    """Ink strength 0..255, light on black, with background, noise and specks at 0; None if there is no digit."""
-    deviation = gray - gray.mean()
-    if np.mean(deviation * deviation * deviation) < 0:  # ink is the minority, so a long dark tail means dark ink
-        gray = 255 - gray
-    residual = _blur(gray - _background(gray))
+def _floor(residual: np.ndarray) -> float:
+    """The lowest level that is ink: MIN_CONTRAST, or NOISE_LEVELS times the noise."""
     sample = residual[::2, ::2]  # every 4th pixel estimates the noise as well, 4x faster
-    noise = 1.4826 * np.median(np.abs(sample - np.median(sample)))
-    level = max(
-        _otsu(residual), MIN_CONTRAST, 8 * noise
-    )  # far enough out that no noise pixel of a big photo gets through
+    return max(MIN_CONTRAST, NOISE_LEVELS * 1.4826 * float(np.median(np.abs(sample - np.median(sample)))))
+
+
+def _polarity(gray: np.ndarray) -> tuple[np.ndarray, float]:
+    """The top-hat of the ink, light on black, and its floor.
+
+    Paper (or a canvas) covers most of a picture, so the median level is background and
+    ink lies on the far side of it: light ink when the median is below the middle of
+    the range. A histogram's tail or skew would be tipped by a shadow or the desk, which
+    are dark like ink; the median is not, as long as most of the paper is lit.
+    """
+    median = float(np.median(gray[::2, ::2]))  # every 4th pixel is as good a median, 4x faster
+    residual = _top_hat(gray if median < (float(gray.min()) + float(gray.max())) / 2 else 255 - gray)
+    return residual, _floor(residual)
+
+
+def _ink(gray: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray] | None:
+    """Ink strength 0..255 (light on black), the mask of inked pixels, and the mask of marks that touch
+    the picture's edge (the desk, the page edge, a dark corner); None if there is no ink at all.
+
+    The level is above Otsu's split and the floor, and is found
+    without the marks at the edge, whose contrast with the paper can be far stronger than
+    a pencil's, so they would lift the level above faint ink.
+    """
+    residual, floor = _polarity(gray)
+    marks, _ = ndimage.label(residual > floor)
+    edge_labels = np.unique(np.concatenate([marks[0], marks[-1], marks[:, 0], marks[:, -1]]))
+    at_edge = np.isin(marks, edge_labels[edge_labels > 0])
+    inside = residual[~at_edge] if (marks[~at_edge] > 0).any() else residual
+    level = max(_otsu(inside), floor)
     mask = residual > level
     if not mask.any():
         return None
     # Soft edges, not the binary mask: MNIST's strokes are anti-aliased and the model expects them so.
-    full = max(np.percentile(residual[mask], 75), level + 1)
+    inked = mask & ~at_edge if (mask & ~at_edge).any() else mask
+    full = max(np.percentile(residual[inked], 75), level + 1)
     ink = np.clip((residual - level / 2) / (full - level / 2), 0, 1) * 255
-    keep, biggest, share = _pieces(mask, ink)
-    return ink * keep if _is_digit(mask & biggest, share, max(gray.shape)) else None
+    return ink, mask, at_edge & mask
+
+
+def _is_digit(piece: np.ndarray, image_size: int) -> bool:
+    """Whether a group of ink could be a digit and not a speck (too small), a dot or blot (a digit
+    is longer than MIN_ELONGATION stroke widths) or a few specks close together (their strokes are
+    too short to reach across the group)."""
+    rows, cols = np.nonzero(piece)
+    if not len(rows):
+        return False
+    extent = max(np.ptp(rows), np.ptp(cols)) + 1
+    width = _stroke_width(piece)
+    length = np.count_nonzero(piece) / max(width, 1.0)
+    return bool(extent >= MIN_DIGIT_SIZE * image_size and extent >= MIN_ELONGATION * width and length >= extent)
+
+
+@dataclass
+class _Group:
+    """Pieces of ink that make one digit, with their bounding box (x0, y0, x1, y1) in work pixels."""
+
+    labels: list[int]
+    box: Box
+
+    @property
+    def width(self) -> int:
+        return self.box[2] - self.box[0]
+
+    @property
+    def height(self) -> int:
+        return self.box[3] - self.box[1]
+
+
+def _union(a: Box, b: Box) -> Box:
+    return min(a[0], b[0]), min(a[1], b[1]), max(a[2], b[2]), max(a[3], b[3])
+
+
+def _same_digit(a: _Group, b: _Group) -> bool:
+    """Pieces one above the other belong together: the flag of a 5, the bar of a 7, the two strokes of a 4.
+
+    Digits of a number sit side by side, so pieces that share most of the narrower
+    one's columns and are vertically close are one digit.
+    """
+    overlap = min(a.box[2], b.box[2]) - max(a.box[0], b.box[0])
+    gap = max(a.box[1], b.box[1]) - min(a.box[3], b.box[3])
+    return overlap >= 0.5 * min(a.width, b.width) and gap <= 0.5 * max(a.height, b.height)
+
+
+def _groups(labels: np.ndarray, count: int, weights: np.ndarray) -> list[_Group]:
+    """The pieces of ink, dust dropped, merged into digits."""
+    slices = ndimage.find_objects(labels)
+    masses = ndimage.sum_labels(weights, labels, np.arange(1, count + 1))
+    groups = [
+        _Group([i + 1], (s[1].start, s[0].start, s[1].stop, s[0].stop))
+        for i, s in enumerate(slices)
+        if s is not None and masses[i] >= DUST * masses.max()
+    ]
+    merged = True
+    while merged:
+        merged = False
+        for i, a in enumerate(groups):
+            for b in groups[i + 1 :]:
+                if _same_digit(a, b):
+                    groups.remove(b)
+                    groups[i] = _Group(a.labels + b.labels, _union(a.box, b.box))
+                    merged = True
+                    break
+            if merged:
+                break
+    return groups
+
+
+def _touches_border(box: Box, shape: tuple[int, ...]) -> bool:
+    return box[0] <= 0 or box[1] <= 0 or box[2] >= shape[1] or box[3] >= shape[0]
+
+
+def _row(groups: list[_Group], pieces: np.ndarray, ink: np.ndarray) -> list[_Group]:
+    """The digits read: the biggest digit-shaped group and its neighbours in a row, left to right.
+
+    Ink at the picture's edge (the desk, the page edge, a shadow's border) is only read
+    when nothing else is there; groups that are not digit-shaped (dust, dots) never are.
+    """
+    size = max(pieces.shape)
+    total = float(ink[pieces > 0].sum())
+    shaped = [g for g in groups if _is_digit(np.isin(pieces[_slice(g.box)], g.labels), size)]
+    inside = [g for g in shaped if not _touches_border(g.box, pieces.shape)]
+    candidates = inside or shaped
+    if not candidates:
+        return []
+    masses = {id(g): float(ink[_slice(g.box)][np.isin(pieces[_slice(g.box)], g.labels)].sum()) for g in candidates}
+    main = max(candidates, key=lambda g: masses[id(g)])
+    low, high = ROW_HEIGHT
+
+    def beside(g: _Group, of: _Group) -> bool:
+        overlap = min(g.box[3], of.box[3]) - max(g.box[1], of.box[1])
+        return (
+            overlap >= 0.5 * min(g.height, of.height)
+            and low * main.height <= g.height <= high * main.height
+            and masses[id(g)] >= 0.1 * masses[id(main)]
+        )
+
+    def gap(g: _Group, edge: _Group, direction: int) -> float:  # from the row's edge outwards; < 0 is behind it
+        return g.box[0] - edge.box[2] if direction > 0 else edge.box[0] - g.box[2]
+
+    row = [main]
+    for direction in (-1, 1):  # grow the row outwards from the main digit, one neighbour at a time
+        edge = main
+        while near := [
+            g
+            for g in candidates
+            if g not in row
+            and -0.5 * edge.width <= gap(g, edge, direction) <= MAX_GAP * main.height
+            and beside(g, edge)
+        ]:
+            edge = min(near, key=lambda g: gap(g, edge, direction))
+            row.append(edge)
+    if sum(masses[id(g)] for g in row) < MAIN_SHARE * total:
+        return []
+    return sorted(row, key=lambda g: g.box[0])
+
+
+def _slice(box: Box) -> tuple[slice, slice]:
+    return slice(box[1], box[3]), slice(box[0], box[2])
+
+
+def _split(group: _Group, piece_ink: np.ndarray, digit_width: float) -> list[np.ndarray]:
+    """A group much wider than tall is digits that touch: cut it where the fewest ink columns are.
+
+    Returns the group's ink (cropped to its box) once per digit, zero outside that digit.
+    """
+    count = max(1, round(group.width / digit_width))
+    if group.width <= SPLIT_ASPECT * group.height or count == 1:
+        return [piece_ink]
+    columns = piece_ink.sum(axis=0)
+    step = group.width / count
+    cuts = [0]
+    for k in range(1, count):
+        centre = round(k * step)
+        window = max(1, round(0.3 * step))
+        lo, hi = max(cuts[-1] + 1, centre - window), min(group.width - 1, centre + window)
+        cuts.append(lo + int(np.argmin(columns[lo:hi])) if hi > lo else centre)
+    cuts.append(group.width)
+    parts = []
+    for start, stop in itertools.pairwise(cuts):
+        part = np.zeros_like(piece_ink)
+        part[:, start:stop] = piece_ink[:, start:stop]
+        parts.append(part)
+    return [p for p in parts if p.any()]
+
+
+def _crop(ink: np.ndarray) -> tuple[np.ndarray, Box]:
+    rows, cols = np.nonzero(ink)
+    box = (int(cols.min()), int(rows.min()), int(cols.max()) + 1, int(rows.max()) + 1)
+    return ink[_slice(box)], box
 
 
 def _resize(patch: np.ndarray, scale: float) -> np.ndarray:
     size = (max(1, round(patch.shape[1] * scale)), max(1, round(patch.shape[0] * scale)))
     return np.asarray(Image.fromarray(patch).resize(size, Image.Resampling.LANCZOS))
-
-
-def _crop(ink: np.ndarray) -> np.ndarray:
-    rows, cols = np.nonzero(ink)
-    return ink[rows.min() : rows.max() + 1, cols.min() : cols.max() + 1]
-
-
-def _morph(image: np.ndarray, radius: int, thicken: bool) -> np.ndarray:
-    """Grey dilation (thicken) or erosion by a square of side 2*radius+1, one axis at a time."""
-    reduce = np.max if thicken else np.min
-    for axis in (0, 1):
-        pad = [(radius, radius) if i == axis else (0, 0) for i in range(2)]  # zeros: beyond the crop is background
-        image = reduce(sliding_window_view(np.pad(image, pad), 2 * radius + 1, axis=axis), axis=-1)
-    return image
 
 
 def _fit_box(cropped: np.ndarray) -> np.ndarray:
@@ -232,46 +368,81 @@ def _fit_box(cropped: np.ndarray) -> np.ndarray:
     are fine enough steps, or larger if the strokes would fade there.
     """
     side = max(cropped.shape)
-    width = _strokes(cropped > 127)[0]
+    width = _stroke_width(cropped > 127)
     scale = max(4 * BOX / side, min(1.0, 3 / max(width, 1.0)))
     work = cropped if scale == 1 else _resize(cropped, scale)
     relative = width / side
     low, high = STROKE_RANGE
-    if relative < low:
-        work = _morph(work, round((low - relative) * side * scale / 2), thicken=True)
-    elif relative > high:
-        work = _morph(work, round((relative - high) * side * scale / 2), thicken=False)
-    work = _crop(work) if work.any() else work
+    if relative < low or relative > high:
+        radius = round(abs(relative - (low if relative < low else high)) * side * scale / 2)
+        if radius:
+            padded = np.pad(work, radius)  # beyond the crop is background
+            morph = ndimage.grey_dilation if relative < low else ndimage.grey_erosion
+            work = morph(padded, size=(2 * radius + 1, 2 * radius + 1))
+    work = _crop(work)[0] if work.any() else work
     return _resize(work, BOX / max(work.shape))
 
 
 def _centre(patch: np.ndarray) -> np.ndarray:
     """Place the patch in 28x28 with its centre of mass at (14, 14), moved by whole pixels as MNIST was."""
-    weights = patch.astype(np.float64)
-    rows, cols = np.indices(patch.shape)
-    top = round(SIZE / 2 - (rows * weights).sum() / weights.sum())
-    left = round(SIZE / 2 - (cols * weights).sum() / weights.sum())
-    top = min(max(top, 0), SIZE - patch.shape[0])  # never push ink off the edge
-    left = min(max(left, 0), SIZE - patch.shape[1])
+    rows, cols = ndimage.center_of_mass(patch.astype(np.float64))
+    top = min(max(round(SIZE / 2 - rows), 0), SIZE - patch.shape[0])  # never push ink off the edge
+    left = min(max(round(SIZE / 2 - cols), 0), SIZE - patch.shape[1])
     out = np.zeros((SIZE, SIZE), dtype=np.uint8)
     out[top : top + patch.shape[0], left : left + patch.shape[1]] = patch
     return out
 
 
+def _digit(ink: np.ndarray, offset: tuple[int, int], scale: float) -> Digit | None:
+    """One digit's ink (uint8, zero elsewhere) made MNIST-like; None if nothing is left of it."""
+    cropped, (x0, y0, x1, y1) = _crop(ink)
+    fitted = _fit_box(cropped)
+    if not fitted.any():
+        return None
+    steps = {"cropped": cropped, "20x20": fitted, "28x28": _centre(fitted)}
+    ox, oy = offset
+    box = (
+        int((ox + x0) * scale),
+        int((oy + y0) * scale),
+        int(np.ceil((ox + x1) * scale)),
+        int(np.ceil((oy + y1) * scale)),
+    )
+    return Digit(normalize(torch.from_numpy(steps["28x28"])[None])[0], box, steps)
+
+
 def preprocess(source: ImageSource) -> Preprocessed:
-    """Read any image of one digit as MNIST would have stored it; see the module docstring.
+    """Read any image of one digit or of a number, as MNIST would have stored each digit; see the module docstring.
 
     Accepts whatever load_image accepts, and raises ImageError where it does.
     """
-    gray = _shrink(_grayscale(load_image(source, max_side=WORK_SIZE)))
+    image = load_image(source, max_side=WORK_SIZE)
+    size = image.info.get("original_size", image.size)
+    gray = _grayscale(image)
     steps = {"grayscale": np.clip(gray, 0, 255).astype(np.uint8)}
-    ink = _ink(gray)
-    if ink is None:
-        return Preprocessed(None, steps)
+    found = _ink(gray)
+    if found is None:
+        return Preprocessed([], steps, size)
+    ink, mask, at_edge = found
     steps["ink"] = ink.astype(np.uint8)
-    steps["cropped"] = _crop(steps["ink"])
-    steps["20x20"] = _fit_box(steps["cropped"])
-    if not steps["20x20"].any():
-        return Preprocessed(None, steps)
-    steps["28x28"] = _centre(steps["20x20"])
-    return Preprocessed(normalize(torch.from_numpy(steps["28x28"])[None])[0], steps)
+    # Marks at the picture's edge are read only when nothing else is (a digit drawn to the canvas's edge).
+    for usable in (mask & ~at_edge, mask):
+        # Pieces are labelled on a slightly thickened mask, so a stroke broken by a pencil's gap stays one
+        # piece, and their soft edges, below the threshold, are kept with them.
+        pieces, count = ndimage.label(ndimage.binary_dilation(usable, iterations=2))
+        row = _row(_groups(pieces, count, ink), pieces * usable, ink)
+        if row:
+            break
+    single = [g.width for g in row if g.width <= SPLIT_ASPECT * g.height]
+    scale = max(size) / max(gray.shape)
+    digits = []
+    for group in row:
+        region = _slice(group.box)
+        piece_ink = np.where(np.isin(pieces[region], group.labels), steps["ink"][region], 0).astype(np.uint8)
+        digit_width = float(np.median(single)) if len(single) >= 2 else DIGIT_ASPECT * group.height
+        for part in _split(group, piece_ink, max(digit_width, 0.5 * group.height)):
+            digit = _digit(part, (group.box[0], group.box[1]), scale)
+            if digit is not None:
+                digits.append(digit)
+    if len(digits) == 1:
+        steps.update(digits[0].steps)
+    return Preprocessed(digits, steps, size)

@@ -31,6 +31,7 @@ from .data import MNIST
 from .evaluate import evaluate
 from .files import FileRefused, read_bounded
 from .model import ModelConfig
+from .ood import fit_digit_score
 from .train import Progress, TrainConfig, TrainingCancelled, train
 from .watch import WatchPanel
 
@@ -118,6 +119,7 @@ def _run(
             "train_seconds": result.seconds,
             "parameters": result.model.num_parameters,
         }
+        score = fit_digit_score(result.model, data, train_config.val_size, train_config.seed)
         save_checkpoint(
             path,
             result.model,
@@ -128,6 +130,7 @@ def _run(
             overwrite,
             tags,
             watch=watch.to_payload() if watch is not None else None,
+            digit_score=score.to_dict(),
         )
     except TrainingCancelled as exc:
         _log(directory, {"name": name, "status": "cancelled", "ended": _now(), "error": str(exc)})

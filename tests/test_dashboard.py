@@ -158,7 +158,7 @@ def test_draw_starts_empty_and_reads_an_uploaded_digit(folder, mnist):
     at.file_uploader[0].upload("digit.png", png(255 - np.kron(pixels, np.ones((8, 8), np.uint8))), "image/png").run()
     assert not at.exception, at.exception
     assert f"data-testid='predicted-digit'>{digit}</div>" in texts(at)
-    assert "% sure" in texts(at) and len(at.get("plotly_chart")) == 1  # the ten probabilities
+    assert "% sure" in texts(at) and len(at.get("plotly_chart")) == 2  # the picture with its box, the probabilities
 
 
 def test_draw_reports_a_file_that_is_not_an_image(folder):

@@ -1,71 +1,135 @@
-"""Draw: a digit on the canvas (or an uploaded picture), what the model sees, and what it says."""
+"""Draw: a digit on the canvas, or a photo or picture of digits or a number, what the model sees, and what it says."""
 
+import numpy as np
+import plotly.graph_objects as go
 import streamlit as st
 from streamlit_drawable_canvas import st_canvas
 
 import common
 import explain_view
-from mnist_core.images import ImageError
-from mnist_core.predict import predict
+from mnist_core.images import ImageError, load_image
+from mnist_core.predict import NOT_A_DIGIT, Prediction, predict
+
+SHOWN = 720  # pixels on the picture's longer side, as drawn on the page
+
+
+def new_canvas() -> None:
+    """A new canvas key is a blank canvas: after Clear, or a new pen width (the canvas redraws empty then)."""
+    st.session_state.canvas_number += 1
+
+
+def picture_with_boxes(source: bytes, prediction: Prediction) -> go.Figure:
+    """The picture with a box around each digit read and the digit above it ("?" for a piece that is not one)."""
+    image = load_image(source, max_side=SHOWN).convert("RGB")
+    image.thumbnail((SHOWN, SHOWN))
+    scale = image.width / prediction.size[0]
+    figure = go.Figure(go.Image(z=np.asarray(image), hoverinfo="skip"))
+    for reading in prediction.digits:
+        x0, y0, x1, y1 = (v * scale for v in reading.box)
+        colour = "#2ea043" if reading.is_digit else "#da3633"
+        figure.add_shape(type="rect", x0=x0, y0=y0, x1=x1, y1=y1, line={"color": colour, "width": 3})
+        figure.add_annotation(
+            x=(x0 + x1) / 2,
+            y=y0,
+            yshift=14,
+            text=f"<b>{reading.digit if reading.is_digit else '?'}</b>",
+            showarrow=False,
+            font={"size": 22, "color": colour},
+        )
+    figure.update_layout(margin={"l": 0, "r": 0, "t": 10, "b": 0}, xaxis_visible=False, yaxis_visible=False)
+    return figure
+
 
 model = common.page("Draw", ":material/draw:")
-st.title("Draw a digit")
+st.title("Draw a digit, or show a number")
 if model is None:
     st.warning("No model to ask yet: train one on the Train page.")
     st.stop()
-st.caption(f"Draw one digit, large, in the box: **{model.name}** reads it each time you lift the pen.")
+st.caption(
+    f"Draw one digit, large, in the box, or upload or snap a photo of a digit or a whole number written on paper: "
+    f"**{model.name}** reads it each time you lift the pen."
+)
 
-st.session_state.setdefault("canvas_number", 0)  # a new canvas key is a blank canvas
+st.session_state.setdefault("canvas_number", 0)
 drawing, answer = st.columns([1, 1], gap="large")
 with drawing:
-    st.space("medium")  # room for the canvas's toolbar, which floats above it
-    canvas = st_canvas(
-        stroke_width=st.session_state.get("stroke_width", 18),
-        stroke_color="#000000",
-        background_color="#FFFFFF",
-        height=320,
-        width=320,
-        drawing_mode="freedraw",
-        update_streamlit=True,
-        return_image_data=True,
-        key=f"canvas-{st.session_state.canvas_number}",
+    upload_column, camera_column = st.columns(2)
+    upload = upload_column.file_uploader(
+        "Upload a picture", type=["png", "jpg", "jpeg", "bmp", "gif", "webp"], accept_multiple_files=False
     )
-    width, clear = st.columns([3, 1], vertical_alignment="bottom")
-    width.slider("Stroke width", 6, 40, 18, key="stroke_width")
-    clear.button(
-        "Clear",
-        width="stretch",
-        on_click=lambda: st.session_state.update(canvas_number=st.session_state.canvas_number + 1),
-    )
-    upload = st.file_uploader("…or upload a picture of a digit", type=["png", "jpg", "jpeg", "bmp", "gif", "webp"])
+    with camera_column.expander("Take a photo", icon=":material/photo_camera:"):
+        photo = st.camera_input("Photo of a digit or a number", label_visibility="collapsed")
+    picture = photo or upload
+    if picture is None:
+        canvas = st_canvas(
+            stroke_width=st.session_state.get("stroke_width", 18),
+            stroke_color="#000000",
+            background_color="#FFFFFF",
+            height=320,
+            width=320,
+            drawing_mode="freedraw",
+            update_streamlit=True,
+            return_image_data=True,
+            key=f"canvas-{st.session_state.canvas_number}",
+        )
+        width, clear = st.columns([3, 1], vertical_alignment="bottom")
+        width.slider(
+            "Pen width", 6, 40, 18, key="stroke_width", on_change=new_canvas, help="A new width starts a new drawing."
+        )
+        clear.button("Clear", width="stretch", on_click=new_canvas)
+        source = canvas.image_data
+    else:
+        source = picture.getvalue()
+        st.caption(
+            f"Reading **{'the camera photo' if photo else picture.name}**; "
+            f"{'clear the photo' if photo else 'remove the file'} to draw again."
+        )
 
-source = upload.getvalue() if upload is not None else canvas.image_data
 with answer:
-    if upload is not None:
-        st.caption(f"Reading **{upload.name}**; remove it to go back to the canvas.")
     try:  # a canvas that has sent nothing yet is an empty canvas
         prediction = predict(source, checkpoint=model)[0] if source is not None else None
+        if prediction is not None and picture is not None:
+            with drawing:
+                st.plotly_chart(picture_with_boxes(source, prediction), key="picture", config={"staticPlot": True})
     except ImageError as exc:
         st.error(f"That file cannot be read as an image: {exc}")
         st.stop()
-    if prediction is None or prediction.probabilities is None:
+    if prediction is None or not prediction.digits:
         st.markdown("### No digit found")
-        st.caption("Draw a digit (or upload a picture of one) and the prediction appears here.")
+        st.caption("Draw a digit (or upload or snap a picture of one, or of a number) and the prediction appears here.")
         st.stop()
-    seen, verdict = st.columns([1, 1])
-    seen.image(common.enlarge(prediction.steps["28x28"], 6), caption="What the model sees: 28×28 pixels")
-    verdict.markdown(
-        f"<div style='font-size:7rem;font-weight:700;line-height:1;text-align:center' "
-        f"data-testid='predicted-digit'>{prediction.digit}</div>",
-        unsafe_allow_html=True,
-    )
-    verdict.markdown(
-        f"<p style='text-align:center'>{max(prediction.probabilities):.1%} sure</p>", unsafe_allow_html=True
-    )
-    st.plotly_chart(
-        common.probability_chart(prediction.probabilities), width="stretch", key="probabilities", on_select="ignore"
-    )
-    st.session_state.last_drawing = prediction.image  # watched by the next training run, and shown on the Map
+
+    if prediction.error == NOT_A_DIGIT:
+        st.markdown("### This does not look like a digit")
+        closest = prediction.digits[0]
+        st.caption(
+            f"The closest digit is **{closest.digit}**, at {max(closest.probabilities):.0%}; "
+            "a digit written plainly is read with far more certainty."
+        )
+    else:
+        single = len(prediction.digits) == 1
+        st.markdown(
+            f"<div style='font-size:{7 if single else 5}rem;font-weight:700;line-height:1;text-align:center' "
+            f"data-testid='{'predicted-digit' if single else 'predicted-number'}'>{prediction.number}</div>",
+            unsafe_allow_html=True,
+        )
+        if prediction.probabilities is not None:
+            st.markdown(
+                f"<p style='text-align:center'>{max(prediction.probabilities):.1%} sure</p>", unsafe_allow_html=True
+            )
+        if "?" in (prediction.number or ""):
+            st.caption("“?” marks a piece of ink that does not look like any digit.")
+
+    st.caption("What the model sees: each digit as 28×28 pixels")
+    for column, reading in zip(st.columns(max(len(prediction.digits), 4)), prediction.digits):
+        label = f"{reading.digit}" if reading.is_digit else f"? (closest {reading.digit})"
+        column.image(common.enlarge(reading.steps["28x28"], 4), caption=f"{label} · {max(reading.probabilities):.0%}")
+    if prediction.probabilities is not None:
+        st.plotly_chart(
+            common.probability_chart(prediction.probabilities), width="stretch", key="probabilities", on_select="ignore"
+        )
+    if prediction.image is not None:  # exactly one digit: watched by the next training run, shown on the Map
+        st.session_state.last_drawing = prediction.image
     explain_view.why_panel(model, prediction)
     with st.expander("How the picture becomes 28×28"):
         steps = list(prediction.steps.items())

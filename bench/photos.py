@@ -1,0 +1,145 @@
+"""What people bring, read by a model: accuracy by kind on the generated set, "not a digit" scores compared, latency.
+
+Prints, for tests/photo_digits.py's set: the accuracy on photos (by ink), canvas
+drawings and whole numbers, the share of non-digits flagged, and the share of MNIST
+test digits refused; then, at the same share of held-out MNIST digits refused (0.5%),
+how many non-digit pieces each candidate score flags (the Mahalanobis distance on the
+last conv features, which ood.py uses, on the penultimate features, the energy score
+and the top softmax probability); then p50/p95 of preprocess + predict for a canvas,
+a 12-megapixel phone JPEG and a photo of a 5-digit number.
+
+    python bench/photos.py
+    python bench/photos.py --checkpoint checkpoints/run-20250101-120000.pt --repeats 20
+"""
+
+from __future__ import annotations
+
+import argparse
+import io
+import sys
+import time
+from collections import defaultdict
+from pathlib import Path
+
+import numpy as np
+import torch
+
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "tests"))
+from photo_digits import canvases, non_digits, numbers, photos
+
+from mnist_core.checkpoints import Checkpoint, default_checkpoint, load_checkpoint
+from mnist_core.data import load_mnist
+from mnist_core.model import CNN
+from mnist_core.ood import DigitScore, features_and_logits
+from mnist_core.predict import NO_DIGIT, NOT_A_DIGIT, digit_score, predict
+
+
+def _penultimate(model: CNN, images: torch.Tensor) -> torch.Tensor:
+    head = model.classifier[:-1]
+    with torch.inference_mode():
+        return head(model.features(images))
+
+
+def _gaussian_distance(train: torch.Tensor, labels: torch.Tensor):
+    means = torch.stack([train[labels == d].mean(0) for d in range(10)])
+    centred = (train - means[labels]).double()
+    covariance = centred.T @ centred / len(centred)
+    covariance += 1e-3 * covariance.diagonal().mean() * torch.eye(len(covariance), dtype=torch.float64)
+    precision = torch.linalg.inv(covariance).float()
+
+    def distance(features: torch.Tensor) -> torch.Tensor:
+        diff = features[:, None] - means[None]
+        return torch.einsum("nch,hk,nck->nc", diff, precision, diff).min(1).values
+
+    return distance
+
+
+def compare_scores(checkpoint: Checkpoint, score: DigitScore, pieces: torch.Tensor) -> None:
+    data = load_mnist(verify=False)
+    train, val = data.validation_indices(checkpoint.train_config.val_size, checkpoint.train_config.seed)
+    fit = train[:20000]
+    model = checkpoint.model
+    penultimate = _gaussian_distance(_penultimate(model, data.train_images[fit]), data.train_labels[fit])
+
+    def scores(images: torch.Tensor) -> dict[str, torch.Tensor]:
+        features, logits = features_and_logits(model, images)
+        return {
+            "Mahalanobis, last conv features (used)": score.distances(features),
+            "Mahalanobis, penultimate features": penultimate(_penultimate(model, images)),
+            "energy (-logsumexp of logits)": -torch.logsumexp(logits, 1),
+            "top softmax probability": -logits.softmax(1).max(1).values,
+        }
+
+    held_out, test, odd = scores(data.train_images[val]), scores(data.test_images), scores(pieces)
+    print(f"\n'not a digit' scores, threshold at 0.5% of {len(val)} held-out MNIST digits:")
+    for name in held_out:
+        threshold = torch.quantile(held_out[name], 0.995)
+        flagged = (odd[name] > threshold).float().mean().item()
+        refused = (test[name] > threshold).float().mean().item()
+        print(f"  {name:<40} non-digit pieces flagged {flagged:6.1%}   MNIST test refused {refused:.2%}")
+
+
+def latency(checkpoint, repeats: int) -> None:
+    def timed(source) -> tuple[float, float]:
+        predict(source, checkpoint)  # warm-up
+        times = []
+        for _ in range(repeats):
+            started = time.perf_counter()
+            predict(source, checkpoint)
+            times.append(time.perf_counter() - started)
+        return float(np.percentile(times, 50)) * 1000, float(np.percentile(times, 95)) * 1000
+
+    canvas = np.asarray(canvases(1)[0].image)
+    photo = next(s.image for s in photos(20) if s.image.width * s.image.height > 8e6).convert("RGB")
+    photo = photo.resize((4000, 3000))
+    buffer = io.BytesIO()
+    photo.save(buffer, "JPEG", quality=88)
+    jpeg = buffer.getvalue()
+    five = next(s.image for s in numbers(40) if len(s.label) == 5)
+    buffer = io.BytesIO()
+    five.save(buffer, "JPEG", quality=88)
+    print("\npreprocess + predict, one image (ms):")
+    for name, source, target in (
+        ("320x320 canvas (RGBA array)", canvas, 10),
+        ("12-megapixel phone JPEG (4000x3000 bytes)", jpeg, 80),
+        (f"photo of a 5-digit number ({five.width}x{five.height} JPEG)", buffer.getvalue(), 150),
+    ):
+        p50, p95 = timed(source)
+        print(f"  {name:<52} p50 {p50:6.1f}  p95 {p95:6.1f}  (target p95 <= {target})")
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument(
+        "--checkpoint", type=Path, default=None, help=f"model to measure (default: {default_checkpoint()})"
+    )
+    parser.add_argument("--repeats", type=int, default=20, help="timed calls per input (default: 20)")
+    parser.add_argument("--count", type=int, default=100, help="generated images per kind (default: 100)")
+    args = parser.parse_args()
+    checkpoint = load_checkpoint(args.checkpoint)
+    with open("/proc/loadavg") as f:
+        print(f"load average: {f.read().split()[0]} (on {torch.get_num_threads()} torch threads)")
+
+    by_kind = defaultdict(list)
+    for sample_set in (photos(args.count), canvases(args.count), numbers(args.count // 2)):
+        for s, p in zip(sample_set, predict([s.image for s in sample_set], checkpoint)):
+            by_kind[s.kind].append(p.number == s.label)
+            by_kind[s.kind.split()[0] + " (all)"].append(p.number == s.label)
+    for kind, results in sorted(by_kind.items()):
+        print(f"  {kind:<28} {np.mean(results):6.1%} of {len(results)}")
+    odd = non_digits(args.count)
+    predictions = predict([s.image for s in odd], checkpoint)
+    flagged = [p.error in (NOT_A_DIGIT, NO_DIGIT) or "?" in (p.number or "") for p in predictions]
+    print(f"  {'not a digit, flagged':<28} {np.mean(flagged):6.1%} of {len(odd)}")
+    data = load_mnist(verify=False)
+    score = digit_score(checkpoint)
+    if score is not None:
+        refused = (~score.is_digit(features_and_logits(checkpoint.model, data.test_images)[0])).float().mean()
+        print(f"  {'MNIST test digits refused':<28} {refused.item():6.2%} of {len(data.test_images)}")
+        pieces = torch.stack([r.image for p in predictions for r in p.digits])
+        compare_scores(checkpoint, score, pieces)
+    latency(checkpoint, args.repeats)
+
+
+if __name__ == "__main__":
+    main()

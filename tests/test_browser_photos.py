@@ -1,0 +1,71 @@
+"""The Draw page in Chromium with what people bring: a phone photo of a digit, a photo of a number, a letter.
+
+Screenshots land in artifacts/screenshots/ (draw-photo, draw-number, draw-letter).
+"""
+
+import pytest
+from dashboard_helpers import screenshot, set_slider, wait_for_rerun
+from photo_digits import _letter, _on_page, _photograph, numbers, photos
+from playwright.sync_api import expect
+
+from mnist_core.predict import predict
+
+pytestmark = pytest.mark.browser
+
+
+def _letter_photo(tmp_path):
+    import numpy as np
+
+    rng = np.random.default_rng(5)
+    image = _photograph(_on_page([_letter("K", 300, rng)], rng, (900, 800), 0), rng, "ballpoint black", 1.0)
+    path = tmp_path / "letter.jpg"
+    image.save(path)
+    return path
+
+
+def test_photo_number_and_letter_on_the_draw_page(server, page, tmp_path):
+    url, _ = server
+    photo = next(s for s in photos(12) if s.label == "3")
+    # A number that mnist_core reads right (test_photos measures how often): here the page must show it.
+    number = next(s for s in numbers(10) if len(s.label) >= 3 and predict(s.image)[0].number == s.label)
+    photo.image.save(tmp_path / "photo.jpg")
+    number.image.save(tmp_path / "number.jpg")
+
+    page.goto(f"{url}/Draw")
+    expect(page.get_by_text("No digit found")).to_be_visible()
+    uploader = page.locator("[data-testid='stFileUploaderDropzoneInput']")
+
+    uploader.set_input_files(tmp_path / "photo.jpg")
+    expect(page.locator("[data-testid='predicted-digit']")).to_have_text(photo.label)
+    expect(page.get_by_text("Reading photo.jpg")).to_be_visible()
+    expect(page.locator("canvas.upper-canvas")).to_have_count(0)  # the canvas gives way: no strokes ignored
+    wait_for_rerun(page)
+    screenshot(page, "draw-photo")
+
+    uploader.set_input_files(tmp_path / "number.jpg")
+    expect(page.locator("[data-testid='predicted-number']")).to_have_text(number.label)
+    wait_for_rerun(page)
+    screenshot(page, "draw-number")
+
+    uploader.set_input_files(_letter_photo(tmp_path))
+    expect(page.get_by_text("This does not look like a digit")).to_be_visible()
+    expect(page.get_by_text("The closest digit is")).to_be_visible()
+    wait_for_rerun(page)
+    screenshot(page, "draw-letter")
+
+
+def test_a_new_pen_width_clears_the_drawing_and_its_prediction(server, page):
+    url, _ = server
+    page.goto(f"{url}/Draw")
+    canvas = page.locator("canvas.upper-canvas")
+    box = canvas.bounding_box()
+    x, y = box["x"], box["y"]
+    page.mouse.move(x + 160, y + 40)  # a 1: one stroke down
+    page.mouse.down()
+    for k in range(1, 26):
+        page.mouse.move(x + 160, y + 40 + 10 * k)
+    page.mouse.up()
+    expect(page.locator("[data-testid='predicted-digit']")).to_have_text("1")
+    set_slider(page, "Pen width", "End", "40")
+    expect(page.get_by_text("No digit found")).to_be_visible()  # the canvas is blank, and so is the answer
+    screenshot(page, "draw-new-width")
