@@ -40,9 +40,13 @@ def test_a_sweeps_best_trial_made_active_and_compared_with_the_default_model(ser
     expect(page.get_by_text(re.compile(r"^Test image #\d+: a \d$"))).to_be_visible()
     wait_for_rerun(page)
     screenshot(page, "compare")
-    page.get_by_role("button", name="broken by B").click()
+    broken = page.get_by_test_id("stMetricValue").nth(4).inner_text()  # "Broken by B", after two accuracies,
+    page.wait_for_timeout(1000)  # agreement and fixed; the gallery's images settle before the click
+    page.get_by_text("broken by B", exact=True).click()
+    expect(page.get_by_text(f"{broken} image(s), 24 per page")).to_be_visible()
+    second = page.get_by_role("button", name=re.compile(r"^\d → \d . \d$")).nth(1)
+    second.click()
+    expect(second).to_have_attribute("data-testid", "stBaseButton-primary")  # the one inspected
     wait_for_rerun(page)
-    expect(page.get_by_text(re.compile(r"image\(s\), 24 per page"))).to_be_visible()
-    page.get_by_role("button", name=re.compile(r"^\d → \d . \d$")).nth(1).click()
-    wait_for_rerun(page)
+    page.wait_for_timeout(1000)  # the enlarged image arrives after the rerun
     screenshot(page, "compare-broken")

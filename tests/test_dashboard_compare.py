@@ -40,7 +40,7 @@ def test_compare_shows_both_runs_and_browses_what_b_fixed_and_broke(folder, mnis
     first_fixed = int(expected.fixed[0])
     assert at.session_state.compared == first_fixed
     assert f"Test image #{first_fixed}" in texts(at)
-    at.segmented_control(key="compare_kind").set_value("broken").run()
+    at.radio(key="compare_kind").set_value("broken").run()
     assert f"{len(expected.broken):,} image(s), 24 per page" in texts(at)
     second = int(expected.broken[1])
     at.button(key=f"compare-{second}").click().run()

@@ -126,12 +126,10 @@ m1.metric("Agreement", f"{comparison.agreement:.2%}", help="Images both models g
 m2.metric("Fixed by B", f"{len(fixed):,}", help=f"Test images {a_name} gets wrong and {b_name} right")
 m3.metric("Broken by B", f"{len(broken):,}", help=f"Test images {a_name} gets right and {b_name} wrong")
 
-kind = st.segmented_control(
-    "Show", ["fixed", "broken"], default="fixed", key="compare_kind", format_func=lambda k: f"{k} by B"
-)
-indices = fixed if kind != "broken" else broken
+kind = st.radio("Show", ["fixed", "broken"], key="compare_kind", horizontal=True, format_func=lambda k: f"{k} by B")
+indices = fixed if kind == "fixed" else broken
 if not len(indices):
-    st.info(f"{b_name} {'fixes' if kind != 'broken' else 'breaks'} no test image relative to {a_name}.")
+    st.info(f"{b_name} {'fixes' if kind == 'fixed' else 'breaks'} no test image relative to {a_name}.")
     st.stop()
 
 labels = mnist.test_labels.numpy()
@@ -147,7 +145,7 @@ grid, detail = st.columns([3, 2])
 with grid:
     for row in range(0, len(on_page), COLUMNS):
         for column, index, image in zip(st.columns(COLUMNS), on_page[row : row + COLUMNS], pixels[row : row + COLUMNS]):
-            column.image(common.framed(image, kind != "broken"), width="stretch")
+            column.image(common.framed(image, kind == "fixed"), width="stretch")
             column.button(
                 f"{labels[index]} → {a_predicted[index]} / {b_predicted[index]}",
                 key=f"compare-{index}",
