@@ -76,7 +76,7 @@ def test_a_tiny_training_run_shows_progress_and_joins_the_history(server, page):
 
     expect(page.get_by_text(re.compile(r"browser-run · epoch 1/1 · batch \d+/\d+ · ETA"))).to_be_visible()
     screenshot(page, "train-progress")
-    expect(page.get_by_text("browser-run saved: test accuracy")).to_be_visible(timeout=120_000)
+    expect(page.get_by_text("browser-run saved: test accuracy")).to_be_visible(timeout=300_000)  # load 15: 2+ min
     page.get_by_role("button", name="Make it the active model").click()
     expect(page.get_by_role("combobox", name="Active model")).to_have_value(re.compile("^browser-run · "))
     wait_for_rerun(page)
