@@ -21,6 +21,7 @@ import math
 import os
 import platform
 import re
+import reprlib
 import shutil
 import stat
 import tempfile
@@ -314,7 +315,7 @@ def _config(cls: type, value: object, what: str) -> Any:
             else isinstance(item, expected) and not isinstance(item, bool)
         )
         if not fits:
-            raise CheckpointError(f"{what}.{key} must be {expected.__name__}, not {item!r:.40}")
+            raise CheckpointError(f"{what}.{key} must be {expected.__name__}, not {reprlib.repr(item)}")
     try:
         return cls(**value)
     except (TypeError, ValueError) as exc:
@@ -353,7 +354,7 @@ def field_problem(mapping: object, checks: dict, what: str) -> str | None:
         return f"{what} must map names to values"
     for key, (ok, meaning) in checks.items():
         if key in mapping and not ok(mapping[key]):
-            return f"{what}[{key!r}] must be {meaning}, not {mapping[key]!r:.40}"
+            return f"{what}[{key!r}] must be {meaning}, not {reprlib.repr(mapping[key])}"
     return None
 
 

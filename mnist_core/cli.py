@@ -31,8 +31,9 @@ from .checkpoints import (
 from .data import DataError, default_root, fetch, load_mnist
 from .evaluate import evaluate
 from .images import FORMAT_NAMES, ImageError
+from .model import ModelConfig
 from .runs import run_training
-from .train import PRESETS, SCHEDULES, Progress, pick_device
+from .train import PRESETS, SCHEDULES, Progress, TrainConfig, pick_device
 from .watch import watch_panel
 
 
@@ -257,7 +258,8 @@ def cmd_train(args: argparse.Namespace) -> None:
         release(out)
 
 
-def _train(args: argparse.Namespace, model_config, train_config, out: Path) -> None:
+def _train(args: argparse.Namespace, model_config: ModelConfig, train_config: TrainConfig, out: Path) -> None:
+    """Training itself, once every setting is checked and ``out`` is reserved."""
     data = load_mnist(args.root)
     bar = tqdm(
         total=train_config.epochs,

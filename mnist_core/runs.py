@@ -163,13 +163,13 @@ LINE_CHECKS = {
 MAX_LOG_BYTES = 16 * 2**20  # about 30,000 runs; older lines beyond that are not read
 
 
-def _problem(line: bytes) -> tuple[dict | None, str | None]:
+def _parse_line(line: bytes) -> tuple[dict | None, str | None]:
     """The log entry on this line, or why it cannot be used."""
     try:
         entry = json.loads(line.decode("utf-8"))
     except UnicodeDecodeError:
         return None, "not UTF-8 text"
-    except json.JSONDecodeError:
+    except (ValueError, RecursionError):  # JSON errors, 5,000-digit numbers, arrays nested 100,000 deep
         return None, "not a JSON record (a line cut short by a killed process?)"
     if not isinstance(entry, dict) or "name" not in entry:
         return None, "not a run record"
@@ -201,7 +201,7 @@ def scan_runs(directory: Path | str) -> tuple[list[dict], list[str]]:
     for number, line in enumerate(lines, start=1):
         if not line.strip():
             continue
-        entry, problem = _problem(line)
+        entry, problem = _parse_line(line)
         if entry is None:
             skipped.append(f"{RUN_LOG} line {number}: {problem}")
             continue

@@ -396,11 +396,12 @@ def test_a_damaged_run_log_costs_only_its_bad_lines(tmp_path):
         json.dumps({"name": "acc", "status": "finished", "metrics": {"test_accuracy": "high"}}).encode(),
         json.dumps({"name": "how", "status": "exploded"}).encode(),
         b"[1, 2]",
+        b"[" * 100_000,
     ]
     (tmp_path / RUN_LOG).write_bytes(b"\n".join(lines) + b"\n")
     runs, skipped = scan_runs(tmp_path)
     assert {r["name"]: r["status"] for r in runs} == {"ok": "finished", "pid": "interrupted"}
-    assert [s.split(": ")[0] for s in skipped] == [f"{RUN_LOG} line {n}" for n in (2, 4, 5, 6, 7)]
+    assert [s.split(": ")[0] for s in skipped] == [f"{RUN_LOG} line {n}" for n in (2, 4, 5, 6, 7, 8)]
     assert "UTF-8" in skipped[0] and "started" in skipped[1] and "test_accuracy" in skipped[2]
     assert read_runs(tmp_path) == runs
 
