@@ -77,6 +77,8 @@ def _modelled(model_config: ModelConfig, train_config: TrainConfig) -> Estimate:
     """The cost model with the measured constants, before any calibration."""
     macs = multiply_accumulates(model_config)
     images = TRAIN_IMAGES - train_config.val_size
+    if train_config.train_size:  # a run limited to fewer training images (small sweeps)
+        images = min(images, train_config.train_size)
     steps = -(-images // train_config.batch_size)
     per_image = 3 * macs / MACS_PER_SECOND + SECONDS_PER_IMAGE
     if train_config.augment:

@@ -24,9 +24,10 @@ def test_cost_grows_with_the_work():
     quick, default, best = (estimate(*PRESETS[name], load=0).total for name in ("quick", "default", "best"))
     assert quick < default < best
     model, train = PRESETS["quick"]
-    assert estimate(model, TrainConfig(epochs=4), load=0).training == pytest.approx(
-        2 * estimate(model, train, load=0).training, 0.2
-    )
+    twice = TrainConfig(**{**train.to_dict(), "epochs": 2 * train.epochs})
+    assert estimate(model, twice, load=0).training == pytest.approx(2 * estimate(model, train, load=0).training, 0.2)
+    fewer = TrainConfig(**{**train.to_dict(), "train_size": 5000})
+    assert estimate(model, fewer, load=0).training < estimate(model, train, load=0).training / 5
     small_batches = estimate(TINY, TrainConfig(epochs=1, batch_size=32), load=0).training
     assert (
         small_batches > 2 * estimate(TINY, TrainConfig(epochs=1, batch_size=512), load=0).training
