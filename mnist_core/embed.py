@@ -10,8 +10,10 @@ among its nearest neighbours in feature space, the same way for both methods.
 from __future__ import annotations
 
 import multiprocessing
+import sys
 import threading
 import time
+import types
 from dataclasses import dataclass, field
 from multiprocessing.connection import Connection
 from multiprocessing.process import BaseProcess
@@ -105,12 +107,24 @@ def _project_into(sender: Connection, features: np.ndarray, method: str, seed: i
         sender.send((None, f"{type(exc).__name__}: {exc}"))
 
 
+_starting = threading.Lock()
+
+
 def project_in_background(features: np.ndarray, method: str = "umap", seed: int = 0) -> BackgroundProjection:
     """Start ``project(features, method, seed)`` in a fresh daemon process and return at once."""
     context = multiprocessing.get_context("spawn")  # a fork of a process running threads could deadlock
     receiver, sender = context.Pipe(duplex=False)
     process = context.Process(target=_project_into, args=(sender, features, method, seed), daemon=True)
-    process.start()
+    # A spawned child first re-runs the parent's __main__. Under Streamlit or AppTest that is a page script,
+    # which the child does not need (and, away from the dashboard's folder, cannot even import: the child
+    # died and the parent waited forever), so the child is started from an empty __main__.
+    with _starting:
+        main = sys.modules["__main__"]
+        sys.modules["__main__"] = types.ModuleType("__main__")
+        try:
+            process.start()
+        finally:
+            sys.modules["__main__"] = main
     sender.close()  # the child holds its own end
     return BackgroundProjection(process, receiver)
 
