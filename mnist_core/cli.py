@@ -57,6 +57,15 @@ def _add_root(parser: argparse.ArgumentParser) -> None:
     )
 
 
+def _add_checkpoint(parser: argparse.ArgumentParser, option: bool = False) -> None:
+    """The model to use: a positional argument, or ``--checkpoint`` where image files come first."""
+    help = f"checkpoint file (default: {default_checkpoint()})"
+    if option:
+        parser.add_argument("--checkpoint", type=Path, default=None, help=help)
+    else:
+        parser.add_argument("checkpoint", nargs="?", type=Path, default=None, help=help)
+
+
 def _bool(text: str) -> bool:
     if text.lower() in ("1", "true", "yes", "on"):
         return True
@@ -119,19 +128,13 @@ def build_parser() -> argparse.ArgumentParser:
     _add_root(p)
 
     p = commands.add_parser("evaluate", help="test-set accuracy, per-class metrics and confusion matrix")
-    p.add_argument(
-        "checkpoint",
-        nargs="?",
-        type=Path,
-        default=None,
-        help=f"checkpoint file (default: {default_checkpoint()})",
-    )
+    _add_checkpoint(p)
     p.add_argument("--json", action="store_true", help="print one JSON object instead of a report")
     _add_root(p)
 
     p = commands.add_parser("predict", help="read digits and numbers from image files")
     p.add_argument("images", nargs="+", type=Path, help=f"image files ({FORMAT_NAMES})")
-    p.add_argument("--checkpoint", type=Path, default=None, help=f"checkpoint file (default: {default_checkpoint()})")
+    _add_checkpoint(p, option=True)
     p.add_argument(
         "--json",
         action="store_true",
@@ -139,13 +142,7 @@ def build_parser() -> argparse.ArgumentParser:
     )
 
     p = commands.add_parser("export", help="write a checkpoint as ONNX or TorchScript, for other runtimes")
-    p.add_argument(
-        "checkpoint",
-        nargs="?",
-        type=Path,
-        default=None,
-        help=f"checkpoint file (default: {default_checkpoint()})",
-    )
+    _add_checkpoint(p)
     p.add_argument(
         "--format",
         choices=("onnx", "torchscript"),
@@ -187,7 +184,7 @@ def build_parser() -> argparse.ArgumentParser:
 
     p = commands.add_parser("explain", help="which pixels made the model say its digit (an attribution map)")
     p.add_argument("image", type=Path, help="image file of one digit (PNG, JPEG, GIF, BMP, ...)")
-    p.add_argument("--checkpoint", type=Path, default=None, help=f"checkpoint file (default: {default_checkpoint()})")
+    _add_checkpoint(p, option=True)
     p.add_argument(
         "--method",
         choices=["saliency", "integrated-gradients", "occlusion", "grad-cam"],
@@ -201,13 +198,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--json", action="store_true", help='print {"path", "digit", "target", "method", "map"}')
 
     p = commands.add_parser("embed", help="a 2-D map of the test images from the model's penultimate layer (CSV)")
-    p.add_argument(
-        "checkpoint",
-        nargs="?",
-        type=Path,
-        default=None,
-        help=f"checkpoint file (default: {default_checkpoint()})",
-    )
+    _add_checkpoint(p)
     p.add_argument(
         "--method", choices=["pca", "umap"], default="pca", help="pca (instant) or umap (about a minute; default: pca)"
     )

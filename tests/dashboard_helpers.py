@@ -58,3 +58,17 @@ def set_slider(page: Page, label: str, key: str, value: str) -> None:
     slider.press(key)
     expect(slider).to_have_attribute("aria-valuetext", value)
     wait_for_rerun(page)
+
+
+def draw_a_seven(page: Page) -> None:
+    """A 7 in one mouse stroke on the Draw page's canvas: the bar, then the diagonal."""
+    canvas = page.locator("canvas.upper-canvas")
+    box = canvas.bounding_box()
+    x, y = box["x"], box["y"]
+    page.mouse.move(x + 90, y + 80)
+    page.mouse.down()
+    for k in range(1, 21):
+        page.mouse.move(x + 90 + 7 * k, y + 80)
+    for k in range(1, 31):
+        page.mouse.move(x + 230 - 3 * k, y + 80 + 6.5 * k)
+    page.mouse.up()

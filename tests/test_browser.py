@@ -8,7 +8,7 @@ Without Playwright or Chromium the tests skip, unless MNIST_REQUIRE_BROWSER=1 (a
 import re
 
 import pytest
-from dashboard_helpers import screenshot, set_slider, wait_for_rerun
+from dashboard_helpers import draw_a_seven, screenshot, set_slider, wait_for_rerun
 from playwright.sync_api import expect
 
 from mnist_core.checkpoints import load_checkpoint
@@ -22,16 +22,7 @@ def test_drawing_a_digit_shows_its_prediction(server, page):
     url, _ = server
     page.goto(f"{url}/Draw")
     expect(page.get_by_text("No digit found")).to_be_visible()
-    canvas = page.locator("canvas.upper-canvas")
-    box = canvas.bounding_box()
-    x, y = box["x"], box["y"]
-    page.mouse.move(x + 90, y + 80)  # a 7: the bar, then the diagonal, in one stroke
-    page.mouse.down()
-    for k in range(1, 21):
-        page.mouse.move(x + 90 + 7 * k, y + 80)
-    for k in range(1, 31):
-        page.mouse.move(x + 230 - 3 * k, y + 80 + 6.5 * k)
-    page.mouse.up()
+    draw_a_seven(page)
     expect(page.locator("[data-testid='predicted-digit']")).to_have_text("7")
     expect(page.get_by_text("What the model sees")).to_be_visible()
     expect(page.locator(".js-plotly-plot")).to_be_visible()  # the ten probabilities

@@ -8,7 +8,7 @@ artifacts/screenshots/.
 import re
 
 import pytest
-from dashboard_helpers import screenshot, wait_for_rerun
+from dashboard_helpers import draw_a_seven, screenshot, wait_for_rerun
 from playwright.sync_api import Page, expect
 
 from mnist_core.checkpoints import save_checkpoint
@@ -18,19 +18,6 @@ from mnist_core.train import TrainConfig, train
 from mnist_core.watch import watch_panel
 
 pytestmark = pytest.mark.browser
-
-
-def draw_a_seven(page: Page) -> None:
-    canvas = page.locator("canvas.upper-canvas")
-    box = canvas.bounding_box()
-    x, y = box["x"], box["y"]
-    page.mouse.move(x + 90, y + 80)
-    page.mouse.down()
-    for k in range(1, 21):
-        page.mouse.move(x + 90 + 7 * k, y + 80)
-    for k in range(1, 31):
-        page.mouse.move(x + 230 - 3 * k, y + 80 + 6.5 * k)
-    page.mouse.up()
 
 
 def go_to(page: Page, label: str) -> None:
