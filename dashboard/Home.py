@@ -8,6 +8,7 @@ import streamlit as st
 
 import common
 from mnist_core import data
+from mnist_core.data import to_pixels
 
 model = common.page("Home", ":material/home:")
 
@@ -94,6 +95,6 @@ with samples:
     rng = np.random.default_rng(int(seed))
     labels = mnist.train_labels.numpy()
     picks = [rng.choice(np.flatnonzero(labels == digit), 12, replace=False) for digit in range(10)]
-    pixels = common.to_pixels(mnist.train_images[np.concatenate(picks)]).reshape(10, 12, 28, 28)
+    pixels = to_pixels(mnist.train_images[np.concatenate(picks)]).reshape(10, 12, 28, 28)
     grid = pixels.transpose(0, 2, 1, 3).reshape(280, 336)
     st.image(common.enlarge(grid, 2), caption="Twelve training images of each digit, one row per digit")

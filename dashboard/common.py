@@ -20,7 +20,7 @@ from PIL import Image, ImageDraw, ImageFont
 from mnist_core import checkpoints, data
 from mnist_core.checkpoints import Checkpoint, scan_checkpoints
 from mnist_core.cost import describe_seconds
-from mnist_core.data import MNIST, DataError, to_pixels  # noqa: F401  (pages show images with common.to_pixels)
+from mnist_core.data import MNIST, DataError
 from mnist_core.evaluate import predict_probabilities
 from mnist_core.jobs import Job, TrainingQueue
 

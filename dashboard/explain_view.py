@@ -15,6 +15,7 @@ import torch
 import common
 from mnist_core import explain
 from mnist_core.checkpoints import Checkpoint
+from mnist_core.data import to_pixels
 from mnist_core.evaluate import Evaluation
 from mnist_core.predict import Prediction
 from mnist_core.watch import DRAWING, WatchPanel
@@ -200,7 +201,7 @@ def calibration(result: Evaluation, key: str) -> None:
 
 def _panel_images(panel: WatchPanel, probabilities: list[list[float]]) -> list[tuple[np.ndarray, str]]:
     """Each watched image framed green (right), red (wrong) or blue (the drawing), with what the model said."""
-    pixels = common.to_pixels(panel.images)
+    pixels = to_pixels(panel.images)
     shown = []
     for image, label, probs in zip(pixels, panel.labels, probabilities):
         said = int(np.argmax(probs))

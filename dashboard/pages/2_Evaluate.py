@@ -8,6 +8,7 @@ import torch
 
 import common
 import explain_view
+from mnist_core.data import to_pixels
 from mnist_core.evaluate import ORDERS, Evaluation, Order
 
 ANY = "any"
@@ -133,7 +134,7 @@ explain_view.calibration(result, f"{model.path}:{model.created}")
 def image_grid(on_page: np.ndarray, inspected: int) -> go.Figure:
     """The page's images as one clickable picture: each image carries an invisible marker the size of the image."""
     rows = -(-len(on_page) // COLUMNS)
-    pixels = common.to_pixels(mnist.test_images[torch.from_numpy(on_page)])
+    pixels = to_pixels(mnist.test_images[torch.from_numpy(on_page)])
     mosaic = np.full((rows * TILE, COLUMNS * TILE, 3), 255, np.uint8)
     for k, (index, image) in enumerate(zip(on_page, pixels)):
         top, left = (k // COLUMNS) * TILE + 4, (k % COLUMNS) * TILE + 8
@@ -236,7 +237,7 @@ with explorer:
             )
         with detail:
             st.subheader(f"Test image #{index}")
-            st.image(common.framed(common.to_pixels(mnist.test_images[index : index + 1])[0], not errors[index], 6))
+            st.image(common.framed(to_pixels(mnist.test_images[index : index + 1])[0], not errors[index], 6))
             st.markdown(
                 f"True **{labels[index]}**, predicted **{predictions[index]}** with {confidence[index]:.1%} confidence."
             )

@@ -8,6 +8,7 @@ from plotly.subplots import make_subplots
 
 import common
 from mnist_core.compare import Comparison, settings_diff
+from mnist_core.data import to_pixels
 from mnist_core.evaluate import Evaluation
 
 PER_PAGE = 24
@@ -140,7 +141,7 @@ on_page = indices[(page - 1) * PER_PAGE : page * PER_PAGE]
 if st.session_state.get("compared") not in indices:
     st.session_state.compared = int(on_page[0])
 
-pixels = common.to_pixels(mnist.test_images[torch.from_numpy(on_page)])
+pixels = to_pixels(mnist.test_images[torch.from_numpy(on_page)])
 grid, detail = st.columns([3, 2])
 with grid:
     for row in range(0, len(on_page), COLUMNS):
@@ -158,7 +159,7 @@ with grid:
 with detail:
     index = st.session_state.compared
     st.subheader(f"Test image #{index}: a {labels[index]}")
-    st.image(common.enlarge(common.to_pixels(mnist.test_images[index : index + 1])[0], 5))
+    st.image(common.enlarge(to_pixels(mnist.test_images[index : index + 1])[0], 5))
     for name, evaluation in ((a_name, comparison.a), (b_name, comparison.b)):
         st.markdown(f"**{name}** reads **{int(evaluation.predictions[index])}**")
         st.plotly_chart(

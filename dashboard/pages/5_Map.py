@@ -10,6 +10,7 @@ import torch
 import common
 import explain_view
 from mnist_core import embed
+from mnist_core.data import to_pixels
 
 COLOURS = ["#1f77b4", "#ff7f0e", "#2ca02c", "#d62728", "#9467bd", "#8c564b", "#e377c2", "#7f7f7f", "#bcbd22", "#17becf"]
 SHOWN = 24  # selected images shown in the inspector
@@ -35,7 +36,7 @@ def umap_job(_features: np.ndarray, key: str) -> embed.BackgroundProjection:
 @st.cache_data(show_spinner=False)
 def hover_pictures() -> list[str]:
     """Each test image as 7 lines of braille (one dot per pixel): a picture in the hover label, no images needed."""
-    ink = common.to_pixels(common.dataset().test_images) > 100  # (N, 28, 28)
+    ink = to_pixels(common.dataset().test_images) > 100  # (N, 28, 28)
     cells = ink.reshape(-1, 7, 4, 14, 2).transpose(0, 1, 3, 2, 4)  # (N, row, col, 4, 2)
     codes = 0x2800 + (cells * BRAILLE).sum((3, 4))
     return ["<br>".join("".join(map(chr, row)) for row in image) for image in codes.tolist()]
@@ -153,7 +154,7 @@ st.markdown(
     + ", ".join(f"{d}s ({counts[d]})" for d in np.argsort(-counts)[:3] if counts[d])
     + (f". Showing {SHOWN}, misread ones first." if len(selected) > SHOWN else ".")
 )
-pixels = common.to_pixels(mnist.test_images[torch.tensor(selected[:SHOWN])])
+pixels = to_pixels(mnist.test_images[torch.tensor(selected[:SHOWN])])
 for start in range(0, min(len(selected), SHOWN), 8):
     for column, number, image in zip(st.columns(8), selected[start : start + 8], pixels[start : start + 8]):
         column.image(
