@@ -29,8 +29,9 @@ from photo_digits import canvases, non_digits, numbers, photos
 
 from mnist_core.checkpoints import Checkpoint, default_checkpoint, load_checkpoint
 from mnist_core.data import load_mnist
+from mnist_core.evaluate import features_and_logits
 from mnist_core.model import CNN
-from mnist_core.ood import DigitScore, features_and_logits
+from mnist_core.ood import DigitScore
 from mnist_core.predict import NO_DIGIT, NOT_A_DIGIT, digit_score, predict
 
 

@@ -29,7 +29,7 @@ from .checkpoints import (
     reserve_new_run,
 )
 from .data import DataError, default_root, fetch, load_mnist
-from .evaluate import evaluate
+from .evaluate import evaluate, features_and_logits
 from .images import FORMAT_NAMES, ImageError
 from .model import ModelConfig
 from .runs import run_training
@@ -292,7 +292,6 @@ def _train(args: argparse.Namespace, model_config: ModelConfig, train_config: Tr
 
 def _rejected(checkpoint: Checkpoint, images: torch.Tensor) -> float | None:
     """The share of ``images`` (digits) that the model's "not a digit" score would refuse; None without a score."""
-    from .ood import features_and_logits
     from .predict import digit_score
 
     score = digit_score(checkpoint)

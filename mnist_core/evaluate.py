@@ -7,7 +7,8 @@ from dataclasses import dataclass
 from typing import Literal
 
 import torch
-from torch import nn
+
+from .model import CNN
 
 Order = Literal["most confident first", "least confident first", "test set order"]
 ORDERS: tuple[Order, ...] = ("most confident first", "least confident first", "test set order")
@@ -166,28 +167,38 @@ class Evaluation:
         }
 
 
-def predict_probabilities(model: nn.Module, images: torch.Tensor, batch_size: int = 128) -> torch.Tensor:
-    """Softmax outputs for normalized images (N, 1, 28, 28), in float32 so they are the model's own.
+def features_and_logits(model: CNN, images: torch.Tensor, batch_size: int = 128) -> tuple[torch.Tensor, torch.Tensor]:
+    """The one batched forward pass every caller uses: the last conv block's channels averaged over the image
+    (N, C), which the "not a digit" score reads, and the logits (N, 10), in float32 so they are the model's own.
 
-    This is the one batched forward pass every caller uses, and it never changes the
-    caller's model: the dashboard shares one cached model between sessions, and switching
-    its layout in place while another session predicted with it gave wrong digits. Speed
-    comes from the input instead: batches laid out channels-last make oneDNN's convolutions
-    take their faster path (about twice as fast), and with a single channel only explicit
-    strides say so. A model still in training mode is run as an eval-mode copy. Batches of
-    128 keep each layer's activations in cache (measured faster than 256 or 2500).
+    It never changes the caller's model: the dashboard shares one cached model between
+    sessions, and switching its layout in place while another session predicted with it
+    gave wrong digits. Speed comes from the input instead: batches laid out channels-last
+    make oneDNN's convolutions take their faster path (about twice as fast), and with a
+    single channel only explicit strides say so. A model still in training mode is run as
+    an eval-mode copy. Batches of 128 keep each layer's activations in cache (measured
+    faster than 256 or 2500).
     """
     worker = copy.deepcopy(model).eval() if model.training else model
     device = next(worker.parameters()).device
-    chunks = []
+    features, logits = [], []
     with torch.inference_mode():
         for batch in images.split(batch_size):
             _, c, h, w = batch.shape
             channels_last = torch.empty_strided(batch.shape, (c * h * w, 1, w * c, c), device=device).copy_(batch)
-            chunks.append(torch.softmax(worker(channels_last), dim=1).float().cpu())
-    return torch.cat(chunks) if chunks else torch.empty(0, 10)
+            maps = worker.features(channels_last)
+            features.append(maps.float().mean(dim=(2, 3)).cpu())
+            logits.append(worker.classifier(maps).float().cpu())
+    if not logits:
+        return torch.empty(0, model.config.conv2_channels), torch.empty(0, 10)
+    return torch.cat(features), torch.cat(logits)
 
 
-def evaluate(model: nn.Module, images: torch.Tensor, labels: torch.Tensor) -> Evaluation:
+def predict_probabilities(model: CNN, images: torch.Tensor, batch_size: int = 128) -> torch.Tensor:
+    """Softmax outputs (N, 10) for normalized images (N, 1, 28, 28), from ``features_and_logits``."""
+    return features_and_logits(model, images, batch_size)[1].softmax(dim=1)
+
+
+def evaluate(model: CNN, images: torch.Tensor, labels: torch.Tensor) -> Evaluation:
     """Run the model over every image once; all metrics derive from those probabilities."""
     return Evaluation(labels=labels.cpu(), probabilities=predict_probabilities(model, images))

@@ -23,28 +23,12 @@ from dataclasses import dataclass
 import torch
 
 from .data import MNIST
+from .evaluate import features_and_logits
 from .model import CNN
 
 REJECT_RATE = 0.005  # of held-out MNIST digits, refused as "not a digit": half the 1% allowed on the test set
-FIT_IMAGES = 20000  # training digits for the means and covariance: plenty for 64 features, and quick
+FIT_IMAGES = 10000  # training digits for the means and covariance: 1,000 a class is plenty for 256 features
 RIDGE = 1e-3  # added to the covariance's diagonal (relative to its mean variance), so it always inverts
-
-
-@torch.inference_mode()
-def features_and_logits(model: CNN, images: torch.Tensor, batch_size: int = 256) -> tuple[torch.Tensor, torch.Tensor]:
-    """The last conv block's channels averaged over the image (N, C) and the logits (N, 10), in one forward pass.
-
-    The model is only read, never changed; it must be in eval mode (checkpoints load so).
-    """
-    device = next(model.parameters()).device
-    features, logits = [], []
-    for start in range(0, len(images), batch_size):
-        maps = model.features(images[start : start + batch_size].to(device))
-        features.append(maps.float().mean(dim=(2, 3)).cpu())
-        logits.append(model.classifier(maps).float().cpu())
-    if not features:
-        return torch.empty(0, model.config.conv2_channels), torch.empty(0, 10)
-    return torch.cat(features), torch.cat(logits)
 
 
 @dataclass(frozen=True)

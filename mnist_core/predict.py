@@ -17,9 +17,10 @@ import torch
 
 from .checkpoints import Checkpoint, default_checkpoint, load_checkpoint
 from .data import is_downloaded, load_mnist
+from .evaluate import features_and_logits
 from .images import ImageError, ImageSource
 from .model import CNN
-from .ood import DigitScore, features_and_logits, fit_digit_score
+from .ood import DigitScore, fit_digit_score
 from .preprocess import Box, preprocess
 
 NO_DIGIT = "no digit found"

@@ -64,12 +64,13 @@ class TrainConfig:
 
 
 PRESETS: dict[str, tuple[ModelConfig, TrainConfig]] = {
-    # Above 99% in one epoch (99.14% test): half the time of the two epochs at batch 256
+    # Above 99% in one epoch (99.20% test): half the time of the two epochs at batch 256
     # it replaced (99.37%), so a sweep tries twice as many settings. One epoch is too few
-    # for dropout to pay, and label smoothing added 0.1-0.2 points at no cost.
+    # for dropout to pay, and label smoothing added 0.1-0.2 points at no cost. The one-cycle
+    # peak of 1e-2 beat 6e-3 on three seeds, in bfloat16 and float32 (99.15-99.23% vs 99.11%).
     "quick": (
         ModelConfig(conv1_channels=16, conv2_channels=32, hidden_units=128, dropout=0.0),
-        TrainConfig(epochs=1, batch_size=128, lr=6e-3, label_smoothing=0.1),
+        TrainConfig(epochs=1, batch_size=128, lr=1e-2, label_smoothing=0.1),
     ),
     # The committed default: augmented, so it also reads digits people draw.
     "default": (
