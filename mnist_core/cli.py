@@ -305,6 +305,9 @@ def cmd_evaluate(args: argparse.Namespace) -> None:
     data = load_mnist(args.root)
     result = evaluate(checkpoint.model, data.test_images, data.test_labels)
     rejected = _rejected(checkpoint, data.test_images)
+    problem = result.check_recorded(checkpoint.metrics)
+    if problem:
+        print(f"warning: {_shown(checkpoint.path)}: {problem}", file=sys.stderr)
     if args.json:
         print(json.dumps({**result.summary(), "rejected": rejected}, allow_nan=False))
         return

@@ -12,6 +12,8 @@ from .model import CNN
 
 Order = Literal["most confident first", "least confident first", "test set order"]
 ORDERS: tuple[Order, ...] = ("most confident first", "least confident first", "test set order")
+# Another CPU, a GPU or bfloat16 moves a model's test accuracy by a few of the 10,000 images, never by 0.2 points.
+RECORD_TOLERANCE = 0.002
 
 
 @dataclass
@@ -156,6 +158,22 @@ class Evaluation:
                 }
             )
         return curves
+
+    def check_recorded(self, metrics: dict) -> str | None:
+        """None when a checkpoint's recorded test accuracy is what this evaluation measured; else what is wrong.
+
+        A checkpoint's metrics are whatever its file says, and anyone can write any number
+        there (a file with random weights claimed 99.52% and scored 9.8%). So pages show
+        the measured accuracy and say when the record disagrees by more than
+        RECORD_TOLERANCE, rather than trusting it.
+        """
+        recorded = metrics.get("test_accuracy")
+        if recorded is None or abs(recorded - self.accuracy) <= RECORD_TOLERANCE:
+            return None
+        return (
+            f"its file records {recorded:.2%} test accuracy, but it scores {self.accuracy:.2%} "
+            f"on the {len(self.labels):,} test images: the record is wrong"
+        )
 
     def summary(self) -> dict:
         """The JSON form: ``accuracy`` (0..1), ``per_class``, ``confusion`` (10x10) and ``n_errors``."""

@@ -85,6 +85,17 @@ def test_two_sessions_share_the_queue_cancel_each_other_and_survive_a_reload(ser
         expect(page.get_by_text(re.compile(r"b-long · epoch"))).to_have_count(0)
         screenshot(page, "truth-session-1-cancelled")
 
+        # The history lists the runs of the shared log newest first, as read_runs does: find b-waiting's row.
+        row = [r["name"] for r in read_runs(folder)].index("b-waiting")
+        assert row < 9, "the row must be in the table's first screen"
+        table = page.locator(".st-key-history [data-testid=stDataFrame]")  # not the sweep panel's trials
+        box = table.bounding_box()
+        page.mouse.click(box["x"] + 15, box["y"] + 35 + 35 * row + 17)  # that row's selection box
+        expect(
+            page.get_by_text("b-waiting was cancelled (while waiting in the queue): it left no model to use.")
+        ).to_be_visible()
+        screenshot(page, "truth-history-cancelled-row")
+
     finally:
         other.context.close()
     statuses = {r["name"]: r["status"] for r in read_runs(folder)}  # the server (and its log) is shared by tests

@@ -1,3 +1,4 @@
+import json
 import os
 import zipfile
 
@@ -142,3 +143,21 @@ def test_a_checkpoint_that_would_run_code_is_refused_and_the_code_never_runs(tmp
     assert not marker.exists()
     torch.load(path, weights_only=False)  # proof that the payload is live: a plain load runs it
     assert marker.exists()
+
+
+def test_a_recorded_accuracy_is_measured_not_trusted(tmp_path, mnist, capsys):
+    from mnist_core.cli import main
+    from mnist_core.evaluate import evaluate
+
+    torch.manual_seed(0)  # finite random weights: loads fine, scores about one in ten
+    liar = save_checkpoint(tmp_path / "liar.pt", CNN(CONFIG), TrainConfig(), {"test_accuracy": 0.9952}, [], "")
+    images, labels = mnist.test_images[:2000], mnist.test_labels[:2000]
+    problem = evaluate(load_checkpoint(liar).model, images, labels).check_recorded(load_checkpoint(liar).metrics)
+    assert problem is not None and "records 99.52% test accuracy, but it scores" in problem
+    honest = load_checkpoint()  # the committed default model's record is what it scores
+    assert evaluate(honest.model, mnist.test_images, mnist.test_labels).check_recorded(honest.metrics) is None
+
+    main(["evaluate", str(liar), "--json"])  # the CLI measures, and says so when the record disagrees
+    captured = capsys.readouterr()
+    assert "liar.pt: its file records 99.52% test accuracy" in captured.err
+    assert json.loads(captured.out)["accuracy"] < 0.5

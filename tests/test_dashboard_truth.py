@@ -7,6 +7,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+import torch
 from dashboard_helpers import HOME, button, open_page, run_until, texts
 from streamlit.testing.v1 import AppTest
 
@@ -117,3 +118,22 @@ def test_the_matrix_shows_counts_or_row_percentages(folder):
     at.segmented_control(key="matrix_view").set_value("% of each row").run()
     cells = json.loads(at.get("plotly_chart")[0].proto.spec)["data"][0]["text"]
     assert [c for c in cells if c] and all(c.endswith("%") for c in cells if c)
+
+
+def test_the_sidebar_shows_what_a_model_scores_not_what_its_file_claims(folder):
+    from mnist_core.checkpoints import save_checkpoint
+    from mnist_core.model import CNN, ModelConfig
+    from mnist_core.train import TrainConfig
+
+    torch.manual_seed(0)  # finite random weights that claim to be excellent
+    model = CNN(ModelConfig(conv1_channels=4, conv2_channels=8, hidden_units=16))
+    save_checkpoint(folder / "liar.pt", model, TrainConfig(), {"test_accuracy": 0.9952}, [], "")
+    at = open_page()
+    assert not at.sidebar.warning  # the default model scores what it records
+    at.selectbox(key="model_picker").set_value("liar").run()
+    warning = str(at.sidebar.warning[0].value)
+    assert "**liar**: its file records 99.52% test accuracy, but it scores" in warning
+    label = at.selectbox(key="model_picker").format_func("liar")
+    assert label.startswith("liar · ") and "99.52%" not in label
+    card = {m.label: m.value for m in at.metric}
+    assert card["Test accuracy"] != "99.52%" and float(card["Test accuracy"].rstrip("%")) < 50

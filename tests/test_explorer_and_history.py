@@ -4,7 +4,7 @@ import pytest
 import torch
 
 from mnist_core.evaluate import Evaluation
-from mnist_core.runs import history_rows
+from mnist_core.runs import history_rows, no_model_reason
 
 
 @pytest.fixture
@@ -69,3 +69,18 @@ def test_history_rows_put_results_first_errors_last_and_survive_damage():
         "cancelled before it started",
     )
     assert (odd["test accuracy"], odd["epochs"], odd["conv1"]) == (None, None, None)
+
+
+def test_a_row_without_a_model_says_how_its_run_ended_and_why():
+    rows = history_rows(
+        [
+            {"name": "stopped", "status": "cancelled", "error": "cancelled while waiting in the queue"},
+            {"name": "broken", "status": "failed", "error": "RuntimeError: out of memory"},
+            {"name": "busy", "status": "running"},
+        ]
+    )
+    assert [no_model_reason(row) for row in rows] == [
+        "**stopped** was cancelled (cancelled while waiting in the queue): it left no model to use.",
+        "**broken** failed (RuntimeError: out of memory): it left no model to use.",
+        "**busy** is still running: it left no model to use.",
+    ]

@@ -18,7 +18,7 @@ import sweep_view
 from mnist_core.checkpoints import CheckpointError
 from mnist_core.cost import describe_seconds, estimate
 from mnist_core.jobs import Job, QueueFull
-from mnist_core.runs import history_rows, scan_runs
+from mnist_core.runs import history_rows, no_model_reason, scan_runs
 from mnist_core.train import PRESETS
 
 common.page("Train", ":material/model_training:", own_run=False)
@@ -309,9 +309,7 @@ else:
             common.select_model(row["name"])
             st.session_state.history_note = ""
         else:
-            what = {"failed": "failed", "running": "is still running"}.get(row["status"], f"was {row['status']}")
-            reason = f" ({row['error']})" if row["error"] else ""
-            st.session_state.history_note = f"**{row['name']}** {what}{reason}: it left no model to use."
+            st.session_state.history_note = no_model_reason(row.to_dict())
 
     st.caption("Click a column to sort; select a finished run to make it the active model (marked ●).")
     if st.session_state.get("history_note"):
