@@ -6,6 +6,8 @@ Streamlit session). Without Playwright or Chromium those tests skip, unless
 MNIST_REQUIRE_BROWSER=1 (as in CI).
 """
 
+from __future__ import annotations
+
 import os
 import shutil
 import socket
