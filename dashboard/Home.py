@@ -26,12 +26,12 @@ right.page_link(
 )
 left.page_link(
     "pages/4_Compare.py",
-    label="**Compare** runs side by side: what one fixed and broke",
+    label="**Compare** runs: what one fixed and broke",
     icon=":material/compare_arrows:",
 )
 middle.page_link(
     "pages/5_Map.py",
-    label="**Map** the test set as the model sees it, and see why it decides",
+    label="**Map** the test set as the model sees it",
     icon=":material/scatter_plot:",
 )
 st.caption("The model picked in the sidebar is the one every page uses.")
