@@ -33,6 +33,7 @@ from .images import ImageError, ImageSource, from_array, load_image
 
 WORK_SIZE = 512  # the ink is found at most at this size: plenty for 20x20 results, even six in a row, and fast
 MIN_CONTRAST = 32.0  # of 255 levels: fainter marks are paper texture, faint paper lines, shadows or noise
+AMBIGUOUS = 0.2  # of the level range: a median closer than this to its middle is dim paper, not a dark ground
 NOISE_LEVELS = 5.0  # ink stands this many noise deviations above the paper (JPEG and grain are correlated)
 OPENING_SIZE = 1 / 6  # of the longer side: the top-hat's square, wider than any pen stroke of a written digit
 DUST = 0.02  # pieces with less ink than this share of the biggest piece are dust, dropped before grouping
@@ -170,12 +171,17 @@ def _polarity(gray: np.ndarray) -> tuple[np.ndarray, float]:
     """The top-hat of the ink, light on black, and its floor.
 
     Paper (or a canvas) covers most of a picture, so the median level is background and
-    ink lies on the far side of it: light ink when the median is below the middle of
-    the range. A histogram's tail or skew would be tipped by a shadow or the desk, which
-    are dark like ink; the median is not, as long as most of the paper is lit.
+    ink lies on the far side of it: light ink when the median is well below the middle
+    of the range. A histogram's tail or skew would be tipped by a shadow or the desk,
+    which are dark like ink; the median is not, as long as most of the paper is lit. A
+    median near the middle is dim paper between a dark desk and a lit patch: a photo of
+    paper, so dark ink. Light ink (a dark canvas, an MNIST image) lies on a background
+    that is dark, even and most of the picture, so its median is never near the middle.
     """
     median = float(np.median(gray[::2, ::2]))  # every 4th pixel is as good a median, 4x faster
-    residual = _top_hat(gray if median < (float(gray.min()) + float(gray.max())) / 2 else 255 - gray)
+    low, high = float(gray.min()), float(gray.max())
+    light_ink = median < (low + high) / 2 - AMBIGUOUS * (high - low)
+    residual = _top_hat(gray if light_ink else 255 - gray)
     return residual, _floor(residual)
 
 
