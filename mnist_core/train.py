@@ -78,7 +78,7 @@ PRESETS: dict[str, tuple[ModelConfig, TrainConfig]] = {
     # The committed default: augmented, so it also reads digits people draw.
     "default": (
         ModelConfig(conv1_channels=32, conv2_channels=64, hidden_units=128, dropout=0.25),
-        TrainConfig(epochs=8, batch_size=128, lr=3e-3, augment=True, outlier_exposure=0.5, label_smoothing=0.1),
+        TrainConfig(epochs=8, batch_size=128, lr=3e-3, augment=True, label_smoothing=0.1),
     ),
     # As accurate as two conv layers get, in under 10 minutes on a 2-core CPU. It holds
     # out only 1,000 images for the curves: the other 4,000 are worth more as training data.
@@ -172,6 +172,30 @@ def _watch(model: CNN, images: torch.Tensor | None, device: torch.device) -> lis
     return probabilities.mul(1e4).round().div(1e4).tolist()
 
 
+BATCH_NORM_IMAGES = 20000  # training digits that re-estimate batch norm's statistics after outlier exposure
+
+
+@torch.no_grad()
+def _digit_batch_norm(model: CNN, digits: torch.Tensor, device: torch.device) -> None:
+    """Batch norm's running statistics measured again on digits alone.
+
+    Under outlier exposure every batch is a third non-digits, so the statistics kept
+    during training describe that mixture, and real digits are then normalised wrongly:
+    the default preset with outlier exposure 0.5 measured 98.38% on the MNIST test set
+    as trained and 99.32% once its statistics came from 20,000 training digits.
+    """
+    norms = [m for m in model.modules() if isinstance(m, torch.nn.BatchNorm2d)]
+    for norm in norms:
+        norm.reset_running_stats()
+        norm.momentum = None  # a plain average over the batches below
+    model.train()
+    for batch in digits.split(500):
+        model(batch.to(device))
+    for norm in norms:
+        norm.momentum = 0.1
+    model.eval()
+
+
 def train(
     model_config: ModelConfig,
     config: TrainConfig,
@@ -223,7 +247,7 @@ def train(
             index = order[(batch - 1) * config.batch_size : batch * config.batch_size]
             x, y = train_x[index], train_y[index]
             if config.augment:
-                x = augment(x.cpu(), generator, y.cpu()).to(device)
+                x = augment(x.cpu(), generator).to(device)
             odd = outliers(x[: len(x) // 2].cpu(), generator).to(device) if config.outlier_exposure else x[:0]
             with _autocast(device):
                 logits = model(torch.cat([x, odd]) if len(odd) else x)
@@ -278,6 +302,8 @@ def train(
         if on_progress is not None:
             on_progress(report)
 
+    if config.outlier_exposure:
+        _digit_batch_norm(model, train_x[train_index[:BATCH_NORM_IMAGES]], device)
     result.seconds = time.perf_counter() - started
     # Back to the plain layout, so checkpoints and callers see an ordinary CPU model.
     result.model = model.to("cpu").to(memory_format=torch.contiguous_format).eval()
