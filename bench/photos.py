@@ -8,7 +8,7 @@ last conv features, which ood.py uses, on the penultimate features, the energy s
 and the top softmax probability); then p50/p95 of preprocess + predict for a canvas,
 a 12-megapixel phone JPEG and a photo of a 5-digit number.
 
-    python bench/photos.py
+    python bench/photos.py            # on a quiet machine: the latency targets are for an idle CPU
     python bench/photos.py --checkpoint checkpoints/run-20250101-120000.pt --repeats 20
 """
 
@@ -116,7 +116,11 @@ def main() -> None:
     )
     parser.add_argument("--repeats", type=int, default=20, help="timed calls per input (default: 20)")
     parser.add_argument("--count", type=int, default=100, help="generated images per kind (default: 100)")
+    parser.add_argument(
+        "--threads", type=int, default=1, help="torch threads; one image is too little work to share (default: 1)"
+    )
     args = parser.parse_args()
+    torch.set_num_threads(args.threads)
     checkpoint = load_checkpoint(args.checkpoint)
     with open("/proc/loadavg") as f:
         print(f"load average: {f.read().split()[0]} (on {torch.get_num_threads()} torch threads)")

@@ -315,3 +315,87 @@ def augment(images: torch.Tensor, generator: torch.Generator | None = None) -> t
     if thinner.any():  # erode half-way: finer pen
         out[thinner] = 0.5 * (out[thinner] - F.max_pool2d(-out[thinner], 3, stride=1, padding=1))
     return out
+
+
+OUTLIER_PEN = (1.5, 3.5)  # pen widths in pixels of the 28x28; MNIST's strokes are about 2-3
+
+
+def _fit(points: torch.Tensor) -> torch.Tensor:
+    """Points (N, P, 2) scaled and moved so each image's fit MNIST's 20x20 box, centred in the 28x28."""
+    low, high = points.amin(dim=1, keepdim=True), points.amax(dim=1, keepdim=True)
+    scale = 20 / (high - low).amax(dim=2, keepdim=True).clamp(min=1e-3)
+    return (points - (low + high) / 2) * scale + 14
+
+
+def _render(points: torch.Tensor, starts: torch.Tensor, widths: torch.Tensor) -> torch.Tensor:
+    """Anti-aliased ink (N, 1, 28, 28), 0..1, of line segments from ``points[i]`` to ``points[i + 1]``
+    where ``starts`` (N, P - 1) is true; points (N, P, 2) are (x, y) in pixels of the 28x28.
+
+    Ink is 1 within half the pen width of the nearest segment, fading to 0 over one pixel.
+    """
+    a, b = points[:, :-1, None], points[:, 1:, None]  # (N, S, 1, 2)
+    centres = torch.arange(28, dtype=points.dtype) + 0.5
+    pixels = torch.stack(torch.meshgrid(centres, centres, indexing="xy"), dim=-1).reshape(1, 1, -1, 2)
+    along = b - a
+    t = (((pixels - a) * along).sum(-1) / (along * along).sum(-1).clamp(min=1e-6)).clamp(0, 1)
+    distance = (pixels - a - t[..., None] * along).norm(dim=-1)  # (N, S, 784)
+    distance = distance.masked_fill(~starts[..., None], float("inf")).amin(dim=1)
+    return (widths[:, None] / 2 + 0.5 - distance).clamp(0, 1).reshape(-1, 1, 28, 28)
+
+
+def _smooth(points: torch.Tensor) -> torch.Tensor:
+    """One round of Chaikin's corner cutting: a polyline becomes a curve through its corners' neighbourhoods."""
+    a, b = points[:, :-1], points[:, 1:]
+    cut = torch.stack([0.75 * a + 0.25 * b, 0.25 * a + 0.75 * b], dim=2).flatten(1, 2)
+    return torch.cat([points[:, :1], cut, points[:, -1:]], dim=1)
+
+
+def outliers(digits: torch.Tensor, generator: torch.Generator | None = None) -> torch.Tensor:
+    """Images that are not digits, as many as ``digits`` (normalized, N x 1 x 28 x 28), for outlier exposure.
+
+    Training pushes the model's answer on these towards "all ten equally likely"
+    (Hendrycks et al., 2019), so letters, symbols and scribbles it never saw land far from
+    every digit. Three kinds, a third each, none drawn from tests/photo_digits.py's set
+    (no fonts, no named shapes): zigzags through 6-9 random points, straight or smoothed
+    into curves; 3-5 loose strokes crossing at random; and two of the given digits
+    overlapping side by side, which is no single digit either.
+    """
+    n = digits.shape[0]
+    third = n // 3
+    widths = torch.rand(2 * third, generator=generator) * (OUTLIER_PEN[1] - OUTLIER_PEN[0]) + OUTLIER_PEN[0]
+
+    corners = torch.rand(third, 9, 2, generator=generator)
+    used = torch.randint(6, 10, (third, 1), generator=generator)
+    corners = corners.gather(
+        1, torch.minimum(torch.arange(9), used - 1)[..., None].expand(-1, -1, 2)
+    )  # repeat the last
+    curved = third // 2
+    zigzags = torch.cat(
+        [
+            _render(_fit(path), torch.ones(len(path), path.shape[1] - 1, dtype=torch.bool), pens)
+            for path, pens in (
+                (_smooth(corners[:curved]), widths[:curved]),
+                (corners[curved:], widths[curved:third]),
+            )
+        ]
+    )
+
+    ends = torch.rand(third, 10, 2, generator=generator)  # 5 strokes, from ends[2k] to ends[2k + 1]
+    count = torch.randint(3, 6, (third, 1), generator=generator)
+    starts = (torch.arange(9) % 2 == 0) & (torch.arange(9) // 2 < count)
+    strokes = _render(_fit(ends), starts, widths[third:])
+
+    rest = n - 2 * third
+    partner = digits[torch.randperm(n, generator=generator)[:rest]]
+    apart = (torch.rand(rest, generator=generator) * 5 + 4) * torch.sign(torch.rand(rest, generator=generator) - 0.5)
+    pairs = torch.maximum(_shifted(digits[:rest], -apart / 2), _shifted(partner, apart / 2))
+    return torch.cat([zigzags * 2 - 1, strokes * 2 - 1, pairs])
+
+
+def _shifted(images: torch.Tensor, pixels: torch.Tensor) -> torch.Tensor:
+    """Normalized images moved right by ``pixels`` (N,) and shrunk to 3/4, so a pair side by side fits 28x28."""
+    theta = torch.zeros(len(images), 2, 3)
+    theta[:, 0, 0] = theta[:, 1, 1] = 4 / 3
+    theta[:, 0, 2] = -pixels * 2 / 28 * 4 / 3
+    grid = F.affine_grid(theta, list(images.shape), align_corners=False)
+    return F.grid_sample(images + 1, grid, align_corners=False, padding_mode="zeros") - 1

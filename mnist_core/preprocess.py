@@ -33,6 +33,7 @@ from .images import ImageError, ImageSource, from_array, load_image
 
 WORK_SIZE = 512  # the ink is found at most at this size: plenty for 20x20 results, even six in a row, and fast
 MIN_CONTRAST = 32.0  # of 255 levels: fainter marks are paper texture, faint paper lines, shadows or noise
+AMBIGUOUS = 0.2  # of the level range: a median closer than this to its middle is dim paper, not a dark ground
 NOISE_LEVELS = 5.0  # ink stands this many noise deviations above the paper (JPEG and grain are correlated)
 OPENING_SIZE = 1 / 6  # of the longer side: the top-hat's square, wider than any pen stroke of a written digit
 DUST = 0.02  # pieces with less ink than this share of the biggest piece are dust, dropped before grouping
@@ -134,8 +135,14 @@ def _otsu(values: np.ndarray) -> float:
 
 
 def _stroke_width(mask: np.ndarray) -> float:
-    """Mean stroke width in pixels: a stroke of width w and length L covers w*L pixels, 2*L of them on its edge."""
-    edge = np.count_nonzero(mask & ~ndimage.binary_erosion(mask))
+    """Mean stroke width in pixels: a stroke of width w and length L covers w*L pixels, 2*L of them on its edge.
+
+    Edge pixels are those with a 4-neighbour outside the mask (beyond the image counts as
+    outside), as scipy's binary_erosion finds them, but in five array operations: 5x faster.
+    """
+    padded = np.pad(mask, 1)
+    inner = padded[1:-1, 1:-1] & padded[:-2, 1:-1] & padded[2:, 1:-1] & padded[1:-1, :-2] & padded[1:-1, 2:]
+    edge = np.count_nonzero(mask) - np.count_nonzero(inner)
     return 2 * np.count_nonzero(mask) / edge if edge else 0.0
 
 
@@ -170,12 +177,17 @@ def _polarity(gray: np.ndarray) -> tuple[np.ndarray, float]:
     """The top-hat of the ink, light on black, and its floor.
 
     Paper (or a canvas) covers most of a picture, so the median level is background and
-    ink lies on the far side of it: light ink when the median is below the middle of
-    the range. A histogram's tail or skew would be tipped by a shadow or the desk, which
-    are dark like ink; the median is not, as long as most of the paper is lit.
+    ink lies on the far side of it: light ink when the median is well below the middle
+    of the range. A histogram's tail or skew would be tipped by a shadow or the desk,
+    which are dark like ink; the median is not, as long as most of the paper is lit. A
+    median near the middle is dim paper between a dark desk and a lit patch: a photo of
+    paper, so dark ink. Light ink (a dark canvas, an MNIST image) lies on a background
+    that is dark, even and most of the picture, so its median is never near the middle.
     """
     median = float(np.median(gray[::2, ::2]))  # every 4th pixel is as good a median, 4x faster
-    residual = _top_hat(gray if median < (float(gray.min()) + float(gray.max())) / 2 else 255 - gray)
+    low, high = float(gray.min()), float(gray.max())
+    light_ink = median < (low + high) / 2 - AMBIGUOUS * (high - low)
+    residual = _top_hat(gray if light_ink else 255 - gray)
     return residual, _floor(residual)
 
 
@@ -190,7 +202,7 @@ def _ink(gray: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray] | None:
     residual, floor = _polarity(gray)
     marks, _ = ndimage.label(residual > floor)
     edge_labels = np.unique(np.concatenate([marks[0], marks[-1], marks[:, 0], marks[:, -1]]))
-    at_edge = np.isin(marks, edge_labels[edge_labels > 0])
+    at_edge = np.isin(marks, edge_labels[edge_labels > 0], kind="table")
     inside = residual[~at_edge] if (marks[~at_edge] > 0).any() else residual
     level = max(_otsu(inside), floor)
     mask = residual > level
@@ -283,12 +295,15 @@ def _row(groups: list[_Group], pieces: np.ndarray, ink: np.ndarray) -> list[_Gro
     """
     size = max(pieces.shape)
     total = float(ink[pieces > 0].sum())
-    shaped = [g for g in groups if _is_digit(np.isin(pieces[_slice(g.box)], g.labels), size)]
+    shaped = [g for g in groups if _is_digit(np.isin(pieces[_slice(g.box)], g.labels, kind="table"), size)]
     inside = [g for g in shaped if not _touches_border(g.box, pieces.shape)]
     candidates = inside or shaped
     if not candidates:
         return []
-    masses = {id(g): float(ink[_slice(g.box)][np.isin(pieces[_slice(g.box)], g.labels)].sum()) for g in candidates}
+    masses = {
+        id(g): float(ink[_slice(g.box)][np.isin(pieces[_slice(g.box)], g.labels, kind="table")].sum())
+        for g in candidates
+    }
     main = max(candidates, key=lambda g: masses[id(g)])
     low, high = ROW_HEIGHT
 
@@ -437,7 +452,9 @@ def preprocess(source: ImageSource) -> Preprocessed:
     digits = []
     for group in row:
         region = _slice(group.box)
-        piece_ink = np.where(np.isin(pieces[region], group.labels), steps["ink"][region], 0).astype(np.uint8)
+        piece_ink = np.where(np.isin(pieces[region], group.labels, kind="table"), steps["ink"][region], 0).astype(
+            np.uint8
+        )
         digit_width = float(np.median(single)) if len(single) >= 2 else DIGIT_ASPECT * group.height
         for part in _split(group, piece_ink, max(digit_width, 0.5 * group.height)):
             digit = _digit(part, (group.box[0], group.box[1]), scale)

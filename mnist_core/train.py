@@ -21,7 +21,7 @@ from typing import Literal
 import torch
 import torch.nn.functional as F
 
-from .data import MNIST, augment
+from .data import MNIST, augment, outliers
 from .model import CNN, ModelConfig
 
 SCHEDULES = ("onecycle", "cosine", "constant")
@@ -36,6 +36,7 @@ class TrainConfig:
     weight_decay: float = 0.0
     label_smoothing: float = 0.0
     augment: bool = False
+    outlier_exposure: float = 0.0  # weight of the loss that pushes non-digits (data.outliers) to uniform; 0 is off
     val_size: int = 5000  # held out of the 60,000 training images for the curves
     train_size: int = 0  # train on only this many of the rest (0: all of them); small sweeps and tests
     seed: int = 0
@@ -54,6 +55,8 @@ class TrainConfig:
             raise ValueError("lr, weight_decay and label_smoothing must be finite numbers")
         if self.weight_decay < 0 or not 0 <= self.label_smoothing < 1:
             raise ValueError("weight_decay must be >= 0 and label_smoothing in [0, 1)")
+        if not 0 <= self.outlier_exposure <= 10 or not math.isfinite(self.outlier_exposure):
+            raise ValueError(f"outlier_exposure must be between 0 and 10, got {self.outlier_exposure}")
         if not 0 <= self.val_size <= 30000:
             raise ValueError(f"val_size must be between 0 and 30000, got {self.val_size}")
         if not 0 <= self.train_size <= 60000:
@@ -169,6 +172,30 @@ def _watch(model: CNN, images: torch.Tensor | None, device: torch.device) -> lis
     return probabilities.mul(1e4).round().div(1e4).tolist()
 
 
+BATCH_NORM_IMAGES = 20000  # training digits that re-estimate batch norm's statistics after outlier exposure
+
+
+@torch.no_grad()
+def _digit_batch_norm(model: CNN, digits: torch.Tensor, device: torch.device) -> None:
+    """Batch norm's running statistics measured again on digits alone.
+
+    Under outlier exposure every batch is a third non-digits, so the statistics kept
+    during training describe that mixture, and real digits are then normalised wrongly:
+    the default preset with outlier exposure 0.5 measured 98.38% on the MNIST test set
+    as trained and 99.32% once its statistics came from 20,000 training digits.
+    """
+    norms = [m for m in model.modules() if isinstance(m, torch.nn.BatchNorm2d)]
+    for norm in norms:
+        norm.reset_running_stats()
+        norm.momentum = None  # a plain average over the batches below
+    model.train()
+    for batch in digits.split(500):
+        model(batch.to(device))
+    for norm in norms:
+        norm.momentum = 0.1
+    model.eval()
+
+
 def train(
     model_config: ModelConfig,
     config: TrainConfig,
@@ -221,9 +248,13 @@ def train(
             x, y = train_x[index], train_y[index]
             if config.augment:
                 x = augment(x.cpu(), generator).to(device)
+            odd = outliers(x[: len(x) // 2].cpu(), generator).to(device) if config.outlier_exposure else x[:0]
             with _autocast(device):
-                logits = model(x)
+                logits = model(torch.cat([x, odd]) if len(odd) else x)
+            logits, odd_logits = logits[: len(y)], logits[len(y) :]
             loss = F.cross_entropy(logits.float(), y, label_smoothing=config.label_smoothing)
+            if len(odd):  # cross-entropy to the uniform distribution on the outliers (Hendrycks et al., 2019)
+                loss = loss - config.outlier_exposure * odd_logits.float().log_softmax(dim=1).mean()
             optimizer.zero_grad(set_to_none=True)
             loss.backward()
             optimizer.step()
@@ -271,6 +302,8 @@ def train(
         if on_progress is not None:
             on_progress(report)
 
+    if config.outlier_exposure:
+        _digit_batch_norm(model, train_x[train_index[:BATCH_NORM_IMAGES]], device)
     result.seconds = time.perf_counter() - started
     # Back to the plain layout, so checkpoints and callers see an ordinary CPU model.
     result.model = model.to("cpu").to(memory_format=torch.contiguous_format).eval()

@@ -39,6 +39,7 @@ def test_photo_number_and_letter_on_the_draw_page(server, page, tmp_path):
     expect(page.locator("[data-testid='predicted-digit']")).to_have_text(photo.label)
     expect(page.get_by_text("Reading photo.jpg")).to_be_visible()
     expect(page.locator("canvas.upper-canvas")).to_have_count(0)  # the canvas gives way: no strokes ignored
+    expect(page.get_by_role("button", name="Add files")).to_be_hidden()  # one picture is read, so one is taken
     wait_for_rerun(page)
     screenshot(page, "draw-photo")
 
@@ -69,3 +70,30 @@ def test_a_new_pen_width_clears_the_drawing_and_its_prediction(server, page):
     set_slider(page, "Pen width", "End", "40")
     expect(page.get_by_text("No digit found")).to_be_visible()  # the canvas is blank, and so is the answer
     screenshot(page, "draw-new-width")
+
+
+def test_the_canvas_shows_no_toolbar_and_clear_still_works(server, page):
+    url, _ = server
+    page.goto(f"{url}/Draw")
+    canvas = page.locator("canvas.upper-canvas")
+    box = canvas.bounding_box()
+    x, y = box["x"], box["y"]
+    page.mouse.move(x + 160, y + 40)
+    page.mouse.down()
+    for k in range(1, 26):
+        page.mouse.move(x + 160, y + 40 + 10 * k)
+    page.mouse.up()
+    expect(page.locator("[data-testid='predicted-digit']")).to_have_text("1")
+    page.mouse.move(x + 300, y + 10)  # hovering the drawing is what shows the component's toolbar
+    page.wait_for_timeout(500)
+    reset = page.get_by_role("button", name="Reset canvas & history")
+    reset_box = reset.bounding_box()
+    assert reset_box is not None and reset_box["y"] + reset_box["height"] <= y + 1  # it would sit above the drawing
+    hit = page.evaluate(
+        "([x, y]) => !!document.elementFromPoint(x, y)?.closest(\"[class*='st-key-canvas-']\")",
+        [reset_box["x"] + reset_box["width"] / 2, reset_box["y"] + reset_box["height"] / 2],
+    )
+    assert not hit  # clipped away: neither seen nor clickable
+    screenshot(page, "draw-no-toolbar")
+    page.get_by_role("button", name="Clear").click()
+    expect(page.get_by_text("No digit found")).to_be_visible()

@@ -1,8 +1,10 @@
 """What people really bring, read by the default model: photos, whole numbers, and things that are not digits.
 
-The set is generated (photo_digits.py) by a different recipe than custom_digits.py;
-the accuracy floors below are the issue's targets or, where not yet reached, the
-measured level (see the report in bench/RESULTS.md), so a regression fails.
+The set is generated (photo_digits.py) by a different recipe than custom_digits.py. The
+issue's targets are photos of one digit 97%, whole numbers exactly right 90%, non-digits
+flagged 80% and MNIST test digits refused at most 1%; the committed model reaches the
+last, and the floors of the others are its measured levels (bench/RESULTS.md), so a
+regression fails while the gap stays visible.
 """
 
 from collections import defaultdict
@@ -28,7 +30,7 @@ def test_photos_of_one_digit():
     by_ink = defaultdict(list)
     for s, p in zip(samples, predictions):
         by_ink[s.kind].append(p.number == s.label)
-    assert _accuracy(samples, predictions) >= 0.9, {k: np.mean(v) for k, v in by_ink.items()}
+    assert _accuracy(samples, predictions) >= 0.95, {k: np.mean(v) for k, v in by_ink.items()}
     assert all(p.digit == int(p.number) for p in predictions if p.number and len(p.number) == 1)
 
 
@@ -40,7 +42,7 @@ def test_canvas_drawings_including_flagged_ones_and_open_fours():
 def test_whole_numbers_are_read_left_to_right():
     samples = numbers(30)
     predictions = predict([s.image for s in samples])
-    assert _accuracy(samples, predictions) >= 0.7
+    assert _accuracy(samples, predictions) >= 0.8
     for s, p in zip(samples, predictions):
         assert p.digit is None or len(p.digits) == 1
         if p.number == s.label:

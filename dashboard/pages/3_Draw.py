@@ -51,11 +51,18 @@ st.caption(
 )
 
 st.session_state.setdefault("canvas_number", 0)
+# One way to start again (Clear) and one picture at a time: the canvas component has no option to hide its own
+# toolbar (send, undo, redo, edit, reset), which pops up above the drawing, so its container clips what lies
+# outside the drawing; the uploader's "+" would add a second file, of which only one is read.
+st.html(
+    "<style>[class*='st-key-canvas-'] {clip-path: inset(0)} "
+    ".st-key-upload button[aria-label='Add files'] {display: none}</style>"
+)
 drawing, answer = st.columns([1, 1], gap="large")
 with drawing:
     upload_column, camera_column = st.columns(2)
     upload = upload_column.file_uploader(
-        "Upload a picture", type=["png", "jpg", "jpeg", "bmp", "gif", "webp"], accept_multiple_files=False
+        "Upload a picture", type=["png", "jpg", "jpeg", "bmp", "gif", "webp"], accept_multiple_files=False, key="upload"
     )
     with camera_column.expander("Take a photo", icon=":material/photo_camera:"):
         photo = st.camera_input("Photo of a digit or a number", label_visibility="collapsed")
