@@ -247,7 +247,7 @@ def train(
             index = order[(batch - 1) * config.batch_size : batch * config.batch_size]
             x, y = train_x[index], train_y[index]
             if config.augment:
-                x = augment(x.cpu(), generator).to(device)
+                x = augment(x.cpu(), generator, y.cpu()).to(device)
             odd = outliers(x[: len(x) // 2].cpu(), generator).to(device) if config.outlier_exposure else x[:0]
             with _autocast(device):
                 logits = model(torch.cat([x, odd]) if len(odd) else x)

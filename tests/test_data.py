@@ -158,3 +158,18 @@ def test_is_downloaded_sees_each_missing_file(tmp_path, mnist):
     (raw_dir(root) / list(data.SHA256)[3]).write_bytes(b"x")
     assert data.is_downloaded(root)  # present, not verified: that is load_mnist's job
     assert len(missing_files(root)) == 4
+
+
+def test_some_ones_get_the_flag_most_of_the_world_writes_and_nothing_else_changes(mnist):
+    from mnist_core.data import FLAGGED_ONES, _flag_ones
+
+    images, labels = mnist.train_images[:2000], mnist.train_labels[:2000]
+    out = _flag_ones(images, labels, torch.Generator().manual_seed(0))
+    changed = (out != images).flatten(1).any(dim=1)
+    assert not changed[labels != 1].any()  # only 1s
+    share = changed[labels == 1].float().mean().item()
+    assert abs(share - FLAGGED_ONES) < 0.1
+    assert (out >= images).all()  # ink is added, never taken away
+    added = (out - images)[changed].squeeze(1).sum(dim=0)  # (28, 28) where the flags went
+    top_left, bottom_right = added[:14, :14].sum(), added[14:, 14:].sum()
+    assert top_left > bottom_right  # the flag hangs down to the left of the top of the stroke

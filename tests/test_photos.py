@@ -2,9 +2,9 @@
 
 The set is generated (photo_digits.py) by a different recipe than custom_digits.py. The
 issue's targets are photos of one digit 97%, whole numbers exactly right 90%, non-digits
-flagged 80% and MNIST test digits refused at most 1%; the committed model reaches the
-last, and the floors of the others are its measured levels (bench/RESULTS.md), so a
-regression fails while the gap stays visible.
+flagged 80% and MNIST test digits refused at most 1%. The committed model reaches all but
+the non-digits, whose floor is its measured level (bench/RESULTS.md), so a regression
+fails while the gap stays visible.
 """
 
 from collections import defaultdict
@@ -30,19 +30,19 @@ def test_photos_of_one_digit():
     by_ink = defaultdict(list)
     for s, p in zip(samples, predictions):
         by_ink[s.kind].append(p.number == s.label)
-    assert _accuracy(samples, predictions) >= 0.95, {k: np.mean(v) for k, v in by_ink.items()}
+    assert _accuracy(samples, predictions) >= 0.97, {k: np.mean(v) for k, v in by_ink.items()}
     assert all(p.digit == int(p.number) for p in predictions if p.number and len(p.number) == 1)
 
 
 def test_canvas_drawings_including_flagged_ones_and_open_fours():
     samples = canvases(60)
-    assert _accuracy(samples, predict([s.image for s in samples])) >= 0.95
+    assert _accuracy(samples, predict([s.image for s in samples])) >= 0.97
 
 
 def test_whole_numbers_are_read_left_to_right():
-    samples = numbers(30)
+    samples = numbers(50)
     predictions = predict([s.image for s in samples])
-    assert _accuracy(samples, predictions) >= 0.8
+    assert _accuracy(samples, predictions) >= 0.9
     for s, p in zip(samples, predictions):
         assert p.digit is None or len(p.digits) == 1
         if p.number == s.label:
@@ -58,7 +58,7 @@ def test_non_digits_are_flagged_not_guessed():
     samples = non_digits(45)
     predictions = predict([s.image for s in samples])
     flagged = [p.error in (NOT_A_DIGIT, NO_DIGIT) or "?" in (p.number or "") for p in predictions]
-    assert np.mean(flagged) >= 0.5
+    assert np.mean(flagged) >= 0.65
     for p in predictions:
         if p.error == NOT_A_DIGIT:
             assert p.digit is None and p.number is None
