@@ -1,8 +1,8 @@
 """Shared fixtures: the real MNIST, a temporary checkpoint folder, and the dashboard in Chromium.
 
-The browser fixtures start one `streamlit run dashboard/Home.py` per test session, its
-checkpoints in a temporary folder, and give each test a new browser context (its own
-Streamlit session). Without Playwright or Chromium those tests skip, unless
+The browser fixtures start one `streamlit run dashboard/Home.py` per test session (per
+pytest-xdist worker), its checkpoints in a temporary folder, and give each test a new
+browser context (its own Streamlit session). Without Playwright or Chromium those tests skip, unless
 MNIST_REQUIRE_BROWSER=1 (as in CI).
 """
 
