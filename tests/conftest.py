@@ -1,14 +1,20 @@
 """Shared fixtures: the real MNIST, a temporary checkpoint folder, and the dashboard in Chromium.
 
-The browser fixtures start one `streamlit run dashboard/Home.py` per test session, its
-checkpoints in a temporary folder, and give each test a new browser context (its own
-Streamlit session). Without Playwright or Chromium those tests skip, unless
+The browser fixtures start one `streamlit run dashboard/Home.py` per test session (per
+pytest-xdist worker), its checkpoints in a temporary folder, and give each test a new
+browser context (its own Streamlit session). Without Playwright or Chromium those tests skip, unless
 MNIST_REQUIRE_BROWSER=1 (as in CI).
 """
 
 from __future__ import annotations
 
 import os
+
+# One torch thread per process, here and in every process the tests start (the dashboard's server, CLI
+# workers, the notebook's kernel). On a loaded 2-core machine two threads that wait for each other at
+# every layer ran one epoch of a small model 8 to 16 times slower than one thread did.
+os.environ["OMP_NUM_THREADS"] = "1"
+
 import shutil
 import socket
 import subprocess
@@ -18,8 +24,11 @@ import urllib.request
 from pathlib import Path
 
 import pytest
+import torch
 
 from mnist_core.data import MNIST, load_mnist
+
+torch.set_num_threads(1)  # in case a plugin imported torch before the variable was set
 
 REPO = Path(__file__).resolve().parent.parent
 DEFAULT_MODEL = REPO / "checkpoints" / "default.pt"

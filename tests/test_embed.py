@@ -5,6 +5,7 @@ import time
 
 import numpy as np
 import pytest
+import torch
 
 from mnist_core import embed
 from mnist_core.checkpoints import load_checkpoint
@@ -35,8 +36,16 @@ def test_pca_map_is_deterministic_and_keeps_digits_together(features):
     assert agreement > 0.75 and shuffled < 0.2, (agreement, shuffled)
 
 
+@pytest.fixture
+def torch_threads_kept():
+    """UMAP leaves the process's OpenMP thread count at 2, which torch shares: put back what the suite chose."""
+    threads = torch.get_num_threads()
+    yield
+    torch.set_num_threads(threads)
+
+
 @pytest.mark.slow  # umap-learn's numba code compiles on first use: tens of seconds
-def test_umap_map_is_deterministic_for_a_seed_and_keeps_digits_together(features):
+def test_umap_map_is_deterministic_for_a_seed_and_keeps_digits_together(features, torch_threads_kept):
     values, labels = features[0][:1000], features[1][:1000]
     points = embed.project(values, "umap", seed=3)
     np.testing.assert_array_equal(points, embed.project(values, "umap", seed=3))
