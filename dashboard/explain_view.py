@@ -281,8 +281,9 @@ def watch_replay(checkpoints: list[Checkpoint], preferred: str | None = None) ->
         st.caption("Runs trained here from now on record how their predictions change, epoch by epoch.")
         return
     names = list(watched)
-    if preferred in watched and st.session_state.get("replay_run") not in watched:
-        st.session_state.replay_run = preferred
+    # Your run, once, as soon as it has finished; after that the choice stays yours.
+    if preferred in watched and st.session_state.get("replay_shown") != preferred:
+        st.session_state.replay_run = st.session_state.replay_shown = preferred
     name = st.selectbox("Run", names, key="replay_run")
     checkpoint = watched[name or names[0]]
     epochs = [h["watch"] for h in checkpoint.history]

@@ -89,6 +89,7 @@ def test_two_sessions_share_the_queue_cancel_each_other_and_survive_a_reload(ser
         row = [r["name"] for r in read_runs(folder)].index("b-waiting")
         assert row < 9, "the row must be in the table's first screen"
         table = page.locator(".st-key-history [data-testid=stDataFrame]")  # not the sweep panel's trials
+        table.scroll_into_view_if_needed()  # mouse clicks land only inside the window
         box = table.bounding_box()
         page.mouse.click(box["x"] + 15, box["y"] + 35 + 35 * row + 17)  # that row's selection box
         expect(

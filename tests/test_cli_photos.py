@@ -25,7 +25,7 @@ def files(tmp_path):
         number.paste(draw_digit(int(d), size=(170, 300), top_left=(30, 60), height=180, pen=14), (50 + 175 * i, 0))
     Image.eval(number, lambda v: 255 - v).save(tmp_path / "2026.png")
     Image.eval(draw_digit(7, pen=16), lambda v: 255 - v).save(tmp_path / "seven.png")
-    letter = _letter("E", 200, np.random.default_rng(0))
+    letter = _letter("W", 200, np.random.default_rng(0))  # the CLI's format; how many letters are caught: test_photos
     page = Image.new("L", (320, 320), 0)
     page.paste(letter, ((320 - letter.width) // 2, 60))
     Image.eval(page, lambda v: 255 - v).save(tmp_path / "letter.png")
