@@ -72,3 +72,15 @@ def draw_a_seven(page: Page) -> None:
     for k in range(1, 31):
         page.mouse.move(x + 230 - 3 * k, y + 80 + 6.5 * k)
     page.mouse.up()
+
+
+def draw_a_one(page: Page) -> tuple[float, float]:
+    """A 1 in one mouse stroke down the Draw page's canvas; returns the canvas's top-left corner."""
+    box = page.locator("canvas.upper-canvas").bounding_box()
+    x, y = box["x"], box["y"]
+    page.mouse.move(x + 160, y + 40)
+    page.mouse.down()
+    for k in range(1, 26):
+        page.mouse.move(x + 160, y + 40 + 10 * k)
+    page.mouse.up()
+    return x, y

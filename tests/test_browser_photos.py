@@ -4,7 +4,7 @@ Screenshots land in artifacts/screenshots/ (draw-photo, draw-number, draw-letter
 """
 
 import pytest
-from dashboard_helpers import screenshot, set_slider, wait_for_rerun
+from dashboard_helpers import draw_a_one, screenshot, set_slider, wait_for_rerun
 from photo_digits import _letter, _on_page, _photograph, numbers, photos
 from playwright.sync_api import expect
 
@@ -58,14 +58,7 @@ def test_photo_number_and_letter_on_the_draw_page(server, page, tmp_path):
 def test_a_new_pen_width_clears_the_drawing_and_its_prediction(server, page):
     url, _ = server
     page.goto(f"{url}/Draw")
-    canvas = page.locator("canvas.upper-canvas")
-    box = canvas.bounding_box()
-    x, y = box["x"], box["y"]
-    page.mouse.move(x + 160, y + 40)  # a 1: one stroke down
-    page.mouse.down()
-    for k in range(1, 26):
-        page.mouse.move(x + 160, y + 40 + 10 * k)
-    page.mouse.up()
+    draw_a_one(page)
     expect(page.locator("[data-testid='predicted-digit']")).to_have_text("1")
     set_slider(page, "Pen width", "End", "40")
     expect(page.get_by_text("No digit found")).to_be_visible()  # the canvas is blank, and so is the answer
@@ -75,14 +68,7 @@ def test_a_new_pen_width_clears_the_drawing_and_its_prediction(server, page):
 def test_the_canvas_shows_no_toolbar_and_clear_still_works(server, page):
     url, _ = server
     page.goto(f"{url}/Draw")
-    canvas = page.locator("canvas.upper-canvas")
-    box = canvas.bounding_box()
-    x, y = box["x"], box["y"]
-    page.mouse.move(x + 160, y + 40)
-    page.mouse.down()
-    for k in range(1, 26):
-        page.mouse.move(x + 160, y + 40 + 10 * k)
-    page.mouse.up()
+    x, y = draw_a_one(page)
     expect(page.locator("[data-testid='predicted-digit']")).to_have_text("1")
     page.mouse.move(x + 300, y + 10)  # hovering the drawing is what shows the component's toolbar
     page.wait_for_timeout(500)
