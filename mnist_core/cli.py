@@ -431,7 +431,7 @@ def cmd_compare(args: argparse.Namespace) -> None:
 def cmd_sweep(args: argparse.Namespace) -> None:
     import optuna
 
-    from .sweep import SweepError, run_sweep, summary
+    from .sweep import SweepError, describe_trial, run_sweep, summary
 
     optuna.logging.set_verbosity(optuna.logging.WARNING)  # one line per trial, printed below
     fixed = {
@@ -442,12 +442,7 @@ def cmd_sweep(args: argparse.Namespace) -> None:
     }
 
     def on_trial(trial: optuna.trial.FrozenTrial) -> None:
-        params = ", ".join(f"{k}={v:.3g}" if isinstance(v, float) else f"{k}={v}" for k, v in trial.params.items())
-        if trial.value is not None:
-            outcome = f"val accuracy {trial.value:.2%}, test {trial.user_attrs['test_accuracy']:.2%}"
-        else:
-            outcome = trial.state.name.lower()
-        print(f"trial {trial.number}: {outcome} ({params})", flush=True)
+        print(describe_trial(trial), flush=True)
 
     try:
         study = run_sweep(

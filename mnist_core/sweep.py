@@ -280,6 +280,18 @@ def run_sweep(
     return study
 
 
+def describe_trial(trial: FrozenTrial) -> str:
+    """One line for a finished trial, as ``sweep`` prints it when the trial ends."""
+    params = ", ".join(f"{k}={v:.3g}" if isinstance(v, float) else f"{k}={v}" for k, v in trial.params.items())
+    if trial.state == TrialState.COMPLETE:
+        outcome = f"val accuracy {trial.value:.2%}, test {trial.user_attrs['test_accuracy']:.2%}"
+    elif trial.state == TrialState.PRUNED and trial.value is not None:
+        outcome = f"pruned at val accuracy {trial.value:.2%}"  # Optuna keeps the last value reported
+    else:
+        outcome = trial.state.name.lower()
+    return f"trial {trial.number}: {outcome} ({params})"
+
+
 def summary(study: optuna.Study) -> dict:
     """The JSON form: ``study``, ``best`` (or None) and every trial, as ``sweep --json`` prints it."""
 

@@ -19,7 +19,7 @@ import pytest
 from mnist_core.checkpoints import load_checkpoint
 from mnist_core.jobs import TrainingQueue
 from mnist_core.runs import read_runs
-from mnist_core.sweep import SweepError, open_storage, run_sweep, summary
+from mnist_core.sweep import SweepError, describe_trial, open_storage, run_sweep, summary
 from mnist_core.train import PRESETS
 
 # Fixed for every trial, so each takes seconds; the rest (lr, batch size, dropout, augmentation) is searched.
@@ -57,6 +57,7 @@ def test_a_trial_below_the_pruners_threshold_stops_after_its_first_epoch(tmp_pat
     )
     [trial] = study.trials
     assert trial.state == optuna.trial.TrialState.PRUNED and list(trial.intermediate_values) == [1]
+    assert describe_trial(trial).startswith(f"trial 0: pruned at val accuracy {trial.intermediate_values[1]:.2%} (")
     assert summary(study)["trials"][0]["checkpoint"] is None and not list(tmp_path.glob("*.pt"))
     [run] = read_runs(tmp_path)
     assert run["status"] == "cancelled" and "epoch 2" in run["error"]
