@@ -185,14 +185,15 @@ def _digit_batch_norm(model: CNN, digits: torch.Tensor, device: torch.device) ->
     as trained and 99.32% once its statistics came from 20,000 training digits.
     """
     norms = [m for m in model.modules() if isinstance(m, torch.nn.BatchNorm2d)]
+    momenta = [norm.momentum for norm in norms]
     for norm in norms:
         norm.reset_running_stats()
         norm.momentum = None  # a plain average over the batches below
     model.train()
     for batch in digits.split(500):
         model(batch.to(device))
-    for norm in norms:
-        norm.momentum = 0.1
+    for norm, momentum in zip(norms, momenta):
+        norm.momentum = momentum
     model.eval()
 
 
