@@ -21,7 +21,6 @@ from dataclasses import dataclass
 from .model import ModelConfig
 from .train import TrainConfig
 
-TRAIN_IMAGES = 60000
 TEST_IMAGES = 10000
 
 # Fitted on a 2-core CPU: the shape from single-thread CPU time of each setting (insensitive to other
@@ -76,9 +75,7 @@ def weights(config: ModelConfig) -> int:
 def _modelled(model_config: ModelConfig, train_config: TrainConfig) -> Estimate:
     """The cost model with the measured constants, before any calibration."""
     macs = multiply_accumulates(model_config)
-    images = TRAIN_IMAGES - train_config.val_size
-    if train_config.train_size:  # a run limited to fewer training images (small sweeps)
-        images = min(images, train_config.train_size)
+    images = train_config.images_per_epoch
     steps = -(-images // train_config.batch_size)
     per_image = 3 * macs / MACS_PER_SECOND + SECONDS_PER_IMAGE
     if train_config.augment:

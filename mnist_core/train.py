@@ -24,6 +24,8 @@ import torch.nn.functional as F
 from .data import MNIST, augment, outliers
 from .model import CNN, ModelConfig
 
+TRAIN_IMAGES = 60000  # MNIST's training set, from which the validation split is held out
+
 SCHEDULES = ("onecycle", "cosine", "constant")
 
 
@@ -38,7 +40,7 @@ class TrainConfig:
     augment: bool = False
     outlier_exposure: float = 0.0  # weight of the loss that pushes non-digits (data.outliers) to uniform; 0 is off
     val_size: int = 5000  # held out of the 60,000 training images for the curves
-    train_size: int = 0  # train on only this many of the rest (0: all of them); small sweeps and tests
+    train_size: int = 0  # train on only this many of the rest (0: all of them): a faster look, small sweeps
     seed: int = 0
     device: str = "auto"  # "auto" picks CUDA, then MPS, then the CPU
 
@@ -61,6 +63,12 @@ class TrainConfig:
             raise ValueError(f"val_size must be between 0 and 30000, got {self.val_size}")
         if not 0 <= self.train_size <= 60000:
             raise ValueError(f"train_size must be between 0 and 60000, got {self.train_size}")
+
+    @property
+    def images_per_epoch(self) -> int:
+        """The training images one epoch goes through: MNIST's 60,000 less the validation split, or train_size."""
+        rest = TRAIN_IMAGES - self.val_size
+        return min(rest, self.train_size) if self.train_size else rest
 
     def to_dict(self) -> dict:
         return asdict(self)

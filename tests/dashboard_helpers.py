@@ -30,6 +30,20 @@ def button(at: AppTest, label: str):
     return next(b for b in at.button if b.label == label)
 
 
+def tiny_settings(at: AppTest, name: str, epochs: int = 1, images: int = 1000) -> None:
+    """Train page settings for a run of seconds: a tiny model on ``images`` training images (0: all of them).
+
+    A run that must still be going while the test acts on it (a queue, a cancel) trains on all
+    of them for many epochs; any other needs only to finish.
+    """
+    at.slider(key="epochs").set_value(epochs)
+    at.select_slider(key="train_size").set_value(images)
+    for key, value in (("conv1", 4), ("conv2", 8), ("hidden", 16), ("batch_size", 512)):
+        at.select_slider(key=key).set_value(value)
+    at.text_input(key="run_name").input(name)
+    at.run()
+
+
 def run_until(at: AppTest, condition, timeout: float = 180) -> None:
     """Rerun the page (as its live view does every second) until ``condition(at)`` holds."""
     deadline = time.monotonic() + timeout
@@ -58,6 +72,20 @@ def set_slider(page: Page, label: str, key: str, value: str) -> None:
     slider.press(key)
     expect(slider).to_have_attribute("aria-valuetext", value)
     wait_for_rerun(page)
+
+
+def tiny_run(page: Page, name: str, long: bool = False) -> None:
+    """Start a run of a tiny model on the Train page: 1 epoch, long enough to watch its progress, or (``long``)
+    30 epochs, for a test that acts on a run while it is still going."""
+    set_slider(page, "Epochs", "End" if long else "Home", "30" if long else "1")
+    set_slider(page, "Batch size", "End", "512")
+    set_slider(page, "Conv 1 channels", "Home", "4")
+    set_slider(page, "Conv 2 channels", "Home", "8")
+    set_slider(page, "Hidden units", "Home", "16")
+    page.get_by_label("Run name (optional)").fill(name)
+    page.get_by_label("Run name (optional)").press("Enter")
+    wait_for_rerun(page)
+    page.get_by_role("button", name="Start training").click()
 
 
 def draw_a_seven(page: Page) -> None:

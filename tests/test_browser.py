@@ -8,7 +8,7 @@ Without Playwright or Chromium the tests skip, unless MNIST_REQUIRE_BROWSER=1 (a
 import re
 
 import pytest
-from dashboard_helpers import draw_a_seven, screenshot, set_slider, wait_for_rerun
+from dashboard_helpers import draw_a_seven, screenshot, tiny_run, wait_for_rerun
 from playwright.sync_api import expect
 
 from mnist_core.checkpoints import load_checkpoint
@@ -55,15 +55,7 @@ def test_a_tiny_training_run_shows_progress_and_joins_the_history(server, page):
     url, folder = server
     page.goto(f"{url}/Train")
     expect(page.get_by_text("Run history")).to_be_visible()
-    set_slider(page, "Epochs", "Home", "1")
-    set_slider(page, "Batch size", "End", "512")
-    set_slider(page, "Conv 1 channels", "Home", "4")
-    set_slider(page, "Conv 2 channels", "Home", "8")
-    set_slider(page, "Hidden units", "Home", "16")
-    page.get_by_label("Run name (optional)").fill("browser-run")
-    page.get_by_label("Run name (optional)").press("Enter")
-    wait_for_rerun(page)
-    page.get_by_role("button", name="Start training").click()
+    tiny_run(page, "browser-run")
 
     expect(page.get_by_text(re.compile(r"browser-run · epoch 1/1 · batch \d+/\d+ · ETA"))).to_be_visible()
     screenshot(page, "train-progress")

@@ -9,7 +9,7 @@ from urllib.parse import urlparse
 
 import pytest
 from conftest import BROWSER_TIMEOUT_MS
-from dashboard_helpers import screenshot, set_slider, wait_for_rerun
+from dashboard_helpers import screenshot, tiny_run, wait_for_rerun
 from playwright.sync_api import Page, expect
 
 from mnist_core.checkpoints import load_checkpoint
@@ -36,31 +36,19 @@ def offline(page: Page) -> list[str]:
     return outside
 
 
-def tiny_run(page: Page, name: str, epochs_key: str) -> None:
-    set_slider(page, "Epochs", epochs_key, "30" if epochs_key == "End" else "1")
-    set_slider(page, "Batch size", "End", "512")
-    set_slider(page, "Conv 1 channels", "Home", "4")
-    set_slider(page, "Conv 2 channels", "Home", "8")
-    set_slider(page, "Hidden units", "Home", "16")
-    page.get_by_label("Run name (optional)").fill(name)
-    page.get_by_label("Run name (optional)").press("Enter")
-    wait_for_rerun(page)
-    page.get_by_role("button", name="Start training").click()
-
-
 def test_two_sessions_share_the_queue_cancel_each_other_and_survive_a_reload(server, page, browser, offline):
     url, folder = server
     other = browser.new_context(viewport={"width": 1400, "height": 1600}).new_page()
     other.set_default_timeout(BROWSER_TIMEOUT_MS)
     try:
         page.goto(f"{url}/Train")
-        tiny_run(page, "b-long", "End")
+        tiny_run(page, "b-long", long=True)
         expect(page.get_by_text(re.compile(r"b-long · epoch 1/30 · batch \d+/\d+ · ETA about"))).to_be_visible()
         expect(page.get_by_role("button", name="Start training")).to_be_disabled()
 
         other.goto(f"{url}/Train")
         expect(other.get_by_text(re.compile(r"b-long \(another session's\) · epoch"))).to_be_visible()
-        tiny_run(other, "b-waiting", "Home")
+        tiny_run(other, "b-waiting")
         expect(other.get_by_text("b-waiting is queued behind b-long: number 2 in line")).to_be_visible()
         screenshot(page, "truth-session-1-running")
         screenshot(other, "truth-session-2-queued")

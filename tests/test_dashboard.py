@@ -10,9 +10,8 @@ import shutil
 from pathlib import Path
 
 import numpy as np
-from dashboard_helpers import button, open_page, run_until, texts
+from dashboard_helpers import button, open_page, run_until, texts, tiny_settings
 from PIL import Image
-from streamlit.testing.v1 import AppTest
 
 from mnist_core.checkpoints import load_checkpoint
 from mnist_core.data import to_pixels
@@ -98,20 +97,14 @@ def test_train_presets_fill_the_settings_and_change_the_estimate(folder):
     assert [m.value for m in at.markdown if m.value.startswith("**Takes")] != estimate
 
 
-def tiny_settings(at: AppTest, epochs: int = 1) -> None:
-    at.slider(key="epochs").set_value(epochs)
-    for key, value in (("conv1", 4), ("conv2", 8), ("hidden", 16), ("batch_size", 512)):
-        at.select_slider(key=key).set_value(value)
-    at.run()
-
-
 def test_a_run_started_on_the_page_finishes_and_joins_the_history(folder):
     at = open_page("1_Train.py")
-    tiny_settings(at)
-    at.text_input[0].input("tiny").run()
+    tiny_settings(at, "tiny")
+    assert "1 epoch(s) × 2 batches of 512 (1,000 images)" in texts(at)  # what the estimate is for
     button(at, "Start training").click().run()
     run_until(at, lambda at: at.success)
     assert "**tiny** saved: test accuracy" in at.success[0].value
+    assert {r["name"]: r for r in read_runs(folder)}["tiny"]["train_config"]["train_size"] == 1000
     history = at.dataframe[0].value
     assert history.loc[history.name == "tiny", "status"].tolist() == ["finished"]
     assert history.loc[history.name == "tiny", "conv1"].tolist() == [4]
@@ -122,8 +115,7 @@ def test_a_run_started_on_the_page_finishes_and_joins_the_history(folder):
 
 def test_a_second_session_waits_in_the_queue_and_cancel_leaves_no_checkpoint(folder):
     first, second = open_page("1_Train.py"), open_page("1_Train.py")
-    tiny_settings(first, epochs=30)
-    first.text_input[0].input("long").run()
+    tiny_settings(first, "long", epochs=30, images=0)
     button(first, "Start training").click().run()
     run_until(first, lambda at: "epoch 1/30" in str([p.proto for p in at.get("progress")]))
     first.switch_page("pages/3_Draw.py").run()
@@ -132,8 +124,7 @@ def test_a_second_session_waits_in_the_queue_and_cancel_leaves_no_checkpoint(fol
 
     second.run()
     assert "**long** (another session's) · epoch" in texts(second)
-    tiny_settings(second)
-    second.text_input[0].input("waiting").run()
+    tiny_settings(second, "waiting")
     button(second, "Start training").click().run()
     assert "**waiting** is queued behind long" in texts(second)
 

@@ -7,7 +7,7 @@ import multiprocessing
 import numpy as np
 import pytest
 import torch
-from dashboard_helpers import button, open_page, run_until, texts
+from dashboard_helpers import button, open_page, run_until, texts, tiny_settings
 from PIL import Image
 
 from mnist_core.checkpoints import load_checkpoint
@@ -89,10 +89,7 @@ def test_map_shows_pca_at_once_and_the_drawing_as_a_point(folder, mnist, stop_ba
 def test_a_run_watches_the_drawing_and_is_replayed(folder, mnist):
     at = open_page("1_Train.py")
     at.session_state["last_drawing"] = mnist.test_images[0]
-    at.slider(key="epochs").set_value(2)
-    for key, value in (("conv1", 4), ("conv2", 8), ("hidden", 16), ("batch_size", 512)):
-        at.select_slider(key=key).set_value(value)
-    at.text_input[0].input("watched").run()
+    tiny_settings(at, "watched", epochs=2)
     button(at, "Start training").click().run()
     run_until(at, lambda at: at.success)
     assert "Watch it learn: replay a run" in [h.value for h in at.header]

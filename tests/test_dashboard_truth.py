@@ -8,20 +8,12 @@ from pathlib import Path
 import numpy as np
 import pytest
 import torch
-from dashboard_helpers import HOME, button, open_page, run_until, texts
+from dashboard_helpers import HOME, button, open_page, run_until, texts, tiny_settings
 from streamlit.testing.v1 import AppTest
 
 from mnist_core.checkpoints import load_checkpoint
 from mnist_core.evaluate import evaluate
 from mnist_core.runs import read_runs
-
-
-def tiny_settings(at: AppTest, name: str, epochs: int = 1) -> None:
-    at.slider(key="epochs").set_value(epochs)
-    for key, value in (("conv1", 4), ("conv2", 8), ("hidden", 16), ("batch_size", 512)):
-        at.select_slider(key=key).set_value(value)
-    at.text_input(key="run_name").input(name)
-    at.run()
 
 
 def reloaded(name: str) -> AppTest:
@@ -41,7 +33,7 @@ def progress_texts(at: AppTest) -> str:
 @pytest.mark.slow
 def test_a_reloaded_tab_finds_its_run_and_any_session_can_cancel_a_queued_one(folder):
     first, second = open_page("1_Train.py"), open_page("1_Train.py")
-    tiny_settings(first, "long", epochs=30)
+    tiny_settings(first, "long", epochs=30, images=0)
     button(first, "Start training").click().run()
     assert button(first, "Start training").disabled  # in the very rerun that started it
     assert first.query_params["run"] == ["long"] or first.query_params["run"] == "long"

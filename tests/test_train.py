@@ -72,3 +72,12 @@ def test_should_stop_cancels_between_batches(small):
 def test_invalid_train_configs_are_refused(bad):
     with pytest.raises(ValueError):
         TrainConfig(**bad)
+
+
+def test_an_epoch_goes_through_what_the_validation_split_leaves_or_train_size(small):
+    assert TrainConfig(val_size=5000).images_per_epoch == 55000
+    assert TrainConfig(val_size=5000, train_size=1000).images_per_epoch == 1000
+    assert TrainConfig(val_size=30000, train_size=40000).images_per_epoch == 30000
+    events = []
+    train(TINY_MODEL, TrainConfig(batch_size=100, val_size=200, train_size=500), small, on_progress=events.append)
+    assert events[-1].batches == 5

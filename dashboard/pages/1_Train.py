@@ -35,6 +35,7 @@ def apply_preset() -> None:
     model, train = PRESETS[st.session_state.preset]
     st.session_state.update(
         epochs=train.epochs,
+        train_size=train.train_size,
         batch_size=train.batch_size,
         lr=train.lr,
         augment=train.augment,
@@ -69,6 +70,14 @@ with st.sidebar:
         help="Quick: seconds. Best: the most accurate, several minutes.",
     )
     st.slider("Epochs", 1, max(30, *(t.epochs for t in trains)), key="epochs", persist_state="session")
+    st.select_slider(
+        "Training images",
+        [1000, 2000, 5000, 10000, 20000, 0],  # 0: every image the validation split leaves
+        key="train_size",
+        format_func=lambda n: "all" if n == 0 else f"{n:,}",
+        help="Fewer images train faster and less accurately: 5,000 take a tenth of the time.",
+        persist_state="session",
+    )
     st.select_slider(
         "Batch size",
         choices(32, 64, 128, 256, 512, *(t.batch_size for t in trains)),
@@ -123,6 +132,7 @@ model_config = dataclasses.replace(
 train_config = dataclasses.replace(
     preset_train,
     epochs=st.session_state.epochs,
+    train_size=st.session_state.train_size,
     lr=st.session_state.lr,
     batch_size=st.session_state.batch_size,
     augment=st.session_state.augment,
@@ -164,11 +174,12 @@ middle.button(
     disabled=not busy or (job is not None and job.cancel_requested),
     on_click=job.cancel if job else None,
 )
-steps = -(-(60000 - train_config.val_size) // train_config.batch_size)
+steps = -(-train_config.images_per_epoch // train_config.batch_size)
 right.markdown(
     f"**{'Takes' if not busy else 'A new run takes'} {describe_seconds(forecast.total)}** "
     f"· {'the ' + st.session_state.preset + ' preset' if unchanged else 'custom settings'} "
-    f"· {train_config.epochs} epoch(s) × {steps:,} batches of {train_config.batch_size}",
+    f"· {train_config.epochs} epoch(s) × {steps:,} batches of {train_config.batch_size} "
+    f"({train_config.images_per_epoch:,} images)",
     help="From a model of the work (arithmetic, optimizer steps, augmentation, evaluation), "
     "calibrated on this machine's recent runs.",
 )
