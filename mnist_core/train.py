@@ -232,7 +232,11 @@ def train(
         train_index = torch.arange(len(train_index), device=device)
 
     model = CNN(model_config).to(device).to(memory_format=torch.channels_last)
-    optimizer = torch.optim.Adam(model.parameters(), lr=config.lr, weight_decay=config.weight_decay)
+    # The fused update is one kernel per weight instead of a dozen small ops: on a 2-core CPU a step of
+    # the quick preset's model took 1.3-1.9 ms instead of 5.9-7.4 (a tenth of its training time).
+    optimizer = torch.optim.Adam(
+        model.parameters(), lr=config.lr, weight_decay=config.weight_decay, fused=device.type in ("cpu", "cuda")
+    )
     batches = math.ceil(len(train_index) / config.batch_size)
     total_steps = batches * config.epochs
     scheduler: torch.optim.lr_scheduler.LRScheduler
