@@ -1,11 +1,14 @@
 """Outlier exposure: generated non-digits, and a model trained to find them no digit in particular."""
 
 import dataclasses
+from dataclasses import replace
 
 import torch
 
+from mnist_core.checkpoints import load_checkpoint, store_digit_score
 from mnist_core.data import outliers
 from mnist_core.evaluate import features_and_logits
+from mnist_core.ood import DigitScore
 from mnist_core.train import PRESETS, train
 
 
@@ -29,3 +32,24 @@ def test_outlier_exposure_makes_the_model_unsure_on_non_digits_it_never_saw(mnis
         return features_and_logits(model, unseen)[1].softmax(1).max(1).values.mean().item()
 
     assert top_probability(1.0) < 0.75 * top_probability(0.0)  # measured 0.21 against 0.40
+
+
+def test_a_stored_digit_score_replaces_only_that_field_and_one_of_the_old_kind_is_dropped(folder):
+    path = folder / "default.pt"
+    before = load_checkpoint(path)
+    score = DigitScore.from_dict(before.digit_score)
+    moved = replace(score, threshold=score.threshold + 1)
+    store_digit_score(path, moved.to_dict())
+    after = load_checkpoint(path)
+    assert after.digit_score["threshold"] == score.threshold + 1
+    assert (after.metrics, after.history, after.created, after.versions) == (
+        before.metrics,
+        before.history,
+        before.created,
+        before.versions,
+    )
+    assert all(torch.equal(a, b) for a, b in zip(after.model.state_dict().values(), before.model.state_dict().values()))
+
+    old_kind = {"means": score.means, "precision": score.precision, "threshold": 150.0}  # channel means only
+    store_digit_score(path, old_kind)
+    assert load_checkpoint(path).digit_score is None  # so predict fits the current score on demand
