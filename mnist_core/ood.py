@@ -17,18 +17,20 @@ Each part is put on one scale by its median and its 1 - REJECT_RATE quantile on 
 digits, and the score is their sum: one number, one threshold, the value only
 REJECT_RATE of held-out MNIST digits exceed, so real digits are almost never refused.
 
-Measured (bench/photos.py) on generated letters, symbols, shapes and scribbles, at 0.5%
-of held-out MNIST digits refused: the sum flagged 82% and 86% of non-digit images on two
-development seeds, where the Mahalanobis distance alone flagged 53% and 56%. Each part
-alone, the distance on penultimate features, the energy score (Liu et al., 2020), the top
-softmax probability, spatially pooled (2x2, 3x3) Mahalanobis, relative Mahalanobis (Ren
-et al., 2021), per-layer Mahalanobis ensembles over both conv layers and a pixel-space
-PCA reconstruction error all flagged fewer (15% to 77%). Nearest neighbours among more
-training digits flag more, but held-out digits (the training set's writers) find closer
-neighbours than the test set's writers do, so MNIST test refusals creep towards 1%:
-20,000 references keep them at 0.7%. The fitted statistics are stored in the
-checkpoint (``digit_score``, about 6 MB) and fitted on demand for checkpoints saved
-without them; scoring one digit costs about half a millisecond on one thread.
+Measured (bench/photos.py, bench/RESULTS.md) on generated letters, symbols, shapes and
+scribbles, at 0.5% of held-out MNIST digits refused, developed on seeds the tests do not
+use: the sum flagged 86% and 82% of non-digit images on two development seeds, where the
+Mahalanobis distance alone (the score before) flagged 53%; on the bench's seed 82%, with
+0.55% of MNIST test digits refused. Each part alone, the distance on penultimate
+features, the energy score (Liu et al., 2020), the top softmax probability, Mahalanobis
+on 2x2 or 3x3 pooled maps, relative Mahalanobis (Ren et al., 2021), per-layer ensembles
+over both conv layers and a pixel-space PCA reconstruction error all flagged fewer (9% to
+73%). Nearest neighbours among more training digits flag more, but held-out digits (the
+training set's writers) find closer neighbours than the test set's writers do, so MNIST
+test refusals creep towards 1% (0.95% with all 55,000): 20,000 references keep them near
+0.5%. The fitted statistics are stored in the checkpoint (``digit_score``, about 6 MB)
+and fitted on demand for checkpoints saved without them; scoring one digit costs about a
+millisecond on one thread, most of it the two nearest-neighbour searches.
 """
 
 from __future__ import annotations
