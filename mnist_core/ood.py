@@ -35,7 +35,9 @@ millisecond on one thread, most of it the two nearest-neighbour searches.
 
 from __future__ import annotations
 
+from collections.abc import Iterator
 from dataclasses import dataclass, replace
+from itertools import chain
 
 import torch
 import torch.nn.functional as F
@@ -45,9 +47,11 @@ from .evaluate import features_and_logits
 from .model import CNN
 
 REJECT_RATE = 0.005  # of held-out MNIST digits, refused as "not a digit": half the 1% allowed on the test set
-REFERENCES = 20000  # training digits kept as neighbours, and for the means, covariance and principal axes
-LAYOUT_AXES = 64  # principal axes of the normalised 7x7 map that its nearest-neighbour distance compares
+REFERENCES = 10000  # training digits kept as neighbours, and for the means and covariance
+AXIS_DIGITS = 2000  # of those, the ones the principal axes are fitted on: a few axes need far fewer than all
+LAYOUT_AXES = 32  # principal axes of the normalised 7x7 map that its nearest-neighbour distance compares
 RIDGE = 1e-3  # added to the covariance's diagonal (relative to its mean variance), so it always inverts
+CHUNK = 1000  # digits per forward pass and per distance matrix: (CHUNK, C*49) maps, never all references' at once
 PARTS = ("Mahalanobis, channel means", "nearest neighbour, channel means", "nearest neighbour, 7x7 layout")
 
 
@@ -65,7 +69,10 @@ class DigitScore:
     threshold: float
 
     def parts(self, maps: torch.Tensor) -> torch.Tensor:
-        """Each part's distance to the digits, (N, len(PARTS)), before scaling."""
+        """Each part's distance to the digits, (N, len(PARTS)), before scaling; in chunks, so that scoring the
+        test set never holds a (10000, REFERENCES) similarity matrix."""
+        if len(maps) > CHUNK:
+            return torch.cat([self.parts(chunk) for chunk in maps.split(CHUNK)])
         channel_means = maps.float().mean(dim=(2, 3))
         diff = channel_means.unsqueeze(1) - self.means.unsqueeze(0)  # (N, 10, C)
         mahalanobis = torch.einsum("nch,hk,nck->nc", diff, self.precision, diff).min(dim=1).values
@@ -76,8 +83,11 @@ class DigitScore:
 
     def scores(self, maps: torch.Tensor) -> torch.Tensor:
         """The score, (N,): the parts' sum, each in units of its held-out spread (0 = a typical digit)."""
+        return self.scaled(self.parts(maps))
+
+    def scaled(self, parts: torch.Tensor) -> torch.Tensor:
         median, high = self.scale[:, 0], self.scale[:, 1]
-        return ((self.parts(maps) - median) / (high - median)).sum(dim=1)
+        return ((parts - median) / (high - median)).sum(dim=1)
 
     def is_digit(self, maps: torch.Tensor) -> torch.Tensor:
         return self.scores(maps) <= self.threshold
@@ -88,8 +98,8 @@ class DigitScore:
             "means": self.means,
             "precision": self.precision,
             "channels": self.channels.half(),
-            "centre": self.centre,
-            "axes": self.axes,
+            "centre": self.centre.half(),
+            "axes": self.axes.half(),
             "layouts": self.layouts.half(),
             "scale": self.scale,
             "threshold": self.threshold,
@@ -101,45 +111,58 @@ class DigitScore:
         return cls(**tensors, scale=payload["scale"].float(), threshold=float(payload["threshold"]))
 
 
+def _maps(model: CNN, images: torch.Tensor, index: torch.Tensor) -> Iterator[torch.Tensor]:
+    """The last conv maps of ``images[index]``, CHUNK at a time: the best preset's 20,000 would be 0.5 GB at once."""
+    for chunk in index.split(CHUNK):
+        yield features_and_logits(model, images[chunk])[0]
+
+
 def fit_digit_score(model: CNN, data: MNIST, val_size: int, seed: int) -> DigitScore:
     """Fit on REFERENCES training digits, and the scale and threshold on digits the model never trained on.
 
     Those are the validation split that training held out (``val_size`` and ``seed`` as
-    in its TrainConfig), or the test set when training held none out.
+    in its TrainConfig), or the test set when training held none out. It runs at the end
+    of every training run, so it keeps only what it stores: each chunk of references is
+    reduced to its channel means and projected layout as soon as it is computed, on
+    principal axes fitted on the first AXIS_DIGITS of them by a seeded randomized SVD.
     """
     train_index, val_index = data.validation_indices(val_size, seed)
     fit_index = train_index[torch.randperm(len(train_index), generator=torch.Generator().manual_seed(seed))]
     fit_index = fit_index[:REFERENCES]
-    maps, _ = features_and_logits(model, data.train_images[fit_index])
     labels = data.train_labels[fit_index]
-    channel_means = maps.mean(dim=(2, 3))
-    far = torch.full_like(channel_means[0], 1e6)  # a digit missing from a small training set is never the nearest
-    means = torch.stack([channel_means[labels == d].mean(dim=0) if (labels == d).any() else far for d in range(10)])
-    centred = (channel_means - means[labels]).double()
+
+    first = features_and_logits(model, data.train_images[fit_index[:AXIS_DIGITS]])[0]
+    flat = F.normalize(first.flatten(1), dim=1)
+    centre = flat.mean(dim=0)
+    with torch.random.fork_rng():  # randomized, but the same axes every time, and the caller's RNG untouched
+        torch.manual_seed(seed)
+        axes = torch.svd_lowrank(flat - centre, q=LAYOUT_AXES, niter=2)[2].contiguous()
+    del flat
+    channel_means, layouts = [], []
+    for maps in chain(first.split(CHUNK), _maps(model, data.train_images, fit_index[AXIS_DIGITS:])):
+        channel_means.append(maps.mean(dim=(2, 3)))
+        layouts.append(F.normalize((F.normalize(maps.flatten(1), dim=1) - centre) @ axes, dim=1))
+    means_of_all = torch.cat(channel_means)
+    far = torch.full_like(means_of_all[0], 1e6)  # a digit missing from a small training set is never the nearest
+    means = torch.stack([means_of_all[labels == d].mean(dim=0) if (labels == d).any() else far for d in range(10)])
+    centred = (means_of_all - means[labels]).double()
     covariance = centred.T @ centred / len(centred)
     covariance += RIDGE * covariance.diagonal().mean() * torch.eye(len(covariance), dtype=torch.float64)
-
-    flat = F.normalize(maps.flatten(1), dim=1)
-    del maps
-    centre = flat.mean(dim=0)
-    flat -= centre
-    # The principal axes from the (C*49)^2 scatter matrix: far faster than an SVD of all the references.
-    _, vectors = torch.linalg.eigh((flat.T @ flat).double())
-    axes = vectors[:, -LAYOUT_AXES:].flip(1).float().contiguous()
     unscaled = DigitScore(
         means=means,
         precision=torch.linalg.inv(covariance).float(),
-        channels=F.normalize(channel_means, dim=1),
+        channels=F.normalize(means_of_all, dim=1),
         centre=centre,
         axes=axes,
-        layouts=F.normalize(flat @ axes, dim=1),
+        layouts=torch.cat(layouts),
         scale=torch.tensor([[0.0, 1.0]] * len(PARTS)),
         threshold=0.0,
     )
-    held_out = data.train_images[val_index] if len(val_index) else data.test_images
-    held_out_maps = features_and_logits(model, held_out)[0]
-    parts = unscaled.parts(held_out_maps)
+    held_out = (
+        (data.train_images, val_index) if len(val_index) else (data.test_images, torch.arange(len(data.test_images)))
+    )
+    parts = torch.cat([unscaled.parts(maps) for maps in _maps(model, *held_out)])
     scale = torch.quantile(parts, torch.tensor([0.5, 1 - REJECT_RATE]), dim=0).T.contiguous()
     scale[:, 1] = torch.maximum(scale[:, 1], scale[:, 0] + 1e-6)  # a part that never varies cannot divide by 0
     scored = replace(unscaled, scale=scale)
-    return replace(scored, threshold=float(torch.quantile(scored.scores(held_out_maps), 1 - REJECT_RATE)))
+    return replace(scored, threshold=float(torch.quantile(scored.scaled(parts), 1 - REJECT_RATE)))
