@@ -8,7 +8,8 @@ import torch
 from mnist_core.checkpoints import load_checkpoint, store_digit_score
 from mnist_core.data import outliers
 from mnist_core.evaluate import features_and_logits
-from mnist_core.ood import DigitScore
+from mnist_core.model import CNN
+from mnist_core.ood import DigitScore, fit_digit_score
 from mnist_core.train import PRESETS, train
 
 
@@ -53,3 +54,18 @@ def test_a_stored_digit_score_replaces_only_that_field_and_one_of_the_old_kind_i
     old_kind = {"means": score.means, "precision": score.precision, "threshold": 150.0}  # channel means only
     store_digit_score(path, old_kind)
     assert load_checkpoint(path).digit_score is None  # so predict fits the current score on demand
+
+
+def test_fitting_the_digit_score_is_repeatable_and_leaves_the_callers_random_state_alone(mnist):
+    torch.manual_seed(0)
+    model = CNN(
+        PRESETS["quick"][0]
+    ).eval()  # the fit's randomness (its principal axes) is what is tested, not the model
+    state = torch.random.get_rng_state()
+    first = fit_digit_score(model, mnist, 1000, 0).to_dict()
+    assert torch.equal(torch.random.get_rng_state(), state)
+    second = fit_digit_score(model, mnist, 1000, 0).to_dict()
+    assert first.keys() == second.keys()
+    assert all(
+        torch.equal(first[k], second[k]) if isinstance(first[k], torch.Tensor) else first[k] == second[k] for k in first
+    )
