@@ -4,8 +4,8 @@ The fit's cost does not depend on what the weights learned, so each preset's mod
 measured freshly initialised (seeded): no training needed, and the three presets take
 under a minute. Extra memory is the peak resident size while fitting, sampled every
 millisecond, minus the size just before (data and model already loaded), in the last
-fit: the first also pages in the libraries it calls (oneDNN kernels, LAPACK), about
-150 MB the training run has already paid for. The stored score's size is what it adds
+fit: the first also pages in the libraries it calls (oneDNN kernels, LAPACK), 100 to
+170 MB more, which a training run has already paid for. The stored score's size is what it adds
 to the checkpoint.
 
     python bench/digit_score.py                      # quick, default and best
