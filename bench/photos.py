@@ -3,11 +3,11 @@
 Prints, for tests/photo_digits.py's set: the accuracy on photos (by ink), canvas
 drawings and whole numbers, the share of non-digits flagged, and the share of MNIST
 test digits refused; then, at the same share of held-out MNIST digits refused (0.5%),
-how many non-digit pieces each candidate score flags (the Mahalanobis distance on the
-last conv features, which ood.py uses, on the penultimate features, the energy score
-and the top softmax probability); then p50/p95 of preprocess + predict for a canvas
-(each call another generated canvas: the pen width sets the cost), a 12-megapixel phone
-JPEG and a photo of a 5-digit number.
+how many non-digit pieces each candidate score flags (ood.py's sum of three distances,
+each of them alone, the first of which was the score before, the Mahalanobis distance
+on the penultimate features, the energy score and the top softmax probability); then
+p50/p95 of preprocess + predict for a canvas (each call another generated canvas: the
+pen width sets the cost), a 12-megapixel phone JPEG and a photo of a 5-digit number.
 
     python bench/photos.py            # on a quiet machine: the latency targets are for an idle CPU
     python bench/photos.py --checkpoint checkpoints/run-20250101-120000.pt --repeats 20
@@ -33,7 +33,7 @@ from mnist_core.checkpoints import Checkpoint, default_checkpoint, load_checkpoi
 from mnist_core.data import load_mnist
 from mnist_core.evaluate import features_and_logits
 from mnist_core.model import CNN
-from mnist_core.ood import DigitScore
+from mnist_core.ood import PARTS, DigitScore
 from mnist_core.predict import NO_DIGIT, NOT_A_DIGIT, digit_score, predict
 
 
@@ -65,9 +65,11 @@ def compare_scores(checkpoint: Checkpoint, score: DigitScore, pieces: torch.Tens
     penultimate = _gaussian_distance(_penultimate(model, data.train_images[fit]), data.train_labels[fit])
 
     def scores(images: torch.Tensor) -> dict[str, torch.Tensor]:
-        features, logits = features_and_logits(model, images)
+        maps, logits = features_and_logits(model, images)
+        parts = score.parts(maps)
         return {
-            "Mahalanobis, last conv features (used)": score.distances(features),
+            "the sum of the three below (used)": score.scores(maps),
+            **{f"{name} alone": parts[:, i] for i, name in enumerate(PARTS)},
             "Mahalanobis, penultimate features": penultimate(_penultimate(model, images)),
             "energy (-logsumexp of logits)": -torch.logsumexp(logits, 1),
             "top softmax probability": -logits.softmax(1).max(1).values,
@@ -79,7 +81,7 @@ def compare_scores(checkpoint: Checkpoint, score: DigitScore, pieces: torch.Tens
         threshold = torch.quantile(held_out[name], 0.995)
         flagged = (odd[name] > threshold).float().mean().item()
         refused = (test[name] > threshold).float().mean().item()
-        print(f"  {name:<40} non-digit pieces flagged {flagged:6.1%}   MNIST test refused {refused:.2%}")
+        print(f"  {name:<45} non-digit pieces flagged {flagged:6.1%}   MNIST test refused {refused:.2%}")
 
 
 def latency(checkpoint, repeats: int) -> None:

@@ -257,6 +257,23 @@ def save_checkpoint(
         **({"watch": watch} if watch else {}),
         **({"digit_score": digit_score} if digit_score is not None else {}),
     }
+    return _write(path, payload, overwrite)
+
+
+def store_digit_score(path: Path | str, digit_score: dict) -> Path:
+    """Replace a checkpoint's ``digit_score`` (``ood.DigitScore.to_dict``), keeping every other field as it is.
+
+    For a score fitted again after the way it is computed changed: the weights, metrics,
+    history and creation date stay those of the run that made them.
+    """
+    path = Path(path)
+    channels = load_checkpoint(path).model_config.conv2_channels  # a damaged file is refused, not rewritten
+    _digit_score(digit_score, channels)
+    payload = _payload(path.read_bytes())
+    return _write(path, {**payload, "digit_score": digit_score}, overwrite=True)
+
+
+def _write(path: Path, payload: dict, overwrite: bool) -> Path:
     try:
         path.parent.mkdir(parents=True, exist_ok=True)
         fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.{os.getpid()}.", suffix=".partial")
@@ -400,24 +417,34 @@ def _watch_panel(value: object) -> dict:
 
 
 def _digit_score(value: object, channels: int) -> dict | None:
-    """The "not a digit" statistics (``ood.DigitScore``): finite class means, precision matrix and threshold."""
-    if value is None:
+    """The "not a digit" statistics (``ood.DigitScore.to_dict``): finite tensors of matching shapes and a threshold.
+
+    A score saved before it had nearest neighbours (class means, precision and threshold
+    only) is dropped, so the current score is fitted on demand instead.
+    """
+    if value is None or (isinstance(value, dict) and set(value) == {"means", "precision", "threshold"}):
         return None
-    means = value.get("means") if isinstance(value, dict) else None
-    precision = value.get("precision") if isinstance(value, dict) else None
-    threshold = value.get("threshold") if isinstance(value, dict) else None
-    if not (
-        isinstance(means, torch.Tensor)
-        and isinstance(precision, torch.Tensor)
-        and means.is_floating_point()
-        and precision.is_floating_point()
-        and tuple(means.shape) == (10, channels)
-        and tuple(precision.shape) == (channels, channels)
-        and bool(torch.isfinite(means).all() and torch.isfinite(precision).all())
-        and _is_number(threshold)
+    problem = CheckpointError("digit_score must hold finite class means, reference digits, scales and a threshold")
+    if not isinstance(value, dict) or not _is_number(value.get("threshold")):
+        raise problem
+    tensors = {k: value.get(k) for k in ("means", "precision", "channels", "centre", "axes", "layouts", "scale")}
+    if not all(isinstance(t, torch.Tensor) and t.is_floating_point() and t.dim() in (1, 2) for t in tensors.values()):
+        raise problem
+    references, axes = value["layouts"].shape[0], value["axes"].shape[-1]
+    expected = {
+        "means": (10, channels),
+        "precision": (channels, channels),
+        "channels": (references, channels),
+        "centre": (channels * 7 * 7,),
+        "axes": (channels * 7 * 7, axes),
+        "layouts": (references, axes),
+        "scale": (3, 2),
+    }
+    if not all(
+        tuple(value[k].shape) == shape and bool(torch.isfinite(value[k]).all()) for k, shape in expected.items()
     ):
-        raise CheckpointError("digit_score must hold finite class means, a precision matrix and a threshold")
-    return {"means": means, "precision": precision, "threshold": threshold}
+        raise problem
+    return {**tensors, "threshold": value["threshold"]}
 
 
 def _weights(state_dict: object, expected: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:

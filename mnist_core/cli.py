@@ -28,6 +28,7 @@ from .checkpoints import (
     release,
     reserve,
     reserve_new_run,
+    store_digit_score,
 )
 from .data import DataError, default_root, fetch, load_mnist
 from .evaluate import evaluate, features_and_logits
@@ -206,6 +207,12 @@ def build_parser() -> argparse.ArgumentParser:
     )
     p.add_argument("--seed", type=int, default=0, help="random seed of the projection; same seed, same map")
     p.add_argument("--out", type=Path, default=None, help="CSV file to write (default: standard output)")
+    _add_root(p)
+
+    p = commands.add_parser(
+        "refit", help='fit a checkpoint\'s "not a digit" score again and store it in the file, all else kept'
+    )
+    _add_checkpoint(p)
     _add_root(p)
 
     for name, command in commands.choices.items():
@@ -525,6 +532,18 @@ def cmd_embed(args: argparse.Namespace) -> None:
     except OSError as exc:
         raise UserError(f"cannot write {args.out}: {exc.strerror or exc}") from None
     print(f"{len(points):,} test images mapped by {args.method}; written to {args.out}")
+
+
+def cmd_refit(args: argparse.Namespace) -> None:
+    from .ood import fit_digit_score
+
+    checkpoint = load_checkpoint(args.checkpoint)
+    data = load_mnist(args.root)
+    config = checkpoint.train_config
+    score = fit_digit_score(checkpoint.model, data, config.val_size, config.seed)
+    store_digit_score(checkpoint.path, score.to_dict())
+    refused = _rejected(load_checkpoint(checkpoint.path), data.test_images)  # read back: what predict will use
+    print(f"stored a new digit score in {checkpoint.path}: {refused:.2%} of the test digits would be refused")
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -186,8 +186,8 @@ class Evaluation:
 
 
 def features_and_logits(model: CNN, images: torch.Tensor, batch_size: int = 128) -> tuple[torch.Tensor, torch.Tensor]:
-    """The one batched forward pass every caller uses: the last conv block's channels averaged over the image
-    (N, C), which the "not a digit" score reads, and the logits (N, 10), in float32 so they are the model's own.
+    """The one batched forward pass every caller uses: the last conv block's maps (N, C, 7, 7), which the
+    "not a digit" score reads, and the logits (N, 10), in float32 so they are the model's own.
 
     It never changes the caller's model: the dashboard shares one cached model between
     sessions, and switching its layout in place while another session predicted with it
@@ -205,10 +205,10 @@ def features_and_logits(model: CNN, images: torch.Tensor, batch_size: int = 128)
             _, c, h, w = batch.shape
             channels_last = torch.empty_strided(batch.shape, (c * h * w, 1, w * c, c), device=device).copy_(batch)
             maps = worker.features(channels_last)
-            features.append(maps.float().mean(dim=(2, 3)).cpu())
+            features.append(maps.float().cpu())
             logits.append(worker.classifier(maps).float().cpu())
     if not logits:
-        return torch.empty(0, model.config.conv2_channels), torch.empty(0, 10)
+        return torch.empty(0, model.config.conv2_channels, 7, 7), torch.empty(0, 10)
     return torch.cat(features), torch.cat(logits)
 
 
