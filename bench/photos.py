@@ -31,16 +31,10 @@ from photo_digits import canvases, non_digits, numbers, photos
 
 from mnist_core.checkpoints import Checkpoint, default_checkpoint, load_checkpoint
 from mnist_core.data import load_mnist
+from mnist_core.embed import penultimate
 from mnist_core.evaluate import features_and_logits
-from mnist_core.model import CNN
 from mnist_core.ood import PARTS, DigitScore
 from mnist_core.predict import NO_DIGIT, NOT_A_DIGIT, digit_score, predict
-
-
-def _penultimate(model: CNN, images: torch.Tensor) -> torch.Tensor:
-    head = model.classifier[:-1]
-    with torch.inference_mode():
-        return head(model.features(images))
 
 
 def _gaussian_distance(train: torch.Tensor, labels: torch.Tensor):
@@ -62,7 +56,9 @@ def compare_scores(checkpoint: Checkpoint, score: DigitScore, pieces: torch.Tens
     train, val = data.validation_indices(checkpoint.train_config.val_size, checkpoint.train_config.seed)
     fit = train[:20000]
     model = checkpoint.model
-    penultimate = _gaussian_distance(_penultimate(model, data.train_images[fit]), data.train_labels[fit])
+    penultimate_distance = _gaussian_distance(
+        torch.from_numpy(penultimate(model, data.train_images[fit])), data.train_labels[fit]
+    )
 
     def scores(images: torch.Tensor) -> dict[str, torch.Tensor]:
         maps, logits = features_and_logits(model, images)
@@ -70,7 +66,7 @@ def compare_scores(checkpoint: Checkpoint, score: DigitScore, pieces: torch.Tens
         return {
             "the sum of the three below (used)": score.scores(maps),
             **{f"{name} alone": parts[:, i] for i, name in enumerate(PARTS)},
-            "Mahalanobis, penultimate features": penultimate(_penultimate(model, images)),
+            "Mahalanobis, penultimate features": penultimate_distance(torch.from_numpy(penultimate(model, images))),
             "energy (-logsumexp of logits)": -torch.logsumexp(logits, 1),
             "top softmax probability": -logits.softmax(1).max(1).values,
         }

@@ -513,12 +513,13 @@ def cmd_embed(args: argparse.Namespace) -> None:
     import csv
     import io
 
-    from .embed import penultimate, project
+    from .embed import hidden_layer, project
 
     checkpoint = load_checkpoint(args.checkpoint)
     data = load_mnist(args.root)
-    predictions = evaluate(checkpoint.model, data.test_images, data.test_labels).predictions.tolist()
-    points = project(penultimate(checkpoint.model, data.test_images), args.method, args.seed)
+    maps, logits = features_and_logits(checkpoint.model, data.test_images)  # one pass: map and predictions
+    predictions = logits.argmax(dim=1).tolist()
+    points = project(hidden_layer(checkpoint.model, maps), args.method, args.seed)
     table = io.StringIO()
     writer = csv.writer(table, lineterminator="\n")
     writer.writerow(["index", "x", "y", "label", "prediction"])

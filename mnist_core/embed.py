@@ -21,6 +21,7 @@ from multiprocessing.process import BaseProcess
 import numpy as np
 import torch
 
+from .evaluate import features_and_logits
 from .model import CNN
 
 METHODS = ("pca", "umap")
@@ -28,19 +29,19 @@ NEIGHBOURS = 10  # where a new image lands: the mean position of this many neare
 
 
 @torch.inference_mode()
-def penultimate(model: CNN, images: torch.Tensor, batch_size: int = 500) -> np.ndarray:
-    """(N, hidden_units) activations of the hidden layer that feeds the ten logits, in eval mode.
-
-    Walks the layers instead of hooking them, so a model other sessions use is left alone.
-    """
+def hidden_layer(model: CNN, maps: torch.Tensor) -> np.ndarray:
+    """(N, hidden_units) activations of the hidden layer that feeds the ten logits, from the last conv
+    block's maps (``evaluate.features_and_logits``), so a caller that also needs the logits runs one pass."""
     if model.training:
         raise ValueError("the model must be in eval mode (dropout would make the map random)")
-    hidden = model.classifier[:-1]  # everything but the last Linear: flatten, dropout, linear, ReLU, dropout
-    chunks = [
-        hidden(model.features(images[i : i + batch_size].float().cpu())).numpy()
-        for i in range(0, len(images), batch_size)
-    ]
-    return np.concatenate(chunks) if chunks else np.empty((0, model.config.hidden_units), np.float32)
+    return model.classifier[:-1](maps.float().cpu()).numpy()  # all but the last Linear: flatten, ..., ReLU
+
+
+def penultimate(model: CNN, images: torch.Tensor) -> np.ndarray:
+    """(N, hidden_units) hidden-layer activations of normalized images, through the one forward pass."""
+    if model.training:
+        raise ValueError("the model must be in eval mode (dropout would make the map random)")
+    return hidden_layer(model, features_and_logits(model, images)[0])
 
 
 def project(features: np.ndarray, method: str = "pca", seed: int = 0) -> np.ndarray:
