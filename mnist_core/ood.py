@@ -82,7 +82,7 @@ class DigitScore:
         diff = channel_means.unsqueeze(1) - self.means.unsqueeze(0)  # (N, 10, C)
         mahalanobis = torch.einsum("nch,hk,nck->nc", diff, self.precision, diff).min(dim=1).values
         nearest_channels = 1 - (F.normalize(channel_means, dim=1) @ self.channels.T).max(dim=1).values
-        layout = F.normalize((F.normalize(maps.float().flatten(1), dim=1) - self.centre) @ self.axes, dim=1)
+        layout = _layout(maps, self.centre, self.axes)
         nearest_layout = 1 - (layout @ self.layouts.T).max(dim=1).values
         return torch.stack([mahalanobis, nearest_channels, nearest_layout], dim=1)
 
@@ -116,6 +116,12 @@ class DigitScore:
         return cls(**tensors, scale=payload["scale"].float(), threshold=float(payload["threshold"]))
 
 
+def _layout(maps: torch.Tensor, centre: torch.Tensor, axes: torch.Tensor) -> torch.Tensor:
+    """Where the strokes are: each map flattened to unit length, centred, projected on the principal axes, and
+    brought to unit length again, so that a dot product with a reference's is their cosine similarity."""
+    return F.normalize((F.normalize(maps.float().flatten(1), dim=1) - centre) @ axes, dim=1)
+
+
 def _maps(model: CNN, images: torch.Tensor, index: torch.Tensor) -> Iterator[torch.Tensor]:
     """The last conv maps of ``images[index]``, CHUNK at a time: the best preset's 20,000 would be 0.5 GB at once."""
     for chunk in index.split(CHUNK):
@@ -146,7 +152,7 @@ def fit_digit_score(model: CNN, data: MNIST, val_size: int, seed: int) -> DigitS
     channel_means, layouts = [], []
     for maps in chain(first.split(CHUNK), _maps(model, data.train_images, fit_index[AXIS_DIGITS:])):
         channel_means.append(maps.mean(dim=(2, 3)))
-        layouts.append(F.normalize((F.normalize(maps.flatten(1), dim=1) - centre) @ axes, dim=1))
+        layouts.append(_layout(maps, centre, axes))
     means_of_all = torch.cat(channel_means)
     far = torch.full_like(means_of_all[0], 1e6)  # a digit missing from a small training set is never the nearest
     means = torch.stack([means_of_all[labels == d].mean(dim=0) if (labels == d).any() else far for d in range(10)])
