@@ -31,7 +31,7 @@ from photo_digits import canvases, non_digits, numbers, photos
 
 from mnist_core.checkpoints import Checkpoint, default_checkpoint, load_checkpoint
 from mnist_core.data import load_mnist
-from mnist_core.embed import penultimate
+from mnist_core.embed import hidden_layer, penultimate
 from mnist_core.evaluate import features_and_logits
 from mnist_core.ood import PARTS, DigitScore
 from mnist_core.predict import NO_DIGIT, NOT_A_DIGIT, digit_score, predict
@@ -66,7 +66,7 @@ def compare_scores(checkpoint: Checkpoint, score: DigitScore, pieces: torch.Tens
         return {
             "the sum of the three below (used)": score.scores(maps),
             **{f"{name} alone": parts[:, i] for i, name in enumerate(PARTS)},
-            "Mahalanobis, penultimate features": penultimate_distance(torch.from_numpy(penultimate(model, images))),
+            "Mahalanobis, penultimate features": penultimate_distance(torch.from_numpy(hidden_layer(model, maps))),
             "energy (-logsumexp of logits)": -torch.logsumexp(logits, 1),
             "top softmax probability": -logits.softmax(1).max(1).values,
         }

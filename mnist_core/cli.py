@@ -16,6 +16,7 @@ import sys
 from pathlib import Path
 from typing import NoReturn, cast
 
+import numpy as np
 import torch
 from tqdm import tqdm
 
@@ -31,7 +32,7 @@ from .checkpoints import (
     store_digit_score,
 )
 from .data import DataError, default_root, fetch, load_mnist
-from .evaluate import evaluate, features_and_logits
+from .evaluate import evaluate, features_and_logits, forward_batches
 from .images import FORMAT_NAMES, ImageError
 from .model import ModelConfig
 from .runs import run_training
@@ -517,9 +518,11 @@ def cmd_embed(args: argparse.Namespace) -> None:
 
     checkpoint = load_checkpoint(args.checkpoint)
     data = load_mnist(args.root)
-    maps, logits = features_and_logits(checkpoint.model, data.test_images)  # one pass: map and predictions
-    predictions = logits.argmax(dim=1).tolist()
-    points = project(hidden_layer(checkpoint.model, maps), args.method, args.seed)
+    hidden, predictions = [], []  # one pass gives both the map's features and the predictions
+    for maps, logits in forward_batches(checkpoint.model, data.test_images):
+        hidden.append(hidden_layer(checkpoint.model, maps))
+        predictions += logits.argmax(dim=1).tolist()
+    points = project(np.concatenate(hidden), args.method, args.seed)
     table = io.StringIO()
     writer = csv.writer(table, lineterminator="\n")
     writer.writerow(["index", "x", "y", "label", "prediction"])

@@ -21,7 +21,7 @@ from multiprocessing.process import BaseProcess
 import numpy as np
 import torch
 
-from .evaluate import features_and_logits
+from .evaluate import forward_batches
 from .model import CNN
 
 METHODS = ("pca", "umap")
@@ -31,17 +31,17 @@ NEIGHBOURS = 10  # where a new image lands: the mean position of this many neare
 @torch.inference_mode()
 def hidden_layer(model: CNN, maps: torch.Tensor) -> np.ndarray:
     """(N, hidden_units) activations of the hidden layer that feeds the ten logits, from the last conv
-    block's maps (``evaluate.features_and_logits``), so a caller that also needs the logits runs one pass."""
+    block's maps (``evaluate.forward_batches``), so a caller that also needs the logits runs one pass."""
     if model.training:
         raise ValueError("the model must be in eval mode (dropout would make the map random)")
     return model.classifier[:-1](maps.float().cpu()).numpy()  # all but the last Linear: flatten, ..., ReLU
 
 
 def penultimate(model: CNN, images: torch.Tensor) -> np.ndarray:
-    """(N, hidden_units) hidden-layer activations of normalized images, through the one forward pass."""
-    if model.training:
-        raise ValueError("the model must be in eval mode (dropout would make the map random)")
-    return hidden_layer(model, features_and_logits(model, images)[0])
+    """(N, hidden_units) hidden-layer activations of normalized images, through the one forward pass, batch by
+    batch, so the conv maps of the 10,000 test images (125 MB for the default model) are never held at once."""
+    chunks = [hidden_layer(model, maps) for maps, _ in forward_batches(model, images)]
+    return np.concatenate(chunks) if chunks else np.empty((0, model.config.hidden_units), np.float32)
 
 
 def project(features: np.ndarray, method: str = "pca", seed: int = 0) -> np.ndarray:
