@@ -64,7 +64,7 @@ def compare_scores(checkpoint: Checkpoint, score: DigitScore, pieces: torch.Tens
         maps, logits = features_and_logits(model, images)
         parts = score.parts(maps)
         return {
-            "the sum of the three below (used)": score.scores(maps),
+            "the sum of the three below (used)": score.scaled(parts),
             **{f"{name} alone": parts[:, i] for i, name in enumerate(PARTS)},
             "Mahalanobis, penultimate features": penultimate_distance(torch.from_numpy(hidden_layer(model, maps))),
             "energy (-logsumexp of logits)": -torch.logsumexp(logits, 1),

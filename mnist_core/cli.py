@@ -32,7 +32,7 @@ from .checkpoints import (
     store_digit_score,
 )
 from .data import DataError, default_root, fetch, load_mnist
-from .evaluate import evaluate, features_and_logits, forward_batches
+from .evaluate import evaluate, forward_batches
 from .images import FORMAT_NAMES, ImageError
 from .model import ModelConfig
 from .runs import run_training
@@ -307,7 +307,8 @@ def _rejected(checkpoint: Checkpoint, images: torch.Tensor) -> float | None:
     score = digit_score(checkpoint)
     if score is None:
         return None
-    return float((~score.is_digit(features_and_logits(checkpoint.model, images)[0])).float().mean())
+    refused = [~score.is_digit(maps) for maps, _ in forward_batches(checkpoint.model, images)]  # maps never all held
+    return float(torch.cat(refused).float().mean()) if refused else 0.0
 
 
 def cmd_evaluate(args: argparse.Namespace) -> None:
