@@ -289,12 +289,11 @@ def test_any_array_gives_a_digit_no_digit_or_image_error(array):
     except ImageError as exc:
         assert str(exc)
         return
-    if result.found:
-        assert result.tensor.shape == (1, 28, 28) and result.tensor.dtype == torch.float32
-        assert torch.isfinite(result.tensor).all()
-        assert result.tensor.min() >= -1 and result.tensor.max() <= 1
-    else:
-        assert result.tensor is None
+    for digit in result.digits:  # an image may hold several (a number), each its own model input
+        assert digit.tensor.shape == (1, 28, 28) and digit.tensor.dtype == torch.float32
+        assert torch.isfinite(digit.tensor).all()
+        assert digit.tensor.min() >= -1 and digit.tensor.max() <= 1
+    assert (result.tensor is not None) == (len(result.digits) == 1)
 
 
 @settings(deadline=None, max_examples=100)
