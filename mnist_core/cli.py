@@ -94,6 +94,7 @@ def _add_config_flags(parser: argparse.ArgumentParser) -> None:
         "weight_decay": "Adam weight decay",
         "label_smoothing": "cross-entropy label smoothing",
         "augment": "random rotation, shift, scale and stroke thickness (on/off)",
+        "clean_epochs": "the last this many epochs train without augmentation",
         "outlier_exposure": "weight of the loss that teaches non-digits (scribbles, digit pairs) to look like none",
         "val_size": "training images held out for validation curves",
         "train_size": "train on only this many images (0: all not held out)",

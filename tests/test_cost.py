@@ -26,6 +26,10 @@ def test_cost_grows_with_the_work():
     model, train = PRESETS["quick"]
     twice = TrainConfig(**{**train.to_dict(), "epochs": 2 * train.epochs})
     assert estimate(model, twice, load=0).training == pytest.approx(2 * estimate(model, train, load=0).training, 0.2)
+    augmented = TrainConfig(**{**train.to_dict(), "epochs": 4, "augment": True})
+    half_clean = TrainConfig(**{**augmented.to_dict(), "clean_epochs": 2})
+    costs = [estimate(model, c, load=0).training for c in (augmented, half_clean, twice)]
+    assert costs[0] > costs[1] > costs[2] * 2  # 2 epochs less augmentation; twice has 2 epochs, none augmented
     fewer = TrainConfig(**{**train.to_dict(), "train_size": 5000})
     assert estimate(model, fewer, load=0).training < estimate(model, train, load=0).training / 5
     small_batches = estimate(TINY, TrainConfig(epochs=1, batch_size=32), load=0).training

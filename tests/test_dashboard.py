@@ -91,6 +91,7 @@ def test_train_presets_fill_the_settings_and_change_the_estimate(folder):
     estimate = [m.value for m in at.markdown if m.value.startswith("**Takes")]
     at.selectbox(key="preset").set_value("best").run()
     assert at.slider(key="epochs").value == 15 and at.select_slider(key="conv1").value == 64
+    assert "The last 2 epoch(s) see the images as they are." in [c.value for c in at.caption]
     at.switch_page("Home.py").run()
     at.switch_page("pages/1_Train.py").run()
     assert at.slider(key="epochs").value == 15  # the settings survive a visit to another page

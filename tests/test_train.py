@@ -2,6 +2,7 @@ import pytest
 import torch
 from synthetic_mnist import synthetic_mnist
 
+import mnist_core.train
 from mnist_core.data import MNIST
 from mnist_core.evaluate import evaluate
 from mnist_core.model import ModelConfig
@@ -67,6 +68,7 @@ def test_should_stop_cancels_between_batches(small):
         dict(schedule="step"),
         dict(label_smoothing=1.0),
         dict(val_size=-1),
+        dict(clean_epochs=-1),
     ],
 )
 def test_invalid_train_configs_are_refused(bad):
@@ -81,3 +83,20 @@ def test_an_epoch_goes_through_what_the_validation_split_leaves_or_train_size(sm
     events = []
     train(TINY_MODEL, TrainConfig(batch_size=100, val_size=200, train_size=500), small, on_progress=events.append)
     assert events[-1].batches == 5
+
+
+def test_clean_epochs_end_the_run_on_images_as_they_are(small, monkeypatch):
+    augmented_in = []
+    real_augment = mnist_core.train.augment
+
+    def counting(images, generator=None, labels=None):
+        augmented_in.append(len(seen_epochs))
+        return real_augment(images, generator, labels)
+
+    seen_epochs: list[int] = []
+    monkeypatch.setattr(mnist_core.train, "augment", counting)
+    config = TrainConfig(epochs=3, batch_size=100, val_size=200, train_size=300, augment=True, clean_epochs=2)
+    train(TINY_MODEL, config, small, on_progress=lambda e: e.kind == "epoch" and seen_epochs.append(e.epoch))
+    assert augmented_in == [0, 0, 0]  # the 3 batches of epoch 1, none after it
+    assert [config.augments(e) for e in (1, 2, 3)] == [True, False, False]
+    assert not TrainConfig(epochs=3, clean_epochs=5, augment=True).augments(1)  # more than the run: all clean

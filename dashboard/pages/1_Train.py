@@ -113,6 +113,8 @@ with st.sidebar:
     st.toggle(
         "Augmentation", key="augment", help="Random rotation, shift, scale and stroke width", persist_state="session"
     )
+    if st.session_state.augment and (clean := PRESETS[st.session_state.preset][1].clean_epochs):
+        st.caption(f"The last {min(clean, st.session_state.epochs)} epoch(s) see the images as they are.")
     st.number_input("Seed", min_value=0, step=1, key="seed", persist_state="session")
     st.text_input(
         "Run name (optional)",
