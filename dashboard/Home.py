@@ -49,7 +49,7 @@ else:
         st.markdown(f"**{label}:** {text}")
     st.download_button(
         "Download as ONNX",
-        data=partial(common.onnx_file, model, f"{model.path}:{model.created}"),
+        data=partial(common.onnx_file, model, model.sha256),
         file_name=f"{model.name}.onnx",
         mime="application/octet-stream",
         icon=":material/download:",

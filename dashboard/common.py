@@ -201,7 +201,7 @@ def training_queue(directory: str) -> TrainingQueue:
 
 @st.cache_data(show_spinner="Running the model over the 10,000 test images…", max_entries=8)
 def test_probabilities(_checkpoint: Checkpoint, key: str) -> np.ndarray:
-    """(10000, 10) softmax outputs; ``key`` (path and creation time) names the model for the cache."""
+    """(10000, 10) softmax outputs; ``key`` (the checkpoint's sha256) names the model for the cache."""
     return predict_probabilities(_checkpoint.model, dataset().test_images).numpy()
 
 
@@ -212,13 +212,13 @@ def measured_evaluation(checkpoint: Checkpoint) -> Evaluation | None:
     """
     if not data.is_downloaded():
         return None
-    probabilities = test_probabilities(checkpoint, f"{checkpoint.path}:{checkpoint.created}")
+    probabilities = test_probabilities(checkpoint, checkpoint.sha256)
     return Evaluation(labels=dataset().test_labels, probabilities=torch.from_numpy(probabilities))
 
 
 @st.cache_data(show_spinner=False, max_entries=4)
 def onnx_file(_checkpoint: Checkpoint, key: str) -> bytes:
-    """The model as ONNX bytes; ``key`` (path and creation time) names the model for the cache."""
+    """The model as ONNX bytes; ``key`` (the checkpoint's sha256) names the model for the cache."""
     from mnist_core.export import onnx_bytes
 
     return onnx_bytes(_checkpoint.model)

@@ -2,7 +2,7 @@
 the calibration views, and "watch it learn" on the Train page.
 
 Pages insert one call each; the numbers come from ``mnist_core`` (explain, evaluate,
-watch) and are cached here per model (its path and creation time) and input.
+watch) and are cached here per model (its sha256) and input.
 """
 
 from __future__ import annotations
@@ -34,11 +34,6 @@ METHOD_HELP = (
 )
 LEGEND = "Red: supports the digit. Blue: speaks against it."
 BLUE = (31, 119, 180)
-
-
-def model_key(checkpoint: Checkpoint) -> str:
-    """What names a model in the caches, as on the Evaluate page: a retrained file is another model."""
-    return f"{checkpoint.path}:{checkpoint.created}"
 
 
 @st.cache_data(max_entries=128, show_spinner=False)
@@ -103,7 +98,7 @@ def why_panel(checkpoint: Checkpoint, prediction: Prediction) -> None:
     )
     target = predicted if target is None else int(target)
     pixels = image.reshape(28, 28).numpy()
-    key = model_key(checkpoint)
+    key = checkpoint.sha256
     picture, words = st.columns([1, 1])
     picture.image(
         overlay_image(checkpoint, key, pixels, target, method),
@@ -126,7 +121,7 @@ def why_panel(checkpoint: Checkpoint, prediction: Prediction) -> None:
 def inspector_maps(checkpoint: Checkpoint, image: torch.Tensor, true: int, predicted: int) -> None:
     """The Evaluate inspector: why the model said ``predicted``, and what would have supported ``true``."""
     method = method_picker("inspect_method", narrow=True)
-    pixels, key = image.reshape(28, 28).numpy(), model_key(checkpoint)
+    pixels, key = image.reshape(28, 28).numpy(), checkpoint.sha256
     said, truth = st.columns(2)
     said.image(overlay_image(checkpoint, key, pixels, predicted, method), caption=f"Why it said {predicted}")
     if true != predicted:

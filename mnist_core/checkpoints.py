@@ -16,6 +16,7 @@ process id; once that process is gone they are removed by the next save or scan.
 from __future__ import annotations
 
 import dataclasses
+import hashlib
 import io
 import math
 import os
@@ -83,6 +84,9 @@ class Checkpoint:
     tags: dict = field(default_factory=dict)  # e.g. a sweep's {"study": name, "trial": number}
     watch: dict = field(default_factory=dict)  # optional: the watched images of watch.WatchPanel.to_payload
     digit_score: dict | None = None  # optional: ood.DigitScore.to_dict(), for "not a digit"
+    # Of the file's bytes: what names the model in a cache. A copy of the file is the same model and is not
+    # measured again; a file trained again under the same name is another.
+    sha256: str = ""
 
     @property
     def name(self) -> str:
@@ -543,6 +547,7 @@ def _load(path: Path) -> Checkpoint:
         tags=_checked(payload.get("tags", {}), TAG_CHECKS, "tags"),
         watch=_watch_panel(payload.get("watch", {})),
         digit_score=_digit_score(payload.get("digit_score"), model_config.conv2_channels),
+        sha256=hashlib.sha256(data).hexdigest(),
     )
 
 

@@ -10,6 +10,7 @@ among its nearest neighbours in feature space, the same way for both methods.
 from __future__ import annotations
 
 import multiprocessing
+import os
 import sys
 import threading
 import time
@@ -26,6 +27,9 @@ from .model import CNN
 
 METHODS = ("pca", "umap")
 NEIGHBOURS = 10  # where a new image lands: the mean position of this many nearest images
+# A background map's process gets every cycle the rest leaves idle, and only those: at the same priority
+# as the server, UMAP took a whole core from the pages' reruns (and a run) for a minute after a model changed.
+BACKGROUND_NICENESS = 10
 
 
 @torch.inference_mode()
@@ -102,6 +106,8 @@ class BackgroundProjection:
 
 
 def _project_into(sender: Connection, features: np.ndarray, method: str, seed: int) -> None:
+    if hasattr(os, "nice"):  # background work: the dashboard's page reruns, and a training run, go first
+        os.nice(BACKGROUND_NICENESS)
     try:
         sender.send((project(features, method, seed), None))
     except Exception as exc:  # reported to the page instead of dying silently

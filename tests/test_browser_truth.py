@@ -9,7 +9,7 @@ from urllib.parse import urlparse
 
 import pytest
 from conftest import BROWSER_TIMEOUT_MS
-from dashboard_helpers import screenshot, tiny_run, wait_for_rerun
+from dashboard_helpers import screenshot, start_run, wait_for_rerun
 from playwright.sync_api import Page, expect
 
 from mnist_core.checkpoints import load_checkpoint
@@ -42,13 +42,13 @@ def test_two_sessions_share_the_queue_cancel_each_other_and_survive_a_reload(ser
     other.set_default_timeout(BROWSER_TIMEOUT_MS)
     try:
         page.goto(f"{url}/Train")
-        tiny_run(page, "b-long", long=True)
+        start_run(page, "b-long", "long")
         expect(page.get_by_text(re.compile(r"b-long · epoch 1/30 · batch \d+/\d+ · ETA about"))).to_be_visible()
         expect(page.get_by_role("button", name="Start training")).to_be_disabled()
 
         other.goto(f"{url}/Train")
         expect(other.get_by_text(re.compile(r"b-long \(another session's\) · epoch"))).to_be_visible()
-        tiny_run(other, "b-waiting")
+        start_run(other, "b-waiting", "as set")
         expect(other.get_by_text("b-waiting is queued behind b-long: number 2 in line")).to_be_visible()
         screenshot(page, "truth-session-1-running")
         screenshot(other, "truth-session-2-queued")

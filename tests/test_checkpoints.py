@@ -1,5 +1,7 @@
+import hashlib
 import json
 import os
+import shutil
 import zipfile
 
 import pytest
@@ -46,6 +48,17 @@ def test_round_trip_keeps_weights_configs_and_metadata(tmp_path):
     x = torch.randn(3, 1, 28, 28)
     assert torch.equal(checkpoint.model(x), model.eval()(x))
     torch.load(path, weights_only=True)  # plain data, loadable anywhere without this package
+
+
+def test_a_copy_is_the_same_model_and_a_retrained_file_another(tmp_path):
+    """The dashboard's caches are keyed by sha256: a copy is measured once, a retrained file again."""
+    path, _ = saved(tmp_path)
+    copy = tmp_path / "copy.pt"
+    shutil.copy(path, copy)
+    original = load_checkpoint(path)
+    assert original.sha256 == load_checkpoint(copy).sha256 == hashlib.sha256(path.read_bytes()).hexdigest()
+    saved(tmp_path, overwrite=True)  # new weights under the same name
+    assert load_checkpoint(path).sha256 != original.sha256
 
 
 def test_saving_never_overwrites_unless_asked_and_leaves_no_temporary_files(tmp_path):

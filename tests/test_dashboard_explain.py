@@ -6,6 +6,7 @@ import multiprocessing
 
 import numpy as np
 import pytest
+import streamlit as st
 import torch
 from dashboard_helpers import button, open_page, run_until, texts, tiny_settings
 from PIL import Image
@@ -67,6 +68,7 @@ def stop_background_maps():
     for child in set(multiprocessing.active_children()) - before:
         child.terminate()
         child.join(timeout=10)
+    st.cache_resource.clear()  # the Map's cached job for this model is a stopped one now
 
 
 def test_map_shows_pca_at_once_and_the_drawing_as_a_point(folder, mnist, stop_background_maps):

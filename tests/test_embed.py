@@ -1,6 +1,7 @@
 """The map of the test set: deterministic for a seed, and neighbours on the map mostly share a digit."""
 
 import csv
+import os
 import time
 
 import numpy as np
@@ -93,3 +94,17 @@ def test_a_projection_runs_in_the_background_and_reports_failures(features):
         assert time.monotonic() < deadline
         time.sleep(0.1)
     assert broken.points is None and "method must be one of" in broken.error
+
+
+@pytest.mark.skipif(not hasattr(os, "getpriority"), reason="no nice values on this system")
+def test_a_background_map_yields_the_cpu(features):
+    job = embed.project_in_background(features[0][:300], "umap")  # seconds of numba compiling: time to look
+    mine = os.getpriority(os.PRIO_PROCESS, 0)
+    try:
+        deadline = time.monotonic() + 60
+        while os.getpriority(os.PRIO_PROCESS, job.process.pid) != min(mine + embed.BACKGROUND_NICENESS, 19):
+            assert time.monotonic() < deadline and not job.done(), "the map's process kept the server's priority"
+            time.sleep(0.05)
+    finally:
+        job.process.kill()
+        job.process.join()

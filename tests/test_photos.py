@@ -80,7 +80,8 @@ def test_a_digit_in_two_strokes_stays_one_digit_and_touching_digits_are_split():
 
 
 def test_boxes_are_in_the_pixels_of_a_big_photo():
-    sample = next(s for s in photos(12) if s.image.width * s.image.height > 8e6)
+    sample = photos(4)[3]  # every tenth photo, from the fourth, is 8-12 megapixels
+    assert sample.image.width * sample.image.height > 8e6
     [prediction] = predict(sample.image)
     assert prediction.size == sample.image.size
     x0, y0, x1, y1 = prediction.digits[0].box

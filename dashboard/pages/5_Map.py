@@ -8,7 +8,6 @@ import streamlit as st
 import torch
 
 import common
-import explain_view
 from mnist_core import embed
 from mnist_core.data import to_pixels
 
@@ -49,7 +48,7 @@ if model is None:
     st.stop()
 common.ensure_downloaded()
 mnist = common.dataset()
-key = explain_view.model_key(model)
+key = model.sha256
 values = features(model, key)
 labels = mnist.test_labels.numpy()
 predictions = common.test_probabilities(model, key).argmax(1)
