@@ -209,7 +209,7 @@ def _photograph(coverage: Image.Image, rng: np.random.Generator, ink: str, megap
     colour, _, grainy = INKS[ink]
     height, width = coverage.height, coverage.width
     paper = _paper((width, height), rng, str(rng.choice(["plain", "ruled", "squared"])))
-    # float32 throughout (the random draws are the same as in float64): a third less time for the same picture.
+    # float32 throughout, with the same random draws as float64: about 12% less time for the same picture.
     alpha = np.asarray(coverage, dtype=np.float32)[:, :, None] / 255
     if grainy:
         alpha = alpha * rng.uniform(0.55, 1.0, alpha.shape).astype(np.float32)
