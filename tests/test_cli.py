@@ -31,6 +31,7 @@ def test_evaluate_json_on_the_committed_default_model(capsys, mnist):
     assert np.array(result["confusion"]).shape == (10, 10) and np.array(result["confusion"]).sum() == 10000
     assert result["n_errors"] == 10000 - np.trace(result["confusion"])
     assert [row["digit"] for row in result["per_class"]] == list(range(10))
+    assert 0 <= result["rejected"] <= 0.01  # test digits the "not a digit" score would refuse
 
 
 def test_evaluate_report(capsys, mnist):

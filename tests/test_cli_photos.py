@@ -1,4 +1,4 @@
-"""`predict` and `evaluate` on numbers, non-digits and awkward file names: valid JSON, the number, the boxes."""
+"""`predict` on numbers, non-digits and awkward file names: valid JSON, the number, the boxes."""
 
 import json
 import os
@@ -64,10 +64,3 @@ def test_file_names_that_are_not_utf8_are_printed(capsys, files):
     assert code == 0 and "caf\\xe9.png" in out
     code, out, _ = run(capsys, "predict", "--json", odd)
     assert json.loads(out)["path"].endswith("caf\\xe9.png")
-
-
-@pytest.mark.slow
-def test_evaluate_json_says_how_many_test_digits_are_refused(capsys, mnist):
-    code, out, _ = run(capsys, "evaluate", "--json")
-    result = json.loads(out)
-    assert code == 0 and 0 <= result["rejected"] <= 0.01
