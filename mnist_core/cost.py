@@ -81,10 +81,10 @@ def _modelled(model_config: ModelConfig, train_config: TrainConfig) -> Estimate:
     per_step = SECONDS_PER_STEP + weights(model_config) * SECONDS_PER_WEIGHT_STEP
     per_forward = macs / FORWARD_MACS_PER_SECOND + SECONDS_PER_FORWARD_IMAGE
     epoch = images * per_image + steps * per_step + train_config.val_size * per_forward
-    augmented = sum(train_config.augments(e) for e in range(1, train_config.epochs + 1))
+    augmenting = train_config.augmented_epochs * images * SECONDS_PER_AUGMENTED_IMAGE
     return Estimate(
         loading=LOADING_SECONDS,
-        training=train_config.epochs * epoch + augmented * images * SECONDS_PER_AUGMENTED_IMAGE,
+        training=train_config.epochs * epoch + augmenting,
         finishing=TEST_IMAGES * per_forward + SAVING_SECONDS,
     )
 

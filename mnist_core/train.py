@@ -76,9 +76,10 @@ class TrainConfig:
         rest = TRAIN_IMAGES - self.val_size
         return min(rest, self.train_size) if self.train_size else rest
 
-    def augments(self, epoch: int) -> bool:
-        """Whether the 1-based ``epoch`` trains on augmented images."""
-        return self.augment and epoch <= self.epochs - self.clean_epochs
+    @property
+    def augmented_epochs(self) -> int:
+        """How many epochs, from the first, train on augmented images: the rest are clean."""
+        return max(self.epochs - self.clean_epochs, 0) if self.augment else 0
 
     def to_dict(self) -> dict:
         return asdict(self)
@@ -277,7 +278,7 @@ def train(
                 raise TrainingCancelled(f"cancelled in epoch {epoch}, batch {batch}")
             index = order[(batch - 1) * config.batch_size : batch * config.batch_size]
             x, y = train_x[index], train_y[index]
-            if config.augments(epoch):
+            if epoch <= config.augmented_epochs:
                 x = augment(x.cpu(), generator, y.cpu()).to(device)
             odd = outliers(x[: len(x) // 2].cpu(), generator).to(device) if config.outlier_exposure else x[:0]
             with _autocast(device):

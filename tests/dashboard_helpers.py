@@ -2,6 +2,7 @@
 
 import time
 from pathlib import Path
+from typing import Literal
 
 from playwright.sync_api import Page, expect
 from streamlit.testing.v1 import AppTest
@@ -74,7 +75,7 @@ def set_slider(page: Page, label: str, key: str, value: str) -> None:
     wait_for_rerun(page)
 
 
-def start_run(page: Page, name: str, kind: str = "tiny") -> None:
+def start_run(page: Page, name: str, kind: Literal["tiny", "long", "as set"] = "tiny") -> None:
     """Start a run on the Train page: ``tiny``, a tiny model for 1 epoch on 1,000 images (seconds); ``long``, the
     preset for 30 epochs, for a test that acts on a run while it is still going; ``as set``, the settings as they
     are, for a run that is cancelled before it starts. Every slider moved is a rerun to wait for."""

@@ -113,8 +113,7 @@ with st.sidebar:
     st.toggle(
         "Augmentation", key="augment", help="Random rotation, shift, scale and stroke width", persist_state="session"
     )
-    if st.session_state.augment and (clean := PRESETS[st.session_state.preset][1].clean_epochs):
-        st.caption(f"The last {min(clean, st.session_state.epochs)} epoch(s) see the images as they are.")
+    clean_note = st.empty()  # under the toggle, filled once the settings below make the run's config
     st.number_input("Seed", min_value=0, step=1, key="seed", persist_state="session")
     st.text_input(
         "Run name (optional)",
@@ -141,6 +140,8 @@ train_config = dataclasses.replace(
     seed=int(st.session_state.seed),
 )
 unchanged = (model_config, train_config) == (preset_model, preset_train)
+if train_config.augment and (clean := train_config.epochs - train_config.augmented_epochs):
+    clean_note.caption(f"The last {clean} epoch(s) see the images as they are.")
 
 
 def start() -> None:
