@@ -46,7 +46,7 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--checkpoint", default=None, help="checkpoint to explain (default: default.pt)")
     parser.add_argument("--repeats", type=int, default=10, help="single-image timings per method (median reported)")
-    parser.add_argument("--skip-umap", action="store_true", help="leave out UMAP (a minute or more)")
+    parser.add_argument("--skip-umap", action="store_true", help="leave out UMAP (half a minute)")
     parser.add_argument(
         "--threads", type=int, default=None, help="torch threads (default: torch's; 1 is faster on a busy machine)"
     )

@@ -2,8 +2,8 @@
 
 The browser fixtures start one `streamlit run dashboard/Home.py` per test session (per
 pytest-xdist worker), its checkpoints in a temporary folder, and give each test a new
-browser context (its own Streamlit session). Without Playwright or Chromium those tests skip, unless
-MNIST_REQUIRE_BROWSER=1 (as in CI).
+browser context (its own Streamlit session) that cannot reach beyond this machine. Without
+Playwright or Chromium those tests skip, unless MNIST_REQUIRE_BROWSER=1 (as in CI).
 """
 
 from __future__ import annotations
@@ -22,11 +22,14 @@ import sys
 import time
 import urllib.request
 from pathlib import Path
+from urllib.parse import urlparse
 
 import pytest
 import torch
 
+from mnist_core.checkpoints import load_checkpoint
 from mnist_core.data import MNIST, load_mnist
+from mnist_core.evaluate import Evaluation, evaluate
 
 torch.set_num_threads(1)  # in case a plugin imported torch before the variable was set
 
@@ -43,6 +46,7 @@ CHROMIUM_ARGS = [
 ]
 # A cold page on a loaded 2-core machine takes well over Playwright's default 5 s: wait for the app.
 BROWSER_TIMEOUT_MS = 90_000
+LOCAL = {"127.0.0.1", "localhost"}
 
 try:
     from playwright.sync_api import Page, expect, sync_playwright
@@ -53,6 +57,13 @@ except ImportError:
 @pytest.fixture(scope="session")
 def mnist() -> MNIST:
     return load_mnist()
+
+
+@pytest.fixture(scope="session")
+def default_evaluation(mnist) -> Evaluation:
+    """The committed model on the 10,000 test images, measured once per test process: many tests compare a page
+    or a command with it, and none changes it."""
+    return evaluate(load_checkpoint(DEFAULT_MODEL).model, mnist.test_images, mnist.test_labels)
 
 
 @pytest.fixture
@@ -129,12 +140,32 @@ def browser(server):
         chromium.close()
 
 
-@pytest.fixture
-def page(browser) -> Page:
-    """A new browser session (its own Streamlit session) with a window tall enough for whole pages."""
+def offline_page(browser) -> tuple[Page, list[str]]:
+    """A new browser session (its own Streamlit session), its window tall enough for whole pages, on a machine
+    without a network, as on a laptop offline: every request that would leave the machine is blocked, and its
+    host is added to the list returned with the page."""
     context = browser.new_context(viewport={"width": 1400, "height": 1600})
+    outside: list[str] = []
+
+    def route(route) -> None:
+        host = urlparse(route.request.url).hostname or ""
+        if host in LOCAL or route.request.url.startswith("data:"):
+            route.continue_()
+        else:
+            outside.append(host)
+            route.abort()
+
+    context.route("**/*", route)
     page = context.new_page()
     page.set_default_timeout(BROWSER_TIMEOUT_MS)
+    return page, outside
+
+
+@pytest.fixture
+def page(browser) -> Page:
+    """An offline browser session (``offline_page``): every browser test checks that the lab needs no network."""
+    page, outside = offline_page(browser)
     expect.set_options(timeout=BROWSER_TIMEOUT_MS)
     yield page
-    context.close()
+    page.context.close()
+    assert not outside, f"requests left the machine: {outside}"

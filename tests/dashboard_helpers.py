@@ -1,5 +1,6 @@
 """Helpers for driving the dashboard: under AppTest (in-process) and in Chromium (Playwright)."""
 
+import re
 import time
 from pathlib import Path
 from typing import Literal
@@ -60,6 +61,11 @@ def screenshot(page: Page, name: str) -> None:
     page.screenshot(path=SCREENSHOTS / f"{name}.png")
 
 
+def expect_local_icon(page: Page) -> None:
+    """The tab's icon comes from the dashboard itself (an emoji icon would be fetched from a CDN, offline: none)."""
+    expect(page.locator("link[rel='shortcut icon']")).to_have_attribute("href", re.compile(r"^(/|http://127)"))
+
+
 def wait_for_rerun(page: Page) -> None:
     """Give the change a moment to reach the server, then wait until the script has finished rerunning."""
     page.wait_for_timeout(500)
@@ -94,8 +100,9 @@ def start_run(page: Page, name: str, kind: Literal["tiny", "long", "as set"] = "
     page.get_by_role("button", name="Start training").click()
 
 
-def draw_a_seven(page: Page) -> None:
-    """A 7 in one mouse stroke on the Draw page's canvas: the bar, then the diagonal."""
+def draw_a_seven(page: Page) -> tuple[float, float]:
+    """A 7 in one mouse stroke on the Draw page's canvas, the bar then the diagonal; returns the canvas's top-left
+    corner."""
     canvas = page.locator("canvas.upper-canvas")
     box = canvas.bounding_box()
     x, y = box["x"], box["y"]
@@ -106,6 +113,7 @@ def draw_a_seven(page: Page) -> None:
     for k in range(1, 31):
         page.mouse.move(x + 230 - 3 * k, y + 80 + 6.5 * k)
     page.mouse.up()
+    return x, y
 
 
 def draw_a_one(page: Page) -> tuple[float, float]:

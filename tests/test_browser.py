@@ -1,59 +1,66 @@
 """The dashboard in a real browser: Playwright drives Debian's Chromium against `streamlit run`.
 
-It does what a new user does: draws a digit with the mouse, clicks a cell of the
-confusion matrix, and trains a tiny model. Screenshots land in artifacts/screenshots/.
+It does what a new user does: draws digits with the mouse, clears them, changes the pen, and
+trains a tiny model. Every browser test runs offline (conftest's ``page``), and the pages'
+icons are the dashboard's own. Screenshots land in artifacts/screenshots/.
 Without Playwright or Chromium the tests skip, unless MNIST_REQUIRE_BROWSER=1 (as in CI).
 """
 
 import re
 
 import pytest
-from dashboard_helpers import draw_a_seven, screenshot, start_run, wait_for_rerun
+from dashboard_helpers import (
+    draw_a_one,
+    draw_a_seven,
+    expect_local_icon,
+    screenshot,
+    set_slider,
+    start_run,
+    wait_for_rerun,
+)
 from playwright.sync_api import expect
 
-from mnist_core.checkpoints import load_checkpoint
-from mnist_core.evaluate import evaluate
 from mnist_core.runs import read_runs
 
 pytestmark = pytest.mark.browser
 
 
-def test_drawing_a_digit_shows_its_prediction(server, page):
+def test_drawing_shows_its_prediction_and_clear_and_a_new_pen_width_start_again(server, page):
     url, _ = server
     page.goto(f"{url}/Draw")
+    expect_local_icon(page)
     expect(page.get_by_text("No digit found")).to_be_visible()
-    draw_a_seven(page)
+    x, y = draw_a_seven(page)
     expect(page.locator("[data-testid='predicted-digit']")).to_have_text("7")
     expect(page.get_by_text("What the model sees")).to_be_visible()
     expect(page.locator(".js-plotly-plot")).to_be_visible()  # the ten probabilities
     screenshot(page, "draw")
 
+    page.mouse.move(x + 300, y + 10)  # hovering the drawing is what shows the component's toolbar
+    page.wait_for_timeout(500)
+    reset = page.get_by_role("button", name="Reset canvas & history")
+    reset_box = reset.bounding_box()
+    assert reset_box is not None and reset_box["y"] + reset_box["height"] <= y + 1  # it would sit above the drawing
+    hit = page.evaluate(
+        "([x, y]) => !!document.elementFromPoint(x, y)?.closest(\"[class*='st-key-canvas-']\")",
+        [reset_box["x"] + reset_box["width"] / 2, reset_box["y"] + reset_box["height"] / 2],
+    )
+    assert not hit  # clipped away: neither seen nor clickable
+    screenshot(page, "draw-no-toolbar")
     page.get_by_role("button", name="Clear").click()
     expect(page.get_by_text("No digit found")).to_be_visible()
 
-
-def test_clicking_a_confusion_cell_filters_the_error_explorer(server, page, mnist):
-    url, folder = server
-    confusion = evaluate(load_checkpoint(folder / "default.pt").model, mnist.test_images, mnist.test_labels).confusion
-    off_diagonal = confusion.clone().fill_diagonal_(0)
-    true, predicted = divmod(int(off_diagonal.argmax()), 10)
-    count = int(confusion[true, predicted])
-
-    page.goto(f"{url}/Evaluate")
-    cell = page.locator(".js-plotly-plot .scatterlayer .point").nth(10 * true + predicted)
-    cell.scroll_into_view_if_needed()
-    box = cell.bounding_box()
-    page.mouse.click(box["x"] + box["width"] / 2, box["y"] + box["height"] / 2)
-
-    expect(page.get_by_text(f"{count} image(s), 24 per page.")).to_be_visible()
-    grid = page.locator(".st-key-explorer .js-plotly-plot .scatterlayer .trace").first
-    expect(grid.locator(".point")).to_have_count(min(count, 24))
-    screenshot(page, "evaluate")
+    draw_a_one(page)
+    expect(page.locator("[data-testid='predicted-digit']")).to_have_text("1")
+    set_slider(page, "Pen width", "End", "40")
+    expect(page.get_by_text("No digit found")).to_be_visible()  # the canvas is blank, and so is the answer
+    screenshot(page, "draw-new-width")
 
 
 def test_a_tiny_training_run_joins_the_history_and_becomes_the_active_model(server, page):
     url, folder = server
     page.goto(f"{url}/Train")
+    expect_local_icon(page)
     expect(page.get_by_text("Run history")).to_be_visible()
     start_run(page, "browser-run")  # its progress line is followed in test_browser_truth.py, on a longer run
     expect(page.get_by_text("browser-run saved: test accuracy")).to_be_visible(timeout=300_000)  # load 15: 2+ min

@@ -3,7 +3,7 @@
 import numpy as np
 import pytest
 import torch
-from dashboard_helpers import screenshot
+from dashboard_helpers import expect_local_icon, screenshot
 from playwright.sync_api import expect
 
 from mnist_core.checkpoints import load_checkpoint
@@ -15,6 +15,9 @@ pytestmark = pytest.mark.browser
 def test_home_downloads_the_active_model_as_onnx(server, page, tmp_path):
     url, folder = server
     page.goto(url)
+    expect_local_icon(page)
+    expect(page.get_by_text("Twelve training images of each digit")).to_be_visible()
+    expect(page.locator(".js-plotly-plot").first).to_be_visible()  # drawn without a network, as every page is
     button = page.get_by_role("button", name="Download as ONNX")
     expect(button).to_be_visible()
     screenshot(page, "home-onnx")

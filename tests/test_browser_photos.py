@@ -4,7 +4,7 @@ Screenshots land in artifacts/screenshots/ (draw-photo, draw-number, draw-letter
 """
 
 import pytest
-from dashboard_helpers import draw_a_one, screenshot, set_slider, wait_for_rerun
+from dashboard_helpers import screenshot, wait_for_rerun
 from photo_digits import _letter, _on_page, _photograph, numbers, photos
 from playwright.sync_api import expect
 
@@ -53,33 +53,3 @@ def test_photo_number_and_letter_on_the_draw_page(server, page, tmp_path):
     expect(page.get_by_text("The closest digit is")).to_be_visible()
     wait_for_rerun(page)
     screenshot(page, "draw-letter")
-
-
-def test_a_new_pen_width_clears_the_drawing_and_its_prediction(server, page):
-    url, _ = server
-    page.goto(f"{url}/Draw")
-    draw_a_one(page)
-    expect(page.locator("[data-testid='predicted-digit']")).to_have_text("1")
-    set_slider(page, "Pen width", "End", "40")
-    expect(page.get_by_text("No digit found")).to_be_visible()  # the canvas is blank, and so is the answer
-    screenshot(page, "draw-new-width")
-
-
-def test_the_canvas_shows_no_toolbar_and_clear_still_works(server, page):
-    url, _ = server
-    page.goto(f"{url}/Draw")
-    x, y = draw_a_one(page)
-    expect(page.locator("[data-testid='predicted-digit']")).to_have_text("1")
-    page.mouse.move(x + 300, y + 10)  # hovering the drawing is what shows the component's toolbar
-    page.wait_for_timeout(500)
-    reset = page.get_by_role("button", name="Reset canvas & history")
-    reset_box = reset.bounding_box()
-    assert reset_box is not None and reset_box["y"] + reset_box["height"] <= y + 1  # it would sit above the drawing
-    hit = page.evaluate(
-        "([x, y]) => !!document.elementFromPoint(x, y)?.closest(\"[class*='st-key-canvas-']\")",
-        [reset_box["x"] + reset_box["width"] / 2, reset_box["y"] + reset_box["height"] / 2],
-    )
-    assert not hit  # clipped away: neither seen nor clickable
-    screenshot(page, "draw-no-toolbar")
-    page.get_by_role("button", name="Clear").click()
-    expect(page.get_by_text("No digit found")).to_be_visible()

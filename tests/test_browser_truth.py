@@ -1,45 +1,24 @@
 """Two browser sessions on one server: the queue, a cancel from the other session, a reload mid-run,
-a matrix click that brings its images into view, and the whole lab offline.
+and a matrix click that brings its images into view and filters the error explorer.
 
 Screenshots of both sessions land in artifacts/screenshots/.
 """
 
 import re
-from urllib.parse import urlparse
 
 import pytest
-from conftest import BROWSER_TIMEOUT_MS
-from dashboard_helpers import screenshot, start_run, wait_for_rerun
-from playwright.sync_api import Page, expect
+from conftest import offline_page
+from dashboard_helpers import expect_local_icon, screenshot, start_run
+from playwright.sync_api import expect
 
-from mnist_core.checkpoints import load_checkpoint
 from mnist_core.runs import read_runs
 
 pytestmark = pytest.mark.browser
-LOCAL = {"127.0.0.1", "localhost"}
 
 
-@pytest.fixture
-def offline(page: Page) -> list[str]:
-    """Block every request that leaves the machine, as on a laptop without a network; returns their hosts."""
-    outside: list[str] = []
-
-    def route(route):
-        host = urlparse(route.request.url).hostname or ""
-        if host in LOCAL or route.request.url.startswith("data:"):
-            route.continue_()
-        else:
-            outside.append(host)
-            route.abort()
-
-    page.context.route("**/*", route)
-    return outside
-
-
-def test_two_sessions_share_the_queue_cancel_each_other_and_survive_a_reload(server, page, browser, offline):
+def test_two_sessions_share_the_queue_cancel_each_other_and_survive_a_reload(server, page, browser):
     url, folder = server
-    other = browser.new_context(viewport={"width": 1400, "height": 1600}).new_page()
-    other.set_default_timeout(BROWSER_TIMEOUT_MS)
+    other, outside = offline_page(browser)
     try:
         page.goto(f"{url}/Train")
         start_run(page, "b-long", "long")
@@ -89,20 +68,21 @@ def test_two_sessions_share_the_queue_cancel_each_other_and_survive_a_reload(ser
         other.context.close()
     statuses = {r["name"]: r["status"] for r in read_runs(folder)}  # the server (and its log) is shared by tests
     assert (statuses["b-long"], statuses["b-waiting"]) == ("cancelled", "cancelled")
-    assert not offline, f"requests left the machine: {offline}"
+    assert not outside, f"requests left the machine: {outside}"
 
 
-def test_a_matrix_click_brings_its_images_into_view_and_an_image_click_inspects_it(server, page, mnist, offline):
-    from mnist_core.evaluate import evaluate
-
-    url, folder = server
-    result = evaluate(load_checkpoint(folder / "default.pt").model, mnist.test_images, mnist.test_labels)
+def test_a_matrix_click_filters_the_explorer_brings_it_into_view_and_an_image_click_inspects_it(
+    server, page, default_evaluation
+):
+    url, _ = server  # its active model is the committed one
+    result = default_evaluation
     off_diagonal = result.confusion.clone().fill_diagonal_(0)
     true, predicted = divmod(int(off_diagonal.argmax()), 10)
     shown = result.select(true, predicted).tolist()
 
     page.set_viewport_size({"width": 1400, "height": 800})
     page.goto(f"{url}/Evaluate")
+    expect_local_icon(page)
     explorer = page.locator(".st-key-explorer")
     cell = page.locator(".js-plotly-plot .scatterlayer .point").nth(10 * true + predicted)
     cell.scroll_into_view_if_needed()
@@ -112,6 +92,7 @@ def test_a_matrix_click_brings_its_images_into_view_and_an_image_click_inspects_
     page.mouse.click(box["x"] + box["width"] / 2, box["y"] + box["height"] / 2)
     expect(page.get_by_text(f"{len(shown)} image(s), 24 per page.")).to_be_visible()
     expect(images).to_be_in_viewport(ratio=0.9)
+    expect(images.locator(".scatterlayer .trace").first.locator(".point")).to_have_count(min(len(shown), 24))
     screenshot(page, "truth-evaluate-cell-clicked")
 
     tile = explorer.locator(".js-plotly-plot .scatterlayer .trace").first.locator(".point").nth(1)
@@ -120,21 +101,3 @@ def test_a_matrix_click_brings_its_images_into_view_and_an_image_click_inspects_
     page.mouse.click(box["x"] + box["width"] / 2, box["y"] + box["height"] / 2)
     expect(page.get_by_role("heading", name=f"Test image #{shown[1]}")).to_be_visible()
     screenshot(page, "truth-evaluate-image-clicked")
-    assert not offline, f"requests left the machine: {offline}"
-
-
-def test_the_lab_is_complete_offline(server, page, offline):
-    url, _ = server
-    page.goto(url)
-    expect(page.get_by_text("Train a model with your own settings")).to_be_visible()
-    expect(page.locator("link[rel='shortcut icon']")).to_have_attribute("href", re.compile(r"^(/|http://127)"))
-    for name in ("Train", "Evaluate", "Draw"):
-        page.goto(f"{url}/{name}")
-        expect(page.locator("[data-testid=stApp]")).to_have_attribute("data-test-script-state", "notRunning")
-        expect(page.locator("link[rel='shortcut icon']")).to_have_attribute("href", re.compile(r"^(/|http://127)"))
-    page.goto(url)
-    expect(page.locator(".js-plotly-plot")).to_be_visible()  # the charts draw with no network too
-    expect(page.get_by_text("Twelve training images of each digit")).to_be_visible()
-    wait_for_rerun(page)
-    screenshot(page, "truth-offline-home")
-    assert not offline, f"requests left the machine: {offline}"

@@ -15,7 +15,6 @@ from PIL import Image
 
 from mnist_core.checkpoints import load_checkpoint
 from mnist_core.data import to_pixels
-from mnist_core.evaluate import evaluate
 from mnist_core.runs import read_runs
 from mnist_core.train import PRESETS
 
@@ -53,9 +52,8 @@ def test_a_broken_checkpoint_is_listed_and_the_app_keeps_working(folder):
     assert len(at.selectbox(key="model_picker").options) == 1  # default only
 
 
-def test_evaluate_shows_metrics_filters_errors_and_inspects_an_image(folder, mnist):
-    model = load_checkpoint(folder / "default.pt").model
-    result = evaluate(model, mnist.test_images, mnist.test_labels)
+def test_evaluate_shows_metrics_filters_errors_and_inspects_an_image(folder, default_evaluation):
+    result = default_evaluation
     labels, predictions = result.labels.numpy(), result.predictions.numpy()
     at = open_page("2_Evaluate.py")
     assert at.metric[0].value == f"{result.accuracy:.2%}"

@@ -12,7 +12,6 @@ from dashboard_helpers import button, open_page, run_until, texts, tiny_settings
 from PIL import Image
 
 from mnist_core.checkpoints import load_checkpoint
-from mnist_core.evaluate import evaluate
 from mnist_core.watch import DRAWING
 
 
@@ -46,8 +45,8 @@ def test_why_panel_explains_the_prediction_or_any_digit_asked_about(folder, mnis
     assert isinstance(at.session_state["last_drawing"], torch.Tensor)  # kept for the Train page and the Map
 
 
-def test_evaluate_shows_calibration_and_why_an_error_was_made(folder, mnist):
-    result = evaluate(load_checkpoint(folder / "default.pt").model, mnist.test_images, mnist.test_labels)
+def test_evaluate_shows_calibration_and_why_an_error_was_made(folder, default_evaluation):
+    result = default_evaluation
     at = open_page("2_Evaluate.py")
     assert "Calibration" in [h.value for h in at.header]
     charts = {c.proto.id: json.loads(c.proto.spec) for c in at.get("plotly_chart")}

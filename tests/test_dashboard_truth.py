@@ -12,7 +12,6 @@ from dashboard_helpers import HOME, button, open_page, run_until, texts, tiny_se
 from streamlit.testing.v1 import AppTest
 
 from mnist_core.checkpoints import load_checkpoint
-from mnist_core.evaluate import evaluate
 from mnist_core.runs import read_runs
 
 
@@ -85,8 +84,8 @@ def test_the_model_picker_tells_runs_apart(folder):
     assert f"conv {model.model_config.conv1_channels}→{model.model_config.conv2_channels}" in shown
 
 
-def test_the_explorer_says_what_an_empty_cell_means_and_follows_filters(folder, mnist):
-    result = evaluate(load_checkpoint(folder / "default.pt").model, mnist.test_images, mnist.test_labels)
+def test_the_explorer_says_what_an_empty_cell_means_and_follows_filters(folder, default_evaluation):
+    result = default_evaluation
     confusion = result.confusion.numpy()
     wrong = confusion - np.diag(np.diag(confusion))
     true, predicted = np.argwhere((confusion == 0) & (wrong.sum(1, keepdims=True) > 0))[0]  # a row with errors

@@ -75,7 +75,7 @@ def umap_status() -> None:
     if not job.done():
         st.info(
             f"UMAP is being computed in the background: {time.time() - job.started:.0f} s so far "
-            "(about a minute on 2 cores, longer the first time after a restart). The PCA map is shown meanwhile.",
+            "(about 20 s on 2 cores). The PCA map is shown meanwhile.",
             icon=":material/hourglass_top:",
         )
     elif job.error is not None:
