@@ -25,7 +25,7 @@ from mnist_core.runs import read_runs
 pytestmark = pytest.mark.browser
 
 
-def test_drawing_shows_its_prediction_and_clear_and_a_new_pen_width_start_again(server, page):
+def test_a_drawing_is_read_and_clear_or_a_new_pen_width_starts_again(server, page):
     url, _ = server
     page.goto(f"{url}/Draw")
     expect_local_icon(page)
