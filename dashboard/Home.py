@@ -49,7 +49,7 @@ else:
         st.markdown(f"**{label}:** {text}")
     st.download_button(
         "Download as ONNX",
-        data=partial(common.onnx_file, model, model.sha256),
+        data=partial(common.onnx_file, model),
         file_name=f"{model.name}.onnx",
         mime="application/octet-stream",
         icon=":material/download:",

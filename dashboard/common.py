@@ -10,7 +10,9 @@ so two sessions never see each other's choices.
 from __future__ import annotations
 
 import time
+from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import plotly.graph_objects as go
@@ -199,10 +201,15 @@ def training_queue(directory: str) -> TrainingQueue:
     return TrainingQueue(directory, load_data=dataset)
 
 
-@st.cache_data(show_spinner="Running the model over the 10,000 test images…", max_entries=8)
-def test_probabilities(_checkpoint: Checkpoint, key: str) -> np.ndarray:
-    """(10000, 10) softmax outputs; ``key`` (the checkpoint's sha256) names the model for the cache."""
-    return predict_probabilities(_checkpoint.model, dataset().test_images).numpy()
+# How a cache names a model: by its file's bytes (Checkpoint.sha256). A copy of a file is the same model and is
+# not measured again; a file retrained under the same name is another. Every cache that takes a model uses it.
+BY_CONTENT: dict[str | type, Callable[[Any], Any]] = {Checkpoint: lambda checkpoint: checkpoint.sha256}
+
+
+@st.cache_data(show_spinner="Running the model over the 10,000 test images…", max_entries=8, hash_funcs=BY_CONTENT)
+def test_probabilities(checkpoint: Checkpoint) -> np.ndarray:
+    """(10000, 10) softmax outputs."""
+    return predict_probabilities(checkpoint.model, dataset().test_images).numpy()
 
 
 def measured_evaluation(checkpoint: Checkpoint) -> Evaluation | None:
@@ -212,16 +219,16 @@ def measured_evaluation(checkpoint: Checkpoint) -> Evaluation | None:
     """
     if not data.is_downloaded():
         return None
-    probabilities = test_probabilities(checkpoint, checkpoint.sha256)
+    probabilities = test_probabilities(checkpoint)
     return Evaluation(labels=dataset().test_labels, probabilities=torch.from_numpy(probabilities))
 
 
-@st.cache_data(show_spinner=False, max_entries=4)
-def onnx_file(_checkpoint: Checkpoint, key: str) -> bytes:
-    """The model as ONNX bytes; ``key`` (the checkpoint's sha256) names the model for the cache."""
+@st.cache_data(show_spinner=False, max_entries=4, hash_funcs=BY_CONTENT)
+def onnx_file(checkpoint: Checkpoint) -> bytes:
+    """The model as ONNX bytes."""
     from mnist_core.export import onnx_bytes
 
-    return onnx_bytes(_checkpoint.model)
+    return onnx_bytes(checkpoint.model)
 
 
 def enlarge(image: np.ndarray, scale: int) -> np.ndarray:

@@ -2,7 +2,7 @@
 the calibration views, and "watch it learn" on the Train page.
 
 Pages insert one call each; the numbers come from ``mnist_core`` (explain, evaluate,
-watch) and are cached here per model (its sha256) and input.
+watch) and are cached here per model (by content: ``common.BY_CONTENT``) and input.
 """
 
 from __future__ import annotations
@@ -36,11 +36,11 @@ LEGEND = "Red: supports the digit. Blue: speaks against it."
 BLUE = (31, 119, 180)
 
 
-@st.cache_data(max_entries=128, show_spinner=False)
-def overlay_image(_checkpoint: Checkpoint, key: str, image: np.ndarray, target: int, method: str) -> np.ndarray:
+@st.cache_data(max_entries=128, show_spinner=False, hash_funcs=common.BY_CONTENT)
+def overlay_image(checkpoint: Checkpoint, image: np.ndarray, target: int, method: str) -> np.ndarray:
     """The map for ``target`` over the normalized 28x28 ``image``, enlarged 8x, as RGB."""
     pixels = torch.from_numpy(image).reshape(1, 1, 28, 28)
-    attribution = explain.attribute(_checkpoint.model, pixels, [target], method)[0]
+    attribution = explain.attribute(checkpoint.model, pixels, [target], method)[0]
     return explain.overlay(pixels[0], attribution, scale=8)
 
 
@@ -56,17 +56,17 @@ def tiles(maps: torch.Tensor, columns: int, scale: int) -> np.ndarray:
     return common.enlarge(sheet, scale)
 
 
-@st.cache_data(max_entries=64, show_spinner=False)
-def activation_sheets(_checkpoint: Checkpoint, key: str, image: np.ndarray) -> list[np.ndarray]:
+@st.cache_data(max_entries=64, show_spinner=False, hash_funcs=common.BY_CONTENT)
+def activation_sheets(checkpoint: Checkpoint, image: np.ndarray) -> list[np.ndarray]:
     """Each conv layer's activations for ``image`` as a sheet of small pictures, one per channel."""
-    layers = explain.activations(_checkpoint.model, torch.from_numpy(image).reshape(1, 1, 28, 28))
+    layers = explain.activations(checkpoint.model, torch.from_numpy(image).reshape(1, 1, 28, 28))
     return [tiles(layer[0], columns=8, scale=3 if layer.shape[-1] >= 28 else 4) for layer in layers]
 
 
-@st.cache_data(max_entries=8, show_spinner=False)
-def filter_sheet(_checkpoint: Checkpoint, key: str) -> np.ndarray:
+@st.cache_data(max_entries=8, show_spinner=False, hash_funcs=common.BY_CONTENT)
+def filter_sheet(checkpoint: Checkpoint) -> np.ndarray:
     """The first layer's kernels, mid-grey for zero, light for positive weights and dark for negative ones."""
-    filters = explain.first_layer_filters(_checkpoint.model)
+    filters = explain.first_layer_filters(checkpoint.model)
     centred = filters / filters.abs().amax((1, 2), keepdim=True).clamp(min=1e-12) / 2 + 0.5
     return tiles(centred, columns=8, scale=8)
 
@@ -98,10 +98,9 @@ def why_panel(checkpoint: Checkpoint, prediction: Prediction) -> None:
     )
     target = predicted if target is None else int(target)
     pixels = image.reshape(28, 28).numpy()
-    key = checkpoint.sha256
     picture, words = st.columns([1, 1])
     picture.image(
-        overlay_image(checkpoint, key, pixels, target, method),
+        overlay_image(checkpoint, pixels, target, method),
         caption=f"{METHOD_NAMES[method]} for {target}",
     )
     words.markdown(
@@ -109,11 +108,11 @@ def why_panel(checkpoint: Checkpoint, prediction: Prediction) -> None:
     )
     words.caption(LEGEND)
     with st.expander("Inside the network: what each conv layer sees"):
-        first, second = activation_sheets(checkpoint, key, pixels)
+        first, second = activation_sheets(checkpoint, pixels)
         st.image(first, caption=f"Conv layer 1: {checkpoint.model_config.conv1_channels} maps, 28×28, after ReLU")
         st.image(second, caption=f"Conv layer 2: {checkpoint.model_config.conv2_channels} maps, 14×14, after ReLU")
         st.image(
-            filter_sheet(checkpoint, key),
+            filter_sheet(checkpoint),
             caption="The first layer's filters: light pixels add ink's weight, dark ones subtract it",
         )
 
@@ -121,22 +120,23 @@ def why_panel(checkpoint: Checkpoint, prediction: Prediction) -> None:
 def inspector_maps(checkpoint: Checkpoint, image: torch.Tensor, true: int, predicted: int) -> None:
     """The Evaluate inspector: why the model said ``predicted``, and what would have supported ``true``."""
     method = method_picker("inspect_method", narrow=True)
-    pixels, key = image.reshape(28, 28).numpy(), checkpoint.sha256
+    pixels = image.reshape(28, 28).numpy()
     said, truth = st.columns(2)
-    said.image(overlay_image(checkpoint, key, pixels, predicted, method), caption=f"Why it said {predicted}")
+    said.image(overlay_image(checkpoint, pixels, predicted, method), caption=f"Why it said {predicted}")
     if true != predicted:
-        truth.image(overlay_image(checkpoint, key, pixels, true, method), caption=f"What supports {true}")
+        truth.image(overlay_image(checkpoint, pixels, true, method), caption=f"What supports {true}")
     st.caption(f"{METHOD_NAMES[method]}. {LEGEND}")
 
 
-@st.cache_data(max_entries=8, show_spinner=False)
-def _calibration(_result: Evaluation, key: str) -> tuple[dict, list[dict]]:
+@st.cache_data(max_entries=8, show_spinner=False, hash_funcs=common.BY_CONTENT)
+def _calibration(checkpoint: Checkpoint, _result: Evaluation) -> tuple[dict, list[dict]]:
     return _result.reliability(bins=10), _result.precision_recall()
 
 
-def calibration(result: Evaluation, key: str) -> None:
-    """The Evaluate page's calibration: a reliability diagram with its ECE, and per-digit precision-recall."""
-    reliability, curves = _calibration(result, key)
+def calibration(checkpoint: Checkpoint, result: Evaluation) -> None:
+    """The Evaluate page's calibration: a reliability diagram with its ECE, and per-digit precision-recall, of
+    ``result``, the test-set evaluation of ``checkpoint``."""
+    reliability, curves = _calibration(checkpoint, result)
     st.header("Calibration")
     st.caption(
         "Is the model as sure as it is right? On the left, each bar is the accuracy of the images whose "

@@ -23,7 +23,7 @@ if model is None:
     st.stop()
 common.ensure_downloaded()
 mnist = common.dataset()
-probabilities = common.test_probabilities(model, model.sha256)
+probabilities = common.test_probabilities(model)
 result = Evaluation(labels=mnist.test_labels, probabilities=torch.from_numpy(probabilities))
 labels, predictions = result.labels.numpy(), result.predictions.numpy()
 confidence = result.confidence.numpy()
@@ -127,7 +127,7 @@ with table:
         column_config={name: st.column_config.NumberColumn(format="%.4f") for name in ("precision", "recall", "f1")},
     )
 
-explain_view.calibration(result, model.sha256)
+explain_view.calibration(model, result)
 
 
 # ---- Error explorer ----

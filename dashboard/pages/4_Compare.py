@@ -42,9 +42,7 @@ color = dict(zip(names, COLORS))
 
 common.ensure_downloaded()
 mnist = common.dataset()
-evaluations = {
-    c.name: Evaluation(mnist.test_labels, torch.from_numpy(common.test_probabilities(c, c.sha256))) for c in runs
-}
+evaluations = {c.name: Evaluation(mnist.test_labels, torch.from_numpy(common.test_probabilities(c))) for c in runs}
 baseline = evaluations[names[0]]
 for column, name in zip(st.columns(len(names)), names):
     accuracy = evaluations[name].accuracy

@@ -9,6 +9,7 @@ import torch
 
 import common
 from mnist_core import embed
+from mnist_core.checkpoints import Checkpoint
 from mnist_core.data import to_pixels
 
 COLOURS = ["#1f77b4", "#ff7f0e", "#2ca02c", "#d62728", "#9467bd", "#8c564b", "#e377c2", "#7f7f7f", "#bcbd22", "#17becf"]
@@ -16,20 +17,24 @@ SHOWN = 24  # selected images shown in the inspector
 BRAILLE = np.array([[0x01, 0x08], [0x02, 0x10], [0x04, 0x20], [0x40, 0x80]])  # dot bits of a 2x4 braille cell
 
 
-@st.cache_data(show_spinner="Reading the model's penultimate layer for the 10,000 test images…", max_entries=8)
-def features(_checkpoint, key: str) -> np.ndarray:
-    return embed.penultimate(_checkpoint.model, common.dataset().test_images)
+@st.cache_data(
+    show_spinner="Reading the model's penultimate layer for the 10,000 test images…",
+    max_entries=8,
+    hash_funcs=common.BY_CONTENT,
+)
+def features(checkpoint: Checkpoint) -> np.ndarray:
+    return embed.penultimate(checkpoint.model, common.dataset().test_images)
 
 
-@st.cache_data(show_spinner=False, max_entries=8)
-def pca(_features: np.ndarray, key: str) -> np.ndarray:
-    return embed.project(_features, "pca")
+@st.cache_data(show_spinner=False, max_entries=8, hash_funcs=common.BY_CONTENT)
+def pca(checkpoint: Checkpoint) -> np.ndarray:
+    return embed.project(features(checkpoint), "pca")
 
 
-@st.cache_resource(max_entries=8)
-def umap_job(_features: np.ndarray, key: str) -> embed.BackgroundProjection:
+@st.cache_resource(max_entries=8, hash_funcs=common.BY_CONTENT)
+def umap_job(checkpoint: Checkpoint) -> embed.BackgroundProjection:
     """UMAP of one model's features, started once per model for the whole server."""
-    return embed.project_in_background(_features, "umap")
+    return embed.project_in_background(features(checkpoint), "umap")
 
 
 @st.cache_data(show_spinner=False)
@@ -48,13 +53,12 @@ if model is None:
     st.stop()
 common.ensure_downloaded()
 mnist = common.dataset()
-key = model.sha256
-values = features(model, key)
+values = features(model)
 labels = mnist.test_labels.numpy()
-predictions = common.test_probabilities(model, key).argmax(1)
+predictions = common.test_probabilities(model).argmax(1)
 wrong = predictions != labels
 
-job = umap_job(values, key)
+job = umap_job(model)
 umap_points = job.points
 ready = umap_points is not None
 method = st.segmented_control(
@@ -85,7 +89,7 @@ def umap_status() -> None:
 
 
 umap_status()
-points = umap_points if method == "UMAP" and umap_points is not None else pca(values, key)
+points = umap_points if method == "UMAP" and umap_points is not None else pca(model)
 shown_method = "UMAP" if points is umap_points else "PCA"
 
 pictures = hover_pictures()
