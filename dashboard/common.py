@@ -212,15 +212,17 @@ def test_probabilities(checkpoint: Checkpoint) -> np.ndarray:
     return predict_probabilities(checkpoint.model, dataset().test_images).numpy()
 
 
+def test_evaluation(checkpoint: Checkpoint) -> Evaluation:
+    """The model measured on the test set, its predictions cached per model; MNIST must be downloaded."""
+    return Evaluation(labels=dataset().test_labels, probabilities=torch.from_numpy(test_probabilities(checkpoint)))
+
+
 def measured_evaluation(checkpoint: Checkpoint) -> Evaluation | None:
-    """The model measured on the test set (cached per model), or None while MNIST is not downloaded.
+    """``test_evaluation``, or None while MNIST is not downloaded.
 
     A file's recorded accuracy is only a claim; what the pages show as a model's accuracy is this.
     """
-    if not data.is_downloaded():
-        return None
-    probabilities = test_probabilities(checkpoint)
-    return Evaluation(labels=dataset().test_labels, probabilities=torch.from_numpy(probabilities))
+    return test_evaluation(checkpoint) if data.is_downloaded() else None
 
 
 @st.cache_data(show_spinner=False, max_entries=4, hash_funcs=BY_CONTENT)

@@ -9,7 +9,7 @@ import torch
 import common
 import explain_view
 from mnist_core.data import to_pixels
-from mnist_core.evaluate import ORDERS, Evaluation, Order
+from mnist_core.evaluate import ORDERS, Order
 
 ANY = "any"
 PER_PAGE = 24
@@ -23,8 +23,7 @@ if model is None:
     st.stop()
 common.ensure_downloaded()
 mnist = common.dataset()
-probabilities = common.test_probabilities(model)
-result = Evaluation(labels=mnist.test_labels, probabilities=torch.from_numpy(probabilities))
+result = common.test_evaluation(model)
 labels, predictions = result.labels.numpy(), result.predictions.numpy()
 confidence = result.confidence.numpy()
 errors = predictions != labels
@@ -242,7 +241,9 @@ with explorer:
                 f"True **{labels[index]}**, predicted **{predictions[index]}** with {confidence[index]:.1%} confidence."
             )
             st.plotly_chart(
-                common.probability_chart(probabilities[index], true=int(labels[index])), width="stretch", key="detail"
+                common.probability_chart(result.probabilities[index].numpy(), true=int(labels[index])),
+                width="stretch",
+                key="detail",
             )
             explain_view.inspector_maps(model, mnist.test_images[index], int(labels[index]), int(predictions[index]))
 

@@ -9,7 +9,6 @@ from plotly.subplots import make_subplots
 import common
 from mnist_core.compare import Comparison, settings_diff
 from mnist_core.data import to_pixels
-from mnist_core.evaluate import Evaluation
 
 PER_PAGE = 24
 COLUMNS = 6
@@ -42,7 +41,7 @@ color = dict(zip(names, COLORS))
 
 common.ensure_downloaded()
 mnist = common.dataset()
-evaluations = {c.name: Evaluation(mnist.test_labels, torch.from_numpy(common.test_probabilities(c))) for c in runs}
+evaluations = {c.name: common.test_evaluation(c) for c in runs}
 baseline = evaluations[names[0]]
 for column, name in zip(st.columns(len(names)), names):
     accuracy = evaluations[name].accuracy

@@ -55,7 +55,7 @@ common.ensure_downloaded()
 mnist = common.dataset()
 values = features(model)
 labels = mnist.test_labels.numpy()
-predictions = common.test_probabilities(model).argmax(1)
+predictions = common.test_evaluation(model).predictions.numpy()
 wrong = predictions != labels
 
 job = umap_job(model)
