@@ -100,11 +100,22 @@ def start_run(page: Page, name: str, kind: Literal["tiny", "long", "as set"] = "
     page.get_by_role("button", name="Start training").click()
 
 
+def drawable_canvas(page: Page) -> dict[str, float]:
+    """The Draw page's canvas once a stroke on it counts; its box on the page.
+
+    A new canvas (on the page's first load, after Clear, after a new pen width) exists before its first data
+    from Python: until then it has the default size and no pen, and a stroke drawn on it is lost (it happened
+    under load). The data sizes it to 320 px and gives it the pen in the same turn.
+    """
+    canvas = page.locator("canvas.upper-canvas")
+    expect(canvas).to_have_attribute("width", "320")
+    return canvas.bounding_box()
+
+
 def draw_a_seven(page: Page) -> tuple[float, float]:
     """A 7 in one mouse stroke on the Draw page's canvas, the bar then the diagonal; returns the canvas's top-left
     corner."""
-    canvas = page.locator("canvas.upper-canvas")
-    box = canvas.bounding_box()
+    box = drawable_canvas(page)
     x, y = box["x"], box["y"]
     page.mouse.move(x + 90, y + 80)
     page.mouse.down()
@@ -118,7 +129,7 @@ def draw_a_seven(page: Page) -> tuple[float, float]:
 
 def draw_a_one(page: Page) -> tuple[float, float]:
     """A 1 in one mouse stroke down the Draw page's canvas; returns the canvas's top-left corner."""
-    box = page.locator("canvas.upper-canvas").bounding_box()
+    box = drawable_canvas(page)
     x, y = box["x"], box["y"]
     page.mouse.move(x + 160, y + 40)
     page.mouse.down()

@@ -49,6 +49,7 @@ def test_a_drawing_is_read_and_clear_or_a_new_pen_width_starts_again(server, pag
     screenshot(page, "draw-no-toolbar")
     page.get_by_role("button", name="Clear").click()
     expect(page.get_by_text("No digit found")).to_be_visible()
+    wait_for_rerun(page)  # the page settled, as a user sees it before drawing again
 
     draw_a_one(page)
     expect(page.locator("[data-testid='predicted-digit']")).to_have_text("1")
