@@ -104,8 +104,9 @@ def drawable_canvas(page: Page) -> dict[str, float]:
     """The Draw page's canvas once a stroke on it counts; its box on the page.
 
     A new canvas (on the page's first load, after Clear, after a new pen width) exists before its first data
-    from Python: until then it has the default size and no pen, and a stroke drawn on it is lost (it happened
-    under load). The data sizes it to 320 px and gives it the pen in the same turn.
+    from Python: until then it has the default size and no pen, and a stroke drawn on it would be lost. The data
+    sizes it to 320 px and gives it the pen. (Under load, a 1 drawn right after Clear was once lost; that was not
+    reproduced, so this wait rules out one cause, not a proven one.)
     """
     canvas = page.locator("canvas.upper-canvas")
     expect(canvas).to_have_attribute("width", "320")
