@@ -2,11 +2,14 @@ import json
 
 import numpy as np
 import pytest
+import torch
 from PIL import Image
 
-from mnist_core.checkpoints import load_checkpoint
+from mnist_core.checkpoints import load_checkpoint, save_checkpoint
 from mnist_core.cli import main
-from mnist_core.data import to_pixels
+from mnist_core.data import MNIST, to_pixels
+from mnist_core.model import ModelConfig
+from mnist_core.train import TrainConfig, train
 
 
 def run(capsys, *argv):
@@ -37,6 +40,21 @@ def test_evaluate_json_on_the_committed_default_model(capsys, mnist):
 def test_evaluate_report(capsys, mnist):
     code, out, _ = run(capsys, "evaluate")
     assert code == 0 and "confusion matrix" in out and "precision" in out
+
+
+def test_refit_stores_a_digit_score_and_reports_what_evaluate_then_refuses(capsys, tmp_path, mnist):
+    small = MNIST(mnist.train_images[:2000], mnist.train_labels[:2000], mnist.test_images, mnist.test_labels, "x")
+    config = TrainConfig(epochs=1, batch_size=100, val_size=500)
+    result = train(ModelConfig(conv1_channels=4, conv2_channels=8, hidden_units=16), config, small)
+    path = save_checkpoint(tmp_path / "tiny.pt", result.model, config, {}, result.history, mnist.sha256)
+    assert load_checkpoint(path).digit_score is None  # as in a file from before the score existed
+
+    code, out, _ = run(capsys, "refit", str(path))
+    after = load_checkpoint(path)
+    assert code == 0 and after.digit_score is not None
+    assert all(torch.equal(a, b) for a, b in zip(after.model.state_dict().values(), result.model.state_dict().values()))
+    _, evaluated, _ = run(capsys, "evaluate", "--json", str(path))  # the stored score, as predict uses it
+    assert out.strip().endswith(f": {json.loads(evaluated)['rejected']:.2%} of the test digits would be refused")
 
 
 def test_train_writes_a_checkpoint_with_the_flags_applied(capsys, tmp_path, mnist):
