@@ -115,7 +115,7 @@ def _live(job: Job | None, directory: str, name: str, busy: bool) -> None:
             st.info(f"**{job.name}** is queued; it starts when the run ahead of it ends.")
         elif job.status == "running" and latest is not None:
             st.progress(
-                ((latest.epoch - 1) * latest.batches + latest.batch) / (latest.epochs * latest.batches),
+                job.fraction,
                 text=f"**{job.name}** · trial in flight: epoch {latest.epoch}/{latest.epochs} · "
                 f"batch {latest.batch}/{latest.batches} · {latest.images_per_sec:,.0f} images/s",
             )

@@ -17,9 +17,10 @@ import optuna
 import pytest
 
 from mnist_core.checkpoints import load_checkpoint
+from mnist_core.cli import describe_trial
 from mnist_core.jobs import TrainingQueue
 from mnist_core.runs import read_runs
-from mnist_core.sweep import SweepError, describe_trial, open_storage, run_sweep, summary
+from mnist_core.sweep import SweepError, open_storage, run_sweep, summary
 from mnist_core.train import PRESETS
 
 # Fixed for every trial, so each takes seconds; the rest (lr, batch size, dropout, augmentation) is searched.
