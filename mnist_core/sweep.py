@@ -288,7 +288,8 @@ def run_sweep(
 
 
 def summary(study: optuna.Study) -> dict:
-    """The JSON form: ``study``, ``best`` (or None) and every trial, as ``sweep --json`` prints it."""
+    """The JSON form: ``study``, ``best`` (or None), how many trials are ``done`` (complete or pruned) and
+    ``running``, and every trial, as ``sweep --json`` prints it."""
 
     def record(trial: FrozenTrial) -> dict:
         return {
@@ -307,5 +308,7 @@ def summary(study: optuna.Study) -> dict:
     return {
         "study": study.study_name,
         "best": record(best) if best is not None else None,
+        "done": sum(t.state in (TrialState.COMPLETE, TrialState.PRUNED) for t in trials),
+        "running": sum(t.state == TrialState.RUNNING for t in trials),
         "trials": [record(t) for t in trials],
     }
