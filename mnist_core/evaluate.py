@@ -1,4 +1,8 @@
-"""Where a model fails: accuracy, per-class metrics, the confusion matrix and every error."""
+"""Where a model fails: accuracy, per-class metrics, the confusion matrix and every error.
+
+Every metric derives from one pair of arrays, the true digits and the model's probabilities
+(``Evaluation``); running the model to get them is ``inference``'s.
+"""
 
 from __future__ import annotations
 
