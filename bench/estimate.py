@@ -66,7 +66,7 @@ def main() -> None:
             job = queue.submit(model_config, train_config, name=name, history=history)
             while not job.done:
                 time.sleep(0.2)
-                job.seen()
+                job.heartbeat()
             assert job.status == "finished", job.error
             measured = (job.ended or 0) - (job.started or 0)
             print(

@@ -31,8 +31,8 @@ from PIL import Image
 from mnist_core import checkpoints
 from mnist_core.checkpoints import load_checkpoint, reserve_new_run, save_checkpoint, scan_checkpoints
 from mnist_core.cli import main as cli
-from mnist_core.evaluate import predict_probabilities
 from mnist_core.images import MAX_JPEG_SCANS
+from mnist_core.inference import predict_probabilities
 from mnist_core.model import CNN, ModelConfig
 from mnist_core.preprocess import preprocess
 from mnist_core.runs import RUN_LOG, scan_runs

@@ -22,10 +22,11 @@ from PIL import Image, ImageDraw, ImageFont
 
 from mnist_core import checkpoints, data
 from mnist_core.checkpoints import Checkpoint, scan_checkpoints
-from mnist_core.cost import describe_seconds
 from mnist_core.data import MNIST, DataError
-from mnist_core.evaluate import Evaluation, predict_probabilities
+from mnist_core.evaluate import Evaluation
+from mnist_core.inference import predict_probabilities
 from mnist_core.jobs import Job, TrainingQueue
+from wording import describe_seconds, wrong_record
 
 GREEN, RED = (46, 160, 67), (218, 54, 51)
 # Streamlit's own copy of the Material Symbols font: inline icons use it, but a ":material/...:"
@@ -97,7 +98,7 @@ def own_run_status() -> None:
     job: Job | None = st.session_state.get("job")
     if job is None:
         return
-    job.seen()
+    job.heartbeat()
     if job.done:
         st.rerun()  # redraw the page: the model picker may now hold the new model
     queue = training_queue(str(checkpoint_dir()))
@@ -151,8 +152,9 @@ def active_model() -> Checkpoint | None:
                 help="Used by every page: Draw predicts with it, Evaluate examines it. The active model's accuracy "
                 "is measured on the 10,000 test images; the others' are as recorded in their files.",
             )
-            problem = measured.check_recorded(active.metrics) if measured else None
-            if problem:
+            recorded = measured.wrong_record(active.metrics) if measured else None
+            if measured and recorded is not None:
+                problem = wrong_record(recorded, measured.accuracy, len(measured.labels))
                 st.warning(f"**{active.name}**: {problem}.", icon=":material/gpp_maybe:")
         if bad:
             with st.expander(f"{len(bad)} unreadable checkpoint(s)", icon=":material/warning:"):

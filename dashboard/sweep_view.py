@@ -17,7 +17,6 @@ import pandas as pd
 import plotly.graph_objects as go
 import streamlit as st
 from optuna import visualization
-from optuna.trial import TrialState
 
 import common
 from mnist_core.data import MNIST
@@ -115,7 +114,7 @@ def _live(job: Job | None, directory: str, name: str, busy: bool) -> None:
             st.info(f"**{job.name}** is queued; it starts when the run ahead of it ends.")
         elif job.status == "running" and latest is not None:
             st.progress(
-                ((latest.epoch - 1) * latest.batches + latest.batch) / (latest.epochs * latest.batches),
+                job.fraction,
                 text=f"**{job.name}** · trial in flight: epoch {latest.epoch}/{latest.epochs} · "
                 f"batch {latest.batch}/{latest.batches} · {latest.images_per_sec:,.0f} images/s",
             )
@@ -146,8 +145,7 @@ def _live(job: Job | None, directory: str, name: str, busy: bool) -> None:
             for t in result["trials"]
         ]
     )
-    finished = sum(t["state"] in ("COMPLETE", "PRUNED") for t in result["trials"])
-    st.markdown(f"Study **{name}**: {finished} trial(s) done, {sum(trials.state == 'running')} running.")
+    st.markdown(f"Study **{name}**: {result['done']} trial(s) done, {result['running']} running.")
     best = result["best"]
     if best is not None:
         best_run = Path(best["checkpoint"]).stem
@@ -161,9 +159,8 @@ def _live(job: Job | None, directory: str, name: str, busy: bool) -> None:
         hide_index=True,
         column_config={"val accuracy": st.column_config.NumberColumn(format="percent")},
     )
-    complete = len(study.get_trials(deepcopy=False, states=(TrialState.COMPLETE,)))
-    if complete:
-        figures = _figures(directory, name, finished)
+    if best is not None:  # Optuna's figures need a completed trial
+        figures = _figures(directory, name, result["done"])
         for tab, (title, figure) in zip(st.tabs(list(figures)), figures.items()):
             with tab:
                 if isinstance(figure, str):

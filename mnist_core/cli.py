@@ -13,8 +13,9 @@ import json
 import math
 import os
 import sys
+from collections.abc import Callable
 from pathlib import Path
-from typing import NoReturn, cast
+from typing import TYPE_CHECKING, NoReturn, cast
 
 import numpy as np
 import torch
@@ -32,12 +33,16 @@ from .checkpoints import (
     store_digit_score,
 )
 from .data import MNIST, DataError, default_root, fetch, load_mnist
-from .evaluate import Evaluation, forward_batches
+from .evaluate import Evaluation
 from .images import FORMAT_NAMES, ImageError
+from .inference import forward_batches
 from .model import ModelConfig
 from .runs import run_training
 from .train import PRESETS, SCHEDULES, Progress, TrainConfig, pick_device
 from .watch import watch_panel
+
+if TYPE_CHECKING:
+    import optuna
 
 
 class UserError(Exception):
@@ -218,7 +223,7 @@ def build_parser() -> argparse.ArgumentParser:
     _add_root(p)
 
     for name, command in commands.choices.items():
-        command.set_defaults(run=globals()[f"cmd_{name}"])
+        command.set_defaults(run=COMMANDS[name])
     return parser
 
 
@@ -321,9 +326,13 @@ def cmd_evaluate(args: argparse.Namespace) -> None:
     checkpoint = load_checkpoint(args.checkpoint)
     data = load_mnist(args.root)
     result, rejected = _measure(checkpoint, data)
-    problem = result.check_recorded(checkpoint.metrics)
-    if problem:
-        print(f"warning: {_shown(checkpoint.path)}: {problem}", file=sys.stderr)
+    recorded = result.wrong_record(checkpoint.metrics)
+    if recorded is not None:
+        print(
+            f"warning: {_shown(checkpoint.path)}: its file records {recorded:.2%} test accuracy, "
+            f"but it scores {result.accuracy:.2%} on the {len(result.labels):,} test images",
+            file=sys.stderr,
+        )
     if args.json:
         print(json.dumps({**result.summary(), "rejected": rejected}, allow_nan=False))
         return
@@ -352,7 +361,7 @@ def _shown(path: Path) -> str:
 
 def _record(path: Path, checkpoint: Checkpoint) -> dict:
     """One image's JSON record; "error" says why no number was read."""
-    from .predict import predict  # imports scipy: only for this command, so the others start fast
+    from .predict import predict  # imports OpenCV: only for this command, so the others start fast
 
     try:
         [prediction] = predict([path], checkpoint)
@@ -443,10 +452,24 @@ def cmd_compare(args: argparse.Namespace) -> None:
         print(f"  {field}: {value_a} -> {value_b}")
 
 
+def describe_trial(trial: optuna.trial.FrozenTrial) -> str:
+    """One line for a finished trial, as ``sweep`` prints it when the trial ends."""
+    from optuna.trial import TrialState
+
+    params = ", ".join(f"{k}={v:.3g}" if isinstance(v, float) else f"{k}={v}" for k, v in trial.params.items())
+    if trial.state == TrialState.COMPLETE:
+        outcome = f"val accuracy {trial.value:.2%}, test {trial.user_attrs['test_accuracy']:.2%}"
+    elif trial.state == TrialState.PRUNED and trial.value is not None:
+        outcome = f"pruned at val accuracy {trial.value:.2%}"  # Optuna keeps the last value reported
+    else:
+        outcome = trial.state.name.lower()
+    return f"trial {trial.number}: {outcome} ({params})"
+
+
 def cmd_sweep(args: argparse.Namespace) -> None:
     import optuna
 
-    from .sweep import SweepError, describe_trial, run_sweep, summary
+    from .sweep import SweepError, run_sweep, summary
 
     optuna.logging.set_verbosity(optuna.logging.WARNING)  # one line per trial, printed below
     fixed = {
@@ -554,6 +577,21 @@ def cmd_refit(args: argparse.Namespace) -> None:
     store_digit_score(checkpoint.path, score.to_dict())
     _, refused = _measure(load_checkpoint(checkpoint.path), data)  # read back: what predict will use
     print(f"stored a new digit score in {checkpoint.path}: {refused:.2%} of the test digits would be refused")
+
+
+# What each command runs; build_parser gives every subcommand its entry, so a command without one fails at once.
+COMMANDS: dict[str, Callable[[argparse.Namespace], int | None]] = {
+    "fetch": cmd_fetch,
+    "train": cmd_train,
+    "evaluate": cmd_evaluate,
+    "predict": cmd_predict,
+    "export": cmd_export,
+    "compare": cmd_compare,
+    "sweep": cmd_sweep,
+    "explain": cmd_explain,
+    "embed": cmd_embed,
+    "refit": cmd_refit,
+}
 
 
 def main(argv: list[str] | None = None) -> int:

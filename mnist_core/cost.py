@@ -72,11 +72,16 @@ def weights(config: ModelConfig) -> int:
     return k2 * c1 + k2 * c1 * c2 + 7 * 7 * c2 * hidden + hidden * 10
 
 
+def steps_per_epoch(train_config: TrainConfig) -> int:
+    """Optimizer steps in one epoch: one per batch, the last batch possibly smaller."""
+    return -(-train_config.images_per_epoch // train_config.batch_size)
+
+
 def _modelled(model_config: ModelConfig, train_config: TrainConfig) -> Estimate:
     """The cost model with the measured constants, before any calibration."""
     macs = multiply_accumulates(model_config)
     images = train_config.images_per_epoch
-    steps = -(-images // train_config.batch_size)
+    steps = steps_per_epoch(train_config)
     per_image = 3 * macs / MACS_PER_SECOND + SECONDS_PER_IMAGE
     per_step = SECONDS_PER_STEP + weights(model_config) * SECONDS_PER_WEIGHT_STEP
     per_forward = macs / FORWARD_MACS_PER_SECOND + SECONDS_PER_FORWARD_IMAGE
@@ -135,13 +140,3 @@ def estimate(
     """
     base, speed = _modelled(model_config, train_config), machine_speed(runs) * sharing(load)
     return Estimate(base.loading * speed, base.training * speed, base.finishing * speed)
-
-
-def describe_seconds(seconds: float) -> str:
-    """A duration as people say it: "about 40 s", "about 3 min", "about 1 h 20 min"."""
-    if seconds < 90:
-        return f"about {max(5, round(seconds / 5) * 5):.0f} s"
-    minutes = round(seconds / 60)
-    if minutes < 90:
-        return f"about {minutes} min"
-    return f"about {minutes // 60} h {minutes % 60:02d} min"

@@ -23,7 +23,7 @@ from multiprocessing.process import BaseProcess
 import numpy as np
 import torch
 
-from .evaluate import forward_batches
+from .inference import forward_batches
 from .model import CNN
 
 METHODS = ("pca", "umap")
@@ -37,7 +37,7 @@ BACKGROUND_NICENESS = 10
 @torch.inference_mode()
 def hidden_layer(model: CNN, maps: torch.Tensor) -> np.ndarray:
     """(N, hidden_units) activations of the hidden layer that feeds the ten logits, from the last conv
-    block's maps (``evaluate.forward_batches``), so a caller that also needs the logits runs one pass."""
+    block's maps (``inference.forward_batches``), so a caller that also needs the logits runs one pass."""
     if model.training:
         raise ValueError("the model must be in eval mode (dropout would make the map random)")
     return model.classifier[:-1](maps.float().cpu()).numpy()  # all but the last Linear: flatten, ..., ReLU
@@ -155,8 +155,9 @@ def project_in_background(features: np.ndarray, method: str = "umap", seed: int 
 
 def place(new: np.ndarray, features: np.ndarray, points: np.ndarray, k: int = NEIGHBOURS) -> np.ndarray:
     """(M, 2) map positions for new feature rows (M, H): the mean position of each one's k nearest images."""
-    distances = ((new[:, None, :] - features[None, :, :]) ** 2).sum(-1)
-    nearest = np.argsort(distances, axis=1)[:, :k]
+    from sklearn.neighbors import NearestNeighbors
+
+    _, nearest = NearestNeighbors(n_neighbors=k).fit(features).kneighbors(new)
     return points[nearest].mean(1)
 
 

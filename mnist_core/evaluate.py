@@ -1,18 +1,22 @@
-"""Where a model fails: accuracy, per-class metrics, the confusion matrix and every error."""
+"""Where a model fails: accuracy, per-class metrics, the confusion matrix and every error.
+
+Every metric derives from one pair of arrays, the true digits and the model's probabilities
+(``Evaluation``); running the model to get them is ``inference``'s.
+"""
 
 from __future__ import annotations
 
-import copy
-from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import Literal
 
 import torch
 
+from .inference import predict_probabilities
 from .model import CNN
 
-Order = Literal["most confident first", "least confident first", "test set order"]
-ORDERS: tuple[Order, ...] = ("most confident first", "least confident first", "test set order")
+# How the error explorer sorts: by confidence, either way, or in test-set order.
+Order = Literal["most_confident", "least_confident", "index"]
+ORDERS: tuple[Order, ...] = ("most_confident", "least_confident", "index")
 # Another CPU, a GPU or bfloat16 moves a model's test accuracy by a few of the 10,000 images, never by 0.2 points.
 RECORD_TOLERANCE = 0.002
 
@@ -52,7 +56,7 @@ class Evaluation:
         true: int | None = None,
         predicted: int | None = None,
         correct_too: bool = False,
-        order: Order = "most confident first",
+        order: Order = "most_confident",
     ) -> torch.Tensor:
         """Indices of the images the error explorer shows: errors (or all) of a true and predicted digit, sorted.
 
@@ -65,10 +69,10 @@ class Evaluation:
         if predicted is not None:
             shown &= predictions == predicted
         indices = shown.nonzero().flatten()
-        if order == "test set order":
+        if order == "index":
             return indices
         confidence = self.confidence[indices]
-        return indices[torch.sort(-confidence if order == "most confident first" else confidence, stable=True).indices]
+        return indices[torch.sort(-confidence if order == "most_confident" else confidence, stable=True).indices]
 
     @property
     def error_indices(self) -> torch.Tensor:
@@ -76,24 +80,23 @@ class Evaluation:
         return (self.predictions != self.labels).nonzero().flatten()
 
     def per_class(self) -> list[dict]:
-        """Precision, recall, F1 and support of each digit, as rows ready for a table."""
-        confusion = self.confusion.double()
-        hits = confusion.diag()
-        predicted, actual = confusion.sum(0), confusion.sum(1)
-        precision = torch.where(predicted > 0, hits / predicted.clamp(min=1), torch.zeros_like(hits))
-        recall = torch.where(actual > 0, hits / actual.clamp(min=1), torch.zeros_like(hits))
-        f1 = torch.where(
-            precision + recall > 0,
-            2 * precision * recall / (precision + recall).clamp(min=1e-12),
-            torch.zeros_like(hits),
+        """Precision, recall, F1 and support of each digit, as one record per digit (scikit-learn's).
+
+        A digit never predicted or never present scores 0, without a warning: a model that
+        has not learnt a digit yet is a result, not an error.
+        """
+        from sklearn.metrics import precision_recall_fscore_support
+
+        precision, recall, f1, support = precision_recall_fscore_support(
+            self.labels.numpy(), self.predictions.numpy(), labels=list(range(10)), zero_division=0.0
         )
         return [
             {
                 "digit": d,
-                "precision": precision[d].item(),
-                "recall": recall[d].item(),
-                "f1": f1[d].item(),
-                "support": int(actual[d].item()),
+                "precision": float(precision[d]),
+                "recall": float(recall[d]),
+                "f1": float(f1[d]),
+                "support": int(support[d]),
             }
             for d in range(10)
         ]
@@ -160,8 +163,8 @@ class Evaluation:
             )
         return curves
 
-    def check_recorded(self, metrics: dict) -> str | None:
-        """None when a checkpoint's recorded test accuracy is what this evaluation measured; else what is wrong.
+    def wrong_record(self, metrics: dict) -> float | None:
+        """The test accuracy a checkpoint's metrics record when it is not what this evaluation measured; else None.
 
         A checkpoint's metrics are whatever its file says, and anyone can write any number
         there (a file with random weights claimed 99.52% and scored 9.8%). So pages show
@@ -171,10 +174,7 @@ class Evaluation:
         recorded = metrics.get("test_accuracy")
         if recorded is None or abs(recorded - self.accuracy) <= RECORD_TOLERANCE:
             return None
-        return (
-            f"its file records {recorded:.2%} test accuracy, but it scores {self.accuracy:.2%} "
-            f"on the {len(self.labels):,} test images: the record is wrong"
-        )
+        return float(recorded)
 
     def summary(self) -> dict:
         """The JSON form: ``accuracy`` (0..1), ``per_class``, ``confusion`` (10x10) and ``n_errors``."""
@@ -184,49 +184,6 @@ class Evaluation:
             "confusion": self.confusion.tolist(),
             "n_errors": len(self.error_indices),
         }
-
-
-def forward_batches(
-    model: CNN, images: torch.Tensor, batch_size: int = 128
-) -> Iterator[tuple[torch.Tensor, torch.Tensor]]:
-    """The one batched forward pass every caller uses, batch by batch: the last conv block's maps
-    (B, C, 7, 7), which the "not a digit" score and the embedding read, and the logits (B, 10), both in
-    float32 on the CPU so they are the model's own.
-
-    It never changes the caller's model: the dashboard shares one cached model between
-    sessions, and switching its layout in place while another session predicted with it
-    gave wrong digits. Speed comes from the input instead: batches laid out channels-last
-    make oneDNN's convolutions take their faster path (about twice as fast), and with a
-    single channel only explicit strides say so. A model still in training mode is run as
-    an eval-mode copy. Batches of 128 keep each layer's activations in cache (measured
-    faster than 256 or 2500).
-    """
-    worker = copy.deepcopy(model).eval() if model.training else model
-    device = next(worker.parameters()).device
-    with torch.inference_mode():
-        for batch in images.split(batch_size):
-            _, c, h, w = batch.shape
-            channels_last = torch.empty_strided(batch.shape, (c * h * w, 1, w * c, c), device=device).copy_(batch)
-            maps = worker.features(channels_last)
-            yield maps.float().cpu(), worker.classifier(maps).float().cpu()
-
-
-def features_and_logits(model: CNN, images: torch.Tensor, batch_size: int = 128) -> tuple[torch.Tensor, torch.Tensor]:
-    """Every image's last conv maps (N, C, 7, 7) and logits (N, 10), from ``forward_batches``."""
-    batches = list(forward_batches(model, images, batch_size))
-    if not batches:
-        return torch.empty(0, model.config.conv2_channels, 7, 7), torch.empty(0, 10)
-    return torch.cat([maps for maps, _ in batches]), torch.cat([logits for _, logits in batches])
-
-
-def predict_probabilities(model: CNN, images: torch.Tensor, batch_size: int = 128) -> torch.Tensor:
-    """Softmax outputs (N, 10) for normalized images (N, 1, 28, 28), from ``forward_batches``.
-
-    Only the logits are kept: with every map kept too, evaluating the best preset's model on
-    the 10,000 test images raised the process's peak memory by 822 MB instead of 267.
-    """
-    logits = [logits for _, logits in forward_batches(model, images, batch_size)]
-    return torch.cat(logits).softmax(dim=1) if logits else torch.empty(0, 10)
 
 
 def evaluate(model: CNN, images: torch.Tensor, labels: torch.Tensor) -> Evaluation:

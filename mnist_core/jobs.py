@@ -33,7 +33,7 @@ Status = Literal["queued", "running", "finished", "cancelled", "failed"]
 Phase = Literal["queued", "loading", "training", "evaluating", "finished", "cancelled", "failed"]
 
 MAX_WAITING = 4  # queued jobs, beyond the running one: a bound on how long a new request can wait
-ABANDON_AFTER_S = 600.0  # a queued job nobody has watched for this long is dropped when its turn comes
+ABANDON_AFTER_S = 600.0  # a queued job without a heartbeat for this long is dropped when its turn comes
 
 
 class QueueFull(RuntimeError):
@@ -60,7 +60,7 @@ class Job:
     estimate: Estimate | None = None  # the cost model's forecast when the job was submitted
     started: float | None = None  # when the worker took it (time.time)
     ended: float | None = None
-    last_seen: float = field(default_factory=time.time)  # refreshed by the owner's pages: see ``seen``
+    last_heartbeat: float = field(default_factory=time.time)  # refreshed by its owner: see ``heartbeat``
     drawing: torch.Tensor | None = None  # the user's drawing (1, 28, 28), watched with the test panel
     watch: WatchPanel | None = None  # set when the job starts: the images whose predictions each epoch records
     # Other training work run in the job's place, such as a sweep: called as work(data, on_progress, should_stop).
@@ -92,7 +92,8 @@ class Job:
 
     @property
     def fraction(self) -> float:
-        """How much of the training loop is done, 0..1 (1 once it is evaluating or finished)."""
+        """How much of the training loop is done, 0..1 (1 once it is evaluating or finished); for other work
+        (a sweep), how much of the run in flight is."""
         p = self.latest
         if self.status == "finished" or self.phase == "evaluating":
             return 1.0
@@ -106,9 +107,9 @@ class Job:
         """The end-of-epoch reports, which carry the validation metrics."""
         return [e for e in list(self.events) if e.kind == "epoch"]
 
-    def seen(self) -> None:
-        """Called by pages of the session that owns the job: it is still wanted."""
-        self.last_seen = time.time()
+    def heartbeat(self) -> None:
+        """Called by whoever owns the job, as long as it still wants it (``TrainingQueue``'s ``abandon_after_s``)."""
+        self.last_heartbeat = time.time()
 
     def remaining_seconds(self) -> float:
         """Seconds until the job ends, from the cost model corrected by the speed measured so far.
@@ -145,9 +146,9 @@ class Job:
         with self._lock:
             if self.status != "queued":
                 return False
-            if time.time() - self.last_seen > abandon_after_s:
+            if time.time() - self.last_heartbeat > abandon_after_s:
                 self.status, self.ended = "cancelled", time.time()
-                self.error = f"dropped: no page watched it for {abandon_after_s / 60:.0f} min before its turn"
+                self.error = f"abandoned: no heartbeat from its owner for {abandon_after_s:.0f} s before its turn"
             else:
                 self.status, self.started = "running", time.time()
                 return True
@@ -167,8 +168,8 @@ class TrainingQueue:
     ``load_data`` is called in the worker, once per job, so a page that submits a
     job never waits for MNIST to load; pass a cached loader to share one copy.
     At most ``max_waiting`` jobs wait behind the running one, and a waiting job whose
-    pages stopped calling ``Job.seen`` for ``abandon_after_s`` (its browser tab was
-    closed) is dropped when its turn comes instead of running for nobody.
+    owner stopped calling ``Job.heartbeat`` for ``abandon_after_s`` is dropped when its
+    turn comes instead of running for nobody.
     """
 
     def __init__(

@@ -48,7 +48,7 @@ import torch
 import torch.nn.functional as F
 
 from .data import MNIST
-from .evaluate import features_and_logits
+from .inference import features_and_logits
 from .model import CNN
 
 REJECT_RATE = 0.005  # of held-out MNIST digits, refused as "not a digit": half the 1% allowed on the test set

@@ -17,8 +17,8 @@ import torch
 
 from .checkpoints import Checkpoint, default_checkpoint, load_checkpoint
 from .data import is_downloaded, load_mnist
-from .evaluate import features_and_logits
 from .images import ImageError, ImageSource
+from .inference import features_and_logits
 from .model import CNN
 from .ood import DigitScore, fit_digit_score
 from .preprocess import Box, preprocess

@@ -220,13 +220,6 @@ def read_runs(directory: Path | str) -> list[dict]:
     return scan_runs(directory)[0]
 
 
-def no_model_reason(row: dict) -> str:
-    """Why a history row (of ``history_rows``) has no model to make active, in words for the user."""
-    what = {"failed": "failed", "running": "is still running"}.get(row["status"], f"was {row['status']}")
-    reason = f" ({row['error']})" if row["error"] else ""
-    return f"**{row['name']}** {what}{reason}: it left no model to use."
-
-
 def log_not_started(path: Path | str, model_config: ModelConfig, train_config: TrainConfig, reason: str) -> None:
     """Log a queued run that ended before it began (cancelled, or dropped), so the history shows it too."""
     path = Path(path)

@@ -18,7 +18,6 @@ from __future__ import annotations
 import dataclasses
 import os
 import socket
-import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
@@ -27,6 +26,7 @@ from typing import Any
 import optuna
 from optuna.storages import JournalStorage
 from optuna.storages.journal import JournalFileBackend
+from optuna.study import MaxTrialsCallback
 from optuna.trial import FrozenTrial, TrialState
 
 from .checkpoints import checkpoint_path, process_alive
@@ -37,7 +37,8 @@ from .train import PRESETS, Progress, TrainConfig, TrainingCancelled
 
 DEFAULT_JOURNAL = "sweeps.journal"
 DEFAULT_STUDY = "sweep"
-# Trials in flight or done count towards a sweep's target; failed ones (a killed worker's) do not.
+# Trials done or in flight count towards a sweep's target; failed ones (a killed worker's) do not. Counting the
+# trials in flight is what keeps a worker from starting one more while another worker runs the last one.
 _COUNTED = (TrialState.COMPLETE, TrialState.PRUNED, TrialState.RUNNING)
 
 
@@ -271,29 +272,24 @@ def run_sweep(
             cache.append(data() if callable(data) else data)
         return cache[0]
 
-    callbacks = [lambda _study, trial: on_trial(trial)] if on_trial is not None else []
-    deadline = None if timeout is None else time.monotonic() + timeout
-    while len(study.get_trials(deepcopy=False, states=_COUNTED)) < trials:
-        if (deadline is not None and time.monotonic() >= deadline) or (should_stop is not None and should_stop()):
-            break
-        study.optimize(objective, n_trials=1, callbacks=callbacks)
+    def stop_if_asked(study: optuna.Study, trial: FrozenTrial) -> None:
+        if should_stop is not None and should_stop():
+            study.stop()
+
+    # MaxTrialsCallback stops after a trial; a study that has its trials already, or a stop already asked for,
+    # must not start one.
+    if len(study.get_trials(deepcopy=False, states=_COUNTED)) >= trials or (should_stop and should_stop()):
+        return study
+    callbacks: list[Callable[[optuna.Study, FrozenTrial], None]] = [MaxTrialsCallback(trials, _COUNTED), stop_if_asked]
+    if on_trial is not None:
+        callbacks.append(lambda _study, trial: on_trial(trial))
+    study.optimize(objective, timeout=timeout, callbacks=callbacks)
     return study
 
 
-def describe_trial(trial: FrozenTrial) -> str:
-    """One line for a finished trial, as ``sweep`` prints it when the trial ends."""
-    params = ", ".join(f"{k}={v:.3g}" if isinstance(v, float) else f"{k}={v}" for k, v in trial.params.items())
-    if trial.state == TrialState.COMPLETE:
-        outcome = f"val accuracy {trial.value:.2%}, test {trial.user_attrs['test_accuracy']:.2%}"
-    elif trial.state == TrialState.PRUNED and trial.value is not None:
-        outcome = f"pruned at val accuracy {trial.value:.2%}"  # Optuna keeps the last value reported
-    else:
-        outcome = trial.state.name.lower()
-    return f"trial {trial.number}: {outcome} ({params})"
-
-
 def summary(study: optuna.Study) -> dict:
-    """The JSON form: ``study``, ``best`` (or None) and every trial, as ``sweep --json`` prints it."""
+    """The JSON form: ``study``, ``best`` (or None), how many trials are ``done`` (complete or pruned) and
+    ``running``, and every trial, as ``sweep --json`` prints it."""
 
     def record(trial: FrozenTrial) -> dict:
         return {
@@ -304,11 +300,15 @@ def summary(study: optuna.Study) -> dict:
             "checkpoint": trial.user_attrs.get("checkpoint"),
         }
 
+    try:
+        best: FrozenTrial | None = study.best_trial
+    except ValueError:  # no trial has completed yet
+        best = None
     trials = study.get_trials(deepcopy=False)
-    complete = [t for t in trials if t.state == TrialState.COMPLETE]
-    best = max(complete, key=lambda t: t.value or 0.0, default=None)
     return {
         "study": study.study_name,
         "best": record(best) if best is not None else None,
+        "done": sum(t.state in (TrialState.COMPLETE, TrialState.PRUNED) for t in trials),
+        "running": sum(t.state == TrialState.RUNNING for t in trials),
         "trials": [record(t) for t in trials],
     }

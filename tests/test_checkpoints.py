@@ -165,10 +165,10 @@ def test_a_recorded_accuracy_is_measured_not_trusted(tmp_path, mnist, default_ev
     torch.manual_seed(0)  # finite random weights: loads fine, scores about one in ten
     liar = save_checkpoint(tmp_path / "liar.pt", CNN(CONFIG), TrainConfig(), {"test_accuracy": 0.9952}, [], "")
     images, labels = mnist.test_images[:2000], mnist.test_labels[:2000]
-    problem = evaluate(load_checkpoint(liar).model, images, labels).check_recorded(load_checkpoint(liar).metrics)
-    assert problem is not None and "records 99.52% test accuracy, but it scores" in problem
+    measured = evaluate(load_checkpoint(liar).model, images, labels)
+    assert measured.wrong_record(load_checkpoint(liar).metrics) == 0.9952 and measured.accuracy < 0.5
     honest = load_checkpoint()  # the committed default model's record is what it scores
-    assert default_evaluation.check_recorded(honest.metrics) is None
+    assert default_evaluation.wrong_record(honest.metrics) is None
 
     main(["evaluate", str(liar), "--json"])  # the CLI measures, and says so when the record disagrees
     captured = capsys.readouterr()

@@ -1,3 +1,4 @@
+import argparse
 import json
 
 import numpy as np
@@ -6,7 +7,7 @@ import torch
 from PIL import Image
 
 from mnist_core.checkpoints import load_checkpoint, save_checkpoint
-from mnist_core.cli import main
+from mnist_core.cli import COMMANDS, build_parser, main
 from mnist_core.data import MNIST, to_pixels
 from mnist_core.model import ModelConfig
 from mnist_core.train import TrainConfig, train
@@ -24,6 +25,13 @@ def test_every_command_has_help(capsys, command):
         main([command, "--help"])
     assert exit_.value.code == 0
     assert "usage: python -m mnist_core " + command in capsys.readouterr().out
+
+
+def test_the_command_table_names_every_command_and_nothing_else():
+    parser = build_parser()
+    [commands] = [a for a in parser._actions if isinstance(a, argparse._SubParsersAction)]
+    assert set(commands.choices) == set(COMMANDS)
+    assert parser.parse_args(["fetch"]).run is COMMANDS["fetch"]
 
 
 def test_evaluate_json_on_the_committed_default_model(capsys, mnist):

@@ -4,7 +4,7 @@ import os
 
 import pytest
 
-from mnist_core.cost import SPEED_BOUNDS, describe_seconds, estimate, machine_speed
+from mnist_core.cost import SPEED_BOUNDS, estimate, machine_speed, steps_per_epoch
 from mnist_core.model import ModelConfig
 from mnist_core.train import PRESETS, TrainConfig
 
@@ -77,10 +77,7 @@ def test_a_damaged_history_is_ignored():
     assert machine_speed(runs) == 1.0
 
 
-def test_durations_read_as_people_say_them():
-    assert [describe_seconds(s) for s in (2, 42, 200, 5400)] == [
-        "about 5 s",
-        "about 40 s",
-        "about 3 min",
-        "about 1 h 30 min",
-    ]
+def test_an_epoch_takes_one_step_per_batch_the_last_one_short():
+    assert steps_per_epoch(TrainConfig(batch_size=256, val_size=5000)) == 215  # 55,000 images
+    assert steps_per_epoch(TrainConfig(batch_size=300, train_size=1000)) == 4
+    assert steps_per_epoch(TrainConfig(batch_size=250, train_size=1000)) == 4

@@ -53,7 +53,7 @@ def test_evaluate_shows_calibration_and_why_an_error_was_made(folder, default_ev
     titles = [spec["layout"].get("title", {}).get("text", "") for spec in charts.values()]
     assert f"Reliability · ECE {result.reliability(bins=10)['ece']:.2%}" in titles
     index = int(result.error_indices[0])
-    at.selectbox(key="order").set_value("test set order").run()  # the first error is the one in the detail
+    at.selectbox(key="order").set_value("index").run()  # the first error is the one in the detail
     true, said = int(result.labels[index]), int(result.predictions[index])
     assert at.subheader[-1].value == f"Test image #{index}"
     assert {f"Why it said {said}", f"What supports {true}"} <= set(captions(at))

@@ -15,7 +15,7 @@ from PIL import Image
 from mnist_core import explain
 from mnist_core.checkpoints import load_checkpoint
 from mnist_core.cli import main
-from mnist_core.evaluate import predict_probabilities
+from mnist_core.inference import predict_probabilities
 from mnist_core.model import CNN
 
 DEFAULT = load_checkpoint()

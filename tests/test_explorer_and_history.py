@@ -4,7 +4,7 @@ import pytest
 import torch
 
 from mnist_core.evaluate import Evaluation
-from mnist_core.runs import history_rows, no_model_reason
+from mnist_core.runs import history_rows
 
 
 @pytest.fixture
@@ -22,16 +22,36 @@ def made_up() -> Evaluation:
 def test_select_filters_errors_by_true_and_predicted_digit(made_up):
     assert sorted(made_up.select().tolist()) == [1, 2, 4, 5]
     assert sorted(made_up.select(true=3).tolist()) == [1, 2, 5]
-    assert made_up.select(true=3, predicted=8, order="test set order").tolist() == [1, 2]
+    assert made_up.select(true=3, predicted=8, order="index").tolist() == [1, 2]
     assert made_up.select(true=3, predicted=3).tolist() == []  # the diagonal holds no errors
     assert made_up.select(true=3, predicted=3, correct_too=True).tolist() == [0]
     assert sorted(made_up.select(true=5, correct_too=True).tolist()) == [3, 4]
 
 
 def test_select_orders_by_confidence_and_keeps_ties_in_test_set_order(made_up):
-    assert made_up.select(order="most confident first").tolist() == [2, 5, 1, 4]
-    assert made_up.select(order="least confident first").tolist() == [4, 1, 2, 5]
+    assert made_up.select(order="most_confident").tolist() == [2, 5, 1, 4]
+    assert made_up.select(order="least_confident").tolist() == [4, 1, 2, 5]
     assert made_up.confidence[[2, 5]].tolist() == pytest.approx([made_up.confidence[2].item()] * 2)
+
+
+def test_per_class_metrics_are_scikit_learns_and_worked_out_by_hand(made_up):
+    from sklearn.metrics import classification_report
+
+    rows = {row["digit"]: row for row in made_up.per_class()}
+    # Four 3s, one read as 3; two images read as 3, one of them a 5: precision 1/2, recall 1/4, F1 1/3.
+    assert (rows[3]["precision"], rows[3]["recall"], rows[3]["f1"], rows[3]["support"]) == pytest.approx(
+        (0.5, 0.25, 1 / 3, 4)
+    )
+    assert rows[8] == {"digit": 8, "precision": 0.0, "recall": 0.0, "f1": 0.0, "support": 0}  # predicted, never true
+    assert rows[0] == {"digit": 0, "precision": 0.0, "recall": 0.0, "f1": 0.0, "support": 0}  # never seen at all
+    report = classification_report(
+        made_up.labels, made_up.predictions, labels=list(range(10)), output_dict=True, zero_division=0.0
+    )
+    for digit, row in rows.items():
+        expected = report[str(digit)]
+        assert (row["precision"], row["recall"], row["f1"]) == pytest.approx(
+            (expected["precision"], expected["recall"], expected["f1-score"])
+        )
 
 
 def test_confusion_rates_are_shares_of_each_true_digit(made_up):
@@ -69,18 +89,3 @@ def test_history_rows_put_results_first_errors_last_and_survive_damage():
         "cancelled before it started",
     )
     assert (odd["test accuracy"], odd["epochs"], odd["conv1"]) == (None, None, None)
-
-
-def test_a_row_without_a_model_says_how_its_run_ended_and_why():
-    rows = history_rows(
-        [
-            {"name": "stopped", "status": "cancelled", "error": "cancelled while waiting in the queue"},
-            {"name": "broken", "status": "failed", "error": "RuntimeError: out of memory"},
-            {"name": "busy", "status": "running"},
-        ]
-    )
-    assert [no_model_reason(row) for row in rows] == [
-        "**stopped** was cancelled (cancelled while waiting in the queue): it left no model to use.",
-        "**broken** failed (RuntimeError: out of memory): it left no model to use.",
-        "**busy** is still running: it left no model to use.",
-    ]

@@ -10,8 +10,8 @@ import torch
 
 from mnist_core.checkpoints import default_checkpoint, load_checkpoint
 from mnist_core.cli import main, run
-from mnist_core.evaluate import predict_probabilities
 from mnist_core.export import export_model, run_exported
+from mnist_core.inference import predict_probabilities
 from mnist_core.model import CNN, ModelConfig
 
 

@@ -36,8 +36,8 @@ from mnist_core.checkpoints import (
 )
 from mnist_core.cli import main
 from mnist_core.data import MNIST
-from mnist_core.evaluate import predict_probabilities
 from mnist_core.images import MAX_JPEG_SCANS, ImageError, load_image
+from mnist_core.inference import predict_probabilities
 from mnist_core.model import CNN, ModelConfig
 from mnist_core.runs import RUN_LOG, read_runs, run_training, scan_runs
 from mnist_core.train import TrainConfig

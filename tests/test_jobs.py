@@ -165,14 +165,14 @@ def test_a_queued_job_nobody_watches_is_dropped_when_its_turn_comes(tmp_path, sm
     first = queue.submit(TINY, tiny_train(), name="first")
     watched = queue.submit(TINY, tiny_train(), name="watched")
     orphan = queue.submit(TINY, tiny_train(), name="orphan")
-    orphan.last_seen -= 120  # its browser tab closed two minutes ago
+    orphan.last_heartbeat -= 120  # its owner (a browser tab) went away two minutes ago
     release.set()
     wait(orphan)
     wait(watched)
     assert (watched.status, orphan.status) == ("finished", "cancelled")
-    assert "no page watched it" in orphan.error and not orphan.events
+    assert "no heartbeat from its owner" in orphan.error and not orphan.events
     runs = {r["name"]: r for r in read_runs(tmp_path)}
-    assert runs["orphan"]["status"] == "cancelled" and "no page watched it" in runs["orphan"]["error"]
+    assert runs["orphan"]["status"] == "cancelled" and "no heartbeat from its owner" in runs["orphan"]["error"]
     assert first.status == "finished"
 
 
@@ -200,3 +200,11 @@ def test_phase_fraction_and_time_left_follow_the_run(tmp_path):
     assert (job.phase, job.fraction) == ("evaluating", 1.0)
     job.status = "finished"
     assert (job.phase, job.remaining_seconds()) == ("finished", 0.0)
+
+
+def test_a_sweep_jobs_fraction_is_that_of_its_trial_in_flight(tmp_path):
+    sweep = Job("sweep", TINY, tiny_train(), tmp_path, status="running", work=lambda *_: None)
+    sweep.events += [progress("batch", 1, 5), progress("epoch", 2, 10)]
+    assert sweep.fraction == 1.0  # the first trial's training is done
+    sweep.events.append(progress("batch", 1, 1))  # the next trial's first batch
+    assert sweep.fraction == pytest.approx(0.05)

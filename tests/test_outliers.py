@@ -7,7 +7,7 @@ import torch
 
 from mnist_core.checkpoints import load_checkpoint, store_digit_score
 from mnist_core.data import outliers
-from mnist_core.evaluate import features_and_logits
+from mnist_core.inference import features_and_logits
 from mnist_core.model import CNN
 from mnist_core.ood import DigitScore, fit_digit_score
 from mnist_core.train import PRESETS, train

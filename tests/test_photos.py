@@ -90,7 +90,7 @@ def test_boxes_are_in_the_pixels_of_a_big_photo():
 
 @pytest.mark.slow
 def test_at_most_one_percent_of_mnist_test_digits_are_refused(mnist):
-    from mnist_core.evaluate import features_and_logits
+    from mnist_core.inference import features_and_logits
     from mnist_core.predict import digit_score
 
     checkpoint = load_checkpoint(default_checkpoint())

@@ -17,9 +17,10 @@ import optuna
 import pytest
 
 from mnist_core.checkpoints import load_checkpoint
+from mnist_core.cli import describe_trial
 from mnist_core.jobs import TrainingQueue
 from mnist_core.runs import read_runs
-from mnist_core.sweep import SweepError, describe_trial, open_storage, run_sweep, summary
+from mnist_core.sweep import SweepError, open_storage, run_sweep, summary
 from mnist_core.train import PRESETS
 
 # Fixed for every trial, so each takes seconds; the rest (lr, batch size, dropout, augmentation) is searched.
@@ -44,6 +45,7 @@ def test_a_tiny_sweep_makes_tagged_runs_and_resumes_to_its_target(tmp_path, mnis
         run = runs[checkpoint.name]
         assert (run["status"], run["tags"]) == ("finished", checkpoint.tags)
     assert result["best"]["value"] == max(t["value"] for t in result["trials"])
+    assert (result["done"], result["running"]) == (3, 0)
     assert set(result["trials"][0]["params"]) == {"lr", "batch_size", "dropout", "augment"}  # the rest is fixed
     json.dumps(result)
 
@@ -59,6 +61,7 @@ def test_a_trial_below_the_pruners_threshold_stops_after_its_first_epoch(tmp_pat
     assert trial.state == optuna.trial.TrialState.PRUNED and list(trial.intermediate_values) == [1]
     assert describe_trial(trial).startswith(f"trial 0: pruned at val accuracy {trial.intermediate_values[1]:.2%} (")
     assert summary(study)["trials"][0]["checkpoint"] is None and not list(tmp_path.glob("*.pt"))
+    assert (summary(study)["best"], summary(study)["done"]) == (None, 1)  # pruned: done, but never the best
     [run] = read_runs(tmp_path)
     assert run["status"] == "cancelled" and "epoch 2" in run["error"]
 

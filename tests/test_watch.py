@@ -5,7 +5,7 @@ import time
 import torch
 
 from mnist_core.data import MNIST
-from mnist_core.evaluate import predict_probabilities
+from mnist_core.inference import predict_probabilities
 from mnist_core.jobs import TrainingQueue
 from mnist_core.model import ModelConfig
 from mnist_core.train import TrainConfig

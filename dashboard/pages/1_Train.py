@@ -16,10 +16,11 @@ import common
 import explain_view
 import sweep_view
 from mnist_core.checkpoints import CheckpointError
-from mnist_core.cost import describe_seconds, estimate
+from mnist_core.cost import estimate, steps_per_epoch
 from mnist_core.jobs import Job, QueueFull
-from mnist_core.runs import history_rows, no_model_reason, scan_runs
+from mnist_core.runs import history_rows, scan_runs
 from mnist_core.train import PRESETS
+from wording import describe_seconds, no_model_reason
 
 common.page("Train", ":material/model_training:", own_run=False)
 queue = common.training_queue(str(common.checkpoint_dir()))
@@ -177,11 +178,10 @@ middle.button(
     disabled=not busy or (job is not None and job.cancel_requested),
     on_click=job.cancel if job else None,
 )
-steps = -(-train_config.images_per_epoch // train_config.batch_size)
 right.markdown(
     f"**{'Takes' if not busy else 'A new run takes'} {describe_seconds(forecast.total)}** "
     f"· {'the ' + st.session_state.preset + ' preset' if unchanged else 'custom settings'} "
-    f"· {train_config.epochs} epoch(s) × {steps:,} batches of {train_config.batch_size} "
+    f"· {train_config.epochs} epoch(s) × {steps_per_epoch(train_config):,} batches of {train_config.batch_size} "
     f"({train_config.images_per_epoch:,} images)",
     help="From a model of the work (arithmetic, optimizer steps, augmentation, evaluation), "
     "calibrated on this machine's recent runs.",
@@ -234,7 +234,7 @@ def curves(job: Job) -> go.Figure:
 # page falls behind the run.
 @st.fragment(run_every=1.0 if busy else None)
 def live_progress(job: Job) -> None:
-    job.seen()
+    job.heartbeat()
     if not job.done:
         common.show_progress(job, queue)
     if job.done and busy:

@@ -10,6 +10,7 @@ import common
 import explain_view
 from mnist_core.data import to_pixels
 from mnist_core.evaluate import ORDERS, Order
+from wording import ORDER_LABELS
 
 ANY = "any"
 PER_PAGE = 24
@@ -193,7 +194,9 @@ with explorer:
     controls = st.columns([1, 1, 2, 2])
     true_filter = controls[0].selectbox("True digit", digits, key="true_filter", persist_state="session")
     predicted_filter = controls[1].selectbox("Predicted digit", digits, key="predicted_filter", persist_state="session")
-    order: Order = controls[2].selectbox("Order", ORDERS, key="order", persist_state="session")
+    order: Order = controls[2].selectbox(
+        "Order", ORDERS, key="order", format_func=ORDER_LABELS.__getitem__, persist_state="session"
+    )
     gallery = controls[3].toggle(
         "All predictions, correct ones too",
         key="gallery",
