@@ -20,21 +20,12 @@ import numpy as np
 import torch
 from tqdm import tqdm
 
-from .checkpoints import (
-    Checkpoint,
-    CheckpointError,
-    checkpoint_dir,
-    default_checkpoint,
-    load_checkpoint,
-    release,
-    reserve,
-    reserve_new_run,
-    store_digit_score,
-)
-from .data import MNIST, DataError, default_root, fetch, load_mnist
+from .checkpoints import Checkpoint, CheckpointError, load_checkpoint, store_digit_score
+from .data import MNIST, DataError, fetch, load_mnist
 from .evaluate import Evaluation, forward_batches
 from .images import FORMAT_NAMES, ImageError
 from .model import ModelConfig
+from .places import checkpoint_dir, data_root, default_checkpoint, release, reserve, reserve_new_run
 from .runs import run_training
 from .train import PRESETS, SCHEDULES, Progress, TrainConfig, pick_device
 from .watch import watch_panel
@@ -56,7 +47,7 @@ def _add_root(parser: argparse.ArgumentParser) -> None:
         "--root",
         type=Path,
         default=None,
-        help=f"data folder holding MNIST/raw (default: $MNIST_ROOT or {default_root()})",
+        help=f"data folder holding MNIST/raw (default: $MNIST_ROOT or {data_root()})",
     )
 
 

@@ -22,9 +22,6 @@ from .checkpoints import (
     check_free_space,
     field_problem,
     load_checkpoint,
-    process_alive,
-    release,
-    reserve,
     save_checkpoint,
 )
 from .data import MNIST
@@ -32,6 +29,7 @@ from .evaluate import evaluate
 from .files import FileRefused, read_bounded
 from .model import ModelConfig
 from .ood import fit_digit_score
+from .places import process_alive, release, reserve
 from .train import Progress, TrainConfig, TrainingCancelled, train
 from .watch import WatchPanel
 

@@ -7,18 +7,9 @@ import zipfile
 import pytest
 import torch
 
-from mnist_core.checkpoints import (
-    CheckpointError,
-    checkpoint_path,
-    list_checkpoints,
-    load_checkpoint,
-    release,
-    reserve,
-    reserve_new_run,
-    save_checkpoint,
-    scan_checkpoints,
-)
+from mnist_core.checkpoints import CheckpointError, list_checkpoints, load_checkpoint, save_checkpoint, scan_checkpoints
 from mnist_core.model import CNN, ModelConfig
+from mnist_core.places import checkpoint_path, release, reserve, reserve_new_run
 from mnist_core.train import TrainConfig
 
 CONFIG = ModelConfig(conv1_channels=4, conv2_channels=8, hidden_units=16)

@@ -20,7 +20,6 @@ from mnist_core.train import PRESETS
 
 REPO = Path(__file__).resolve().parent.parent
 HOME = str(REPO / "dashboard" / "Home.py")
-DEFAULT_MODEL = REPO / "checkpoints" / "default.pt"
 
 
 def test_home_shows_the_model_card_and_the_dataset(folder):
@@ -158,3 +157,11 @@ def test_draw_reports_a_file_that_is_not_an_image(folder):
     at.file_uploader[0].upload("digit.png", b"this is not a picture", "image/png").run()
     assert not at.exception, at.exception
     assert "cannot be read as an image" in at.error[0].value
+
+
+def test_an_empty_checkpoint_folder_still_offers_the_default_model(tmp_path, monkeypatch):
+    monkeypatch.setenv("MNIST_CHECKPOINTS", str(tmp_path))
+    at = open_page()
+    picker = at.selectbox(key="model_picker")
+    assert picker.value == "default" and len(picker.options) == 1  # the model shipped with the package
+    assert at.subheader[0].value == "default"

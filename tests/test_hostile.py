@@ -25,20 +25,13 @@ from hypothesis import strategies as st
 from PIL import Image
 
 from mnist_core import checkpoints
-from mnist_core.checkpoints import (
-    CheckpointError,
-    load_checkpoint,
-    release,
-    reserve,
-    reserve_new_run,
-    save_checkpoint,
-    scan_checkpoints,
-)
+from mnist_core.checkpoints import CheckpointError, load_checkpoint, save_checkpoint, scan_checkpoints
 from mnist_core.cli import main
 from mnist_core.data import MNIST
 from mnist_core.evaluate import predict_probabilities
 from mnist_core.images import MAX_JPEG_SCANS, ImageError, load_image
 from mnist_core.model import CNN, ModelConfig
+from mnist_core.places import release, reserve, reserve_new_run
 from mnist_core.runs import RUN_LOG, read_runs, run_training, scan_runs
 from mnist_core.train import TrainConfig
 
@@ -226,7 +219,9 @@ def test_simultaneous_runs_get_distinct_names_in_threads_and_processes(tmp_path)
     for t in threads:
         t.join()
     assert len(set(names)) == 8
-    claim = "import sys; from mnist_core.checkpoints import *; reserve(sys.argv[1]); print('held', flush=True); input()"
+    claim = (
+        "import sys; from mnist_core.places import reserve; reserve(sys.argv[1]); print('held', flush=True); input()"
+    )
     other = subprocess.Popen(
         [sys.executable, "-c", claim, str(tmp_path / "mine.pt")], stdin=subprocess.PIPE, stdout=subprocess.PIPE
     )
