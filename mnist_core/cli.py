@@ -342,24 +342,27 @@ def _shown(path: Path) -> str:
 
 
 def _record(path: Path, checkpoint: Checkpoint) -> dict:
-    """One image's JSON record; "error" says why no number was read."""
+    """One image's JSON record, with the same fields whatever the image held, null where one does not apply:
+    a script reads any record the same way. "error" says why no number was read."""
     from .predict import predict  # imports scipy: only for this command, so the others start fast
 
+    record: dict[str, object] = {"path": _shown(path), "digit": None, "number": None}
+    record |= {"probabilities": None, "digits": [], "error": None}
     try:
         [prediction] = predict([path], checkpoint)
     except ImageError as exc:
-        return {"path": _shown(path), "error": str(exc)}
+        return {**record, "error": str(exc)}
     if not all(math.isfinite(p) for r in prediction.digits for p in r.probabilities):  # a broken model's NaN
-        return {"path": _shown(path), "error": "the model's output is not a number (NaN); is the checkpoint damaged?"}
-    record: dict[str, object] = {"path": _shown(path), "digit": prediction.digit, "number": prediction.number}
-    if prediction.probabilities is not None:
-        record["probabilities"] = prediction.probabilities
-    record["digits"] = [
-        {"digit": r.digit, "probabilities": r.probabilities, "box": list(r.box)} for r in prediction.digits
-    ]
-    if prediction.error:
-        record["error"] = prediction.error
-    return record
+        return {**record, "error": "the model's output is not a number (NaN); is the checkpoint damaged?"}
+    digits = [{"digit": r.digit, "probabilities": r.probabilities, "box": list(r.box)} for r in prediction.digits]
+    return {
+        **record,
+        "digit": prediction.digit,
+        "number": prediction.number,
+        "probabilities": prediction.probabilities,
+        "digits": digits,
+        "error": prediction.error,
+    }
 
 
 def cmd_predict(args: argparse.Namespace) -> int:
@@ -371,16 +374,16 @@ def cmd_predict(args: argparse.Namespace) -> int:
         print(f"{'image':<40} number  confidence")
     for path in args.images:
         record = _record(path, checkpoint)
-        failed = failed or "error" in record
+        failed = failed or record["error"] is not None
         if args.json:
             print(json.dumps(record, allow_nan=False), flush=True)
             continue
         name = f"{record['path']!s:<40}"
-        digits = cast(list[dict], record.get("digits", []))
-        if record.get("error") == NOT_A_DIGIT and digits:
+        digits = cast(list[dict], record["digits"])
+        if record["error"] == NOT_A_DIGIT and digits:
             closest = digits[0]
             print(f"{name} -       not a digit (closest: {closest['digit']}, {max(closest['probabilities']):.1%})")
-        elif "error" in record:
+        elif record["error"] is not None:
             print(f"{name} -       {record['error']}")
         else:
             sure = min(max(d["probabilities"]) for d in digits)

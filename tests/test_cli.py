@@ -132,8 +132,9 @@ def test_predict_json_reads_digits_reports_bad_files_and_keeps_order(capsys, tmp
     assert [r["path"] for r in records] == argv[2:]
     assert [records[i]["digit"] for i in (0, 2, 5)] == mnist.test_labels[:3].tolist()
     assert all(len(records[i]["probabilities"]) == 10 for i in (0, 2, 5))
-    assert "error" in records[1] and "error" in records[4] and "digit" not in records[1]
-    assert records[3] == {"path": argv[5], "digit": None, "number": None, "digits": [], "error": "no digit found"}
+    assert records[1]["error"] and records[4]["error"] and records[1]["digit"] is None
+    empty = {"path": argv[5], "digit": None, "number": None, "probabilities": None, "digits": [], "error": None}
+    assert records[3] == {**empty, "error": "no digit found"}
 
     code, out, _ = run(capsys, "predict", str(paths[0]))
     assert code == 0 and str(paths[0]) in out and f" {mnist.test_labels[0].item()} " in out

@@ -13,7 +13,8 @@ from custom_digits import draw_digit
 from photo_digits import canvases, non_digits, numbers, photos
 from PIL import Image
 
-from mnist_core.checkpoints import default_checkpoint, load_checkpoint
+from mnist_core.checkpoints import load_checkpoint
+from mnist_core.places import default_checkpoint
 from mnist_core.predict import NO_DIGIT, NOT_A_DIGIT, predict
 from mnist_core.preprocess import preprocess
 
