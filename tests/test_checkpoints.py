@@ -149,6 +149,7 @@ def test_a_checkpoint_that_would_run_code_is_refused_and_the_code_never_runs(tmp
     assert marker.exists()
 
 
+@pytest.mark.slow
 def test_a_recorded_accuracy_is_measured_not_trusted(tmp_path, mnist, default_evaluation, capsys):
     from mnist_core.cli import main
     from mnist_core.evaluate import evaluate

@@ -26,6 +26,7 @@ def test_every_command_has_help(capsys, command):
     assert "usage: python -m mnist_core " + command in capsys.readouterr().out
 
 
+@pytest.mark.slow
 def test_evaluate_json_on_the_committed_default_model(capsys, mnist):
     code, out, _ = run(capsys, "evaluate", "--json")
     result = json.loads(out)
@@ -37,11 +38,13 @@ def test_evaluate_json_on_the_committed_default_model(capsys, mnist):
     assert 0 <= result["rejected"] <= 0.01  # test digits the "not a digit" score would refuse
 
 
+@pytest.mark.slow
 def test_evaluate_report(capsys, mnist):
     code, out, _ = run(capsys, "evaluate")
     assert code == 0 and "confusion matrix" in out and "precision" in out
 
 
+@pytest.mark.slow
 def test_refit_stores_a_digit_score_and_reports_what_evaluate_then_refuses(capsys, tmp_path, mnist):
     small = MNIST(mnist.train_images[:2000], mnist.train_labels[:2000], mnist.test_images, mnist.test_labels, "x")
     config = TrainConfig(epochs=1, batch_size=100, val_size=500)
@@ -57,6 +60,7 @@ def test_refit_stores_a_digit_score_and_reports_what_evaluate_then_refuses(capsy
     assert out.strip().endswith(f": {json.loads(evaluated)['rejected']:.2%} of the test digits would be refused")
 
 
+@pytest.mark.slow
 def test_train_writes_a_checkpoint_with_the_flags_applied(capsys, tmp_path, mnist):
     out_path = tmp_path / "cli.pt"
     code, out, _ = run(

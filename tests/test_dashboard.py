@@ -10,6 +10,7 @@ import shutil
 from pathlib import Path
 
 import numpy as np
+import pytest
 from dashboard_helpers import button, open_page, run_until, texts, tiny_settings
 from PIL import Image
 
@@ -51,6 +52,7 @@ def test_a_broken_checkpoint_is_listed_and_the_app_keeps_working(folder):
     assert len(at.selectbox(key="model_picker").options) == 1  # default only
 
 
+@pytest.mark.slow
 def test_evaluate_shows_metrics_filters_errors_and_inspects_an_image(folder, default_evaluation):
     result = default_evaluation
     labels, predictions = result.labels.numpy(), result.predictions.numpy()
@@ -95,6 +97,7 @@ def test_train_presets_fill_the_settings_and_change_the_estimate(folder):
     assert [m.value for m in at.markdown if m.value.startswith("**Takes")] != estimate
 
 
+@pytest.mark.slow
 def test_a_run_started_on_the_page_finishes_and_joins_the_history(folder):
     at = open_page("1_Train.py")
     tiny_settings(at, "tiny")
@@ -111,6 +114,7 @@ def test_a_run_started_on_the_page_finishes_and_joins_the_history(folder):
     assert at.selectbox(key="model_picker").value == "tiny"
 
 
+@pytest.mark.slow
 def test_a_second_session_waits_in_the_queue_and_cancel_leaves_no_checkpoint(folder):
     first, second = open_page("1_Train.py"), open_page("1_Train.py")
     tiny_settings(first, "long", epochs=30, images=0)

@@ -23,6 +23,7 @@ def _accuracy(samples, predictions) -> float:
     return float(np.mean([p.number == s.label for s, p in zip(samples, predictions)]))
 
 
+@pytest.mark.slow
 def test_photos_of_one_digit():
     samples = photos(60)
     predictions = predict([s.image for s in samples])
@@ -38,6 +39,7 @@ def test_canvas_drawings_including_flagged_ones_and_open_fours():
     assert _accuracy(samples, predict([s.image for s in samples])) >= 0.97
 
 
+@pytest.mark.slow
 def test_whole_numbers_are_read_left_to_right():
     samples = numbers(50)
     predictions = predict([s.image for s in samples])
