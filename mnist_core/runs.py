@@ -61,7 +61,7 @@ def run_training(
 ) -> Checkpoint:
     """Train, evaluate on the test set, save to ``path`` and log the run; return the saved checkpoint.
 
-    ``path`` is reserved (``checkpoints.reserve``) for the run's length, unless the caller
+    ``path`` is reserved (``places.reserve``) for the run's length, unless the caller
     already holds it (``reserved``: the caller reserved it, and releases it). Everything that
     can be checked is checked before training: the name, the file it would replace, the
     disk space. Raises ``TrainingCancelled`` when ``should_stop`` fired, and re-raises

@@ -3,9 +3,11 @@
 import shutil
 
 import platformdirs
+import pytest
 
 from mnist_core import places
-from mnist_core.checkpoints import load_checkpoint, scan_checkpoints
+from mnist_core.checkpoints import CheckpointError, load_checkpoint, scan_checkpoints
+from mnist_core.places import checkpoint_path, release, reserve, reserve_new_run
 
 
 def test_home_is_mnist_home_then_the_source_checkout_then_the_users_data_folder(tmp_path, monkeypatch):
@@ -40,3 +42,23 @@ def test_the_default_model_ships_in_the_package_and_a_default_in_the_folder_repl
     assert places.default_checkpoint() == tmp_path / "default.pt"
     [listed], _ = scan_checkpoints(tmp_path, also=shipped)
     assert listed.path == tmp_path / "default.pt"  # listed once, the folder's own
+
+
+@pytest.mark.parametrize("name", ["../evil", "a/b", "/abs", "", ".hidden", "x" * 65, "a..b", "ü"])
+def test_run_names_cannot_escape_the_folder(tmp_path, name):
+    with pytest.raises(CheckpointError, match="invalid run name"):
+        checkpoint_path(name, tmp_path)
+
+
+def test_good_run_names_and_fresh_reserved_names(tmp_path):
+    assert checkpoint_path("my-run_1.2", tmp_path) == tmp_path / "my-run_1.2.pt"
+    assert checkpoint_path("run.pt", tmp_path) == tmp_path / "run.pt"
+    first = reserve_new_run(tmp_path)
+    second = reserve_new_run(tmp_path)  # nothing saved yet, and very likely the same second
+    first.touch()  # the run saved its checkpoint
+    third = reserve_new_run(tmp_path)
+    assert len({first, second, third}) == 3
+    with pytest.raises(CheckpointError, match="already taken by a run in progress"):
+        reserve(second)
+    release(second)
+    assert reserve(second) == second  # free again once released
