@@ -15,6 +15,7 @@ import sys
 import sysconfig
 from pathlib import Path
 
+import platformdirs
 import pytest
 from PIL import Image
 
@@ -62,6 +63,10 @@ def test_the_installed_wheel_predicts_and_evaluates_from_another_folder(installe
 
     where = run(installed / "python", "-c", "import mnist_core; print(mnist_core.__file__)", cwd=elsewhere, env=env)
     assert Path(where.stdout.strip()).is_relative_to(installed.parent)  # the wheel's copy, not the source tree
+    folders = "from mnist_core import places; print(places.checkpoint_dir()); print(places.data_root())"
+    unset = {k: v for k, v in env.items() if k not in ("MNIST_HOME", "MNIST_ROOT")}
+    printed = run(installed / "python", "-c", folders, cwd=elsewhere, env=unset).stdout.split()
+    assert printed == [str(platformdirs.user_data_path("mnist-lab") / name) for name in ("checkpoints", "data")]
 
     lab = installed / "mnist-lab"
     predicted = json.loads(run(lab, "predict", "digit.png", "--json", cwd=elsewhere, env=env).stdout)
