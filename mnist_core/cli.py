@@ -342,25 +342,24 @@ def _shown(path: Path) -> str:
 
 
 def _record(path: Path, checkpoint: Checkpoint) -> dict:
-    """One image's JSON record, with the same fields whatever the image held, null where one does not apply:
-    a script reads any record the same way. "error" says why no number was read."""
+    """One image's JSON record. It has the same fields whatever the image held, null where one does not apply,
+    so a script reads every record the same way; "error" says why no number was read."""
     from .predict import predict  # imports scipy: only for this command, so the others start fast
 
-    record: dict[str, object] = {"path": _shown(path), "digit": None, "number": None}
-    record |= {"probabilities": None, "digits": [], "error": None}
+    nothing: dict[str, object] = {"digit": None, "number": None, "probabilities": None, "digits": []}
     try:
         [prediction] = predict([path], checkpoint)
     except ImageError as exc:
-        return {**record, "error": str(exc)}
+        return {"path": _shown(path), **nothing, "error": str(exc)}
     if not all(math.isfinite(p) for r in prediction.digits for p in r.probabilities):  # a broken model's NaN
-        return {**record, "error": "the model's output is not a number (NaN); is the checkpoint damaged?"}
-    digits = [{"digit": r.digit, "probabilities": r.probabilities, "box": list(r.box)} for r in prediction.digits]
+        error = "the model's output is not a number (NaN); is the checkpoint damaged?"
+        return {"path": _shown(path), **nothing, "error": error}
     return {
-        **record,
+        "path": _shown(path),
         "digit": prediction.digit,
         "number": prediction.number,
         "probabilities": prediction.probabilities,
-        "digits": digits,
+        "digits": [{"digit": r.digit, "probabilities": r.probabilities, "box": list(r.box)} for r in prediction.digits],
         "error": prediction.error,
     }
 
