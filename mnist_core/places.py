@@ -31,7 +31,11 @@ _STALE_FILE = re.compile(r"\..+\.(?:(?P<pid>\d+)\.[^.]+\.partial|reserved)")
 
 
 class CheckpointError(ValueError):
-    """The file is missing, not a checkpoint, damaged, over budget, or for another architecture."""
+    """The file is missing, not a checkpoint, damaged, over budget, or for another architecture.
+
+    Declared here rather than in ``checkpoints``, which imports this module, because naming
+    and reserving a run's file can fail the same way.
+    """
 
 
 class NameTaken(CheckpointError):
