@@ -83,7 +83,7 @@ def browser_timings(chromium: str) -> None:
     port = free_port()
     url = f"http://127.0.0.1:{port}"
     checkpoints = Path(tempfile.mkdtemp(prefix="bench-app-"))
-    shutil.copy(REPO / "checkpoints" / "default.pt", checkpoints)
+    shutil.copy(REPO / "mnist_core" / "default.pt", checkpoints)
     with sync_playwright() as playwright:
         launched = time.perf_counter()
         browser = playwright.chromium.launch(executable_path=chromium, args=CHROMIUM_ARGS)

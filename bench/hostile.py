@@ -29,11 +29,12 @@ import torch
 from PIL import Image
 
 from mnist_core import checkpoints
-from mnist_core.checkpoints import load_checkpoint, reserve_new_run, save_checkpoint, scan_checkpoints
+from mnist_core.checkpoints import load_checkpoint, save_checkpoint, scan_checkpoints
 from mnist_core.cli import main as cli
 from mnist_core.images import MAX_JPEG_SCANS
 from mnist_core.inference import predict_probabilities
 from mnist_core.model import CNN, ModelConfig
+from mnist_core.places import reserve_new_run, shipped_model
 from mnist_core.preprocess import preprocess
 from mnist_core.runs import RUN_LOG, scan_runs
 from mnist_core.train import TrainConfig
@@ -71,7 +72,7 @@ def zip_bomb(folder: Path) -> Callable[[], object]:
 
 
 def bad_files_in_folder(folder: Path) -> Callable[[], object]:
-    shutil.copy(REPO / "checkpoints" / "default.pt", folder / "default.pt")
+    shutil.copy(shipped_model(), folder / "default.pt")
     (folder / "dangling.pt").symlink_to(folder / "gone.pt")
     tiny_checkpoint(folder / "created.pt", created=[2026])
     tiny_checkpoint(folder / "metrics.pt", metrics="99%")
@@ -86,7 +87,7 @@ def bad_files_in_folder(folder: Path) -> Callable[[], object]:
 
 
 def nan_weights(folder: Path) -> Callable[[], object]:
-    payload = torch.load(REPO / "checkpoints" / "default.pt", weights_only=True)
+    payload = torch.load(shipped_model(), weights_only=True)
     payload["state_dict"] = {
         k: v * float("nan") if v.is_floating_point() else v for k, v in payload["state_dict"].items()
     }
@@ -95,11 +96,11 @@ def nan_weights(folder: Path) -> Callable[[], object]:
 
 
 def rescan_300_files(folder: Path) -> Callable[[], object]:
-    shutil.copy(REPO / "checkpoints" / "default.pt", folder / "model-0.pt")
+    shutil.copy(shipped_model(), folder / "model-0.pt")
     for i in range(1, 300):
         os.link(folder / "model-0.pt", folder / f"model-{i}.pt")
     scan_checkpoints(folder)  # the first scan loads all 300
-    shutil.copy(REPO / "checkpoints" / "default.pt", folder / "model-new.pt")  # then one file changes
+    shutil.copy(shipped_model(), folder / "model-new.pt")  # then one file changes
     return lambda: f"{len(scan_checkpoints(folder)[0])} listed after one new file"
 
 
@@ -154,7 +155,7 @@ def eps_as_png(folder: Path) -> Callable[[], object]:
 
 
 def evaluate_races_draw(folder: Path) -> Callable[[], object]:
-    model = load_checkpoint(REPO / "checkpoints" / "default.pt").model
+    model = load_checkpoint(shipped_model()).model
     images = torch.rand(2000, 1, 28, 28) * 2 - 1
     expected = predict_probabilities(model, images[:1]).argmax(1)
 

@@ -22,10 +22,11 @@ from pathlib import Path
 import numpy as np
 from PIL import Image
 
-from mnist_core.checkpoints import default_checkpoint, load_checkpoint
+from mnist_core.checkpoints import load_checkpoint
 from mnist_core.data import load_mnist, to_pixels
 from mnist_core.evaluate import evaluate
 from mnist_core.inference import predict_probabilities
+from mnist_core.places import default_checkpoint
 from mnist_core.predict import predict
 
 CANVAS = 320  # the Draw page's canvas, in pixels

@@ -29,11 +29,12 @@ import torch
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "tests"))
 from photo_digits import canvases, non_digits, numbers, photos
 
-from mnist_core.checkpoints import Checkpoint, default_checkpoint, load_checkpoint
+from mnist_core.checkpoints import Checkpoint, load_checkpoint
 from mnist_core.data import load_mnist
 from mnist_core.embed import hidden_layer, penultimate
 from mnist_core.inference import features_and_logits
 from mnist_core.ood import PARTS, DigitScore
+from mnist_core.places import default_checkpoint
 from mnist_core.predict import NO_DIGIT, NOT_A_DIGIT, digit_score, predict
 
 

@@ -35,8 +35,9 @@ import torch.nn.functional as F
 from torch import nn
 
 from mnist_core.checkpoints import load_checkpoint
-from mnist_core.data import default_root, load_mnist
+from mnist_core.data import load_mnist
 from mnist_core.evaluate import evaluate
+from mnist_core.places import data_root
 from mnist_core.train import PRESETS, Progress, train
 
 # Epochs the reference needed to reach 99.0% in full runs on the 2-core benchmark
@@ -126,8 +127,8 @@ def run_reference(epochs: int, target: float) -> dict:
 
     torch.manual_seed(1)
     transform = transforms.Compose([transforms.ToTensor(), transforms.Normalize((0.1307,), (0.3081,))])
-    train_set = datasets.MNIST(str(default_root()), train=True, transform=transform)
-    test_set = datasets.MNIST(str(default_root()), train=False, transform=transform)
+    train_set = datasets.MNIST(str(data_root()), train=True, transform=transform)
+    test_set = datasets.MNIST(str(data_root()), train=False, transform=transform)
     train_loader = torch.utils.data.DataLoader(train_set, batch_size=64, shuffle=True)
     test_loader = torch.utils.data.DataLoader(test_set, batch_size=1000)
     model = ReferenceNet()

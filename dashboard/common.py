@@ -20,7 +20,7 @@ import streamlit as st
 import torch
 from PIL import Image, ImageDraw, ImageFont
 
-from mnist_core import checkpoints, data
+from mnist_core import data, places
 from mnist_core.checkpoints import Checkpoint, scan_checkpoints
 from mnist_core.data import MNIST, DataError
 from mnist_core.evaluate import Evaluation
@@ -107,12 +107,14 @@ def own_run_status() -> None:
 
 def checkpoint_dir() -> Path:
     """Read at call time (not import time) so tests can point the app at a temporary folder."""
-    return checkpoints.checkpoint_dir()
+    return places.checkpoint_dir()
 
 
 def all_checkpoints() -> tuple[list[Checkpoint], dict[str, str]]:
-    """(readable checkpoints newest first, unreadable file name -> why); only changed files are read again."""
-    return scan_checkpoints(checkpoint_dir())
+    """(readable checkpoints newest first, unreadable file name -> why); only changed files are read again.
+
+    The default model is listed even when the folder has none: it ships with the package."""
+    return scan_checkpoints(checkpoint_dir(), also=places.default_checkpoint())
 
 
 def active_model() -> Checkpoint | None:

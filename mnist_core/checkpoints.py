@@ -6,11 +6,7 @@ so a checkpoint found online cannot run code here. A file is also a resource cla
 before any tensor is built its size, its unpacked size and its architecture are held
 to what this lab trains, so a few kilobytes cannot ask for gigabytes. Every way a
 file can be wrong ends in a ``CheckpointError`` whose message a user can act on.
-
-A run's name is reserved before training starts (a marker file created exclusively
-next to the checkpoint), so two runs started in the same second, in two processes or
-two sessions, never get the same name. Markers and half-written files carry their
-process id; once that process is gone they are removed by the next save or scan.
+Where checkpoints live and how a run claims its name is ``places``.
 """
 
 from __future__ import annotations
@@ -19,15 +15,10 @@ import dataclasses
 import hashlib
 import io
 import math
-import os
 import platform
-import re
 import reprlib
 import shutil
-import stat
-import tempfile
 import threading
-import time
 import zipfile
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
@@ -37,37 +28,17 @@ from typing import Any
 import torch
 
 from . import __version__
-from .data import REPO_ROOT
-from .files import FileRefused, megabytes, read_bounded
+from .files import FileRefused, megabytes, read_bounded, write_atomically
 from .model import CNN, ModelConfig
+from .places import CheckpointError, NameTaken, check_target, checkpoint_dir, default_checkpoint, remove_stale
 from .train import TrainConfig
 
 FORMAT = "mnist_core.checkpoint/1"
-NAME_PATTERN = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.-]{0,63}")
 # The best preset has 1.8 M parameters; the largest model ModelConfig allows has 14.5 M.
 MAX_PARAMETERS = 16_000_000
 # float32 weights of the largest model, plus room for metadata (per-epoch history and the like).
 MAX_CHECKPOINT_BYTES = 4 * MAX_PARAMETERS + 32 * 2**20
 MAX_ARCHIVE_ENTRIES = 10_000
-_STALE_FILE = re.compile(r"\..+\.(?:(?P<pid>\d+)\.[^.]+\.partial|reserved)")
-
-
-def checkpoint_dir() -> Path:
-    """``$MNIST_CHECKPOINTS`` or the repository's ``checkpoints/``, read at call time like ``data.default_root``."""
-    return Path(os.environ.get("MNIST_CHECKPOINTS") or REPO_ROOT / "checkpoints")
-
-
-def default_checkpoint() -> Path:
-    """The model commands and pages use unless told otherwise: ``default.pt`` in ``checkpoint_dir()``."""
-    return checkpoint_dir() / "default.pt"
-
-
-class CheckpointError(ValueError):
-    """The file is missing, not a checkpoint, damaged, over budget, or for another architecture."""
-
-
-class NameTaken(CheckpointError):
-    """The run name belongs to an existing checkpoint or to a run that is still going."""
 
 
 @dataclass(frozen=True)  # shared between dashboard sessions: nobody may change it under another's feet
@@ -93,129 +64,10 @@ class Checkpoint:
         return self.path.stem
 
 
-def checkpoint_path(name: str, directory: Path | str | None = None) -> Path:
-    """The file for a user-typed run name, refusing names that could escape ``directory``."""
-    name = name.removesuffix(".pt")
-    if not NAME_PATTERN.fullmatch(name) or ".." in name:
-        raise CheckpointError(
-            f"invalid run name {name!r}: use 1-64 letters, digits, '-', '_' or '.', starting with a letter or digit"
-        )
-    return Path(directory or checkpoint_dir()) / f"{name}.pt"
-
-
 def parameter_count(config: ModelConfig) -> int:
     """Parameters of the model ``config`` describes, counted on the meta device: no memory is allocated."""
     with torch.device("meta"):
         return CNN(config).num_parameters
-
-
-# --- reserving names -------------------------------------------------------------------------------------------
-
-
-def process_alive(pid: object) -> bool:
-    """Whether a process with this id runs on this machine (any value that is not a plausible pid: no)."""
-    if not isinstance(pid, int) or isinstance(pid, bool) or not 0 < pid < 2**31:
-        return False
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True
-    return True
-
-
-def _marker(path: Path) -> Path:
-    return path.parent / f".{path.name}.reserved"
-
-
-def _owner(marker: Path) -> int | None:
-    """The pid written in a marker, or None while it is being written (or if it is garbage)."""
-    try:
-        text = marker.read_text(encoding="ascii", errors="replace")
-    except OSError:
-        return None
-    return int(text) if text.isdigit() else None
-
-
-def _remove_stale(directory: Path) -> None:
-    """Delete markers and half-written files left by processes that were killed."""
-    try:
-        names = [p for p in directory.iterdir() if p.name.startswith(".")]
-    except OSError:
-        return
-    for path in names:
-        found = _STALE_FILE.fullmatch(path.name)
-        if found is None:
-            continue
-        pid = int(found["pid"]) if found["pid"] else _owner(path)
-        try:
-            if pid is None:  # a marker still empty: stale only if it stayed empty
-                if time.time() - path.stat().st_mtime < 60:
-                    continue
-            elif process_alive(pid):
-                continue
-            path.unlink()
-        except OSError:
-            continue
-
-
-def _check_target(path: Path, overwrite: bool) -> None:
-    try:
-        info = path.lstat()
-    except FileNotFoundError:
-        return
-    except OSError as exc:
-        raise CheckpointError(f"cannot use {path}: {exc.strerror}") from None
-    if not overwrite:
-        raise NameTaken(f"{path.stem} is already taken: {path.name} already exists; choose another run name")
-    if not (stat.S_ISREG(info.st_mode) or stat.S_ISLNK(info.st_mode)):
-        raise CheckpointError(f"{path} is not a regular file; it will not be replaced by a checkpoint")
-
-
-def reserve(path: Path | str, overwrite: bool = False) -> Path:
-    """Claim ``path`` for one run, atomically: raises ``NameTaken`` if a checkpoint (unless ``overwrite``)
-    or another live run has it, ``CheckpointError`` if its folder cannot be written. Undo with ``release``."""
-    path = Path(path)
-    _check_target(path, overwrite)
-    try:
-        path.parent.mkdir(parents=True, exist_ok=True)
-    except OSError as exc:
-        raise CheckpointError(f"cannot create the folder {path.parent}: {exc.strerror}") from None
-    _remove_stale(path.parent)
-    try:
-        fd = os.open(_marker(path), os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o644)
-    except FileExistsError:
-        raise NameTaken(f"{path.stem} is already taken by a run in progress; choose another run name") from None
-    except OSError as exc:
-        raise CheckpointError(f"cannot write in {path.parent}: {exc.strerror}") from None
-    with os.fdopen(fd, "w") as marker:
-        marker.write(str(os.getpid()))
-    try:
-        _check_target(path, overwrite)  # a file that appeared between the first check and the marker
-    except CheckpointError:
-        release(path)
-        raise
-    return path
-
-
-def reserve_new_run(directory: Path | str | None = None, prefix: str = "run") -> Path:
-    """A fresh ``<prefix>-YYYYmmdd-HHMMSS[-n].pt`` in ``directory``, reserved (see ``reserve``)."""
-    directory = Path(directory or checkpoint_dir())
-    base = datetime.now().strftime(f"{prefix}-%Y%m%d-%H%M%S")
-    n = 1
-    while True:
-        try:
-            return reserve(directory / (f"{base}.pt" if n == 1 else f"{base}-{n}.pt"))
-        except NameTaken:
-            n += 1
-
-
-def release(path: Path | str) -> None:
-    """Give up this process's reservation of ``path`` (nothing happens if it holds none)."""
-    marker = _marker(Path(path))
-    if _owner(marker) == os.getpid():
-        marker.unlink(missing_ok=True)
 
 
 # --- writing ---------------------------------------------------------------------------------------------------
@@ -246,7 +98,7 @@ def save_checkpoint(
     state_dict = {k: v.detach().cpu() for k, v in model.state_dict().items()}
     if not all(torch.isfinite(v).all() for v in state_dict.values() if v.is_floating_point()):
         raise CheckpointError("the weights became NaN or infinite (training diverged; try a lower learning rate)")
-    _check_target(path, overwrite)
+    check_target(path, overwrite)
     payload = {
         "format": FORMAT,
         "state_dict": state_dict,
@@ -278,27 +130,15 @@ def store_digit_score(path: Path | str, digit_score: dict) -> Path:
 
 
 def _write(path: Path, payload: dict, overwrite: bool) -> Path:
+    buffer = io.BytesIO()
+    torch.save(payload, buffer)
     try:
-        path.parent.mkdir(parents=True, exist_ok=True)
-        fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.{os.getpid()}.", suffix=".partial")
-    except OSError as exc:
-        raise CheckpointError(f"cannot write in {path.parent}: {exc.strerror}") from None
-    try:
-        with os.fdopen(fd, "wb") as f:
-            torch.save(payload, f)
-        os.chmod(tmp, 0o644)  # mkstemp makes it private; a checkpoint is meant to be shared
-        if overwrite:
-            os.replace(tmp, path)
-        else:
-            os.link(tmp, path)
+        return write_atomically(path, buffer.getvalue(), overwrite)
     except FileExistsError:
         raise NameTaken(f"{path.stem} is already taken: {path.name} already exists; choose another run name") from None
-    except (OSError, RuntimeError) as exc:  # a full disk surfaces as either, depending on where torch was
-        reason = exc.strerror if isinstance(exc, OSError) and exc.strerror else str(exc).splitlines()[0]
+    except OSError as exc:
+        reason = exc.strerror or str(exc)
         raise CheckpointError(f"could not write {path}: {reason}") from None
-    finally:
-        Path(tmp).unlink(missing_ok=True)
-    return path
 
 
 def check_free_space(path: Path | str, model_config: ModelConfig) -> None:
@@ -574,8 +414,13 @@ _scanned: dict[str, dict[str, tuple[tuple, Checkpoint | str]]] = {}
 _SCANNED_FOLDERS = 8
 
 
-def scan_checkpoints(directory: Path | str | None = None) -> tuple[list[Checkpoint], dict[str, str]]:
+def scan_checkpoints(
+    directory: Path | str | None = None, also: Path | None = None
+) -> tuple[list[Checkpoint], dict[str, str]]:
     """Every readable checkpoint in ``directory``, newest first, and file name -> why for each unreadable one.
+
+    ``also`` is one more file to list from elsewhere (the default model that ships with the
+    package), unless the folder has a file of its name.
 
     Only files that changed since the last scan of that folder (modification time,
     size, inode) are read again, so listing the folder after each training run costs
@@ -584,10 +429,13 @@ def scan_checkpoints(directory: Path | str | None = None) -> tuple[list[Checkpoi
     """
     folder = Path(directory or checkpoint_dir())
     with _scan_lock:
-        _remove_stale(folder)
+        remove_stale(folder)
         previous = _scanned.pop(str(folder.absolute()), {})
         current: dict[str, tuple[tuple, Checkpoint | str]] = {}
-        for path in sorted(folder.glob("*.pt")):
+        paths = sorted(folder.glob("*.pt"))
+        if also is not None and not (folder / also.name).exists():
+            paths.append(also)
+        for path in paths:
             try:
                 info = path.stat()
             except OSError as exc:

@@ -21,22 +21,13 @@ import numpy as np
 import torch
 from tqdm import tqdm
 
-from .checkpoints import (
-    Checkpoint,
-    CheckpointError,
-    checkpoint_dir,
-    default_checkpoint,
-    load_checkpoint,
-    release,
-    reserve,
-    reserve_new_run,
-    store_digit_score,
-)
-from .data import MNIST, DataError, default_root, fetch, load_mnist
+from .checkpoints import Checkpoint, CheckpointError, load_checkpoint, store_digit_score
+from .data import MNIST, DataError, fetch, load_mnist
 from .evaluate import Evaluation
 from .images import FORMAT_NAMES, ImageError
 from .inference import forward_batches
 from .model import ModelConfig
+from .places import checkpoint_dir, data_root, default_checkpoint, release, reserve, reserve_new_run
 from .runs import run_training
 from .train import PRESETS, SCHEDULES, Progress, TrainConfig, pick_device
 from .watch import watch_panel
@@ -61,7 +52,7 @@ def _add_root(parser: argparse.ArgumentParser) -> None:
         "--root",
         type=Path,
         default=None,
-        help=f"data folder holding MNIST/raw (default: $MNIST_ROOT or {default_root()})",
+        help=f"data folder holding MNIST/raw (default: $MNIST_ROOT or {data_root()})",
     )
 
 
@@ -360,24 +351,26 @@ def _shown(path: Path) -> str:
 
 
 def _record(path: Path, checkpoint: Checkpoint) -> dict:
-    """One image's JSON record; "error" says why no number was read."""
+    """One image's JSON record. It has the same fields whatever the image held, null where one does not apply,
+    so a script reads every record the same way; "error" says why no number was read."""
     from .predict import predict  # imports OpenCV: only for this command, so the others start fast
 
+    nothing: dict[str, object] = {"digit": None, "number": None, "probabilities": None, "digits": []}
     try:
         [prediction] = predict([path], checkpoint)
     except ImageError as exc:
-        return {"path": _shown(path), "error": str(exc)}
+        return {"path": _shown(path), **nothing, "error": str(exc)}
     if not all(math.isfinite(p) for r in prediction.digits for p in r.probabilities):  # a broken model's NaN
-        return {"path": _shown(path), "error": "the model's output is not a number (NaN); is the checkpoint damaged?"}
-    record: dict[str, object] = {"path": _shown(path), "digit": prediction.digit, "number": prediction.number}
-    if prediction.probabilities is not None:
-        record["probabilities"] = prediction.probabilities
-    record["digits"] = [
-        {"digit": r.digit, "probabilities": r.probabilities, "box": list(r.box)} for r in prediction.digits
-    ]
-    if prediction.error:
-        record["error"] = prediction.error
-    return record
+        error = "the model's output is not a number (NaN); is the checkpoint damaged?"
+        return {"path": _shown(path), **nothing, "error": error}
+    return {
+        "path": _shown(path),
+        "digit": prediction.digit,
+        "number": prediction.number,
+        "probabilities": prediction.probabilities,
+        "digits": [{"digit": r.digit, "probabilities": r.probabilities, "box": list(r.box)} for r in prediction.digits],
+        "error": prediction.error,
+    }
 
 
 def cmd_predict(args: argparse.Namespace) -> int:
@@ -389,16 +382,16 @@ def cmd_predict(args: argparse.Namespace) -> int:
         print(f"{'image':<40} number  confidence")
     for path in args.images:
         record = _record(path, checkpoint)
-        failed = failed or "error" in record
+        failed = failed or record["error"] is not None
         if args.json:
             print(json.dumps(record, allow_nan=False), flush=True)
             continue
         name = f"{record['path']!s:<40}"
-        digits = cast(list[dict], record.get("digits", []))
-        if record.get("error") == NOT_A_DIGIT and digits:
+        digits = cast(list[dict], record["digits"])
+        if record["error"] == NOT_A_DIGIT and digits:
             closest = digits[0]
             print(f"{name} -       not a digit (closest: {closest['digit']}, {max(closest['probabilities']):.1%})")
-        elif "error" in record:
+        elif record["error"] is not None:
             print(f"{name} -       {record['error']}")
         else:
             sure = min(max(d["probabilities"]) for d in digits)

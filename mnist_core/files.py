@@ -1,15 +1,19 @@
-"""Reading files that come from outside: regular files only, and never more than a bound.
+"""Reading files that come from outside (regular files only, never more than a bound), and writing whole files.
 
 A path a user gives can name a pipe (reading waits forever), a device (``/dev/zero``
 never ends), a folder or a broken link. The file is opened without blocking and
 checked with ``fstat`` on that open descriptor, so it cannot be swapped for another
 between the check and the read; then at most ``limit`` bytes are read.
+
+What the lab writes (checkpoints, MNIST's files, exports) appears whole or not at all,
+so a killed process or a full disk never leaves a half file under the real name.
 """
 
 from __future__ import annotations
 
 import os
 import stat
+import tempfile
 from pathlib import Path
 
 
@@ -48,3 +52,25 @@ def read_bounded(path: str | os.PathLike, limit: int, keep_end: bool = False) ->
     if len(data) > limit:  # it grew while being read
         raise FileRefused(f"{path.name} is larger than {megabytes(limit)}")
     return data
+
+
+def write_atomically(path: Path, data: bytes, overwrite: bool = True) -> Path:
+    """Write ``data`` to a temporary file beside ``path``, then rename it into place.
+
+    Without ``overwrite`` the file is linked instead, which raises ``FileExistsError``
+    rather than replace a file that appeared meanwhile. The temporary name carries this
+    process's id, so ``places.remove_stale`` can delete one left by a killed process.
+    """
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.{os.getpid()}.", suffix=".partial")
+    try:
+        with os.fdopen(fd, "wb") as file:
+            file.write(data)
+        os.chmod(tmp, 0o644)  # mkstemp makes it private; what the lab writes is meant to be shared
+        if overwrite:
+            os.replace(tmp, path)
+        else:
+            os.link(tmp, path)
+    finally:
+        Path(tmp).unlink(missing_ok=True)
+    return path

@@ -20,10 +20,11 @@ from typing import Literal
 
 import torch
 
-from .checkpoints import Checkpoint, checkpoint_path, release, reserve, reserve_new_run
+from .checkpoints import Checkpoint
 from .cost import Estimate, estimate
 from .data import MNIST, load_mnist
 from .model import ModelConfig
+from .places import checkpoint_path, release, reserve, reserve_new_run
 from .runs import log_not_started, run_training
 from .train import Progress, TrainConfig, TrainingCancelled
 from .watch import WatchPanel, watch_panel

@@ -15,12 +15,13 @@ from typing import cast
 import numpy as np
 import torch
 
-from .checkpoints import Checkpoint, default_checkpoint, load_checkpoint
+from .checkpoints import Checkpoint, load_checkpoint
 from .data import is_downloaded, load_mnist
 from .images import ImageError, ImageSource
 from .inference import features_and_logits
 from .model import CNN
 from .ood import DigitScore, fit_digit_score
+from .places import default_checkpoint
 from .preprocess import Box, preprocess
 
 NO_DIGIT = "no digit found"

@@ -22,9 +22,6 @@ from .checkpoints import (
     check_free_space,
     field_problem,
     load_checkpoint,
-    process_alive,
-    release,
-    reserve,
     save_checkpoint,
 )
 from .data import MNIST
@@ -32,6 +29,7 @@ from .evaluate import evaluate
 from .files import FileRefused, read_bounded
 from .model import ModelConfig
 from .ood import fit_digit_score
+from .places import process_alive, release, reserve
 from .train import Progress, TrainConfig, TrainingCancelled, train
 from .watch import WatchPanel
 
@@ -63,7 +61,7 @@ def run_training(
 ) -> Checkpoint:
     """Train, evaluate on the test set, save to ``path`` and log the run; return the saved checkpoint.
 
-    ``path`` is reserved (``checkpoints.reserve``) for the run's length, unless the caller
+    ``path`` is reserved (``places.reserve``) for the run's length, unless the caller
     already holds it (``reserved``: the caller reserved it, and releases it). Everything that
     can be checked is checked before training: the name, the file it would replace, the
     disk space. Raises ``TrainingCancelled`` when ``should_stop`` fired, and re-raises

@@ -29,9 +29,9 @@ from optuna.storages.journal import JournalFileBackend
 from optuna.study import MaxTrialsCallback
 from optuna.trial import FrozenTrial, TrialState
 
-from .checkpoints import checkpoint_path, process_alive
 from .data import MNIST
 from .model import ModelConfig
+from .places import checkpoint_path, process_alive
 from .runs import run_training
 from .train import PRESETS, Progress, TrainConfig, TrainingCancelled
 

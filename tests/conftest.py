@@ -30,11 +30,12 @@ import torch
 from mnist_core.checkpoints import load_checkpoint
 from mnist_core.data import MNIST, load_mnist
 from mnist_core.evaluate import Evaluation, evaluate
+from mnist_core.places import shipped_model
 
 torch.set_num_threads(1)  # in case a plugin imported torch before the variable was set
 
 REPO = Path(__file__).resolve().parent.parent
-DEFAULT_MODEL = REPO / "checkpoints" / "default.pt"
+DEFAULT_MODEL = shipped_model()
 CHROMIUM = shutil.which("chromium") or "/usr/bin/chromium"
 CHROMIUM_ARGS = [
     "--no-sandbox",

@@ -4,33 +4,32 @@ MNIST's own test set only says how well the model reads MNIST. Users bring canva
 drawings and photos of paper, so this set varies everything preprocessing has to undo:
 font glyphs and pen strokes (polyline skeletons of each digit), size, position, pen
 thickness, a small rotation and slant, both polarities, transparent canvases, uneven
-light, noise and blur. The same seed gives the same images on every machine with the
-same fonts; fonts that are missing are skipped, and Pillow's built-in font is always there.
+light, noise and blur. The same seed gives the same images on every machine: the fonts
+are named file by file (``fonts.py``), with Pillow's own font, which ships with Pillow.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass
 from functools import lru_cache
-from pathlib import Path
 
 import numpy as np
+from fonts import DEJAVU, FREEFONT, LIBERATION, font
 from PIL import Image, ImageDraw, ImageFilter, ImageFont
 
 # Plain fonts whose digits are shaped like handwritten ones (no slashed zeros, no monospace).
 FONT_FILES = (
-    "DejaVuSans.ttf",
-    "DejaVuSans-Bold.ttf",
-    "DejaVuSans-Oblique.ttf",
-    "DejaVuSerif.ttf",
-    "LiberationSans-Regular.ttf",
-    "LiberationSans-Bold.ttf",
-    "LiberationSerif-Regular.ttf",
-    "LiberationSansNarrow-Regular.ttf",
-    "FreeSans.ttf",
-    "FreeSerif.ttf",
+    f"{DEJAVU}/DejaVuSans.ttf",
+    f"{DEJAVU}/DejaVuSans-Bold.ttf",
+    f"{DEJAVU}/DejaVuSans-Oblique.ttf",
+    f"{DEJAVU}/DejaVuSerif.ttf",
+    f"{LIBERATION}/LiberationSans-Regular.ttf",
+    f"{LIBERATION}/LiberationSans-Bold.ttf",
+    f"{LIBERATION}/LiberationSerif-Regular.ttf",
+    f"{LIBERATION}/LiberationSansNarrow-Regular.ttf",
+    f"{FREEFONT}/FreeSans.ttf",
+    f"{FREEFONT}/FreeSerif.ttf",
 )
-FONT_DIR = Path("/usr/share/fonts")
 GLYPH_SIZE = 200  # glyphs are drawn this tall, then shrunk, so their edges come out anti-aliased
 
 
@@ -64,9 +63,7 @@ class Sample:
 
 @lru_cache(maxsize=1)
 def fonts() -> tuple[ImageFont.FreeTypeFont, ...]:
-    found = {path.name: path for path in FONT_DIR.rglob("*.ttf")} if FONT_DIR.is_dir() else {}
-    truetype = [ImageFont.truetype(str(found[name]), GLYPH_SIZE) for name in FONT_FILES if name in found]
-    return (*truetype, ImageFont.load_default(size=GLYPH_SIZE))
+    return (*(font(path, GLYPH_SIZE) for path in FONT_FILES), ImageFont.load_default(size=GLYPH_SIZE))
 
 
 def _crop(glyph: Image.Image) -> Image.Image:

@@ -16,9 +16,9 @@ import io
 import itertools
 from dataclasses import dataclass
 from functools import lru_cache
-from pathlib import Path
 
 import numpy as np
+from fonts import DEJAVU, FREEFONT, LIBERATION, font
 from PIL import Image, ImageDraw, ImageFilter, ImageFont
 
 Stroke = list[tuple[float, float]]
@@ -102,11 +102,11 @@ SHAPES: dict[str, list[Stroke]] = {
 # Letters and symbols from fonts that no reader would take for a digit (no O, I, l, S, Z, B, G, T, g, q, b).
 LETTERS = "AEFHKMNRWXYaehkmnrwx#@%&"
 FONT_FILES = (
-    "DejaVuSans.ttf",
-    "LiberationSerif-Regular.ttf",
-    "FreeSans.ttf",
-    "DejaVuSerif-Bold.ttf",
-    "FreeSerifItalic.ttf",
+    f"{DEJAVU}/DejaVuSans.ttf",
+    f"{LIBERATION}/LiberationSerif-Regular.ttf",
+    f"{FREEFONT}/FreeSans.ttf",
+    f"{DEJAVU}/DejaVuSerif-Bold.ttf",
+    f"{FREEFONT}/FreeSerifItalic.ttf",
 )
 INKS = {  # RGB of the ink, how wide its line is relative to the digit's height, and whether it is grainy like graphite
     "ballpoint blue": ((30, 45, 150), (0.03, 0.06), False),
@@ -125,10 +125,7 @@ class Sample:
 
 @lru_cache(maxsize=1)
 def _fonts() -> tuple[ImageFont.FreeTypeFont, ...]:
-    found = {p.name: p for p in Path("/usr/share/fonts").rglob("*.ttf")}
-    return tuple(ImageFont.truetype(str(found[n]), 160) for n in FONT_FILES if n in found) or (
-        ImageFont.load_default(size=160),
-    )
+    return tuple(font(path, 160) for path in FONT_FILES)
 
 
 def _pen_path(stroke: Stroke, rng: np.random.Generator, shake: float) -> np.ndarray:

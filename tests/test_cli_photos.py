@@ -7,7 +7,7 @@ import numpy as np
 import pytest
 from custom_digits import draw_digit
 from photo_digits import _letter
-from PIL import Image
+from PIL import Image, ImageDraw
 
 from mnist_core.cli import main
 
@@ -54,6 +54,20 @@ def test_predict_reports_a_letter_as_not_a_digit(capsys, files):
 
     code, out, _ = run(capsys, "predict", str(files / "letter.png"), str(files / "2026.png"))
     assert "not a digit (closest:" in out and " 2026 " in out
+
+
+def test_predict_json_gives_the_same_fields_for_every_kind_of_reading(capsys, files):
+    pieces = Image.open(files / "letter.png")
+    ImageDraw.Draw(pieces).rectangle((155, 0, 165, 320), fill=255)  # the W cut in two: a non-digit of two pieces
+    pieces.save(files / "two-pieces.png")
+    names = ("seven.png", "2026.png", "letter.png", "two-pieces.png")
+    code, out, _ = run(capsys, "predict", "--json", *(str(files / name) for name in names))
+    seven, number, letter, two_pieces = [json.loads(line) for line in out.splitlines()]
+    assert code == 2
+    assert len(two_pieces["digits"]) == 2 and two_pieces["error"] == "not a digit"
+    assert two_pieces["probabilities"] is None and two_pieces["number"] is None  # no single closest digit
+    fields = ["path", "digit", "number", "probabilities", "digits", "error"]
+    assert [list(record) for record in (seven, number, letter, two_pieces)] == [fields] * 4
 
 
 def test_file_names_that_are_not_utf8_are_printed(capsys, files):

@@ -26,6 +26,7 @@ def two_runs(mnist, tmp_path_factory) -> tuple[Checkpoint, Checkpoint]:
     return a, b
 
 
+@pytest.mark.slow
 def test_fixed_and_broken_are_the_difference_of_each_models_own_errors(two_runs, mnist):
     a, b = two_runs
     images, labels = mnist.test_images[:2000], mnist.test_labels[:2000]
@@ -45,6 +46,7 @@ def test_fixed_and_broken_are_the_difference_of_each_models_own_errors(two_runs,
     assert both_right / n <= summary["agreement"] <= 1 - len(errors_a ^ errors_b) / n
 
 
+@pytest.mark.slow
 def test_a_model_compared_with_itself_fixes_and_breaks_nothing(two_runs, mnist):
     a, _ = two_runs
     comparison = compare(a, a, mnist.test_images[:500], mnist.test_labels[:500])
@@ -59,6 +61,7 @@ def test_evaluations_of_different_images_are_refused():
         )
 
 
+@pytest.mark.slow
 def test_settings_diff_lists_only_what_differs_in_run_order(two_runs):
     a, b = two_runs
     assert settings_diff([a, b]) == {"hidden_units": [16, 32], "lr": [3e-3, 1e-2]}

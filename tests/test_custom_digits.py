@@ -7,14 +7,16 @@ to beat by far.
 
 from collections import defaultdict
 
+import fonts
 import numpy as np
 import pytest
 import torch
 from custom_digits import custom_digits
 from PIL import Image
 
-from mnist_core.checkpoints import default_checkpoint, load_checkpoint
+from mnist_core.checkpoints import load_checkpoint
 from mnist_core.data import normalize
+from mnist_core.places import default_checkpoint
 from mnist_core.preprocess import preprocess
 
 
@@ -65,3 +67,10 @@ def test_the_set_is_deterministic_and_varied(samples):
     }
     assert {s.image.mode for s in samples} >= {"L", "RGB", "RGBA"}
     assert len({s.image.size for s in samples}) > 50
+
+
+def test_a_missing_font_fails_naming_the_file_and_its_package(monkeypatch):
+    missing = f"{fonts.DEJAVU}/DejaVuMissing.ttf"
+    monkeypatch.setitem(fonts.PACKAGES, missing, "fonts-dejavu-core")
+    with pytest.raises(pytest.fail.Exception, match=r"DejaVuMissing\.ttf is missing: .* package fonts-dejavu-core"):
+        fonts.font(missing, 20)

@@ -10,6 +10,7 @@ import shutil
 from pathlib import Path
 
 import numpy as np
+import pytest
 from dashboard_helpers import button, open_page, run_until, texts, tiny_settings
 from PIL import Image
 
@@ -20,7 +21,6 @@ from mnist_core.train import PRESETS
 
 REPO = Path(__file__).resolve().parent.parent
 HOME = str(REPO / "dashboard" / "Home.py")
-DEFAULT_MODEL = REPO / "checkpoints" / "default.pt"
 
 
 def test_home_shows_the_model_card_and_the_dataset(folder):
@@ -52,6 +52,7 @@ def test_a_broken_checkpoint_is_listed_and_the_app_keeps_working(folder):
     assert len(at.selectbox(key="model_picker").options) == 1  # default only
 
 
+@pytest.mark.slow
 def test_evaluate_shows_metrics_filters_errors_and_inspects_an_image(folder, default_evaluation):
     result = default_evaluation
     labels, predictions = result.labels.numpy(), result.predictions.numpy()
@@ -96,6 +97,7 @@ def test_train_presets_fill_the_settings_and_change_the_estimate(folder):
     assert [m.value for m in at.markdown if m.value.startswith("**Takes")] != estimate
 
 
+@pytest.mark.slow
 def test_a_run_started_on_the_page_finishes_and_joins_the_history(folder):
     at = open_page("1_Train.py")
     tiny_settings(at, "tiny")
@@ -112,6 +114,7 @@ def test_a_run_started_on_the_page_finishes_and_joins_the_history(folder):
     assert at.selectbox(key="model_picker").value == "tiny"
 
 
+@pytest.mark.slow
 def test_a_second_session_waits_in_the_queue_and_cancel_leaves_no_checkpoint(folder):
     first, second = open_page("1_Train.py"), open_page("1_Train.py")
     tiny_settings(first, "long", epochs=30, images=0)
@@ -158,3 +161,11 @@ def test_draw_reports_a_file_that_is_not_an_image(folder):
     at.file_uploader[0].upload("digit.png", b"this is not a picture", "image/png").run()
     assert not at.exception, at.exception
     assert "cannot be read as an image" in at.error[0].value
+
+
+def test_an_empty_checkpoint_folder_still_offers_the_default_model(tmp_path, monkeypatch):
+    monkeypatch.setenv("MNIST_CHECKPOINTS", str(tmp_path))
+    at = open_page()
+    picker = at.selectbox(key="model_picker")
+    assert picker.value == "default" and len(picker.options) == 1  # the model shipped with the package
+    assert at.subheader[0].value == "default"

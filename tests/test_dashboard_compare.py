@@ -53,6 +53,7 @@ def test_compare_needs_two_models(folder):
     assert "Comparing needs two models or more" in texts(at)
 
 
+@pytest.mark.slow
 def test_the_sweep_panel_shows_a_study_and_makes_its_best_trial_active(folder, mnist):
     best = summary(run_sweep(2, mnist, folder, "panel", fixed=TINY))["best"]
     at = open_page("1_Train.py")
@@ -65,6 +66,7 @@ def test_the_sweep_panel_shows_a_study_and_makes_its_best_trial_active(folder, m
     assert at.sidebar.selectbox(key="model_picker").value == f"panel-trial-{best['trial']}"
 
 
+@pytest.mark.slow
 def test_a_sweep_started_from_the_panel_runs_in_the_queue_and_stops(folder):
     at = open_page("1_Train.py")
     assert at.selectbox(key="sweep_study").value == "sweep"  # the default study, new here

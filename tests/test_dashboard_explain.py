@@ -45,6 +45,7 @@ def test_why_panel_explains_the_prediction_or_any_digit_asked_about(folder, mnis
     assert isinstance(at.session_state["last_drawing"], torch.Tensor)  # kept for the Train page and the Map
 
 
+@pytest.mark.slow
 def test_evaluate_shows_calibration_and_why_an_error_was_made(folder, default_evaluation):
     result = default_evaluation
     at = open_page("2_Evaluate.py")
@@ -70,6 +71,7 @@ def stop_background_maps():
     st.cache_resource.clear()  # the Map's cached job for this model is a stopped one now
 
 
+@pytest.mark.slow
 def test_map_shows_pca_at_once_and_the_drawing_as_a_point(folder, mnist, stop_background_maps):
     at = open_page("3_Draw.py")
     upload_test_image(at, mnist, 0)
@@ -87,6 +89,7 @@ def test_map_shows_pca_at_once_and_the_drawing_as_a_point(folder, mnist, stop_ba
     assert "Click a dot, or drag a lasso" in texts(at)
 
 
+@pytest.mark.slow
 def test_a_run_watches_the_drawing_and_is_replayed(folder, mnist):
     at = open_page("1_Train.py")
     at.session_state["last_drawing"] = mnist.test_images[0]

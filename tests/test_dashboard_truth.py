@@ -84,6 +84,7 @@ def test_the_model_picker_tells_runs_apart(folder):
     assert f"conv {model.model_config.conv1_channels}→{model.model_config.conv2_channels}" in shown
 
 
+@pytest.mark.slow
 def test_the_explorer_says_what_an_empty_cell_means_and_follows_filters(folder, default_evaluation):
     result = default_evaluation
     confusion = result.confusion.numpy()
@@ -111,6 +112,7 @@ def test_the_matrix_shows_counts_or_row_percentages(folder):
     assert [c for c in cells if c] and all(c.endswith("%") for c in cells if c)
 
 
+@pytest.mark.slow
 def test_the_sidebar_shows_what_a_model_scores_not_what_its_file_claims(folder):
     from mnist_core.checkpoints import save_checkpoint
     from mnist_core.model import CNN, ModelConfig

@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 import torch
 
-from mnist_core import data
+from mnist_core import data, places
 from mnist_core.data import DataError, augment, fetch, missing_files, normalize, raw_dir, read_idx
 
 
@@ -59,7 +59,7 @@ def test_load_mnist_holds_all_70000_images_normalized(mnist):
 
 def test_torchvision_finds_the_fetched_files(mnist):
     torchvision = pytest.importorskip("torchvision")
-    dataset = torchvision.datasets.MNIST(str(data.default_root()), train=False)
+    dataset = torchvision.datasets.MNIST(str(places.data_root()), train=False)
     image, label = dataset[0]
     assert label == 7
     assert torch.equal(normalize(torch.from_numpy(np.array(image))[None])[0], mnist.test_images[0])

@@ -8,11 +8,12 @@ import numpy as np
 import pytest
 import torch
 
-from mnist_core.checkpoints import default_checkpoint, load_checkpoint
+from mnist_core.checkpoints import load_checkpoint
 from mnist_core.cli import main, run
 from mnist_core.export import export_model, run_exported
 from mnist_core.inference import predict_probabilities
 from mnist_core.model import CNN, ModelConfig
+from mnist_core.places import default_checkpoint
 
 
 @pytest.fixture(scope="module")

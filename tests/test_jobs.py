@@ -34,6 +34,7 @@ def wait(job: Job, timeout: float = 120) -> None:
         time.sleep(0.02)
 
 
+@pytest.mark.slow
 def test_jobs_run_one_at_a_time_in_submission_order(tmp_path, small):
     both_submitted, seen_when_loading = threading.Event(), []
 
@@ -56,6 +57,7 @@ def test_jobs_run_one_at_a_time_in_submission_order(tmp_path, small):
     assert {r["name"]: r["status"] for r in read_runs(tmp_path)} == {"first": "finished", "second": "finished"}
 
 
+@pytest.mark.slow
 def test_cancel_mid_epoch_leaves_no_checkpoint_and_the_next_run_works(tmp_path, small):
     queue = TrainingQueue(tmp_path, load_data=lambda: small)
     job = queue.submit(TINY, tiny_train(batch_size=8), name="stopped")
@@ -73,6 +75,7 @@ def test_cancel_mid_epoch_leaves_no_checkpoint_and_the_next_run_works(tmp_path, 
     assert after.status == "finished" and after.path.is_file()
 
 
+@pytest.mark.slow
 def test_a_queued_job_cancelled_before_it_starts_never_runs(tmp_path, small):
     queue = TrainingQueue(tmp_path, load_data=lambda: small)
     first = queue.submit(TINY, tiny_train(), name="first")
@@ -84,6 +87,7 @@ def test_a_queued_job_cancelled_before_it_starts_never_runs(tmp_path, small):
     assert {r["name"]: r["status"] for r in read_runs(tmp_path)} == {"first": "finished", "skipped": "cancelled"}
 
 
+@pytest.mark.slow
 def test_a_failing_job_records_its_error_and_the_next_job_works(tmp_path, small):
     broken = MNIST(
         small.train_images, small.train_labels.clone().fill_(10), small.test_images, small.test_labels, small.sha256
@@ -101,6 +105,7 @@ def test_a_failing_job_records_its_error_and_the_next_job_works(tmp_path, small)
     assert fixed.status == "finished"
 
 
+@pytest.mark.slow
 def test_submit_rejects_bad_and_taken_names(tmp_path, small):
     queue = TrainingQueue(tmp_path, load_data=lambda: small)
     with pytest.raises(CheckpointError, match="invalid run name"):
@@ -113,6 +118,7 @@ def test_submit_rejects_bad_and_taken_names(tmp_path, small):
         queue.submit(TINY, tiny_train(), name="mine")
 
 
+@pytest.mark.slow
 def test_automatic_names_stay_unique_while_jobs_wait(tmp_path, small):
     queue = TrainingQueue(tmp_path, load_data=lambda: small)
     jobs = [queue.submit(TINY, tiny_train()) for _ in range(3)]
@@ -132,6 +138,7 @@ def blocked_queue(tmp_path, small, **options) -> tuple[TrainingQueue, threading.
     return TrainingQueue(tmp_path, load_data=load_data, **options), release
 
 
+@pytest.mark.slow
 def test_cancelling_a_queued_job_takes_effect_at_once_and_is_logged(tmp_path, small):
     queue, release = blocked_queue(tmp_path, small)
     first = queue.submit(TINY, tiny_train(), name="first")
@@ -146,6 +153,7 @@ def test_cancelling_a_queued_job_takes_effect_at_once_and_is_logged(tmp_path, sm
     assert first.status == "finished" and not waiting.events and not waiting.path.exists()
 
 
+@pytest.mark.slow
 def test_the_queue_is_bounded(tmp_path, small):
     queue, release = blocked_queue(tmp_path, small, max_waiting=1)
     running = queue.submit(TINY, tiny_train(), name="running")
@@ -160,6 +168,7 @@ def test_the_queue_is_bounded(tmp_path, small):
     wait(running)
 
 
+@pytest.mark.slow
 def test_a_queued_job_nobody_watches_is_dropped_when_its_turn_comes(tmp_path, small):
     queue, release = blocked_queue(tmp_path, small, abandon_after_s=60)
     first = queue.submit(TINY, tiny_train(), name="first")
@@ -176,6 +185,7 @@ def test_a_queued_job_nobody_watches_is_dropped_when_its_turn_comes(tmp_path, sm
     assert first.status == "finished"
 
 
+@pytest.mark.slow
 def test_a_reloaded_page_finds_its_job_by_name(tmp_path, small):
     queue = TrainingQueue(tmp_path, load_data=lambda: small)
     job = queue.submit(TINY, tiny_train(), prefix="custom")

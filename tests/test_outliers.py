@@ -3,6 +3,7 @@
 import dataclasses
 from dataclasses import replace
 
+import pytest
 import torch
 
 from mnist_core.checkpoints import load_checkpoint, store_digit_score
@@ -23,6 +24,7 @@ def test_outliers_are_seeded_normalized_images_unlike_the_digits_they_came_from(
     assert not any(torch.equal(m, d) for m in made for d in digits)
 
 
+@pytest.mark.slow
 def test_outlier_exposure_makes_the_model_unsure_on_non_digits_it_never_saw(mnist):
     model_config, quick = PRESETS["quick"]
     settings = dataclasses.replace(quick, train_size=3000, val_size=500)

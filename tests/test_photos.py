@@ -13,7 +13,8 @@ from custom_digits import draw_digit
 from photo_digits import canvases, non_digits, numbers, photos
 from PIL import Image
 
-from mnist_core.checkpoints import default_checkpoint, load_checkpoint
+from mnist_core.checkpoints import load_checkpoint
+from mnist_core.places import default_checkpoint
 from mnist_core.predict import NO_DIGIT, NOT_A_DIGIT, predict
 from mnist_core.preprocess import preprocess
 
@@ -22,6 +23,7 @@ def _accuracy(samples, predictions) -> float:
     return float(np.mean([p.number == s.label for s, p in zip(samples, predictions)]))
 
 
+@pytest.mark.slow
 def test_photos_of_one_digit():
     samples = photos(60)
     predictions = predict([s.image for s in samples])
@@ -37,6 +39,7 @@ def test_canvas_drawings_including_flagged_ones_and_open_fours():
     assert _accuracy(samples, predict([s.image for s in samples])) >= 0.97
 
 
+@pytest.mark.slow
 def test_whole_numbers_are_read_left_to_right():
     samples = numbers(50)
     predictions = predict([s.image for s in samples])

@@ -6,9 +6,10 @@ import pytest
 import torch
 from custom_digits import draw_digit
 
-from mnist_core.checkpoints import CheckpointError, default_checkpoint, load_checkpoint, save_checkpoint
+from mnist_core.checkpoints import CheckpointError, load_checkpoint, save_checkpoint
 from mnist_core.images import ImageError
 from mnist_core.model import CNN, ModelConfig
+from mnist_core.places import default_checkpoint
 from mnist_core.predict import predict
 from mnist_core.train import TrainConfig
 

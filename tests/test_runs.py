@@ -17,6 +17,8 @@ from mnist_core.train import TrainConfig, TrainingCancelled
 TINY_MODEL = ModelConfig(conv1_channels=4, conv2_channels=8, hidden_units=16, dropout=0.0)
 TINY_TRAIN = TrainConfig(epochs=1, batch_size=100, val_size=200)
 
+pytestmark = pytest.mark.slow  # every test here trains a model
+
 
 @pytest.fixture(scope="module")
 def small() -> MNIST:

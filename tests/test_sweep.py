@@ -28,6 +28,7 @@ TINY = {"epochs": 1, "train_size": 2000, "val_size": 500, "conv1_channels": 4, "
 REPO = Path(__file__).resolve().parent.parent
 
 
+@pytest.mark.slow
 def test_a_tiny_sweep_makes_tagged_runs_and_resumes_to_its_target(tmp_path, mnist):
     seen = []
     study = run_sweep(3, mnist, tmp_path, "tiny", fixed=TINY, on_trial=lambda t: seen.append(t.number))
@@ -53,6 +54,7 @@ def test_a_tiny_sweep_makes_tagged_runs_and_resumes_to_its_target(tmp_path, mnis
     assert [t.number for t in run_sweep(4, mnist, tmp_path, "tiny", fixed=TINY).trials] == [0, 1, 2, 3]
 
 
+@pytest.mark.slow
 def test_a_trial_below_the_pruners_threshold_stops_after_its_first_epoch(tmp_path, mnist):
     study = run_sweep(
         1, mnist, tmp_path, "pruned", fixed={**TINY, "epochs": 3}, pruner=optuna.pruners.ThresholdPruner(lower=1.01)
@@ -79,6 +81,7 @@ def test_bad_settings_and_another_presets_study_are_refused_before_any_trial(tmp
     assert not read_runs(tmp_path)
 
 
+@pytest.mark.slow
 def test_a_sweep_job_goes_through_the_queue_and_stops_when_cancelled(tmp_path, mnist):
     queue = TrainingQueue(tmp_path, load_data=lambda: mnist)
 

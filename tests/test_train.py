@@ -25,6 +25,7 @@ def test_one_epoch_of_the_quick_preset_reaches_99_percent(mnist):
     assert len(result.history) == 1 and result.history[0]["val_accuracy"] >= 0.97
 
 
+@pytest.mark.slow
 def test_same_seed_same_model_and_other_seed_another(small):
     config = TrainConfig(epochs=1, batch_size=64, val_size=200, seed=7)
     first, second = train(TINY_MODEL, config, small).model, train(TINY_MODEL, config, small).model
@@ -34,6 +35,7 @@ def test_same_seed_same_model_and_other_seed_another(small):
     assert not torch.equal(first.classifier[-1].weight, other.classifier[-1].weight)
 
 
+@pytest.mark.slow
 def test_progress_reports_every_batch_and_epoch(small):
     events = []
     config = TrainConfig(epochs=2, batch_size=300, val_size=200, augment=True, schedule="cosine")
@@ -46,6 +48,7 @@ def test_progress_reports_every_batch_and_epoch(small):
     assert all(0 <= e.val_accuracy <= 1 and e.val_loss > 0 for e in epochs)
 
 
+@pytest.mark.slow
 def test_should_stop_cancels_between_batches(small):
     seen = []
     with pytest.raises(TrainingCancelled, match="epoch 1, batch 4"):
@@ -76,6 +79,7 @@ def test_invalid_train_configs_are_refused(bad):
         TrainConfig(**bad)
 
 
+@pytest.mark.slow
 def test_an_epoch_goes_through_what_the_validation_split_leaves_or_train_size(small):
     assert TrainConfig(val_size=5000).images_per_epoch == 55000
     assert TrainConfig(val_size=5000, train_size=1000).images_per_epoch == 1000
@@ -85,6 +89,7 @@ def test_an_epoch_goes_through_what_the_validation_split_leaves_or_train_size(sm
     assert events[-1].batches == 5
 
 
+@pytest.mark.slow
 def test_clean_epochs_end_the_run_on_images_as_they_are(small, monkeypatch):
     augmented_in = []
     real_augment = mnist_core.train.augment

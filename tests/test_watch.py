@@ -2,6 +2,7 @@
 
 import time
 
+import pytest
 import torch
 
 from mnist_core.data import MNIST
@@ -34,6 +35,7 @@ def test_a_drawing_joins_the_panel_and_survives_the_checkpoint_format(mnist):
     torch.testing.assert_close(back.images, panel.images, atol=1 / 127.5, rtol=0)  # stored as 0-255 bytes
 
 
+@pytest.mark.slow
 def test_a_job_records_the_panels_predictions_every_epoch_for_replay(tmp_path, mnist):
     small = MNIST(mnist.train_images[:2000], mnist.train_labels[:2000], mnist.test_images, mnist.test_labels, "x")
     drawing = mnist.test_images[1]
