@@ -80,9 +80,8 @@ def form(preset: str) -> tuple[ModelConfig, TrainConfig, str]:
     everything = run_settings()
     changed = [s.label for s in everything if st.session_state[s.name] != preset_values(preset)[s.name]]
     if changed:
-        left, right = st.columns([3, 1], vertical_alignment="center")
-        left.caption(f"{CHANGED} changed from the {preset.title()} preset: {', '.join(changed)}")
-        right.button("Reset", on_click=fill, help=f"Back to the {preset.title()} preset's values")
+        st.caption(f"{CHANGED} changed from the {preset.title()} preset: {', '.join(changed)}")
+        st.button(f"Reset to {preset.title()}", on_click=fill, type="tertiary", icon=":material/undo:")
     for s in everything:
         if not s.rare:
             draw(s, preset)

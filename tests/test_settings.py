@@ -165,6 +165,6 @@ def test_the_train_page_offers_every_setting_and_marks_what_differs_from_the_pre
     assert "label_smoothing must be in [0, 1)" in at.sidebar.error[0].value
     assert next(b for b in at.button if b.label == "Start training").disabled
 
-    next(b for b in at.button if b.label == "Reset").click().run()
+    next(b for b in at.button if b.label == "Reset to Quick").click().run()
     assert (at.select_slider(key="batch_size").value, at.number_input(key="label_smoothing").value) == (128, 0.1)
     assert not at.sidebar.error
