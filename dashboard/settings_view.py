@@ -15,13 +15,9 @@ import streamlit as st
 from mnist_core import settings
 from mnist_core.model import ModelConfig
 from mnist_core.settings import Interval, Setting
-from mnist_core.train import PRESETS, TrainConfig, run_settings
+from mnist_core.train import PRESETS, TrainConfig, preset_values, run_settings
 
 CHANGED = ":orange[●]"
-
-
-def preset_values(preset: str) -> dict[str, Any]:
-    return {s.name: getattr(config, s.name) for config in PRESETS[preset] for s in settings.declared(type(config))}
 
 
 def show(s: Setting, value: Any) -> str:

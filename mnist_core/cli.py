@@ -36,7 +36,7 @@ from .evaluate import Evaluation, forward_batches
 from .images import FORMAT_NAMES, ImageError
 from .model import ModelConfig
 from .runs import run_training
-from .train import PRESETS, Progress, TrainConfig, pick_device, run_settings
+from .train import PRESETS, Progress, TrainConfig, pick_device, preset_values, run_settings
 from .watch import watch_panel
 
 
@@ -86,17 +86,17 @@ def _finite(text: str) -> float:
 
 def _add_config_flags(parser: argparse.ArgumentParser) -> None:
     """One flag per setting, as its declaration says; unset flags keep the preset's value."""
-    for config in PRESETS["quick"]:
-        for s in settings.declared(type(config)):
-            values = s.bounds() or ("on or off" if s.base is bool else "")
-            help = f"{s.help}{'; ' + values if values else ''} (quick preset: {getattr(config, s.name)})"
-            parser.add_argument(
-                f"--{s.name.replace('_', '-')}",
-                type=_bool if s.base is bool else _finite if s.base is float else s.base,
-                choices=s.choices or None,
-                default=None,
-                help=help.replace("%", "%%"),  # argparse formats help with %
-            )
+    quick = preset_values("quick")
+    for s in run_settings():
+        values = s.bounds() or ("on or off" if s.base is bool else "")
+        help = f"{s.help}{'; ' + values if values else ''} (quick preset: {quick[s.name]})"
+        parser.add_argument(
+            f"--{s.name.replace('_', '-')}",
+            type=_bool if s.base is bool else _finite if s.base is float else s.base,
+            choices=s.choices or None,
+            default=None,
+            help=help.replace("%", "%%"),  # argparse formats help with %
+        )
 
 
 def build_parser() -> argparse.ArgumentParser:

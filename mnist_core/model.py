@@ -48,6 +48,7 @@ class ModelConfig:
         search={"quick": (64, 128, 256), "default": (128, 256), "best": (128, 256, 512)},
         stops=(16, 32, 64, 128, 256, 512),
     )
+    # The quick preset's one epoch is too few for dropout to pay.
     dropout: float = setting(
         0.25,
         "Dropout",

@@ -46,7 +46,10 @@ class SweepError(ValueError):
 
 
 def search_space(preset: str) -> dict[str, Interval | tuple]:
-    """What a preset's trials draw from, as the settings declare it: a range, or the choices."""
+    """What a preset's trials draw from, as the settings declare it: a range, or the choices.
+
+    Around each preset: the quick one searches small, fast models, the best one large, long runs.
+    """
     return {s.name: s.search[preset] for s in run_settings() if preset in s.search}
 
 

@@ -16,7 +16,7 @@ import math
 import time
 from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
-from typing import Literal
+from typing import Any, Literal
 
 import torch
 import torch.nn.functional as F
@@ -52,7 +52,7 @@ class TrainConfig:
         search={"quick": (128, 256, 512), "default": (64, 128, 256), "best": (64, 128, 256)},
         stops=(32, 64, 128, 256, 512),
     )
-    # The quick preset's one epoch trains best at a higher one-cycle peak (see bench/RESULTS.md).
+    # The quick preset's one epoch trains best at a higher one-cycle peak (bench/RESULTS.md, "Quick preset at lr 1e-2").
     lr: float = setting(
         3e-3,
         "Learning rate",
@@ -68,6 +68,7 @@ class TrainConfig:
         "onecycle", "Schedule", "learning-rate schedule", rare=True
     )
     weight_decay: float = setting(0.0, "Weight decay", "Adam weight decay", low=0.0, presets={"best": 1e-5}, rare=True)
+    # Every preset smooths: it adds a little accuracy at no cost.
     label_smoothing: float = setting(
         0.0,
         "Label smoothing",
@@ -77,8 +78,7 @@ class TrainConfig:
         presets={"quick": 0.1, "default": 0.1, "best": 0.1},
         rare=True,
     )
-    # Every preset that trains long enough for augmentation to pay uses it: the default and best models also read
-    # digits people draw.
+    # The default and best presets augment, so their models also read digits people draw.
     augment: bool = setting(
         False,
         "Augmentation",
@@ -87,7 +87,7 @@ class TrainConfig:
         search={"quick": (False, True), "default": (False, True), "best": (False, True)},
     )
     # MNIST's test set is clean, and a model that ends on clean digits at the schedule's lowest rates scores
-    # higher on it.
+    # higher on it (bench/RESULTS.md, "Best preset: the last 2 epochs clean").
     clean_epochs: int = setting(
         0,
         "Clean epochs",
@@ -157,6 +157,12 @@ def run_settings() -> list[Setting]:
     """Every setting of a run, the training's then the model's (of the classes the presets are made of)."""
     model, train = PRESETS["quick"]
     return [*settings.declared(type(train)), *settings.declared(type(model))]
+
+
+def preset_values(preset: str) -> dict[str, Any]:
+    """Every setting's value in ``preset``, by name."""
+    model, train = PRESETS[preset]
+    return {**model.to_dict(), **train.to_dict()}
 
 
 @dataclass
