@@ -73,8 +73,8 @@ def fill(only_missing: bool = False) -> None:
 def form(preset: str) -> tuple[ModelConfig, TrainConfig, str]:
     """Draw every setting's widget; return the configs they make, or the preset's and why the values were refused."""
     fill(only_missing=True)
-    everything = run_settings()
-    changed = [s.label for s in everything if st.session_state[s.name] != preset_values(preset)[s.name]]
+    everything, start = run_settings(), preset_values(preset)
+    changed = [s.label for s in everything if st.session_state[s.name] != start[s.name]]
     if changed:
         st.caption(f"{CHANGED} changed from the {preset.title()} preset: {', '.join(changed)}")
         st.button(f"Reset to {preset.title()}", on_click=fill, type="tertiary", icon=":material/undo:")
