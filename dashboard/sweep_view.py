@@ -21,7 +21,7 @@ from optuna import visualization
 import common
 from mnist_core.data import MNIST
 from mnist_core.jobs import Job, TrainingQueue
-from mnist_core.sweep import DEFAULT_STUDY, SEARCH_SPACES, open_storage, run_sweep, summary
+from mnist_core.sweep import DEFAULT_STUDY, open_storage, run_sweep, search_space, summary
 from mnist_core.train import PRESETS, Progress
 
 SEARCHED = "searched"
@@ -83,7 +83,7 @@ def panel(queue: TrainingQueue) -> None:
         accept_new_options=True,
         help="Pick a study to watch or resume it, or type a new name to start one",
     )
-    preset = preset_col.selectbox("Around preset", list(SEARCH_SPACES), key="sweep_preset", format_func=str.title)
+    preset = preset_col.selectbox("Around preset", list(PRESETS), key="sweep_preset", format_func=str.title)
     trials = trials_col.number_input(
         "Trials in the study",
         1,
@@ -92,8 +92,8 @@ def panel(queue: TrainingQueue) -> None:
         key="sweep_trials",
         help="The sweep runs until the study has this many trials, those of earlier sweeps and other workers included",
     )
-    low, high = SEARCH_SPACES[preset].epochs
-    epochs = epochs_col.selectbox("Epochs per trial", [SEARCHED, *range(low, high + 1)], key="sweep_epochs")
+    low, high = search_space(preset)["epochs"]
+    epochs = epochs_col.selectbox("Epochs per trial", [SEARCHED, *range(int(low), int(high) + 1)], key="sweep_epochs")
 
     start, stop, _ = st.columns([1, 1, 4])
     if start.button("Start sweep", disabled=busy or not study):

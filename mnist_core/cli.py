@@ -7,7 +7,6 @@ wrong), 130 when training is interrupted with Ctrl-C.
 from __future__ import annotations
 
 import argparse
-import dataclasses
 import gc
 import json
 import math
@@ -21,6 +20,7 @@ import numpy as np
 import torch
 from tqdm import tqdm
 
+from . import settings
 from .checkpoints import Checkpoint, CheckpointError, load_checkpoint, store_digit_score
 from .data import MNIST, DataError, fetch, load_mnist
 from .evaluate import Evaluation
@@ -29,7 +29,7 @@ from .inference import forward_batches
 from .model import ModelConfig
 from .places import checkpoint_dir, data_root, default_checkpoint, release, reserve, reserve_new_run
 from .runs import run_training
-from .train import PRESETS, SCHEDULES, Progress, TrainConfig, pick_device
+from .train import PRESETS, Progress, TrainConfig, pick_device, preset_values, run_settings
 from .watch import watch_panel
 
 if TYPE_CHECKING:
@@ -73,40 +73,26 @@ def _bool(text: str) -> bool:
     raise argparse.ArgumentTypeError(f"expected on/off, got {text!r}")
 
 
+def _finite(text: str) -> float:
+    value = float(text)
+    if not math.isfinite(value):
+        raise argparse.ArgumentTypeError(f"must be finite, not {text!r}")
+    return value
+
+
 def _add_config_flags(parser: argparse.ArgumentParser) -> None:
-    """One flag per ModelConfig and TrainConfig field; unset flags keep the preset's value."""
-    quick_model, quick_train = PRESETS["quick"]
-    helps = {
-        "conv1_channels": "filters in the first conv layer",
-        "conv2_channels": "filters in the second conv layer",
-        "kernel_size": "conv kernel size (3, 5 or 7)",
-        "hidden_units": "units in the hidden fully connected layer",
-        "dropout": "dropout probability before each fully connected layer",
-        "batch_norm": "batch norm after each conv (on/off)",
-        "epochs": "passes over the training set",
-        "batch_size": "images per optimizer step",
-        "lr": "Adam learning rate (the peak, for onecycle)",
-        "schedule": f"learning-rate schedule: {', '.join(SCHEDULES)}",
-        "weight_decay": "Adam weight decay",
-        "label_smoothing": "cross-entropy label smoothing",
-        "augment": "random rotation, shift, scale and stroke thickness (on/off)",
-        "clean_epochs": "the last this many epochs train without augmentation",
-        "outlier_exposure": "weight of the loss that teaches non-digits (scribbles, digit pairs) to look like none",
-        "val_size": "training images held out for validation curves",
-        "train_size": "train on only this many images (0: all not held out)",
-        "seed": "random seed; same seed, same model",
-        "device": "auto, cpu, cuda or mps",
-    }
-    for config in (quick_model, quick_train):
-        for f in dataclasses.fields(config):
-            default = getattr(config, f.name)
-            kind = _bool if isinstance(default, bool) else type(default)
-            parser.add_argument(
-                f"--{f.name.replace('_', '-')}",
-                type=kind,
-                default=None,
-                help=f"{helps[f.name]} (quick preset: {default})",
-            )
+    """One flag per setting, as its declaration says; unset flags keep the preset's value."""
+    quick = preset_values("quick")
+    for s in run_settings():
+        values = s.bounds() or ("on or off" if s.base is bool else "")
+        help = f"{s.help}{'; ' + values if values else ''} (quick preset: {quick[s.name]})"
+        parser.add_argument(
+            f"--{s.name.replace('_', '-')}",
+            type=_bool if s.base is bool else _finite if s.base is float else s.base,
+            choices=s.choices or None,
+            default=None,
+            help=help.replace("%", "%%"),  # argparse formats help with %
+        )
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -231,19 +217,17 @@ def cmd_fetch(args: argparse.Namespace) -> None:
     print(f"MNIST verified in {folder}")
 
 
+def _given(args: argparse.Namespace) -> dict:
+    """The settings given as flags."""
+    return {s.name: getattr(args, s.name) for s in run_settings() if getattr(args, s.name) is not None}
+
+
 def cmd_train(args: argparse.Namespace) -> None:
-    base_model, base_train = PRESETS[args.preset]
-
-    def overridden(config):
-        changes = {
-            f.name: getattr(args, f.name) for f in dataclasses.fields(config) if getattr(args, f.name) is not None
-        }
-        try:
-            return dataclasses.replace(config, **changes)
-        except ValueError as exc:
-            raise UserError(str(exc)) from None
-
-    model_config, train_config = overridden(base_model), overridden(base_train)
+    (base_model, base_train), given = PRESETS[args.preset], _given(args)
+    try:
+        model_config, train_config = settings.apply(base_model, given), settings.apply(base_train, given)
+    except ValueError as exc:
+        raise UserError(str(exc)) from None
     try:
         torch.empty(0, device=pick_device(train_config.device))
     except Exception as exc:  # torch says "no such device" in several exception types
@@ -465,12 +449,7 @@ def cmd_sweep(args: argparse.Namespace) -> None:
     from .sweep import SweepError, run_sweep, summary
 
     optuna.logging.set_verbosity(optuna.logging.WARNING)  # one line per trial, printed below
-    fixed = {
-        f.name: getattr(args, f.name)
-        for config in PRESETS[args.preset]
-        for f in dataclasses.fields(config)
-        if getattr(args, f.name) is not None
-    }
+    fixed = _given(args)
 
     def on_trial(trial: optuna.trial.FrozenTrial) -> None:
         print(describe_trial(trial), flush=True)

@@ -3,32 +3,66 @@
 from __future__ import annotations
 
 from dataclasses import asdict, dataclass
+from typing import Literal
 
 import torch
 from torch import nn
 
-# Twice the widest the dashboard offers (the best preset is 64, 128, 256): wider models are not what this
-# lab trains, and a checkpoint claiming one would cost gigabytes to build (14.5 M parameters at most here).
-WIDTH_LIMITS = {"conv1_channels": 128, "conv2_channels": 256, "hidden_units": 1024}
+from . import settings
+from .settings import Interval, setting
 
 
 @dataclass
 class ModelConfig:
-    conv1_channels: int = 32
-    conv2_channels: int = 64
-    kernel_size: int = 5
-    hidden_units: int = 128
-    dropout: float = 0.25
-    batch_norm: bool = True
+    """The network's shape. The widths' limits are twice the widest a preset uses: wider models are not what this
+    lab trains, and a checkpoint claiming one would cost gigabytes to build."""
+
+    conv1_channels: int = setting(
+        32,
+        "Conv 1 channels",
+        "filters in the first conv layer",
+        low=1,
+        high=128,
+        presets={"quick": 16, "best": 64},
+        search={"quick": (8, 16, 32), "default": (16, 32, 64), "best": (32, 64)},
+        stops=(4, 8, 16, 32, 64),
+    )
+    conv2_channels: int = setting(
+        64,
+        "Conv 2 channels",
+        "filters in the second conv layer",
+        low=1,
+        high=256,
+        presets={"quick": 32, "best": 128},
+        search={"quick": (16, 32, 64), "default": (32, 64, 128), "best": (64, 128)},
+        stops=(8, 16, 32, 64, 128),
+    )
+    kernel_size: Literal[3, 5, 7] = setting(5, "Kernel size", "conv kernel size", rare=True)
+    hidden_units: int = setting(
+        128,
+        "Hidden units",
+        "units in the hidden fully connected layer",
+        low=1,
+        high=1024,
+        presets={"best": 256},
+        search={"quick": (64, 128, 256), "default": (128, 256), "best": (128, 256, 512)},
+        stops=(16, 32, 64, 128, 256, 512),
+    )
+    # The quick preset's one epoch is too few for dropout to pay.
+    dropout: float = setting(
+        0.25,
+        "Dropout",
+        "dropout probability before each fully connected layer",
+        low=0.0,
+        below=1.0,
+        presets={"quick": 0.0, "best": 0.3},
+        search={"quick": Interval(0.0, 0.3), "default": Interval(0.0, 0.4), "best": Interval(0.1, 0.5)},
+        stops=Interval(0.0, 0.5),
+    )
+    batch_norm: bool = setting(True, "Batch norm", "batch norm after each conv", rare=True)
 
     def __post_init__(self) -> None:
-        for name, limit in WIDTH_LIMITS.items():
-            if not 1 <= getattr(self, name) <= limit:
-                raise ValueError(f"{name} must be between 1 and {limit}, got {getattr(self, name)}")
-        if self.kernel_size not in (3, 5, 7):
-            raise ValueError(f"kernel_size must be 3, 5 or 7, got {self.kernel_size}")
-        if not 0.0 <= self.dropout < 1.0:
-            raise ValueError(f"dropout must be in [0, 1), got {self.dropout}")
+        settings.check(self)
 
     def to_dict(self) -> dict:
         return asdict(self)

@@ -30,7 +30,7 @@ from .files import FileRefused, read_bounded
 from .model import ModelConfig
 from .ood import fit_digit_score
 from .places import process_alive, release, reserve
-from .train import Progress, TrainConfig, TrainingCancelled, train
+from .train import Progress, TrainConfig, TrainingCancelled, run_settings, train
 from .watch import WatchPanel
 
 RUN_LOG = "runs.jsonl"
@@ -235,20 +235,10 @@ def log_not_started(path: Path | str, model_config: ModelConfig, train_config: T
     )
 
 
-# The run history's columns after the results: label -> the setting it shows.
-TRAIN_COLUMNS = {"epochs": "epochs", "batch": "batch_size", "lr": "lr", "augment": "augment", "seed": "seed"}
-MODEL_COLUMNS = {
-    "conv1": "conv1_channels",
-    "conv2": "conv2_channels",
-    "kernel": "kernel_size",
-    "hidden": "hidden_units",
-    "dropout": "dropout",
-    "batch norm": "batch_norm",
-}
-
-
 def history_rows(runs: list[dict], active: str | None = None) -> list[dict]:
     """One row per run for a table: who it is, how it ended, its results, then its settings, then any error.
+
+    Every declared setting is a column named for it, the rarely changed ones last.
 
     Values are ``None`` where a run has none (a cancelled run has no accuracy); a line
     damaged in any way still gives a row, with what could be read.
@@ -261,9 +251,10 @@ def history_rows(runs: list[dict], active: str | None = None) -> list[dict]:
     def number(value: object) -> float | None:
         return float(value) if isinstance(value, int | float) and not isinstance(value, bool) else None
 
+    columns = sorted(run_settings(), key=lambda s: s.rare)
     rows = []
     for run in runs:
-        metrics, train, model = section(run, "metrics"), section(run, "train_config"), section(run, "model_config")
+        metrics, values = section(run, "metrics"), {**section(run, "model_config"), **section(run, "train_config")}
         rows.append(
             {
                 "active": str(run.get("name")) == active,
@@ -273,8 +264,7 @@ def history_rows(runs: list[dict], active: str | None = None) -> list[dict]:
                 "val accuracy": number(metrics.get("val_accuracy")),
                 "seconds": number(metrics.get("train_seconds")),
                 "started": str(run.get("started", "")).replace("T", " ")[:19],
-                **{label: train.get(key) for label, key in TRAIN_COLUMNS.items()},
-                **{label: model.get(key) for label, key in MODEL_COLUMNS.items()},
+                **{s.name: values.get(s.name) for s in columns},
                 "error": str(run.get("error") or ""),
             }
         )

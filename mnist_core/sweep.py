@@ -15,11 +15,9 @@ same ``storage`` works on one study: Optuna hands each trial number out once.
 
 from __future__ import annotations
 
-import dataclasses
 import os
 import socket
 from collections.abc import Callable
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -29,11 +27,13 @@ from optuna.storages.journal import JournalFileBackend
 from optuna.study import MaxTrialsCallback
 from optuna.trial import FrozenTrial, TrialState
 
+from . import settings
 from .data import MNIST
 from .model import ModelConfig
 from .places import checkpoint_path, process_alive
 from .runs import run_training
-from .train import PRESETS, Progress, TrainConfig, TrainingCancelled
+from .settings import Interval, Setting
+from .train import PRESETS, Progress, TrainConfig, TrainingCancelled, run_settings
 
 DEFAULT_JOURNAL = "sweeps.journal"
 DEFAULT_STUDY = "sweep"
@@ -46,53 +46,12 @@ class SweepError(ValueError):
     """The sweep cannot run as asked: bad settings or storage, or a study made with another preset."""
 
 
-@dataclass(frozen=True)
-class SearchSpace:
-    """The ranges a preset's trials draw from: choices for sizes, (low, high) for the rest."""
+def search_space(preset: str) -> dict[str, Interval | tuple]:
+    """What a preset's trials draw from, as the settings declare it: a range, or the choices.
 
-    lr: tuple[float, float]  # sampled on a log scale
-    batch_size: tuple[int, ...]
-    conv1_channels: tuple[int, ...]
-    conv2_channels: tuple[int, ...]
-    hidden_units: tuple[int, ...]
-    dropout: tuple[float, float]
-    augment: tuple[bool, ...]
-    epochs: tuple[int, int]
-
-
-# Around each preset: the quick one searches small, fast models, the best one large, long runs.
-SEARCH_SPACES = {
-    "quick": SearchSpace(
-        lr=(1e-3, 2e-2),
-        batch_size=(128, 256, 512),
-        conv1_channels=(8, 16, 32),
-        conv2_channels=(16, 32, 64),
-        hidden_units=(64, 128, 256),
-        dropout=(0.0, 0.3),
-        augment=(False, True),
-        epochs=(1, 3),
-    ),
-    "default": SearchSpace(
-        lr=(1e-3, 1e-2),
-        batch_size=(64, 128, 256),
-        conv1_channels=(16, 32, 64),
-        conv2_channels=(32, 64, 128),
-        hidden_units=(128, 256),
-        dropout=(0.0, 0.4),
-        augment=(False, True),
-        epochs=(3, 10),
-    ),
-    "best": SearchSpace(
-        lr=(1e-3, 6e-3),
-        batch_size=(64, 128, 256),
-        conv1_channels=(32, 64),
-        conv2_channels=(64, 128),
-        hidden_units=(128, 256, 512),
-        dropout=(0.1, 0.5),
-        augment=(False, True),
-        epochs=(8, 20),
-    ),
-}
+    Around each preset: the quick one searches small, fast models, the best one large, long runs.
+    """
+    return {s.name: s.search[preset] for s in run_settings() if preset in s.search}
 
 
 def open_storage(url: str | None, directory: Path | str) -> optuna.storages.BaseStorage:
@@ -114,52 +73,33 @@ def open_storage(url: str | None, directory: Path | str) -> optuna.storages.Base
     return JournalStorage(JournalFileBackend(str(path)))
 
 
+def _draw(trial: optuna.Trial, setting: Setting, space: Interval | tuple) -> Any:
+    if not isinstance(space, Interval):
+        return trial.suggest_categorical(setting.name, space)
+    if setting.base is int:
+        return trial.suggest_int(setting.name, int(space.low), int(space.high), log=setting.log)
+    return trial.suggest_float(setting.name, space.low, space.high, log=setting.log)
+
+
 def suggest(trial: optuna.Trial, preset: str, fixed: dict | None = None) -> tuple[ModelConfig, TrainConfig]:
     """The trial's settings: the preset, with every searched setting drawn from its space unless ``fixed`` sets it."""
     fixed = fixed or {}
-    space = SEARCH_SPACES[preset]
+    searched = {s.name: (s, s.search[preset]) for s in run_settings() if preset in s.search}
+    values = {name: _draw(trial, s, space) for name, (s, space) in searched.items() if name not in fixed}
     model, train = PRESETS[preset]
-
-    def pick(name: str, draw: Callable[[], Any]) -> Any:
-        return fixed[name] if name in fixed else draw()
-
-    def choice(name: str) -> Any:
-        return pick(name, lambda: trial.suggest_categorical(name, getattr(space, name)))
-
-    model = dataclasses.replace(
-        model,
-        conv1_channels=choice("conv1_channels"),
-        conv2_channels=choice("conv2_channels"),
-        hidden_units=choice("hidden_units"),
-        dropout=pick("dropout", lambda: trial.suggest_float("dropout", *space.dropout)),
-    )
-    train = dataclasses.replace(
-        train,
-        lr=pick("lr", lambda: trial.suggest_float("lr", *space.lr, log=True)),
-        batch_size=choice("batch_size"),
-        augment=choice("augment"),
-        epochs=pick("epochs", lambda: trial.suggest_int("epochs", *space.epochs)),
-    )
-
-    def settle(config: Any) -> Any:  # the fixed settings the search space does not cover, e.g. train_size
-        return dataclasses.replace(
-            config, **{f.name: fixed[f.name] for f in dataclasses.fields(config) if f.name in fixed}
-        )
-
-    return settle(model), settle(train)
+    return settings.apply(model, {**values, **fixed}), settings.apply(train, {**values, **fixed})
 
 
 def check_fixed(preset: str, fixed: dict) -> None:
     """Refuse, before any trial starts, settings that no config has or that a config rejects."""
-    for config in PRESETS[preset]:
-        names = {f.name for f in dataclasses.fields(config)}
-        try:
-            dataclasses.replace(config, **{k: v for k, v in fixed.items() if k in names})
-        except ValueError as exc:
-            raise SweepError(str(exc)) from None
-    unknown = set(fixed) - {f.name for config in PRESETS[preset] for f in dataclasses.fields(config)}
+    unknown = set(fixed) - {s.name for s in run_settings()}
     if unknown:
         raise SweepError(f"unknown setting(s): {', '.join(sorted(unknown))}")
+    try:
+        for config in PRESETS[preset]:
+            settings.apply(config, fixed)
+    except ValueError as exc:
+        raise SweepError(str(exc)) from None
     if fixed.get("val_size") == 0:
         raise SweepError("a sweep ranks trials by validation accuracy, so val_size must be above 0")
 
@@ -210,8 +150,8 @@ def run_sweep(
     as failed), ``TrainingCancelled`` is raised. Returns the study, every worker's
     trials included.
     """
-    if preset not in SEARCH_SPACES:
-        raise SweepError(f"unknown preset {preset!r}; choose one of {', '.join(SEARCH_SPACES)}")
+    if preset not in PRESETS:
+        raise SweepError(f"unknown preset {preset!r}; choose one of {', '.join(PRESETS)}")
     check_fixed(preset, fixed or {})
     checkpoint_path(f"{study_name}-trial-0", directory)  # a name no run file can have is refused before any trial
     opened = open_storage(storage, directory)

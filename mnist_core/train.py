@@ -16,59 +16,119 @@ import math
 import time
 from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
-from typing import Literal
+from typing import Any, Literal
 
 import torch
 import torch.nn.functional as F
 
+from . import settings
 from .data import MNIST, augment, outliers
 from .model import CNN, ModelConfig
+from .settings import Interval, Setting, setting
 
 TRAIN_IMAGES = 60000  # MNIST's training set, from which the validation split is held out
-
-SCHEDULES = ("onecycle", "cosine", "constant")
 
 
 @dataclass
 class TrainConfig:
-    epochs: int = 3
-    batch_size: int = 128
-    lr: float = 3e-3
-    schedule: Literal["onecycle", "cosine", "constant"] = "onecycle"
-    weight_decay: float = 0.0
-    label_smoothing: float = 0.0
-    augment: bool = False
-    # The last this many epochs see the images as they are. MNIST's test set is clean, and a model that
-    # ends on clean digits at the schedule's lowest rates scores higher on it (best preset, seed 0:
-    # 99.52% augmented to the end, 99.63% with the last 2 epochs clean).
-    clean_epochs: int = 0
-    outlier_exposure: float = 0.0  # weight of the loss that pushes non-digits (data.outliers) to uniform; 0 is off
-    val_size: int = 5000  # held out of the 60,000 training images for the curves
-    train_size: int = 0  # train on only this many of the rest (0: all of them): a faster look, small sweeps
-    seed: int = 0
-    device: str = "auto"  # "auto" picks CUDA, then MPS, then the CPU
+    """How to train. A field's ``presets`` are the presets that change it; the rest keep its default."""
+
+    epochs: int = setting(
+        3,
+        "Epochs",
+        "passes over the training set",
+        low=1,
+        high=1000,
+        presets={"quick": 1, "default": 8, "best": 15},
+        search={"quick": Interval(1, 3), "default": Interval(3, 10), "best": Interval(8, 20)},
+        stops=Interval(1, 30),
+    )
+    batch_size: int = setting(
+        128,
+        "Batch size",
+        "images per optimizer step",
+        low=1,
+        high=60000,
+        search={"quick": (128, 256, 512), "default": (64, 128, 256), "best": (64, 128, 256)},
+        stops=(32, 64, 128, 256, 512),
+    )
+    # The quick preset's one epoch trains best at a higher one-cycle peak (bench/RESULTS.md, "Quick preset at lr 1e-2").
+    lr: float = setting(
+        3e-3,
+        "Learning rate",
+        "Adam learning rate (the peak, for onecycle)",
+        above=0.0,
+        high=10.0,
+        presets={"quick": 1e-2},
+        search={"quick": Interval(1e-3, 2e-2), "default": Interval(1e-3, 1e-2), "best": Interval(1e-3, 6e-3)},
+        log=True,
+        stops=(1e-4, 3e-4, 1e-3, 3e-3, 1e-2),
+    )
+    schedule: Literal["onecycle", "cosine", "constant"] = setting(
+        "onecycle", "Schedule", "learning-rate schedule", rare=True
+    )
+    weight_decay: float = setting(0.0, "Weight decay", "Adam weight decay", low=0.0, presets={"best": 1e-5}, rare=True)
+    # Every preset smooths: it adds a little accuracy at no cost.
+    label_smoothing: float = setting(
+        0.0,
+        "Label smoothing",
+        "cross-entropy label smoothing",
+        low=0.0,
+        below=1.0,
+        presets={"quick": 0.1, "default": 0.1, "best": 0.1},
+        rare=True,
+    )
+    # The default and best presets augment, so their models also read digits people draw.
+    augment: bool = setting(
+        False,
+        "Augmentation",
+        "random rotation, shift, scale and stroke thickness",
+        presets={"default": True, "best": True},
+        search={"quick": (False, True), "default": (False, True), "best": (False, True)},
+    )
+    # MNIST's test set is clean, and a model that ends on clean digits at the schedule's lowest rates scores
+    # higher on it (bench/RESULTS.md, "Best preset: the last 2 epochs clean").
+    clean_epochs: int = setting(
+        0,
+        "Clean epochs",
+        "the last this many epochs train without augmentation",
+        low=0,
+        high=1000,
+        presets={"best": 2},
+        rare=True,
+    )
+    outlier_exposure: float = setting(
+        0.0,
+        "Outlier exposure",
+        "weight of the loss that teaches non-digits (scribbles, digit pairs) to look like none; 0 is off",
+        low=0.0,
+        high=10.0,
+        rare=True,
+    )
+    # The best preset's many epochs draw their curves well from fewer images: the rest are worth more as training.
+    val_size: int = setting(
+        5000,
+        "Validation images",
+        "training images held out for validation curves",
+        low=0,
+        high=30000,
+        presets={"best": 1000},
+        rare=True,
+    )
+    train_size: int = setting(
+        0,
+        "Training images",
+        "train on only this many images (0: all not held out): a faster look, small sweeps",
+        low=0,
+        high=60000,
+        stops=(1000, 2000, 5000, 10000, 20000, 0),
+        zero="all",
+    )
+    seed: int = setting(0, "Seed", "random seed; same seed, same model", low=0, high=2**32 - 1)
+    device: str = setting("auto", "Device", "auto (CUDA, then MPS, then the CPU), cpu, cuda or mps", rare=True)
 
     def __post_init__(self) -> None:
-        if not 1 <= self.epochs <= 1000:
-            raise ValueError(f"epochs must be between 1 and 1000, got {self.epochs}")
-        if not 1 <= self.batch_size <= 60000:
-            raise ValueError(f"batch_size must be between 1 and 60000, got {self.batch_size}")
-        if not 0 < self.lr <= 10:
-            raise ValueError(f"lr must be in (0, 10], got {self.lr}")
-        if self.schedule not in SCHEDULES:
-            raise ValueError(f"schedule must be one of {', '.join(SCHEDULES)}, got {self.schedule!r}")
-        if not all(math.isfinite(v) for v in (self.lr, self.weight_decay, self.label_smoothing)):
-            raise ValueError("lr, weight_decay and label_smoothing must be finite numbers")
-        if self.weight_decay < 0 or not 0 <= self.label_smoothing < 1:
-            raise ValueError("weight_decay must be >= 0 and label_smoothing in [0, 1)")
-        if not 0 <= self.outlier_exposure <= 10 or not math.isfinite(self.outlier_exposure):
-            raise ValueError(f"outlier_exposure must be between 0 and 10, got {self.outlier_exposure}")
-        if not 0 <= self.clean_epochs <= 1000:
-            raise ValueError(f"clean_epochs must be between 0 and 1000, got {self.clean_epochs}")
-        if not 0 <= self.val_size <= 30000:
-            raise ValueError(f"val_size must be between 0 and 30000, got {self.val_size}")
-        if not 0 <= self.train_size <= 60000:
-            raise ValueError(f"train_size must be between 0 and 60000, got {self.train_size}")
+        settings.check(self)
 
     @property
     def images_per_epoch(self) -> int:
@@ -85,37 +145,24 @@ class TrainConfig:
         return asdict(self)
 
 
+# Quick is above 99% in one epoch, so a sweep tries many settings; default is the committed model; best is as
+# accurate as two conv layers get, in minutes on a CPU. Each setting declares its value in each of them.
 PRESETS: dict[str, tuple[ModelConfig, TrainConfig]] = {
-    # Above 99% in one epoch (99.20% test): half the time of the two epochs at batch 256
-    # it replaced (99.37%), so a sweep tries twice as many settings. One epoch is too few
-    # for dropout to pay, and label smoothing added 0.1-0.2 points at no cost. The one-cycle
-    # peak of 1e-2 beat 6e-3 on three seeds, in bfloat16 and float32 (99.15-99.23% vs 99.11%).
-    "quick": (
-        ModelConfig(conv1_channels=16, conv2_channels=32, hidden_units=128, dropout=0.0),
-        TrainConfig(epochs=1, batch_size=128, lr=1e-2, label_smoothing=0.1),
-    ),
-    # The committed default: augmented, so it also reads digits people draw.
-    "default": (
-        ModelConfig(conv1_channels=32, conv2_channels=64, hidden_units=128, dropout=0.25),
-        TrainConfig(epochs=8, batch_size=128, lr=3e-3, augment=True, label_smoothing=0.1),
-    ),
-    # As accurate as two conv layers get, in about 10 minutes on a 2-core CPU. It holds out
-    # only 1,000 images for the curves: the other 4,000 are worth more as training data. Its
-    # last 2 epochs are clean (see TrainConfig.clean_epochs).
-    "best": (
-        ModelConfig(conv1_channels=64, conv2_channels=128, hidden_units=256, dropout=0.3),
-        TrainConfig(
-            epochs=15,
-            batch_size=128,
-            lr=3e-3,
-            augment=True,
-            clean_epochs=2,
-            label_smoothing=0.1,
-            weight_decay=1e-5,
-            val_size=1000,
-        ),
-    ),
+    name: (settings.preset(ModelConfig, name), settings.preset(TrainConfig, name))
+    for name in ("quick", "default", "best")
 }
+
+
+def run_settings() -> list[Setting]:
+    """Every setting of a run, the training's then the model's (of the classes the presets are made of)."""
+    model, train = PRESETS["quick"]
+    return [*settings.declared(type(train)), *settings.declared(type(model))]
+
+
+def preset_values(preset: str) -> dict[str, Any]:
+    """Every setting's value in ``preset``, by name."""
+    model, train = PRESETS[preset]
+    return {**model.to_dict(), **train.to_dict()}
 
 
 @dataclass

@@ -40,7 +40,7 @@ def tiny_settings(at: AppTest, name: str, epochs: int = 1, images: int = 1000) -
     """
     at.slider(key="epochs").set_value(epochs)
     at.select_slider(key="train_size").set_value(images)
-    for key, value in (("conv1", 4), ("conv2", 8), ("hidden", 16), ("batch_size", 512)):
+    for key, value in (("conv1_channels", 4), ("conv2_channels", 8), ("hidden_units", 16), ("batch_size", 512)):
         at.select_slider(key=key).set_value(value)
     at.text_input(key="run_name").input(name)
     at.run()

@@ -89,7 +89,7 @@ def test_train_presets_fill_the_settings_and_change_the_estimate(folder):
     assert at.slider(key="epochs").value == PRESETS["quick"][1].epochs
     estimate = [m.value for m in at.markdown if m.value.startswith("**Takes")]
     at.selectbox(key="preset").set_value("best").run()
-    assert at.slider(key="epochs").value == 15 and at.select_slider(key="conv1").value == 64
+    assert at.slider(key="epochs").value == 15 and at.select_slider(key="conv1_channels").value == 64
     assert "The last 2 epoch(s) see the images as they are." in [c.value for c in at.caption]
     at.switch_page("Home.py").run()
     at.switch_page("pages/1_Train.py").run()
@@ -108,7 +108,7 @@ def test_a_run_started_on_the_page_finishes_and_joins_the_history(folder):
     assert {r["name"]: r for r in read_runs(folder)}["tiny"]["train_config"]["train_size"] == 1000
     history = at.dataframe[0].value
     assert history.loc[history.name == "tiny", "status"].tolist() == ["finished"]
-    assert history.loc[history.name == "tiny", "conv1"].tolist() == [4]
+    assert history.loc[history.name == "tiny", "conv1_channels"].tolist() == [4]
 
     button(at, "Make it the active model").click().run()
     assert at.selectbox(key="model_picker").value == "tiny"

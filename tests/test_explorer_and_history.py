@@ -75,7 +75,7 @@ def test_history_rows_put_results_first_errors_last_and_survive_damage():
     ]
     good, stopped, odd = history_rows(runs, active="good")
     assert list(good)[:4] == ["active", "name", "status", "test accuracy"] and list(good)[-1] == "error"
-    assert (good["active"], good["test accuracy"], good["seconds"], good["epochs"], good["conv1"]) == (
+    assert (good["active"], good["test accuracy"], good["seconds"], good["epochs"], good["conv1_channels"]) == (
         True,
         0.99,
         12.5,
@@ -88,4 +88,4 @@ def test_history_rows_put_results_first_errors_last_and_survive_damage():
         None,
         "cancelled before it started",
     )
-    assert (odd["test accuracy"], odd["epochs"], odd["conv1"]) == (None, None, None)
+    assert (odd["test accuracy"], odd["epochs"], odd["conv1_channels"]) == (None, None, None)

@@ -1,11 +1,9 @@
-"""Train: settings in the sidebar, a live view of your run, the server's queue, and the history of every run.
+"""Train: every setting in the sidebar, a live view of your run, the server's queue, and the history of every run.
 
 The page always shows the true state of what the user started, from any session and
 after a reload: the run's name travels in the address (``?run=name``), so a reloaded
 tab finds its run again in the server's queue.
 """
-
-import dataclasses
 
 import pandas as pd
 import plotly.graph_objects as go
@@ -14,6 +12,7 @@ from plotly.subplots import make_subplots
 
 import common
 import explain_view
+import settings_view
 import sweep_view
 from mnist_core.checkpoints import CheckpointError
 from mnist_core.cost import estimate, steps_per_epoch
@@ -31,33 +30,9 @@ if st.session_state.get("job") is None and (name := st.query_params.get("run")):
     st.session_state.job = queue.find(name)
 
 
-def apply_preset() -> None:
-    """Copy the chosen preset into the sliders (a callback, so it runs before they are drawn)."""
-    model, train = PRESETS[st.session_state.preset]
-    st.session_state.update(
-        epochs=train.epochs,
-        train_size=train.train_size,
-        batch_size=train.batch_size,
-        lr=train.lr,
-        augment=train.augment,
-        seed=train.seed,
-        conv1=model.conv1_channels,
-        conv2=model.conv2_channels,
-        hidden=model.hidden_units,
-        dropout=model.dropout,
-    )
-
-
-def choices(*values: float) -> list:
-    """Slider stops, plus every preset's value: a value a slider cannot show would silently become another."""
-    return sorted(set(values))
-
-
-# ---- Settings ----
-models, trains = [m for m, _ in PRESETS.values()], [t for _, t in PRESETS.values()]
-if "epochs" not in st.session_state:
+# ---- Settings: every setting, from its declaration ----
+if "preset" not in st.session_state:
     st.session_state.preset = "quick"
-    apply_preset()
 
 with st.sidebar:
     st.header("Settings")
@@ -66,56 +41,15 @@ with st.sidebar:
         list(PRESETS),
         key="preset",
         format_func=str.title,
-        on_change=apply_preset,
+        on_change=settings_view.fill,
         persist_state="session",
         help="Quick: seconds. Best: the most accurate, several minutes.",
     )
-    st.slider("Epochs", 1, max(30, *(t.epochs for t in trains)), key="epochs", persist_state="session")
-    st.select_slider(
-        "Training images",
-        [1000, 2000, 5000, 10000, 20000, 0],  # 0: every image the validation split leaves
-        key="train_size",
-        format_func=lambda n: "all" if n == 0 else f"{n:,}",
-        help="Fewer images train faster and less accurately: 5,000 take a tenth of the time.",
-        persist_state="session",
-    )
-    st.select_slider(
-        "Batch size",
-        choices(32, 64, 128, 256, 512, *(t.batch_size for t in trains)),
-        key="batch_size",
-        persist_state="session",
-    )
-    st.select_slider(
-        "Learning rate",
-        choices(1e-4, 3e-4, 1e-3, 3e-3, 1e-2, *(t.lr for t in trains)),
-        key="lr",
-        format_func=lambda v: f"{v:g}",
-        persist_state="session",
-    )
-    st.select_slider(
-        "Conv 1 channels",
-        choices(4, 8, 16, 32, 64, *(m.conv1_channels for m in models)),
-        key="conv1",
-        persist_state="session",
-    )
-    st.select_slider(
-        "Conv 2 channels",
-        choices(8, 16, 32, 64, 128, *(m.conv2_channels for m in models)),
-        key="conv2",
-        persist_state="session",
-    )
-    st.select_slider(
-        "Hidden units",
-        choices(16, 32, 64, 128, 256, 512, *(m.hidden_units for m in models)),
-        key="hidden",
-        persist_state="session",
-    )
-    st.slider("Dropout", 0.0, 0.5, step=0.05, key="dropout", persist_state="session")
-    st.toggle(
-        "Augmentation", key="augment", help="Random rotation, shift, scale and stroke width", persist_state="session"
-    )
-    clean_note = st.empty()  # under the toggle, filled once the settings below make the run's config
-    st.number_input("Seed", min_value=0, step=1, key="seed", persist_state="session")
+    model_config, train_config, refused = settings_view.form(st.session_state.preset)
+    if refused:
+        st.error(f"Not these settings: {refused}")
+    if train_config.augment and (clean := train_config.epochs - train_config.augmented_epochs):
+        st.caption(f"The last {clean} epoch(s) see the images as they are.")
     st.text_input(
         "Run name (optional)",
         placeholder="<preset>-<date>-<time>",
@@ -123,26 +57,7 @@ with st.sidebar:
         key="run_name",
     )
 
-preset_model, preset_train = PRESETS[st.session_state.preset]
-model_config = dataclasses.replace(
-    preset_model,
-    conv1_channels=st.session_state.conv1,
-    conv2_channels=st.session_state.conv2,
-    hidden_units=st.session_state.hidden,
-    dropout=st.session_state.dropout,
-)
-train_config = dataclasses.replace(
-    preset_train,
-    epochs=st.session_state.epochs,
-    train_size=st.session_state.train_size,
-    lr=st.session_state.lr,
-    batch_size=st.session_state.batch_size,
-    augment=st.session_state.augment,
-    seed=int(st.session_state.seed),
-)
-unchanged = (model_config, train_config) == (preset_model, preset_train)
-if train_config.augment and (clean := train_config.epochs - train_config.augmented_epochs):
-    clean_note.caption(f"The last {clean} epoch(s) see the images as they are.")
+unchanged = (model_config, train_config) == PRESETS[st.session_state.preset]
 
 
 def start() -> None:
@@ -171,7 +86,7 @@ job: Job | None = st.session_state.get("job")
 busy = job is not None and not job.done
 forecast = estimate(model_config, train_config, history)
 left, middle, right = st.columns([1, 1, 4], vertical_alignment="center")
-left.button("Start training", type="primary", disabled=busy, on_click=start)
+left.button("Start training", type="primary", disabled=busy or bool(refused), on_click=start)
 middle.button(
     "Cancel",
     key="cancel-own",
@@ -343,7 +258,7 @@ else:
             "test accuracy": st.column_config.NumberColumn(format="percent"),
             "val accuracy": st.column_config.NumberColumn(format="percent"),
             "seconds": st.column_config.NumberColumn(format="%.0f"),
-            "lr": st.column_config.NumberColumn(format="%g"),
+            **settings_view.history_columns(),
             "error": st.column_config.TextColumn(width="large"),
         },
     )
