@@ -6,7 +6,7 @@ import mnist_core.train
 from mnist_core.data import MNIST
 from mnist_core.evaluate import evaluate
 from mnist_core.model import ModelConfig
-from mnist_core.train import PRESETS, TrainConfig, TrainingCancelled, train
+from mnist_core.train import PRESETS, TrainConfig, TrainingCancelled, _Meter, train
 
 TINY_MODEL = ModelConfig(conv1_channels=4, conv2_channels=8, hidden_units=16, dropout=0.0)
 
@@ -26,12 +26,17 @@ def test_one_epoch_of_the_quick_preset_reaches_99_percent(mnist):
 
 
 def test_same_seed_same_model_and_other_seed_another(small):
-    config = TrainConfig(epochs=1, batch_size=64, val_size=200, seed=7)
-    first, second = train(TINY_MODEL, config, small).model, train(TINY_MODEL, config, small).model
+    config = TrainConfig(epochs=1, batch_size=64, val_size=200, seed=7, augment=True, outlier_exposure=0.5)
+    first, second = train(TINY_MODEL, config, small), train(TINY_MODEL, config, small)
     other = train(TINY_MODEL, TrainConfig(epochs=1, batch_size=64, val_size=200, seed=8), small).model
-    for a, b in zip(first.state_dict().values(), second.state_dict().values()):
+    for a, b in zip(first.model.state_dict().values(), second.model.state_dict().values()):
         assert torch.equal(a, b)
-    assert not torch.equal(first.classifier[-1].weight, other.classifier[-1].weight)
+    assert not torch.equal(first.model.classifier[-1].weight, other.classifier[-1].weight)
+
+    def measured(history: list[dict]) -> list[dict]:  # all but the timings
+        return [{k: v for k, v in epoch.items() if k not in ("images_per_sec", "eta_s")} for epoch in history]
+
+    assert measured(first.history) == measured(second.history)
 
 
 def test_progress_reports_every_batch_and_epoch(small):
@@ -44,6 +49,20 @@ def test_progress_reports_every_batch_and_epoch(small):
     assert all(e.images_per_sec > 0 and e.eta_s >= 0 for e in events)
     assert batches[-1].eta_s == pytest.approx(0, abs=1e-6)
     assert all(0 <= e.val_accuracy <= 1 and e.val_loss > 0 for e in epochs)
+
+
+def test_the_running_sums_are_read_only_for_a_report_and_an_accelerator_reports_batches_sparingly():
+    meter = _Meter(torch.device("cpu"), epochs=2, batches=3, images=6, interval=3600.0)
+    logits = torch.tensor([[2.0, 0.0], [0.0, 1.0]])
+    for batch, (loss, labels) in enumerate(((1.0, [0, 0]), (0.5, [0, 1])), start=1):
+        meter.add(torch.tensor(loss), logits, torch.tensor(labels))
+        assert not meter.due(batch)  # an hour has not passed
+    assert meter.due(batch=3)  # an epoch's last batch is always reported
+    report = meter.report("batch", 2)
+    assert (report.loss, report.accuracy) == (0.75, 0.75) and report.eta_s > 0
+    meter.start_epoch(2)
+    assert meter.count == 0 and meter.loss_sum.item() == 0
+    assert _Meter(torch.device("cpu"), epochs=1, batches=3, images=6, interval=0.0).due(batch=1)  # the CPU: every batch
 
 
 def test_should_stop_cancels_between_batches(small):
