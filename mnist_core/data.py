@@ -221,8 +221,8 @@ class MNIST:
     def validation_indices(self, size: int, seed: int) -> tuple[torch.Tensor, torch.Tensor]:
         """A fixed random split of the training set as indices: (train, val).
 
-        Training gathers its batches through these instead of copying the split,
-        which saves 0.2 GB of peak memory.
+        Training gathers its batches through these instead of copying the split: a copy
+        of most of the training set at the peak of memory.
         """
         order = torch.randperm(len(self.train_labels), generator=torch.Generator().manual_seed(seed))
         return order[size:], order[:size]
@@ -239,9 +239,9 @@ def dataset_hash() -> str:
 
 
 def load_mnist(root: Path | str | None = None, verify: bool = True) -> MNIST:
-    """Read MNIST into memory (about 0.2 s), fetching it first if it is not on disk.
+    """Read MNIST into memory, fetching it first if it is not on disk.
 
-    ``verify`` hashes the files (about 0.1 s); a file that fails is fetched again.
+    ``verify`` hashes the files; a file that fails is fetched again.
     """
     folder = raw_dir(root)
     if missing_files(root) if verify else [n for n in SHA256 if not (folder / n).is_file()]:

@@ -4,10 +4,11 @@ The loop reports through one callback, so the command line's progress bar and th
 dashboard's live curves watch the same thing, and it checks a stop flag between
 batches, so a user can cancel without losing anything but the run.
 
-Speed (measured in ``bench/``): the model runs in channels-last memory layout, which
-oneDNN's convolutions prefer (about 1.3x on a 2-core CPU), and under bfloat16 autocast
-where the hardware has bfloat16 arithmetic (about 1.8x more); weights, optimizer state
-and the loss stay in float32, so accuracy is unchanged.
+For speed the model runs in channels-last memory layout, which oneDNN's convolutions
+prefer, and under bfloat16 autocast where the hardware has bfloat16 arithmetic; weights,
+optimizer state and the loss stay in float32, so accuracy is unchanged (bench/RESULTS.md
+has the gains). On a GPU nothing in a batch waits for the GPU: batches are augmented
+there, and the running loss is read back only when a report needs it.
 """
 
 from __future__ import annotations
@@ -87,10 +88,9 @@ class TrainConfig:
 
 
 PRESETS: dict[str, tuple[ModelConfig, TrainConfig]] = {
-    # Above 99% in one epoch (99.20% test): half the time of the two epochs at batch 256
-    # it replaced (99.37%), so a sweep tries twice as many settings. One epoch is too few
-    # for dropout to pay, and label smoothing added 0.1-0.2 points at no cost. The one-cycle
-    # peak of 1e-2 beat 6e-3 on three seeds, in bfloat16 and float32 (99.15-99.23% vs 99.11%).
+    # Above 99% in one epoch: half the time of the two epochs it replaced, so a sweep tries twice as
+    # many settings. One epoch is too few for dropout to pay; label smoothing and the one-cycle peak of
+    # 1e-2 were each measured better (bench/RESULTS.md).
     "quick": (
         ModelConfig(conv1_channels=16, conv2_channels=32, hidden_units=128, dropout=0.0),
         TrainConfig(epochs=1, batch_size=128, lr=1e-2, label_smoothing=0.1),
@@ -100,9 +100,8 @@ PRESETS: dict[str, tuple[ModelConfig, TrainConfig]] = {
         ModelConfig(conv1_channels=32, conv2_channels=64, hidden_units=128, dropout=0.25),
         TrainConfig(epochs=8, batch_size=128, lr=3e-3, augment=True, label_smoothing=0.1),
     ),
-    # As accurate as two conv layers get, in about 10 minutes on a 2-core CPU. It holds out
-    # only 1,000 images for the curves: the other 4,000 are worth more as training data. Its
-    # last 2 epochs are clean (see TrainConfig.clean_epochs).
+    # As accurate as two conv layers get. It holds out only 1,000 images for the curves: the other
+    # 4,000 are worth more as training data. Its last 2 epochs are clean (see TrainConfig.clean_epochs).
     "best": (
         ModelConfig(conv1_channels=64, conv2_channels=128, hidden_units=256, dropout=0.3),
         TrainConfig(
