@@ -186,7 +186,7 @@ def _sum_dtype(device: torch.device) -> torch.dtype:
     return torch.float32 if device.type == "mps" else torch.float64
 
 
-class _Split(NamedTuple):
+class _TrainingData(NamedTuple):
     """The training images where the model runs, the training split as rows of them, and the validation split."""
 
     images: torch.Tensor
@@ -196,12 +196,12 @@ class _Split(NamedTuple):
     val_labels: torch.Tensor
 
 
-def _split(data: MNIST, config: TrainConfig, device: torch.device) -> _Split:
+def _training_data(data: MNIST, config: TrainConfig, device: torch.device) -> _TrainingData:
     """Batches are gathered through ``rows``: on the CPU nothing is copied, and an accelerator holds one copy."""
     train_index, val_index = data.validation_indices(config.val_size, config.seed)
     if config.train_size:
         train_index = train_index[: config.train_size]
-    return _Split(
+    return _TrainingData(
         data.train_images.to(device),
         data.train_labels.to(device),
         train_index.to(device),
@@ -228,14 +228,14 @@ def _make_schedule(
 
 
 def _batch(
-    split: _Split, index: torch.Tensor, epoch: int, config: TrainConfig, generator: torch.Generator
+    train_data: _TrainingData, index: torch.Tensor, epoch: int, config: TrainConfig, generator: torch.Generator
 ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
     """A batch's images and labels, augmented in the epochs that are, and the non-digits that go with it.
 
     Outlier exposure makes as many non-digits as half the batch (``data.outliers``); without it
     there are none (zero rows). Everything is made on the device the batch is on.
     """
-    x, y = split.images[index], split.labels[index]
+    x, y = train_data.images[index], train_data.labels[index]
     if epoch <= config.augmented_epochs:
         x = augment(x, generator, y)
     odd = outliers(x[: len(x) // 2], generator) if config.outlier_exposure else x[:0]
@@ -276,10 +276,14 @@ class _Meter:
     (and at each epoch's last batch). On the CPU the numbers are already at hand (interval 0).
     """
 
+    epoch: int
+    count: int  # images so far in this epoch
+    loss_sum: torch.Tensor
+    correct: torch.Tensor
+
     def __init__(self, device: torch.device, epochs: int, batches: int, images: int, interval: float) -> None:
         self.device, self.epochs, self.batches, self.images, self.interval = device, epochs, batches, images, interval
         self.started = self.reported = time.perf_counter()
-        self.start_epoch(1)
 
     def start_epoch(self, epoch: int) -> None:
         self.epoch, self.count = epoch, 0
@@ -387,36 +391,36 @@ def train(
     torch.manual_seed(config.seed)
     device = pick_device(config.device)
     generator = torch.Generator(device).manual_seed(config.seed)  # shuffles, augments and draws non-digits
-    split = _split(data, config, device)
+    train_data = _training_data(data, config, device)
     model = CNN(model_config).to(device).to(memory_format=torch.channels_last)
     optimizer = _make_optimizer(model, config, device)
-    batches = math.ceil(len(split.rows) / config.batch_size)
+    batches = math.ceil(len(train_data.rows) / config.batch_size)
     scheduler = _make_schedule(optimizer, config, batches * config.epochs)
     interval = 0.0 if device.type == "cpu" else REPORT_INTERVAL_S
-    meter = _Meter(device, config.epochs, batches, len(split.rows), interval)
+    meter = _Meter(device, config.epochs, batches, len(train_data.rows), interval)
     result = TrainResult(model=model)
 
     for epoch in range(1, config.epochs + 1):
         model.train()
         meter.start_epoch(epoch)
-        order = split.rows[torch.randperm(len(split.rows), generator=generator, device=device)]
+        order = train_data.rows[torch.randperm(len(train_data.rows), generator=generator, device=device)]
         for batch, index in enumerate(order.split(config.batch_size), start=1):
             if should_stop is not None and should_stop():
                 raise TrainingCancelled(f"cancelled in epoch {epoch}, batch {batch}")
-            x, y, odd = _batch(split, index, epoch, config, generator)
+            x, y, odd = _batch(train_data, index, epoch, config, generator)
             loss, logits = _train_step(model, optimizer, scheduler, x, y, odd, config)
             meter.add(loss, logits, y)
             if on_progress is not None and meter.due(batch):
                 on_progress(meter.report("batch", batch))
 
-        val_loss, val_accuracy = _validate(model, split.val_images, split.val_labels, device)
+        val_loss, val_accuracy = _validate(model, train_data.val_images, train_data.val_labels, device)
         report = meter.report("epoch", batches, val_loss, val_accuracy, _watch(model, watch, device))
         result.history.append(asdict(report))
         if on_progress is not None:
             on_progress(report)
 
     if config.outlier_exposure:
-        _digit_batch_norm(model, split.images[split.rows[:BATCH_NORM_IMAGES]], device)
+        _digit_batch_norm(model, train_data.images[train_data.rows[:BATCH_NORM_IMAGES]], device)
     result.seconds = time.perf_counter() - meter.started
     # Back to the plain layout, so checkpoints and callers see an ordinary CPU model.
     result.model = model.to("cpu").to(memory_format=torch.contiguous_format).eval()

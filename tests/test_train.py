@@ -53,6 +53,7 @@ def test_progress_reports_every_batch_and_epoch(small):
 
 def test_the_running_sums_are_read_only_for_a_report_and_an_accelerator_reports_batches_sparingly():
     meter = _Meter(torch.device("cpu"), epochs=2, batches=3, images=6, interval=3600.0)
+    meter.start_epoch(1)
     logits = torch.tensor([[2.0, 0.0], [0.0, 1.0]])
     for batch, (loss, labels) in enumerate(((1.0, [0, 0]), (0.5, [0, 1])), start=1):
         meter.add(torch.tensor(loss), logits, torch.tensor(labels))
