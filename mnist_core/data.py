@@ -279,7 +279,9 @@ def _elastic_field(shape: torch.Size, generator: torch.Generator | None, device:
         return F.interpolate(eye, size=size, mode="linear", align_corners=True).squeeze(1).T
 
     field = torch.einsum("hi,nijc,wj->nhwc", spline(height), points, spline(width))
-    return field * (ELASTIC_PIXELS * torch.tensor([2 / width, 2 / height], device=device))  # pixels -> grid units
+    # Pixels to grid units, by scalars: a tensor made from numbers would be copied to a GPU, which waits for it.
+    x, y = field.unbind(-1)
+    return torch.stack([x * (ELASTIC_PIXELS * 2 / width), y * (ELASTIC_PIXELS * 2 / height)], dim=-1)
 
 
 FLAGGED_ONES = 0.4  # share of the 1s given a flag, a third of those a foot too: how much of the world writes 1
@@ -320,8 +322,8 @@ def _flag_ones(images: torch.Tensor, labels: torch.Tensor, generator: torch.Gene
         [
             flag_end,
             top_point,
-            base - foot[:, None] * torch.tensor([1.0, 0], device=device),
-            base + foot[:, None] * torch.tensor([1.0, 0], device=device),
+            base - torch.stack([foot, torch.zeros_like(foot)], dim=1),
+            base + torch.stack([foot, torch.zeros_like(foot)], dim=1),
         ],
         dim=1,
     )

@@ -198,16 +198,11 @@ class _TrainingData(NamedTuple):
 
 def _training_data(data: MNIST, config: TrainConfig, device: torch.device) -> _TrainingData:
     """Batches are gathered through ``rows``: on the CPU nothing is copied, and an accelerator holds one copy."""
-    train_index, val_index = data.validation_indices(config.val_size, config.seed)
+    images, labels = data.train_images.to(device), data.train_labels.to(device)
+    train_index, val_index = (index.to(device) for index in data.validation_indices(config.val_size, config.seed))
     if config.train_size:
         train_index = train_index[: config.train_size]
-    return _TrainingData(
-        data.train_images.to(device),
-        data.train_labels.to(device),
-        train_index.to(device),
-        data.train_images[val_index],
-        data.train_labels[val_index],
-    )
+    return _TrainingData(images, labels, train_index, images[val_index], labels[val_index])
 
 
 def _make_optimizer(model: CNN, config: TrainConfig, device: torch.device) -> torch.optim.Optimizer:

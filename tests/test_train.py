@@ -5,8 +5,20 @@ from synthetic_mnist import synthetic_mnist
 import mnist_core.train
 from mnist_core.data import MNIST
 from mnist_core.evaluate import evaluate
-from mnist_core.model import ModelConfig
-from mnist_core.train import PRESETS, TrainConfig, TrainingCancelled, _Meter, train
+from mnist_core.model import CNN, ModelConfig
+from mnist_core.train import (
+    PRESETS,
+    REPORT_INTERVAL_S,
+    TrainConfig,
+    TrainingCancelled,
+    _batch,
+    _make_optimizer,
+    _make_schedule,
+    _Meter,
+    _train_step,
+    _training_data,
+    train,
+)
 
 TINY_MODEL = ModelConfig(conv1_channels=4, conv2_channels=8, hidden_units=16, dropout=0.0)
 
@@ -64,6 +76,30 @@ def test_the_running_sums_are_read_only_for_a_report_and_an_accelerator_reports_
     meter.start_epoch(2)
     assert meter.count == 0 and meter.loss_sum.item() == 0
     assert _Meter(torch.device("cpu"), epochs=1, batches=3, images=6, interval=0.0).due(batch=1)  # the CPU: every batch
+
+
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA GPU")
+def test_a_training_step_on_a_gpu_never_waits_for_it(small):
+    """Augmentation, non-digits, the update and the running sums only queue work: any call that would wait
+    for the GPU (a read-back, a shape that depends on values, a tensor copied from the host) raises here."""
+    device = torch.device("cuda")
+    config = TrainConfig(batch_size=64, val_size=200, augment=True, outlier_exposure=0.5)
+    data = _training_data(small, config, device)
+    model = CNN(TINY_MODEL).to(device).to(memory_format=torch.channels_last)
+    optimizer = _make_optimizer(model, config, device)
+    scheduler = _make_schedule(optimizer, config, total_steps=10)
+    meter = _Meter(device, epochs=1, batches=10, images=640, interval=REPORT_INTERVAL_S)
+    meter.start_epoch(1)
+    generator = torch.Generator(device).manual_seed(0)
+    order = data.rows[torch.randperm(len(data.rows), generator=generator, device=device)]
+    for step, index in enumerate(order.split(config.batch_size)[:4]):
+        torch.cuda.set_sync_debug_mode("error" if step else "default")  # the first step sets things up
+        try:
+            x, y, odd = _batch(data, index, 1, config, generator)
+            meter.add(*_train_step(model, optimizer, scheduler, x, y, odd, config), y)
+        finally:
+            torch.cuda.set_sync_debug_mode("default")
+    assert meter.report("batch", 4).loss > 0
 
 
 def test_should_stop_cancels_between_batches(small):
