@@ -206,7 +206,8 @@ def _training_data(data: MNIST, config: TrainConfig, device: torch.device) -> _T
 
 
 def _make_optimizer(model: CNN, config: TrainConfig, device: torch.device) -> torch.optim.Optimizer:
-    # The fused update is one kernel per weight instead of a dozen small ops (bench/RESULTS.md).
+    # The fused update is one kernel per weight instead of a dozen small ops (bench/RESULTS.md). Building any
+    # torch.optim optimizer imports torch._dynamo (torch 2.14), fused or not: nothing here avoids that import.
     return torch.optim.Adam(
         model.parameters(), lr=config.lr, weight_decay=config.weight_decay, fused=device.type in ("cpu", "cuda")
     )
