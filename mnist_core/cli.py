@@ -187,7 +187,7 @@ def build_parser() -> argparse.ArgumentParser:
     p = commands.add_parser("embed", help="a 2-D map of the test images from the model's penultimate layer (CSV)")
     _add_checkpoint(p)
     p.add_argument(
-        "--method", choices=["pca", "umap"], default="pca", help="pca (instant) or umap (10-30 s; default: pca)"
+        "--method", choices=["pca", "umap"], default="pca", help="pca (instant) or umap (slower; default: pca)"
     )
     p.add_argument("--seed", type=int, default=0, help="random seed of the projection; same seed, same map")
     p.add_argument("--out", type=Path, default=None, help="CSV file to write (default: standard output)")
@@ -337,7 +337,7 @@ def _shown(path: Path) -> str:
 def _record(path: Path, checkpoint: Checkpoint) -> dict:
     """One image's JSON record. It has the same fields whatever the image held, null where one does not apply,
     so a script reads every record the same way; "error" says why no number was read."""
-    from .predict import predict  # imports OpenCV: only for this command, so the others start fast
+    from .predict import predict  # imports OpenCV: only for this command, so the others start without it
 
     nothing: dict[str, object] = {"digit": None, "number": None, "probabilities": None, "digits": []}
     try:

@@ -11,6 +11,8 @@ from __future__ import annotations
 
 import gzip
 import hashlib
+import math
+import os
 import shutil
 import subprocess
 import tarfile
@@ -207,8 +209,8 @@ class MNIST:
     def validation_indices(self, size: int, seed: int) -> tuple[torch.Tensor, torch.Tensor]:
         """A fixed random split of the training set as indices: (train, val).
 
-        Training gathers its batches through these instead of copying the split,
-        which saves 0.2 GB of peak memory.
+        Training gathers its batches through these instead of copying the split: a copy
+        of most of the training set at the peak of memory.
         """
         order = torch.randperm(len(self.train_labels), generator=torch.Generator().manual_seed(seed))
         return order[size:], order[:size]
@@ -225,9 +227,9 @@ def dataset_hash() -> str:
 
 
 def load_mnist(root: Path | str | None = None, verify: bool = True) -> MNIST:
-    """Read MNIST into memory (about 0.2 s), fetching it first if it is not on disk.
+    """Read MNIST into memory, fetching it first if it is not on disk.
 
-    ``verify`` hashes the files (about 0.1 s); a file that fails is fetched again.
+    ``verify`` hashes the files; a file that fails is fetched again.
     """
     folder = raw_dir(root)
     if missing_files(root) if verify else [n for n in SHA256 if not (folder / n).is_file()]:
@@ -249,26 +251,32 @@ ELASTIC_GRID = 5  # control points per side: bends span about a third of the dig
 ELASTIC_PIXELS = 2.0  # the largest displacement of a control point, in pixels of the 28x28
 
 
-def _elastic_field(shape: torch.Size, generator: torch.Generator | None) -> torch.Tensor:
+def _elastic_field(shape: torch.Size, generator: torch.Generator | None, device: torch.device) -> torch.Tensor:
     """A smooth random displacement per image, (N, H, W, 2) in grid_sample's [-1, 1] units.
 
     Affine changes keep strokes straight; this bends them, the way one hand's "1" gets a
     flag, a "4" opens at the top or a loop closes late, which MNIST alone shows too rarely.
     It is Simard et al.'s (2003) elastic distortion with the smoothing done by upsampling
-    random control points instead of blurring per-pixel noise (a blur measured slower than the whole batch step).
+    random control points instead of blurring per-pixel noise, which costs more than the rest of a training step.
     """
     n, _, height, width = shape
-    points = torch.rand(n, ELASTIC_GRID, ELASTIC_GRID, 2, generator=generator) * 2 - 1
+    points = torch.rand(n, ELASTIC_GRID, ELASTIC_GRID, 2, generator=generator, device=device) * 2 - 1
 
     def spline(size: int) -> torch.Tensor:  # (size, ELASTIC_GRID): weights of the control points at each pixel
-        eye = torch.eye(ELASTIC_GRID).unsqueeze(1)
+        eye = torch.eye(ELASTIC_GRID, device=device).unsqueeze(1)
         return F.interpolate(eye, size=size, mode="linear", align_corners=True).squeeze(1).T
 
     field = torch.einsum("hi,nijc,wj->nhwc", spline(height), points, spline(width))
-    return field * (ELASTIC_PIXELS * torch.tensor([2 / width, 2 / height]))  # pixels -> grid units
+    # Pixels to grid units, by scalars: a tensor made from numbers would be copied to a GPU, which waits for it.
+    x, y = field.unbind(-1)
+    return torch.stack([x * (ELASTIC_PIXELS * 2 / width), y * (ELASTIC_PIXELS * 2 / height)], dim=-1)
 
 
 FLAGGED_ONES = 0.4  # share of the 1s given a flag, a third of those a foot too: how much of the world writes 1
+# Flags are drawn for this share of a batch, its chosen 1s first: a fixed number, so that no shape depends on
+# the batch's contents (finding those out on a GPU waits for the GPU). An MNIST batch is a tenth 1s, so about
+# a twentieth is chosen; a batch with more than an eighth chosen leaves the rest unflagged.
+FLAG_SLOTS = 0.125
 
 
 def _flag_ones(images: torch.Tensor, labels: torch.Tensor, generator: torch.Generator | None) -> torch.Tensor:
@@ -277,23 +285,21 @@ def _flag_ones(images: torch.Tensor, labels: torch.Tensor, generator: torch.Gene
     The flag runs down and to the left from the top of the stroke, 4-8 pixels at 25-60
     degrees below the horizontal; a model that never saw it reads such a 1 as a 7.
     """
-    ones = (labels == 1) & (torch.rand(len(labels), generator=generator) < FLAGGED_ONES)
-    if not ones.any():
-        return images
-    chosen = images[ones, 0] > 0  # (M, 28, 28) inked pixels
-    m = len(chosen)
-    rows = torch.arange(28, dtype=torch.float32)
+    device = images.device
+    ones = (labels == 1) & (torch.rand(len(labels), generator=generator, device=device) < FLAGGED_ONES)
+    slots = torch.argsort(ones.byte(), descending=True, stable=True)[: math.ceil(len(labels) * FLAG_SLOTS)]
+    chosen, m = images[slots, 0] > 0, len(slots)  # (M, 28, 28) inked pixels
+    rows = torch.arange(28, dtype=torch.float32, device=device)
     inked_rows = chosen.any(dim=2)
-    top = torch.where(inked_rows, rows, 28.0).amin(dim=1)
-    bottom = torch.where(inked_rows, rows, -1.0).amax(dim=1)
-    columns = rows[None, None]
-    at = chosen[torch.arange(m), top.long()]
-    x_top = (columns[0] * at).sum(dim=1) / at.sum(dim=1).clamp(min=1)
-    at = chosen[torch.arange(m), bottom.long()]
-    x_bottom = (columns[0] * at).sum(dim=1) / at.sum(dim=1).clamp(min=1)
+    top = torch.where(inked_rows, rows, 28.0).amin(dim=1).clamp(max=27)  # a blank image: any row will do
+    bottom = torch.where(inked_rows, rows, -1.0).amax(dim=1).clamp(min=0)
+    at = chosen[torch.arange(m, device=device), top.long()]
+    x_top = (rows * at).sum(dim=1) / at.sum(dim=1).clamp(min=1)
+    at = chosen[torch.arange(m, device=device), bottom.long()]
+    x_bottom = (rows * at).sum(dim=1) / at.sum(dim=1).clamp(min=1)
 
     def uniform(low: float, high: float) -> torch.Tensor:
-        return torch.rand(m, generator=generator) * (high - low) + low
+        return torch.rand(m, generator=generator, device=device) * (high - low) + low
 
     length, angle = uniform(4, 8), uniform(25, 60) * torch.pi / 180
     foot = uniform(3, 6)
@@ -304,17 +310,16 @@ def _flag_ones(images: torch.Tensor, labels: torch.Tensor, generator: torch.Gene
         [
             flag_end,
             top_point,
-            base - foot[:, None] * torch.tensor([1.0, 0]),
-            base + foot[:, None] * torch.tensor([1.0, 0]),
+            base - torch.stack([foot, torch.zeros_like(foot)], dim=1),
+            base + torch.stack([foot, torch.zeros_like(foot)], dim=1),
         ],
         dim=1,
     )
-    starts = torch.stack(
-        [torch.ones(m, dtype=torch.bool), torch.zeros(m, dtype=torch.bool), uniform(0, 1) < 1 / 3], dim=1
-    )
+    always = torch.ones(m, dtype=torch.bool, device=device)
+    starts = torch.stack([always, ~always, uniform(0, 1) < 1 / 3], dim=1)
     ink = _render(points, starts, uniform(*OUTLIER_PEN)) * 2 - 1
     out = images.clone()
-    out[ones] = torch.maximum(images[ones], ink)
+    out[slots] = torch.where(ones[slots, None, None, None], torch.maximum(images[slots], ink), images[slots])
     return out
 
 
@@ -325,14 +330,15 @@ def augment(
 
     Handwriting varies in exactly these ways, so a model trained on them reads digits
     people draw, not only MNIST's. Given the ``labels``, some 1s also get a flag
-    (``_flag_ones``). Works on normalized images (background -1).
+    (``_flag_ones``). Works on normalized images (background -1), on their device, drawing
+    from ``generator``, which must be on that device too.
     """
     if labels is not None:
         images = _flag_ones(images, labels, generator)
-    n = images.shape[0]
+    n, device = images.shape[0], images.device
 
     def uniform(low: float, high: float) -> torch.Tensor:
-        return torch.rand(n, generator=generator) * (high - low) + low
+        return torch.rand(n, generator=generator, device=device) * (high - low) + low
 
     angle = uniform(-15, 15) * torch.pi / 180
     scale = uniform(0.85, 1.15)
@@ -346,17 +352,26 @@ def augment(
         ],
         dim=1,
     )
-    grid = F.affine_grid(theta, list(images.shape), align_corners=False) + _elastic_field(images.shape, generator)
+    field = _elastic_field(images.shape, generator, device)
+    grid = F.affine_grid(theta, list(images.shape), align_corners=False) + field
     # Sample the ink (image + 1) so that zero padding is background.
     out = F.grid_sample(images + 1, grid, align_corners=False, padding_mode="zeros") - 1
 
-    thickness = torch.rand(n, generator=generator)
-    thicker, thinner = thickness < 0.2, thickness > 0.85
-    if thicker.any():  # dilate half-way: bolder pen, edges still soft
-        out[thicker] = 0.5 * (out[thicker] + F.max_pool2d(out[thicker], 3, stride=1, padding=1))
-    if thinner.any():  # erode half-way: finer pen
-        out[thinner] = 0.5 * (out[thinner] - F.max_pool2d(-out[thinner], 3, stride=1, padding=1))
-    return out
+    pen = torch.rand(n, generator=generator, device=device)[:, None, None, None]
+    bolder = 0.5 * (out + _neighbourhood_max(out))  # dilated half-way: edges still soft
+    finer = 0.5 * (out - _neighbourhood_max(-out))  # eroded half-way
+    return torch.where(pen < 0.2, bolder, torch.where(pen > 0.85, finer, out))
+
+
+def _neighbourhood_max(images: torch.Tensor) -> torch.Tensor:
+    """Each pixel's largest value in its 3x3 neighbourhood: ``F.max_pool2d(images, 3, stride=1, padding=1)``.
+
+    The same numbers as maxima of shifted copies, one direction at a time, because the CPU's
+    max-pooling is slow on one-channel images (bench/RESULTS.md).
+    """
+    padded = F.pad(images, (1, 1, 1, 1), value=float("-inf"))
+    rows = torch.maximum(torch.maximum(padded[..., :-2, :], padded[..., 1:-1, :]), padded[..., 2:, :])
+    return torch.maximum(torch.maximum(rows[..., :-2], rows[..., 1:-1]), rows[..., 2:])
 
 
 OUTLIER_PEN = (1.5, 3.5)  # pen widths in pixels of the 28x28; MNIST's strokes are about 2-3
@@ -376,7 +391,7 @@ def _render(points: torch.Tensor, starts: torch.Tensor, widths: torch.Tensor) ->
     Ink is 1 within half the pen width of the nearest segment, fading to 0 over one pixel.
     """
     a, b = points[:, :-1, None], points[:, 1:, None]  # (N, S, 1, 2)
-    centres = torch.arange(28, dtype=points.dtype) + 0.5
+    centres = torch.arange(28, dtype=points.dtype, device=points.device) + 0.5
     pixels = torch.stack(torch.meshgrid(centres, centres, indexing="xy"), dim=-1).reshape(1, 1, -1, 2)
     along = b - a
     t = (((pixels - a) * along).sum(-1) / (along * along).sum(-1).clamp(min=1e-6)).clamp(0, 1)
@@ -402,19 +417,19 @@ def outliers(digits: torch.Tensor, generator: torch.Generator | None = None) -> 
     into curves; 3-5 loose strokes crossing at random; and two of the given digits
     overlapping side by side, which is no single digit either.
     """
-    n = digits.shape[0]
+    n, device = digits.shape[0], digits.device
     third = n // 3
-    widths = torch.rand(2 * third, generator=generator) * (OUTLIER_PEN[1] - OUTLIER_PEN[0]) + OUTLIER_PEN[0]
+    nine = torch.arange(9, device=device)
+    widths = torch.rand(2 * third, generator=generator, device=device) * (OUTLIER_PEN[1] - OUTLIER_PEN[0])
+    widths += OUTLIER_PEN[0]
 
-    corners = torch.rand(third, 9, 2, generator=generator)
-    used = torch.randint(6, 10, (third, 1), generator=generator)
-    corners = corners.gather(
-        1, torch.minimum(torch.arange(9), used - 1)[..., None].expand(-1, -1, 2)
-    )  # repeat the last
+    corners = torch.rand(third, 9, 2, generator=generator, device=device)
+    used = torch.randint(6, 10, (third, 1), generator=generator, device=device)
+    corners = corners.gather(1, torch.minimum(nine, used - 1)[..., None].expand(-1, -1, 2))  # repeat the last
     curved = third // 2
     zigzags = torch.cat(
         [
-            _render(_fit(path), torch.ones(len(path), path.shape[1] - 1, dtype=torch.bool), pens)
+            _render(_fit(path), torch.ones(len(path), path.shape[1] - 1, dtype=torch.bool, device=device), pens)
             for path, pens in (
                 (_smooth(corners[:curved]), widths[:curved]),
                 (corners[curved:], widths[curved:third]),
@@ -422,21 +437,22 @@ def outliers(digits: torch.Tensor, generator: torch.Generator | None = None) -> 
         ]
     )
 
-    ends = torch.rand(third, 10, 2, generator=generator)  # 5 strokes, from ends[2k] to ends[2k + 1]
-    count = torch.randint(3, 6, (third, 1), generator=generator)
-    starts = (torch.arange(9) % 2 == 0) & (torch.arange(9) // 2 < count)
+    ends = torch.rand(third, 10, 2, generator=generator, device=device)  # 5 strokes, from ends[2k] to ends[2k + 1]
+    count = torch.randint(3, 6, (third, 1), generator=generator, device=device)
+    starts = (nine % 2 == 0) & (nine // 2 < count)
     strokes = _render(_fit(ends), starts, widths[third:])
 
     rest = n - 2 * third
-    partner = digits[torch.randperm(n, generator=generator)[:rest]]
-    apart = (torch.rand(rest, generator=generator) * 5 + 4) * torch.sign(torch.rand(rest, generator=generator) - 0.5)
+    partner = digits[torch.randperm(n, generator=generator, device=device)[:rest]]
+    apart = torch.rand(rest, generator=generator, device=device) * 5 + 4
+    apart *= torch.sign(torch.rand(rest, generator=generator, device=device) - 0.5)
     pairs = torch.maximum(_shifted(digits[:rest], -apart / 2), _shifted(partner, apart / 2))
     return torch.cat([zigzags * 2 - 1, strokes * 2 - 1, pairs])
 
 
 def _shifted(images: torch.Tensor, pixels: torch.Tensor) -> torch.Tensor:
     """Normalized images moved right by ``pixels`` (N,) and shrunk to 3/4, so a pair side by side fits 28x28."""
-    theta = torch.zeros(len(images), 2, 3)
+    theta = torch.zeros(len(images), 2, 3, device=images.device)
     theta[:, 0, 0] = theta[:, 1, 1] = 4 / 3
     theta[:, 0, 2] = -pixels * 2 / 28 * 4 / 3
     grid = F.affine_grid(theta, list(images.shape), align_corners=False)

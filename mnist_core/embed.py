@@ -2,8 +2,8 @@
 
 PCA is exact and instant, so a map is there at once; UMAP (umap-learn) keeps
 neighbourhoods, so each digit becomes its own island and the errors sit on the
-shores, but it takes 7-18 s for the 10,000 test images (the first call in a process
-also compiles its numba code). A new image (a drawing) is placed
+shores, but it takes a while (the first call in a process also compiles its numba
+code), so the dashboard computes it in the background. A new image (a drawing) is placed
 among its nearest neighbours in feature space, the same way for both methods.
 """
 
@@ -30,7 +30,7 @@ METHODS = ("pca", "umap")
 NEIGHBOURS = 10  # where a new image lands: the mean position of this many nearest images
 UMAP_NEIGHBOURS = 15  # the neighbourhood UMAP keeps together (umap-learn's default)
 # A background map's process gets every cycle the rest leaves idle, and only those: at the same priority
-# as the server, UMAP took a whole core from the pages' reruns (and a run) for a minute after a model changed.
+# as the server, UMAP took a whole core from the pages' reruns (and a run) after a model changed.
 BACKGROUND_NICENESS = 10
 
 
@@ -45,7 +45,7 @@ def hidden_layer(model: CNN, maps: torch.Tensor) -> np.ndarray:
 
 def penultimate(model: CNN, images: torch.Tensor) -> np.ndarray:
     """(N, hidden_units) hidden-layer activations of normalized images, through the one forward pass, batch by
-    batch, so the conv maps of the 10,000 test images (125 MB for the default model) are never held at once."""
+    batch, so the conv maps of all the test images are never held at once."""
     chunks = [hidden_layer(model, maps) for maps, _ in forward_batches(model, images)]
     return np.concatenate(chunks) if chunks else np.empty((0, model.config.hidden_units), np.float32)
 
@@ -64,10 +64,10 @@ def project(features: np.ndarray, method: str = "pca", seed: int = 0) -> np.ndar
         import umap
         from sklearn.neighbors import NearestNeighbors
 
-        # UMAP's own neighbour search (pynndescent) compiled numba code for 30-40 s of CPU in every new process,
-        # and the map is always made in a new one; scikit-learn finds the exact neighbours in about a second.
-        # 200 layout epochs, UMAP's own choice above 10,000 points, instead of its 500 below: the default model's
-        # test-set map keeps the same neighbour agreement (0.992) in 13 s of CPU instead of 55 s.
+        # UMAP's own neighbour search (pynndescent) compiles numba code in every new process, and the map is
+        # always made in a new one; scikit-learn finds the exact neighbours in one pass. 200 layout epochs,
+        # UMAP's own choice above 10,000 points, instead of its 500 below: the test-set map keeps its neighbour
+        # agreement in far less time (bench/RESULTS.md, issue 12).
         distances, indices = NearestNeighbors(n_neighbors=UMAP_NEIGHBOURS).fit(features).kneighbors(features)
         reducer = umap.UMAP(
             n_components=2,

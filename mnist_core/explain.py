@@ -27,7 +27,7 @@ from .model import CNN
 
 METHODS = ("saliency", "integrated-gradients", "occlusion", "grad-cam")
 BACKGROUND = -1.0  # a blank pixel after data.normalize
-IG_STEPS = 32  # integrated gradients' Riemann steps: the map changes by under 1% beyond this
+IG_STEPS = 32  # integrated gradients' Riemann steps: more barely change the map (bench/RESULTS.md)
 OCCLUSION_WINDOW = 4  # pixels, about a stroke's width at 28x28
 OCCLUSION_STRIDE = 2
 

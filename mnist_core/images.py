@@ -8,7 +8,7 @@ Decoding is where a small file costs the most, so it has a budget: only the form
 the lab documents reach a decoder (an EPS renamed ``.png`` never reaches Ghostscript),
 the memory the decoder will need is computed from the header and refused above
 MAX_DECODED_BYTES, a JPEG with more scans than any camera writes is refused (each
-progressive scan re-reads every coefficient: 20,000 of them took a minute), and at
+progressive scan re-reads every coefficient, bench/RESULTS.md), and at
 most two images decode at once, so many sessions uploading large pictures queue
 instead of exhausting the server's memory.
 """

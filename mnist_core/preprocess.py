@@ -15,10 +15,9 @@ morphological top-hat (the image minus its opening by a square wider than the st
 keeps the strokes and drops the rest, sharp shadow edges included. Ruled paper's light
 blue lines and red margin vanish in the brightest colour channel, where ink stays dark.
 
-The image operations are OpenCV's (headless), measured faster than scipy.ndimage on a
-320x320 float32 picture, one thread: the opening by a 53x53 square 0.97 ms vs 3.55, the
-3x3 mean 0.09 vs 0.88, the pieces' dilation 0.04 vs 3.7, with the same results (scipy's
-reflect border is cv2.BORDER_REFLECT, 4-connected labels the same). Pillow resamples:
+The image operations are OpenCV's (headless): measured faster than scipy.ndimage's
+(bench/RESULTS.md), with the same results (scipy's reflect border is cv2.BORDER_REFLECT,
+4-connected labels the same). Pillow resamples:
 its LANCZOS filters the whole footprint when shrinking, as MNIST's anti-aliasing did.
 
 Every step is kept as an image, so the dashboard can show what the model sees.
@@ -185,8 +184,8 @@ def _top_hat(ink_up: np.ndarray, drawing: bool) -> np.ndarray:
 
     The result of a drawing may be half the input's size: where its strokes are at least
     twice STROKE_PIXELS wide (the Draw page's pen is 6-40 px), the pixels between are wasted
-    work (a canvas is read in 0.4x the time). Photos are never shrunk: a thin digit
-    of a number, halved, can fail _is_digit (4 more of 150 generated numbers were misread).
+    work. Photos are never shrunk: a thin digit of a number, halved, can fail _is_digit
+    (bench/RESULTS.md has both measurements).
     """
     ink_up = cv2.blur(ink_up, (3, 3), borderType=cv2.BORDER_REFLECT)
     level, explained = _otsu(_histogram(_levels(ink_up)))

@@ -4,19 +4,21 @@ The loop reports through one callback, so the command line's progress bar and th
 dashboard's live curves watch the same thing, and it checks a stop flag between
 batches, so a user can cancel without losing anything but the run.
 
-Speed (measured in ``bench/``): the model runs in channels-last memory layout, which
-oneDNN's convolutions prefer (about 1.3x on a 2-core CPU), and under bfloat16 autocast
-where the hardware has bfloat16 arithmetic (about 1.8x more); weights, optimizer state
-and the loss stay in float32, so accuracy is unchanged.
+For speed the model runs in channels-last memory layout, which oneDNN's convolutions
+prefer, and under bfloat16 autocast where the hardware has bfloat16 arithmetic; weights,
+optimizer state and the loss stay in float32, so accuracy is unchanged (bench/RESULTS.md
+has the gains). On a GPU nothing in a batch waits for the GPU: batches are augmented
+there, and the running loss is read back only when a report needs it.
 """
 
 from __future__ import annotations
 
+import functools
 import math
 import time
 from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
-from typing import Any, Literal
+from typing import Any, Literal, NamedTuple
 
 import torch
 import torch.nn.functional as F
@@ -167,7 +169,11 @@ def preset_values(preset: str) -> dict[str, Any]:
 
 @dataclass
 class Progress:
-    """One report from the loop: after every batch (``kind="batch"``) and every epoch (``kind="epoch"``)."""
+    """One report from the loop: after a batch (``kind="batch"``) and after every epoch (``kind="epoch"``).
+
+    On the CPU every batch is reported; on an accelerator at most every ``REPORT_INTERVAL_S``
+    and at each epoch's last batch (see ``_Meter``).
+    """
 
     kind: Literal["batch", "epoch"]
     epoch: int  # 1-based
@@ -204,11 +210,13 @@ def pick_device(name: str = "auto") -> torch.device:
     return torch.device("cpu")
 
 
+@functools.cache
 def autocast_dtype(device: torch.device) -> torch.dtype | None:
     """bfloat16 where the device computes in it natively, else None (float32 throughout).
 
     On a CPU without bfloat16 instructions autocast would emulate it and run slower
-    than float32, so it is only turned on where oneDNN reports native support.
+    than float32, so it is only turned on where oneDNN reports native support. The
+    answer cannot change while the process runs, so each device is asked once.
     """
     if device.type == "cpu" and torch.backends.mkldnn.is_available() and torch.ops.mkldnn._is_mkldnn_bf16_supported():
         return torch.bfloat16
@@ -222,18 +230,160 @@ def _autocast(device: torch.device) -> torch.autocast:
     return torch.autocast(device.type, dtype=dtype or torch.float32, enabled=dtype is not None)
 
 
+def _sum_dtype(device: torch.device) -> torch.dtype:
+    """float64 for sums kept on the device, so they equal Python's float sums; MPS has no float64."""
+    return torch.float32 if device.type == "mps" else torch.float64
+
+
+class _TrainingData(NamedTuple):
+    """The training images where the model runs, the training split as rows of them, and the validation split."""
+
+    images: torch.Tensor
+    labels: torch.Tensor
+    rows: torch.Tensor
+    val_images: torch.Tensor
+    val_labels: torch.Tensor
+
+
+def _training_data(data: MNIST, config: TrainConfig, device: torch.device) -> _TrainingData:
+    """Batches are gathered through ``rows``: on the CPU nothing is copied, and an accelerator holds one copy."""
+    images, labels = data.train_images.to(device), data.train_labels.to(device)
+    train_index, val_index = (index.to(device) for index in data.validation_indices(config.val_size, config.seed))
+    if config.train_size:
+        train_index = train_index[: config.train_size]
+    return _TrainingData(images, labels, train_index, images[val_index], labels[val_index])
+
+
+def _make_optimizer(model: CNN, config: TrainConfig, device: torch.device) -> torch.optim.Optimizer:
+    # The fused update is one kernel per weight instead of a dozen small ops (bench/RESULTS.md). Building any
+    # torch.optim optimizer imports torch._dynamo (torch 2.14), fused or not: nothing here avoids that import.
+    return torch.optim.Adam(
+        model.parameters(), lr=config.lr, weight_decay=config.weight_decay, fused=device.type in ("cpu", "cuda")
+    )
+
+
+def _make_schedule(
+    optimizer: torch.optim.Optimizer, config: TrainConfig, total_steps: int
+) -> torch.optim.lr_scheduler.LRScheduler:
+    if config.schedule == "onecycle":
+        return torch.optim.lr_scheduler.OneCycleLR(optimizer, max_lr=config.lr, total_steps=total_steps)
+    if config.schedule == "cosine":
+        return torch.optim.lr_scheduler.CosineAnnealingLR(optimizer, T_max=total_steps)
+    return torch.optim.lr_scheduler.LambdaLR(optimizer, lambda step: 1.0)
+
+
+def _batch(
+    train_data: _TrainingData, index: torch.Tensor, epoch: int, config: TrainConfig, generator: torch.Generator
+) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    """A batch's images and labels, augmented in the epochs that are, and the non-digits that go with it.
+
+    Outlier exposure makes as many non-digits as half the batch (``data.outliers``); without it
+    there are none (zero rows). Everything is made on the device the batch is on.
+    """
+    x, y = train_data.images[index], train_data.labels[index]
+    if epoch <= config.augmented_epochs:
+        x = augment(x, generator, y)
+    odd = outliers(x[: len(x) // 2], generator) if config.outlier_exposure else x[:0]
+    return x, y, odd
+
+
+def _train_step(
+    model: CNN,
+    optimizer: torch.optim.Optimizer,
+    scheduler: torch.optim.lr_scheduler.LRScheduler,
+    x: torch.Tensor,
+    y: torch.Tensor,
+    odd: torch.Tensor,
+    config: TrainConfig,
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """One update; returns the loss and the digits' logits, left on the device."""
+    with _autocast(x.device):
+        logits = model(torch.cat([x, odd]) if len(odd) else x)
+    logits, odd_logits = logits[: len(y)], logits[len(y) :]
+    loss = F.cross_entropy(logits.float(), y, label_smoothing=config.label_smoothing)
+    if len(odd):  # cross-entropy to the uniform distribution on the outliers (Hendrycks et al., 2019)
+        loss = loss - config.outlier_exposure * odd_logits.float().log_softmax(dim=1).mean()
+    optimizer.zero_grad(set_to_none=True)
+    loss.backward()
+    optimizer.step()
+    scheduler.step()
+    return loss, logits
+
+
+REPORT_INTERVAL_S = 0.1  # on an accelerator, the least time between two batch reports
+
+
+class _Meter:
+    """The running loss, accuracy and speed that reports carry.
+
+    The sums stay on the device and are read only for a report: reading a GPU tensor waits
+    for every queued batch, so there a batch is reported at most every ``interval`` seconds
+    (and at each epoch's last batch). On the CPU the numbers are already at hand (interval 0).
+    """
+
+    epoch: int
+    count: int  # images so far in this epoch
+    loss_sum: torch.Tensor
+    correct: torch.Tensor
+
+    def __init__(self, device: torch.device, epochs: int, batches: int, images: int, interval: float) -> None:
+        self.device, self.epochs, self.batches, self.images, self.interval = device, epochs, batches, images, interval
+        self.started = self.reported = time.perf_counter()
+
+    def start_epoch(self, epoch: int) -> None:
+        self.epoch, self.count = epoch, 0
+        self.loss_sum = torch.zeros((), dtype=_sum_dtype(self.device), device=self.device)
+        self.correct = torch.zeros((), dtype=torch.int64, device=self.device)
+
+    def add(self, loss: torch.Tensor, logits: torch.Tensor, labels: torch.Tensor) -> None:
+        self.loss_sum += loss.detach().to(self.loss_sum.dtype) * len(labels)
+        self.correct += (logits.argmax(1) == labels).sum()
+        self.count += len(labels)
+
+    def due(self, batch: int) -> bool:
+        return batch == self.batches or time.perf_counter() - self.reported >= self.interval
+
+    def report(
+        self,
+        kind: Literal["batch", "epoch"],
+        batch: int,
+        val_loss: float | None = None,
+        val_accuracy: float | None = None,
+        watch: list[list[float]] | None = None,
+    ) -> Progress:
+        loss, accuracy = self.loss_sum.item() / self.count, self.correct.item() / self.count
+        self.reported = time.perf_counter()
+        rate = ((self.epoch - 1) * self.images + self.count) / (self.reported - self.started)
+        remaining = (self.epochs - self.epoch + 1) * self.images - self.count
+        return Progress(
+            kind,
+            self.epoch,
+            self.epochs,
+            batch,
+            self.batches,
+            loss,
+            accuracy,
+            rate,
+            remaining / rate,
+            val_loss,
+            val_accuracy,
+            watch,
+        )
+
+
 @torch.inference_mode()
 def _validate(model: CNN, images: torch.Tensor, labels: torch.Tensor, device: torch.device) -> tuple[float, float]:
     model.eval()
-    loss_sum, correct = 0.0, 0
-    # Small chunks: a 2,000-image chunk held 0.4 GB per activation for the best preset's model.
+    loss_sum = torch.zeros((), dtype=_sum_dtype(device), device=device)
+    correct = torch.zeros((), dtype=torch.int64, device=device)
+    # Small chunks, so the widest model's activations stay small next to the model itself.
     for start in range(0, len(labels), 256):
         x, y = images[start : start + 256].to(device), labels[start : start + 256].to(device)
         with _autocast(device):
             logits = model(x).float()
-        loss_sum += F.cross_entropy(logits, y, reduction="sum").item()
-        correct += (logits.argmax(1) == y).sum().item()
-    return loss_sum / max(len(labels), 1), correct / max(len(labels), 1)
+        loss_sum += F.cross_entropy(logits, y, reduction="sum").to(loss_sum.dtype)
+        correct += (logits.argmax(1) == y).sum()
+    return loss_sum.item() / max(len(labels), 1), correct.item() / max(len(labels), 1)
 
 
 @torch.inference_mode()
@@ -254,9 +404,8 @@ def _digit_batch_norm(model: CNN, digits: torch.Tensor, device: torch.device) ->
     """Batch norm's running statistics measured again on digits alone.
 
     Under outlier exposure every batch is a third non-digits, so the statistics kept
-    during training describe that mixture, and real digits are then normalised wrongly:
-    the default preset with outlier exposure 0.5 measured 98.38% on the MNIST test set
-    as trained and 99.32% once its statistics came from 20,000 training digits.
+    during training describe that mixture, and real digits are then normalised wrongly
+    (bench/RESULTS.md has what this is worth on the test set).
     """
     norms = [m for m in model.modules() if isinstance(m, torch.nn.BatchNorm2d)]
     momenta = [norm.momentum for norm in norms]
@@ -285,105 +434,39 @@ def train(
     the epoch's report and history, so one can see them flip from wrong to right.
     """
     torch.manual_seed(config.seed)
-    generator = torch.Generator().manual_seed(config.seed)
     device = pick_device(config.device)
-    train_index, val_index = data.validation_indices(config.val_size, config.seed)
-    if config.train_size:
-        train_index = train_index[: config.train_size]
-    val_x, val_y = data.train_images[val_index], data.train_labels[val_index]
-    if device.type == "cpu":  # batches are gathered from the full set, so nothing is copied
-        train_x, train_y = data.train_images, data.train_labels
-    else:  # only the training split goes to the accelerator
-        train_x, train_y = data.train_images[train_index].to(device), data.train_labels[train_index].to(device)
-        train_index = torch.arange(len(train_index), device=device)
-
+    generator = torch.Generator(device).manual_seed(config.seed)  # shuffles, augments and draws non-digits
+    train_data = _training_data(data, config, device)
     model = CNN(model_config).to(device).to(memory_format=torch.channels_last)
-    # The fused update is one kernel per weight instead of a dozen small ops: on a 2-core CPU a step of
-    # the quick preset's model took 1.3-1.9 ms instead of 5.9-7.4 (a tenth of its training time).
-    optimizer = torch.optim.Adam(
-        model.parameters(), lr=config.lr, weight_decay=config.weight_decay, fused=device.type in ("cpu", "cuda")
-    )
-    batches = math.ceil(len(train_index) / config.batch_size)
-    total_steps = batches * config.epochs
-    scheduler: torch.optim.lr_scheduler.LRScheduler
-    if config.schedule == "onecycle":
-        scheduler = torch.optim.lr_scheduler.OneCycleLR(optimizer, max_lr=config.lr, total_steps=total_steps)
-    elif config.schedule == "cosine":
-        scheduler = torch.optim.lr_scheduler.CosineAnnealingLR(optimizer, T_max=total_steps)
-    else:
-        scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer, lambda step: 1.0)
-
+    optimizer = _make_optimizer(model, config, device)
+    batches = math.ceil(len(train_data.rows) / config.batch_size)
+    scheduler = _make_schedule(optimizer, config, batches * config.epochs)
+    interval = 0.0 if device.type == "cpu" else REPORT_INTERVAL_S
+    meter = _Meter(device, config.epochs, batches, len(train_data.rows), interval)
     result = TrainResult(model=model)
-    started = time.perf_counter()
-    seen = 0
+
     for epoch in range(1, config.epochs + 1):
         model.train()
-        order = train_index[torch.randperm(len(train_index), generator=generator).to(device)]
-        loss_sum, correct, count = 0.0, 0, 0
-        for batch in range(1, batches + 1):
+        meter.start_epoch(epoch)
+        order = train_data.rows[torch.randperm(len(train_data.rows), generator=generator, device=device)]
+        for batch, index in enumerate(order.split(config.batch_size), start=1):
             if should_stop is not None and should_stop():
                 raise TrainingCancelled(f"cancelled in epoch {epoch}, batch {batch}")
-            index = order[(batch - 1) * config.batch_size : batch * config.batch_size]
-            x, y = train_x[index], train_y[index]
-            if epoch <= config.augmented_epochs:
-                x = augment(x.cpu(), generator, y.cpu()).to(device)
-            odd = outliers(x[: len(x) // 2].cpu(), generator).to(device) if config.outlier_exposure else x[:0]
-            with _autocast(device):
-                logits = model(torch.cat([x, odd]) if len(odd) else x)
-            logits, odd_logits = logits[: len(y)], logits[len(y) :]
-            loss = F.cross_entropy(logits.float(), y, label_smoothing=config.label_smoothing)
-            if len(odd):  # cross-entropy to the uniform distribution on the outliers (Hendrycks et al., 2019)
-                loss = loss - config.outlier_exposure * odd_logits.float().log_softmax(dim=1).mean()
-            optimizer.zero_grad(set_to_none=True)
-            loss.backward()
-            optimizer.step()
-            scheduler.step()
+            x, y, odd = _batch(train_data, index, epoch, config, generator)
+            loss, logits = _train_step(model, optimizer, scheduler, x, y, odd, config)
+            meter.add(loss, logits, y)
+            if on_progress is not None and meter.due(batch):
+                on_progress(meter.report("batch", batch))
 
-            loss_sum += loss.item() * len(y)
-            correct += (logits.argmax(1) == y).sum().item()
-            count += len(y)
-            seen += len(y)
-            elapsed = time.perf_counter() - started
-            rate = seen / elapsed
-            if on_progress is not None:
-                remaining = (config.epochs - epoch) * len(train_index) + len(train_index) - count
-                on_progress(
-                    Progress(
-                        "batch",
-                        epoch,
-                        config.epochs,
-                        batch,
-                        batches,
-                        loss_sum / count,
-                        correct / count,
-                        rate,
-                        remaining / rate,
-                    )
-                )
-
-        val_loss, val_accuracy = _validate(model, val_x, val_y, device)
-        elapsed = time.perf_counter() - started
-        report = Progress(
-            "epoch",
-            epoch,
-            config.epochs,
-            batches,
-            batches,
-            loss_sum / count,
-            correct / count,
-            seen / elapsed,
-            (config.epochs - epoch) * len(train_index) / (seen / elapsed),
-            val_loss,
-            val_accuracy,
-            _watch(model, watch, device),
-        )
+        val_loss, val_accuracy = _validate(model, train_data.val_images, train_data.val_labels, device)
+        report = meter.report("epoch", batches, val_loss, val_accuracy, _watch(model, watch, device))
         result.history.append(asdict(report))
         if on_progress is not None:
             on_progress(report)
 
     if config.outlier_exposure:
-        _digit_batch_norm(model, train_x[train_index[:BATCH_NORM_IMAGES]], device)
-    result.seconds = time.perf_counter() - started
+        _digit_batch_norm(model, train_data.images[train_data.rows[:BATCH_NORM_IMAGES]], device)
+    result.seconds = time.perf_counter() - meter.started
     # Back to the plain layout, so checkpoints and callers see an ordinary CPU model.
     result.model = model.to("cpu").to(memory_format=torch.contiguous_format).eval()
     return result

@@ -7,7 +7,20 @@ import pytest
 import torch
 
 from mnist_core import data, places
-from mnist_core.data import DataError, augment, fetch, missing_files, normalize, raw_dir, read_idx
+from mnist_core.data import (
+    FLAG_SLOTS,
+    FLAGGED_ONES,
+    DataError,
+    _flag_ones,
+    _neighbourhood_max,
+    augment,
+    fetch,
+    missing_files,
+    normalize,
+    outliers,
+    raw_dir,
+    read_idx,
+)
 
 
 def write_idx(path, array: np.ndarray) -> None:
@@ -161,8 +174,6 @@ def test_is_downloaded_sees_each_missing_file(tmp_path, mnist):
 
 
 def test_some_ones_get_the_flag_most_of_the_world_writes_and_nothing_else_changes(mnist):
-    from mnist_core.data import FLAGGED_ONES, _flag_ones
-
     images, labels = mnist.train_images[:2000], mnist.train_labels[:2000]
     out = _flag_ones(images, labels, torch.Generator().manual_seed(0))
     changed = (out != images).flatten(1).any(dim=1)
@@ -173,3 +184,29 @@ def test_some_ones_get_the_flag_most_of_the_world_writes_and_nothing_else_change
     added = (out - images)[changed].squeeze(1).sum(dim=0)  # (28, 28) where the flags went
     top_left, bottom_right = added[:14, :14].sum(), added[14:, 14:].sum()
     assert top_left > bottom_right  # the flag hangs down to the left of the top of the stroke
+
+
+def test_augmentation_and_non_digits_are_made_on_the_images_device(mnist):
+    """Every tensor they make follows the images: under a default device of "meta", one made anywhere else fails."""
+    images, labels = mnist.train_images[:64], mnist.train_labels[:64]
+    expected = (
+        augment(images, torch.Generator().manual_seed(0), labels),
+        outliers(images, torch.Generator().manual_seed(0)),
+    )
+    with torch.device("meta"):
+        made = (
+            augment(images, torch.Generator(device="cpu").manual_seed(0), labels),
+            outliers(images, torch.Generator(device="cpu").manual_seed(0)),
+        )
+    assert all(torch.equal(a, b) for a, b in zip(made, expected))
+
+
+def test_pen_thickness_takes_the_same_neighbourhood_maximum_as_max_pooling():
+    images = torch.rand(8, 1, 28, 28) * 2 - 1
+    assert torch.equal(_neighbourhood_max(images), torch.nn.functional.max_pool2d(images, 3, stride=1, padding=1))
+
+
+def test_a_batch_of_ones_gets_no_more_flags_than_its_fixed_number_of_slots(mnist):
+    ones = mnist.train_images[mnist.train_labels == 1][:400]
+    out = _flag_ones(ones, torch.ones(400, dtype=torch.long), torch.Generator().manual_seed(0))
+    assert (out != ones).flatten(1).any(dim=1).sum() == 400 * FLAG_SLOTS  # 0.4 of them were chosen

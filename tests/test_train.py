@@ -5,8 +5,20 @@ from synthetic_mnist import synthetic_mnist
 import mnist_core.train
 from mnist_core.data import MNIST
 from mnist_core.evaluate import evaluate
-from mnist_core.model import ModelConfig
-from mnist_core.train import PRESETS, TrainConfig, TrainingCancelled, train
+from mnist_core.model import CNN, ModelConfig
+from mnist_core.train import (
+    PRESETS,
+    REPORT_INTERVAL_S,
+    TrainConfig,
+    TrainingCancelled,
+    _batch,
+    _make_optimizer,
+    _make_schedule,
+    _Meter,
+    _train_step,
+    _training_data,
+    train,
+)
 
 TINY_MODEL = ModelConfig(conv1_channels=4, conv2_channels=8, hidden_units=16, dropout=0.0)
 
@@ -27,12 +39,17 @@ def test_one_epoch_of_the_quick_preset_reaches_99_percent(mnist):
 
 @pytest.mark.slow
 def test_same_seed_same_model_and_other_seed_another(small):
-    config = TrainConfig(epochs=1, batch_size=64, val_size=200, seed=7)
-    first, second = train(TINY_MODEL, config, small).model, train(TINY_MODEL, config, small).model
+    config = TrainConfig(epochs=1, batch_size=64, val_size=200, seed=7, augment=True, outlier_exposure=0.5)
+    first, second = train(TINY_MODEL, config, small), train(TINY_MODEL, config, small)
     other = train(TINY_MODEL, TrainConfig(epochs=1, batch_size=64, val_size=200, seed=8), small).model
-    for a, b in zip(first.state_dict().values(), second.state_dict().values()):
+    for a, b in zip(first.model.state_dict().values(), second.model.state_dict().values()):
         assert torch.equal(a, b)
-    assert not torch.equal(first.classifier[-1].weight, other.classifier[-1].weight)
+    assert not torch.equal(first.model.classifier[-1].weight, other.classifier[-1].weight)
+
+    def measured(history: list[dict]) -> list[dict]:  # all but the timings
+        return [{k: v for k, v in epoch.items() if k not in ("images_per_sec", "eta_s")} for epoch in history]
+
+    assert measured(first.history) == measured(second.history)
 
 
 @pytest.mark.slow
@@ -46,6 +63,45 @@ def test_progress_reports_every_batch_and_epoch(small):
     assert all(e.images_per_sec > 0 and e.eta_s >= 0 for e in events)
     assert batches[-1].eta_s == pytest.approx(0, abs=1e-6)
     assert all(0 <= e.val_accuracy <= 1 and e.val_loss > 0 for e in epochs)
+
+
+def test_the_running_sums_are_read_only_for_a_report_and_an_accelerator_reports_batches_sparingly():
+    meter = _Meter(torch.device("cpu"), epochs=2, batches=3, images=6, interval=3600.0)
+    meter.start_epoch(1)
+    logits = torch.tensor([[2.0, 0.0], [0.0, 1.0]])
+    for batch, (loss, labels) in enumerate(((1.0, [0, 0]), (0.5, [0, 1])), start=1):
+        meter.add(torch.tensor(loss), logits, torch.tensor(labels))
+        assert not meter.due(batch)  # an hour has not passed
+    assert meter.due(batch=3)  # an epoch's last batch is always reported
+    report = meter.report("batch", 2)
+    assert (report.loss, report.accuracy) == (0.75, 0.75) and report.eta_s > 0
+    meter.start_epoch(2)
+    assert meter.count == 0 and meter.loss_sum.item() == 0
+    assert _Meter(torch.device("cpu"), epochs=1, batches=3, images=6, interval=0.0).due(batch=1)  # the CPU: every batch
+
+
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA GPU")
+def test_a_training_step_on_a_gpu_never_waits_for_it(small):
+    """Augmentation, non-digits, the update and the running sums only queue work: any call that would wait
+    for the GPU (a read-back, a shape that depends on values, a tensor copied from the host) raises here."""
+    device = torch.device("cuda")
+    config = TrainConfig(batch_size=64, val_size=200, augment=True, outlier_exposure=0.5)
+    data = _training_data(small, config, device)
+    model = CNN(TINY_MODEL).to(device).to(memory_format=torch.channels_last)
+    optimizer = _make_optimizer(model, config, device)
+    scheduler = _make_schedule(optimizer, config, total_steps=10)
+    meter = _Meter(device, epochs=1, batches=10, images=640, interval=REPORT_INTERVAL_S)
+    meter.start_epoch(1)
+    generator = torch.Generator(device).manual_seed(0)
+    order = data.rows[torch.randperm(len(data.rows), generator=generator, device=device)]
+    for step, index in enumerate(order.split(config.batch_size)[:4]):
+        torch.cuda.set_sync_debug_mode("error" if step else "default")  # the first step sets things up
+        try:
+            x, y, odd = _batch(data, index, 1, config, generator)
+            meter.add(*_train_step(model, optimizer, scheduler, x, y, odd, config), y)
+        finally:
+            torch.cuda.set_sync_debug_mode("default")
+    assert meter.report("batch", 4).loss > 0
 
 
 @pytest.mark.slow
