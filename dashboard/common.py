@@ -180,7 +180,7 @@ def ensure_downloaded() -> None:
     """Fetch MNIST on first use, with a progress bar; stop the page with a message if that fails."""
     if data.is_downloaded():
         return
-    bar = st.progress(0.0, text="Downloading MNIST (about 55 MB unpacked)…")
+    bar = st.progress(0.0, text="Downloading MNIST (about 11 MB)…")
 
     def report(name: str, done: int, total: int) -> None:
         bar.progress(min(done / total, 1.0) if total else 1.0, text=f"Downloading {name}: {done / 1e6:.1f} MB")

@@ -283,8 +283,8 @@ def _train(args: argparse.Namespace, model_config: ModelConfig, train_config: Tr
 
 def _measure(checkpoint: Checkpoint, data: MNIST) -> tuple[Evaluation, float | None]:
     """The model on the test set, and the share of its digits that the "not a digit" score would refuse (None
-    without a score). One forward pass gives both: the score reads the maps the logits come from, so the command
-    takes 4.8 s instead of 7.3 s with a pass for each."""
+    without a score). One forward pass gives both: the score reads the maps the logits come from, so a second pass
+    would only repeat work (bench/RESULTS.md has the times)."""
     from .predict import digit_score
 
     score = digit_score(checkpoint)
@@ -586,8 +586,7 @@ def run() -> NoReturn:
     """The command's entry point (``python -m mnist_core``, ``mnist-lab``): main, then exit at once.
 
     Freezing the heap spares the interpreter's exit a last garbage collection over every
-    object torch created: on the loaded 2-core machine exit took 0.3 s instead of 1.3 s,
-    about a tenth of a quick training run.
+    object torch created, a noticeable share of a quick training run (bench/RESULTS.md).
     """
     code = main()
     gc.freeze()

@@ -98,8 +98,7 @@ def sharing(load: float | None = None) -> float:
     """How much slower a run is on a machine that other work keeps busy: 1 + load per core.
 
     A run wants every core; with the 1-minute load average at L on N cores it gets about
-    N / (N + L) of them. On this project's shared 2-core machine this put the forecast
-    within 2x of runs measured at loads of 7 to 14, where the bare constants were 4-8x short.
+    N / (N + L) of them. Without this factor the forecast fell far short on a busy machine (bench/RESULTS.md).
     """
     load = os.getloadavg()[0] if load is None else load
     return 1.0 + max(load, 0.0) / (os.cpu_count() or 1)

@@ -123,7 +123,7 @@ def _layout(maps: torch.Tensor, centre: torch.Tensor, axes: torch.Tensor) -> tor
 
 
 def _maps(model: CNN, images: torch.Tensor, index: torch.Tensor) -> Iterator[torch.Tensor]:
-    """The last conv maps of ``images[index]``, CHUNK at a time: the best preset's 20,000 would be 0.5 GB at once."""
+    """The last conv maps of ``images[index]``, CHUNK at a time, so memory stays flat."""
     for chunk in index.split(CHUNK):
         yield features_and_logits(model, images[chunk])[0]
 
