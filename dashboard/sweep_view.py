@@ -21,20 +21,38 @@ from optuna import visualization
 import common
 from mnist_core.data import MNIST
 from mnist_core.jobs import Job, TrainingQueue
-from mnist_core.sweep import DEFAULT_STUDY, open_storage, run_sweep, search_space, summary
+from mnist_core.journal import TORN_SUFFIX, torn
+from mnist_core.sweep import DEFAULT_STUDY, SweepError, journal_path, run_sweep, search_space, summary, view_storage
 from mnist_core.train import PRESETS, Progress
 
 SEARCHED = "searched"
 
 
 def _load_study(directory: str, name: str) -> optuna.Study | None:
-    storage = open_storage(None, directory)
-    if name not in optuna.get_all_study_names(storage):
+    """The study to look at, or None; raises ``SweepError`` for a journal that cannot be read."""
+    storage = view_storage(None, directory)
+    if storage is None or name not in {s.study_name for s in storage.get_all_studies()}:
         return None
     return optuna.load_study(study_name=name, storage=storage)
 
 
-@st.cache_data(max_entries=16, show_spinner="Drawing the sweep's figures…")
+def _study_names(directory: str) -> list[str]:
+    """The studies in the journal; a journal that cannot be read is said in the page, which goes on without it."""
+    journal = journal_path(None, directory)
+    try:
+        storage = view_storage(None, directory)
+    except SweepError as exc:
+        st.error(f"{exc}. The next sweep cannot start until it is moved away.")
+        return []
+    if torn(journal):
+        st.warning(
+            f"The end of {journal.name} is torn (a full disk or a killed writer cut a line); the trials before it "
+            f"are shown, and the next sweep moves the torn part aside to {journal.name}{TORN_SUFFIX}."
+        )
+    return [s.study_name for s in storage.get_all_studies()] if storage is not None else []
+
+
+@st.cache_resource(max_entries=16, show_spinner="Drawing the sweep's figures…")
 def _figures(directory: str, name: str, finished: int) -> dict[str, go.Figure | str]:
     """Optuna's own plots of the study, redrawn only when a trial has finished (``finished`` is the cache key)."""
     study = _load_study(directory, name)
@@ -75,7 +93,7 @@ def panel(queue: TrainingQueue) -> None:
     busy = job is not None and not job.done
 
     name_col, preset_col, trials_col, epochs_col = st.columns(4)
-    studies = sorted({DEFAULT_STUDY, *optuna.get_all_study_names(open_storage(None, directory))})
+    studies = sorted({DEFAULT_STUDY, *_study_names(directory)})
     study = name_col.selectbox(
         "Study",
         studies,
@@ -128,7 +146,10 @@ def _live(job: Job | None, directory: str, name: str, busy: bool) -> None:
             st.error(f"**{job.name}** failed: {job.error}")
         if busy and job.done:
             st.rerun()  # the sweep ended: redraw the page, so its runs join the history
-    study = _load_study(directory, name) if name else None
+    try:
+        study = _load_study(directory, name) if name else None
+    except SweepError:  # said above the panel's settings
+        study = None
     if study is None:
         st.caption(f"No study named {name!r} yet." if name else "Name a study.")
         return

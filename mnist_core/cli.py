@@ -80,6 +80,13 @@ def _finite(text: str) -> float:
     return value
 
 
+def _seconds(text: str) -> float:
+    value = _finite(text)
+    if value <= 0:
+        raise argparse.ArgumentTypeError(f"must be above 0, not {text!r}")
+    return value
+
+
 def _add_config_flags(parser: argparse.ArgumentParser) -> None:
     """One flag per setting, as its declaration says; unset flags keep the preset's value."""
     quick = preset_values("quick")
@@ -153,7 +160,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument(
         "--trials", type=int, default=20, help="trials the study should have, all workers together (default: 20)"
     )
-    p.add_argument("--timeout", type=float, default=None, help="start no new trial after this many seconds")
+    p.add_argument("--timeout", type=_seconds, default=None, help="start no new trial after this many seconds")
     p.add_argument("--study", default="sweep", help="study name; the same name resumes or joins it (default: sweep)")
     p.add_argument(
         "--storage",
@@ -448,7 +455,8 @@ def cmd_sweep(args: argparse.Namespace) -> None:
 
     from .sweep import SweepError, run_sweep, summary
 
-    optuna.logging.set_verbosity(optuna.logging.WARNING)  # one line per trial, printed below
+    # One line per trial, printed below; a trial's error ends the command in one line, without Optuna's traceback.
+    optuna.logging.set_verbosity(optuna.logging.ERROR)
     fixed = _given(args)
 
     def on_trial(trial: optuna.trial.FrozenTrial) -> None:

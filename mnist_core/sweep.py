@@ -22,13 +22,12 @@ from pathlib import Path
 from typing import Any
 
 import optuna
-from optuna.storages import JournalStorage
-from optuna.storages.journal import JournalFileBackend
 from optuna.study import MaxTrialsCallback
 from optuna.trial import FrozenTrial, TrialState
 
 from . import settings
 from .data import MNIST
+from .journal import JournalError, open_journal, read_journal
 from .model import ModelConfig
 from .places import checkpoint_path, process_alive
 from .runs import run_training
@@ -58,8 +57,9 @@ def open_storage(url: str | None, directory: Path | str) -> optuna.storages.Base
     """``journal:PATH`` or None (the journal file in ``directory``) -> journal storage; else a database URL.
 
     The journal file takes a lock for every write, so it is safe for several processes
-    on one machine or a shared file system; ``sqlite:///...`` and ``postgresql://...``
-    go to Optuna's database storage as they are.
+    on one machine or a shared file system; a torn tail is moved aside first (see
+    ``journal``). ``sqlite:///...`` and ``postgresql://...`` go to Optuna's database
+    storage as they are.
     """
     if url is not None and not url.startswith("journal:"):
         from sqlalchemy.exc import SQLAlchemyError  # Optuna's database layer
@@ -68,9 +68,29 @@ def open_storage(url: str | None, directory: Path | str) -> optuna.storages.Base
             return optuna.storages.get_storage(url)
         except (SQLAlchemyError, ImportError, ValueError) as exc:  # a bad URL, a missing driver, no server
             raise SweepError(f"cannot open storage {url!r}: {str(exc).splitlines()[0]}") from None
-    path = Path(url.removeprefix("journal:")) if url else Path(directory) / DEFAULT_JOURNAL
-    path.parent.mkdir(parents=True, exist_ok=True)
-    return JournalStorage(JournalFileBackend(str(path)))
+    try:
+        return open_journal(journal_path(url, directory))
+    except JournalError as exc:
+        raise SweepError(str(exc)) from None
+
+
+def view_storage(url: str | None, directory: Path | str) -> optuna.storages.BaseStorage | None:
+    """The storage for looking only, or None where no journal exists yet: a journal is neither created nor repaired.
+
+    A journal is read incrementally (see ``journal.read_journal``), so a page that looks
+    again every two seconds pays for the trials that changed, not for the whole study.
+    """
+    if url is not None and not url.startswith("journal:"):
+        return open_storage(url, directory)
+    try:
+        return read_journal(journal_path(url, directory))
+    except JournalError as exc:
+        raise SweepError(str(exc)) from None
+
+
+def journal_path(url: str | None, directory: Path | str) -> Path:
+    """The journal file a ``journal:PATH`` URL, or None (the default one in ``directory``), names."""
+    return Path(url.removeprefix("journal:")) if url else Path(directory) / DEFAULT_JOURNAL
 
 
 def _draw(trial: optuna.Trial, setting: Setting, space: Interval | tuple) -> Any:
