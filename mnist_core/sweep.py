@@ -64,8 +64,10 @@ def open_storage(url: str | None, directory: Path | str) -> optuna.storages.Base
     if url is not None and not url.startswith("journal:"):
         from sqlalchemy.exc import SQLAlchemyError  # Optuna's database layer
 
+        # SQLAlchemy's default PostgreSQL driver is psycopg2; the postgres extra installs psycopg 3
+        driver = url.replace("postgresql://", "postgresql+psycopg://", 1) if url.startswith("postgresql://") else url
         try:
-            return optuna.storages.get_storage(url)
+            return optuna.storages.get_storage(driver)
         except (SQLAlchemyError, ImportError, ValueError) as exc:  # a bad URL, a missing driver, no server
             raise SweepError(f"cannot open storage {url!r}: {str(exc).splitlines()[0]}") from None
     try:

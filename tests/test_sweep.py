@@ -29,9 +29,9 @@ REPO = Path(__file__).resolve().parent.parent
 
 
 @pytest.mark.slow
-def test_a_tiny_sweep_makes_tagged_runs_and_resumes_to_its_target(tmp_path, mnist):
+def test_a_tiny_sweep_makes_tagged_runs_and_resumes_to_its_target(tmp_path, mnist, sweep_storage):
     seen = []
-    study = run_sweep(3, mnist, tmp_path, "tiny", fixed=TINY, on_trial=lambda t: seen.append(t.number))
+    study = run_sweep(3, mnist, tmp_path, "tiny", sweep_storage, fixed=TINY, on_trial=lambda t: seen.append(t.number))
     result = summary(study)
     assert seen == [0, 1, 2] and [t["state"] for t in result["trials"]] == ["COMPLETE"] * 3
     runs = {r["name"]: r for r in read_runs(tmp_path)}
@@ -50,8 +50,8 @@ def test_a_tiny_sweep_makes_tagged_runs_and_resumes_to_its_target(tmp_path, mnis
     assert set(result["trials"][0]["params"]) == {"lr", "batch_size", "dropout", "augment"}  # the rest is fixed
     json.dumps(result)
 
-    assert len(run_sweep(3, mnist, tmp_path, "tiny", fixed=TINY).trials) == 3  # already there: nothing runs
-    assert [t.number for t in run_sweep(4, mnist, tmp_path, "tiny", fixed=TINY).trials] == [0, 1, 2, 3]
+    assert len(run_sweep(3, mnist, tmp_path, "tiny", sweep_storage, fixed=TINY).trials) == 3  # nothing runs
+    assert [t.number for t in run_sweep(4, mnist, tmp_path, "tiny", sweep_storage, fixed=TINY).trials] == [0, 1, 2, 3]
 
 
 @pytest.mark.slow
@@ -68,21 +68,23 @@ def test_a_trial_below_the_pruners_threshold_stops_after_its_first_epoch(tmp_pat
     assert run["status"] == "cancelled" and "epoch 2" in run["error"]
 
 
-def test_bad_settings_and_another_presets_study_are_refused_before_any_trial(tmp_path, mnist):
+def test_bad_settings_and_another_presets_study_are_refused_before_any_trial(tmp_path, mnist, sweep_storage):
     with pytest.raises(SweepError, match="unknown setting"):
-        run_sweep(1, mnist, tmp_path, "s", fixed={"colour": "red"})
+        run_sweep(1, mnist, tmp_path, "s", sweep_storage, fixed={"colour": "red"})
     with pytest.raises(SweepError, match="epochs must be"):
-        run_sweep(1, mnist, tmp_path, "s", fixed={"epochs": 0})
+        run_sweep(1, mnist, tmp_path, "s", sweep_storage, fixed={"epochs": 0})
     with pytest.raises(SweepError, match="cannot open storage 'nonsense://x'"):
         run_sweep(1, mnist, tmp_path, "s", storage="nonsense://x")
-    run_sweep(0, mnist, tmp_path, "s", preset="quick")
+    with pytest.raises(SweepError, match="cannot open storage 'postgresql://nobody@127\\.0\\.0\\.1:1/none'"):
+        run_sweep(1, mnist, tmp_path, "s", storage="postgresql://nobody@127.0.0.1:1/none")  # no server there
+    run_sweep(0, mnist, tmp_path, "s", sweep_storage, preset="quick")
     with pytest.raises(SweepError, match="searches the 'quick' preset"):
-        run_sweep(1, mnist, tmp_path, "s", preset="best")
+        run_sweep(1, mnist, tmp_path, "s", sweep_storage, preset="best")
     assert not read_runs(tmp_path)
 
 
 @pytest.mark.slow
-def test_a_sweep_job_goes_through_the_queue_and_stops_when_cancelled(tmp_path, mnist):
+def test_a_sweep_job_goes_through_the_queue_and_stops_when_cancelled(tmp_path, mnist, sweep_storage):
     queue = TrainingQueue(tmp_path, load_data=lambda: mnist)
 
     def work(data, on_progress, should_stop):
@@ -91,6 +93,7 @@ def test_a_sweep_job_goes_through_the_queue_and_stops_when_cancelled(tmp_path, m
             data,
             tmp_path,
             "queued",
+            sweep_storage,
             fixed={**TINY, "batch_size": 16},
             on_progress=on_progress,
             should_stop=should_stop,
@@ -106,7 +109,7 @@ def test_a_sweep_job_goes_through_the_queue_and_stops_when_cancelled(tmp_path, m
         assert time.monotonic() < deadline
         time.sleep(0.01)
     assert job.status == "cancelled"
-    study = optuna.load_study(study_name="queued", storage=open_storage(None, tmp_path))
+    study = optuna.load_study(study_name="queued", storage=open_storage(sweep_storage, tmp_path))
     assert [t.state.name for t in study.trials] == ["FAIL"] and not list(tmp_path.glob("*.pt"))
 
 
