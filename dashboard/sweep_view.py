@@ -108,7 +108,8 @@ def panel(queue: TrainingQueue) -> None:
         500,
         20,
         key="sweep_trials",
-        help="The sweep runs until the study has this many trials, those of earlier sweeps and other workers included",
+        help="The sweep runs until the study has this many finished (complete or pruned) trials, those of earlier "
+        "sweeps and other workers included",
     )
     low, high = search_space(preset)["epochs"]
     epochs = epochs_col.selectbox("Epochs per trial", [SEARCHED, *range(int(low), int(high) + 1)], key="sweep_epochs")

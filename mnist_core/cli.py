@@ -11,6 +11,7 @@ import gc
 import json
 import math
 import os
+import signal
 import sys
 from collections.abc import Callable
 from pathlib import Path
@@ -158,7 +159,10 @@ def build_parser() -> argparse.ArgumentParser:
         "fixes that setting in every trial; the others are searched.",
     )
     p.add_argument(
-        "--trials", type=int, default=20, help="trials the study should have, all workers together (default: 20)"
+        "--trials",
+        type=int,
+        default=20,
+        help="finished (complete or pruned) trials the study should have, all workers together (default: 20)",
     )
     p.add_argument("--timeout", type=_seconds, default=None, help="start no new trial after this many seconds")
     p.add_argument("--study", default="sweep", help="study name; the same name resumes or joins it (default: sweep)")
@@ -168,6 +172,13 @@ def build_parser() -> argparse.ArgumentParser:
         help="journal:PATH (Optuna's journal file) or a database URL such as sqlite:///sweeps.db or "
         "postgresql://...; workers given the same storage share the study "
         f"(default: journal:{checkpoint_dir()}/sweeps.journal)",
+    )
+    p.add_argument(
+        "--heartbeat",
+        type=int,
+        default=10,
+        help="with a database storage, seconds between a running trial's heartbeats; a trial silent for three is "
+        "taken as dead, failed and run again by another worker (default: 10)",
     )
     p.add_argument(
         "--preset", choices=sorted(PRESETS), default="quick", help="search around this preset (default: quick)"
@@ -462,6 +473,13 @@ def cmd_sweep(args: argparse.Namespace) -> None:
     def on_trial(trial: optuna.trial.FrozenTrial) -> None:
         print(describe_trial(trial), flush=True)
 
+    def terminated(signum: int, frame: object) -> NoReturn:
+        raise KeyboardInterrupt  # as Ctrl-C: Optuna marks the trial in flight failed before the command ends
+
+    signal.signal(signal.SIGTERM, terminated)
+    if args.heartbeat < 1:
+        raise UserError(f"--heartbeat must be 1 second or more, not {args.heartbeat}")
+
     try:
         study = run_sweep(
             args.trials,
@@ -473,6 +491,7 @@ def cmd_sweep(args: argparse.Namespace) -> None:
             fixed=fixed,
             timeout=args.timeout,
             on_trial=on_trial,
+            heartbeat=args.heartbeat,
         )
     except SweepError as exc:
         raise UserError(str(exc)) from None

@@ -15,14 +15,19 @@ same ``storage`` works on one study: Optuna hands each trial number out once.
 
 from __future__ import annotations
 
+import math
 import os
 import socket
+import time
+import warnings
+from collections import Counter
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
 import optuna
-from optuna.study import MaxTrialsCallback
+from optuna.storages import RetryHeartbeatStaleTrialCallback
+from optuna.storages._heartbeat import is_heartbeat_enabled
 from optuna.trial import FrozenTrial, TrialState
 
 from . import settings
@@ -36,9 +41,8 @@ from .train import PRESETS, Progress, TrainConfig, TrainingCancelled, run_settin
 
 DEFAULT_JOURNAL = "sweeps.journal"
 DEFAULT_STUDY = "sweep"
-# Trials done or in flight count towards a sweep's target; failed ones (a killed worker's) do not. Counting the
-# trials in flight is what keeps a worker from starting one more while another worker runs the last one.
-_COUNTED = (TrialState.COMPLETE, TrialState.PRUNED, TrialState.RUNNING)
+HEARTBEAT = 10  # seconds between a running trial's heartbeats in a database; silent for three, the trial is dead
+FINISHED = (TrialState.COMPLETE, TrialState.PRUNED)
 
 
 class SweepError(ValueError):
@@ -53,13 +57,15 @@ def search_space(preset: str) -> dict[str, Interval | tuple]:
     return {s.name: s.search[preset] for s in run_settings() if preset in s.search}
 
 
-def open_storage(url: str | None, directory: Path | str) -> optuna.storages.BaseStorage:
+def open_storage(url: str | None, directory: Path | str, heartbeat: int = HEARTBEAT) -> optuna.storages.BaseStorage:
     """``journal:PATH`` or None (the journal file in ``directory``) -> journal storage; else a database URL.
 
     The journal file takes a lock for every write, so it is safe for several processes
     on one machine or a shared file system; a torn tail is moved aside first (see
     ``journal``). ``sqlite:///...`` and ``postgresql://...`` go to Optuna's database
-    storage as they are.
+    storage, where a running trial's worker writes a heartbeat every ``heartbeat`` s:
+    a trial silent for three of them, its worker dead on whatever machine, is failed by
+    the next worker that looks and run again once (Optuna's heartbeat and retry).
     """
     if url is not None and not url.startswith("journal:"):
         from sqlalchemy.exc import SQLAlchemyError  # Optuna's database layer
@@ -67,7 +73,14 @@ def open_storage(url: str | None, directory: Path | str) -> optuna.storages.Base
         # SQLAlchemy's default PostgreSQL driver is psycopg2; the postgres extra installs psycopg 3
         driver = url.replace("postgresql://", "postgresql+psycopg://", 1) if url.startswith("postgresql://") else url
         try:
-            return optuna.storages.get_storage(driver)
+            with warnings.catch_warnings():  # heartbeats and their retry are marked experimental
+                warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
+                return optuna.storages.RDBStorage(
+                    driver,
+                    heartbeat_interval=heartbeat,
+                    grace_period=3 * heartbeat,
+                    heartbeat_stale_trial_callback=RetryHeartbeatStaleTrialCallback(max_retry=1),
+                )
         except (SQLAlchemyError, ImportError, ValueError) as exc:  # a bad URL, a missing driver, no server
             raise SweepError(f"cannot open storage {url!r}: {str(exc).splitlines()[0]}") from None
     try:
@@ -130,23 +143,29 @@ def _worker() -> str:
     return f"{socket.gethostname()}:{os.getpid()}"
 
 
-def fail_abandoned_trials(storage: optuna.storages.BaseStorage, study_name: str) -> list[int]:
-    """Mark failed the running trials whose worker process on this machine is gone; return their numbers.
+def fail_dead_workers_trials(study: optuna.Study) -> None:
+    """Mark failed the running trials whose worker is dead, and queue each for one more try.
 
-    A killed sweep leaves its trial in flight "running" for ever; started again, it
-    gives that trial up (its run never saved a checkpoint) and carries on. Trials of
-    workers on other machines are left alone: this one cannot tell if they still run.
+    In a database Optuna's heartbeat tells, for workers on any machine. A journal has no
+    heartbeat: there, only trials of workers on this machine whose process is gone are
+    failed; another machine's are left alone, as this one cannot tell if they still run.
     """
+    if is_heartbeat_enabled(study._storage):
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
+            optuna.storages.fail_stale_trials(study)
+        return
     host = socket.gethostname()
-    study_id = storage.get_study_id_from_name(study_name)
-    abandoned = []
-    for trial in storage.get_all_trials(study_id, deepcopy=False, states=(TrialState.RUNNING,)):
+    for trial in study.get_trials(deepcopy=False, states=(TrialState.RUNNING,)):
         worker_host, _, pid = str(trial.user_attrs.get("worker", "")).rpartition(":")
         if worker_host == host and pid.isdigit() and not process_alive(int(pid)):
-            trial_id = storage.get_trial_id_from_study_id_trial_number(study_id, trial.number)
-            storage.set_trial_state_values(trial_id, TrialState.FAIL)
-            abandoned.append(trial.number)
-    return abandoned
+            trial_id = study._storage.get_trial_id_from_study_id_trial_number(study._study_id, trial.number)
+            if study._storage.set_trial_state_values(trial_id, TrialState.FAIL):
+                RetryHeartbeatStaleTrialCallback(max_retry=1)(study, study._storage.get_trial(trial_id))
+
+
+class _Surplus(Exception):
+    """Another worker took the study's last place between this worker's count and its new trial."""
 
 
 def run_sweep(
@@ -162,8 +181,10 @@ def run_sweep(
     on_progress: Callable[[Progress], None] | None = None,
     on_trial: Callable[[FrozenTrial], None] | None = None,
     should_stop: Callable[[], bool] | None = None,
+    heartbeat: int = HEARTBEAT,
 ) -> optuna.Study:
-    """Run trials until the study has ``trials`` of them (done or in flight, by any worker), or ``timeout`` s passed.
+    """Run trials until the study has ``trials`` finished ones (complete or pruned, by any worker), or ``timeout`` s
+    passed.
 
     Each trial trains with ``runs.run_training`` into ``directory`` as
     ``<study>-trial-<number>.pt``. ``fixed`` holds settings no trial searches (say,
@@ -171,12 +192,18 @@ def run_sweep(
     run. ``should_stop`` ends the sweep: the trial in flight is cancelled (and recorded
     as failed), ``TrainingCancelled`` is raised. Returns the study, every worker's
     trials included.
+
+    A worker starts a trial only while the finished and running trials are fewer than
+    ``trials``, and a trial numbered past the ``trials``-th that has not failed gives its
+    place back at once (two workers that counted at the same moment), so a study ends
+    with exactly ``trials`` finished. With a heartbeat, a worker whose count is full but
+    not finished waits: if a running trial's worker dies, it runs that trial again.
     """
     if preset not in PRESETS:
         raise SweepError(f"unknown preset {preset!r}; choose one of {', '.join(PRESETS)}")
     check_fixed(preset, fixed or {})
     checkpoint_path(f"{study_name}-trial-0", directory)  # a name no run file can have is refused before any trial
-    opened = open_storage(storage, directory)
+    opened = open_storage(storage, directory, heartbeat)
     study = optuna.create_study(
         storage=opened,
         study_name=study_name,
@@ -192,9 +219,12 @@ def run_sweep(
         study.set_user_attr("preset", preset)
     elif made_with != preset:
         raise SweepError(f"study {study_name!r} searches the {made_with!r} preset, not {preset!r}")
-    fail_abandoned_trials(opened, study_name)
 
     def objective(trial: optuna.Trial) -> float:
+        ahead = study._storage.get_all_trials(study._study_id, deepcopy=False)[: trial.number]
+        if sum(t.state != TrialState.FAIL for t in ahead) >= trials:
+            trial.set_user_attr("surplus", True)
+            raise _Surplus
         trial.set_user_attr("worker", _worker())
         model_config, train_config = suggest(trial, preset, fixed)
         path = checkpoint_path(f"{study_name}-trial-{trial.number}", directory)
@@ -234,18 +264,26 @@ def run_sweep(
             cache.append(data() if callable(data) else data)
         return cache[0]
 
-    def stop_if_asked(study: optuna.Study, trial: FrozenTrial) -> None:
-        if should_stop is not None and should_stop():
-            study.stop()
+    def stopped() -> bool:
+        return should_stop is not None and should_stop()
 
-    # MaxTrialsCallback stops after a trial; a study that has its trials already, or a stop already asked for,
-    # must not start one.
-    if len(study.get_trials(deepcopy=False, states=_COUNTED)) >= trials or (should_stop and should_stop()):
-        return study
-    callbacks: list[Callable[[optuna.Study, FrozenTrial], None]] = [MaxTrialsCallback(trials, _COUNTED), stop_if_asked]
-    if on_trial is not None:
-        callbacks.append(lambda _study, trial: on_trial(trial))
-    study.optimize(objective, timeout=timeout, callbacks=callbacks)
+    def report(_study: optuna.Study, trial: FrozenTrial) -> None:
+        if on_trial is not None and not trial.user_attrs.get("surplus"):
+            on_trial(trial)
+
+    deadline = math.inf if timeout is None else time.monotonic() + timeout
+    while not stopped() and time.monotonic() < deadline:
+        fail_dead_workers_trials(study)
+        counts = Counter(t.state for t in study.get_trials(deepcopy=False))
+        finished = counts[TrialState.COMPLETE] + counts[TrialState.PRUNED]
+        if finished >= trials:
+            break
+        if counts[TrialState.WAITING] or finished + counts[TrialState.RUNNING] < trials:
+            study.optimize(objective, n_trials=1, callbacks=[report], catch=(_Surplus,))
+        elif is_heartbeat_enabled(opened):
+            time.sleep(min(heartbeat, 5))  # the last trials run elsewhere: run one again if its worker dies
+        else:
+            break  # a journal cannot tell whether another machine's trial still runs: leave it to that machine
     return study
 
 

@@ -15,12 +15,13 @@ from pathlib import Path
 
 import optuna
 import pytest
+from postgres import new_database
 
 from mnist_core.checkpoints import load_checkpoint
 from mnist_core.cli import describe_trial
 from mnist_core.jobs import TrainingQueue
 from mnist_core.runs import read_runs
-from mnist_core.sweep import SweepError, open_storage, run_sweep, summary
+from mnist_core.sweep import SweepError, open_storage, run_sweep, search_space, summary
 from mnist_core.train import PRESETS
 
 # Fixed for every trial, so each takes seconds; the rest (lr, batch size, dropout, augmentation) is searched.
@@ -168,3 +169,35 @@ def test_a_killed_sweep_resumes_losing_only_the_trial_in_flight(tmp_path):
     assert result["trials"][0]["value"] == before[0].value  # trial 0 kept, not run again
     assert not (tmp_path / "killed-trial-1.pt").exists()
     assert {r["name"]: r["status"] for r in read_runs(tmp_path)}["killed-trial-1"] == "interrupted"
+
+
+@pytest.mark.slow
+def test_a_trial_whose_worker_stopped_beating_is_failed_and_run_again_once(tmp_path, mnist, postgres_server):
+    url = new_database(postgres_server, "heartbeat")
+    storage = open_storage(url, tmp_path, heartbeat=1)
+    study = optuna.create_study(storage=storage, study_name="beat", direction="maximize")
+    study.set_user_attr("preset", "quick")
+    low, high = search_space("quick")["lr"]
+    with pytest.warns(UserWarning, match="Heartbeat"):  # Optuna would rather see optimize; a worker elsewhere did
+        dead = study.ask({"lr": optuna.distributions.FloatDistribution(low, high, log=True)})
+    storage.record_heartbeat(dead._trial_id)  # its last heartbeat; then it died
+    time.sleep(3.5)  # three heartbeats missed
+    result = summary(run_sweep(2, mnist, tmp_path, "beat", url, fixed=TINY, heartbeat=1))
+    assert [t["state"] for t in result["trials"]] == ["FAIL", "COMPLETE", "COMPLETE"]
+    assert result["trials"][1]["params"]["lr"] == dead.params["lr"]  # the same settings, run again once
+    assert load_checkpoint(result["trials"][1]["checkpoint"]).name == "beat-trial-1"
+
+
+@pytest.mark.slow
+def test_sigterm_marks_the_trial_in_flight_failed_at_once(tmp_path):
+    journal = tmp_path / "term.journal"
+    worker = start(sweep_command(journal, "term", 2), tmp_path)
+    deadline = time.monotonic() + 120
+    while not any(r["name"] == "term-trial-0" for r in read_runs(tmp_path)):
+        assert worker.poll() is None and time.monotonic() < deadline, worker.communicate()
+        time.sleep(0.05)
+    worker.send_signal(signal.SIGTERM)
+    _, err = worker.communicate(timeout=60)
+    assert worker.returncode == 130 and err.strip().splitlines()[-1] == "interrupted; nothing was saved"
+    [trial] = optuna.load_study(study_name="term", storage=open_storage(f"journal:{journal}", tmp_path)).trials
+    assert trial.state.name == "FAIL" and not (tmp_path / "term-trial-0.pt").exists()
