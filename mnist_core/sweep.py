@@ -26,6 +26,7 @@ from pathlib import Path
 from typing import Any
 
 import optuna
+from optuna.artifacts import FileSystemArtifactStore, upload_artifact
 from optuna.storages import RetryHeartbeatStaleTrialCallback
 from optuna.storages._heartbeat import is_heartbeat_enabled
 from optuna.trial import FrozenTrial, TrialState
@@ -34,7 +35,7 @@ from . import settings
 from .data import MNIST
 from .journal import JournalError, open_journal, read_journal
 from .model import ModelConfig
-from .places import checkpoint_path, process_alive
+from .places import NameTaken, checkpoint_path, process_alive, release, reserve
 from .runs import run_training
 from .settings import Interval, Setting
 from .train import PRESETS, Progress, TrainConfig, TrainingCancelled, run_settings
@@ -164,6 +165,17 @@ def fail_dead_workers_trials(study: optuna.Study) -> None:
                 RetryHeartbeatStaleTrialCallback(max_retry=1)(study, study._storage.get_trial(trial_id))
 
 
+def _reserve_trial_file(directory: Path | str, name: str) -> Path:
+    """``<name>.pt``, or ``<name>-2.pt`` and on where an earlier study of the same name (its storage since
+    deleted) left its trials' files: a trial never trains for a name it cannot save under."""
+    n = 1
+    while True:
+        try:
+            return reserve(checkpoint_path(name if n == 1 else f"{name}-{n}", directory))
+        except NameTaken:
+            n += 1
+
+
 class _Surplus(Exception):
     """Another worker took the study's last place between this worker's count and its new trial."""
 
@@ -182,13 +194,16 @@ def run_sweep(
     on_trial: Callable[[FrozenTrial], None] | None = None,
     should_stop: Callable[[], bool] | None = None,
     heartbeat: int = HEARTBEAT,
+    artifacts: Path | str | None = None,
 ) -> optuna.Study:
     """Run trials until the study has ``trials`` finished ones (complete or pruned, by any worker), or ``timeout`` s
     passed.
 
     Each trial trains with ``runs.run_training`` into ``directory`` as
     ``<study>-trial-<number>.pt``. ``fixed`` holds settings no trial searches (say,
-    ``{"epochs": 1}``). ``data`` may be a loader, called only once there is a trial to
+    ``{"epochs": 1}``). With ``artifacts`` (a folder every worker can reach), each
+    finished trial's checkpoint is uploaded there too, its id in the trial's user
+    attribute ``checkpoint_artifact``. ``data`` may be a loader, called only once there is a trial to
     run. ``should_stop`` ends the sweep: the trial in flight is cancelled (and recorded
     as failed), ``TrainingCancelled`` is raised. Returns the study, every worker's
     trials included.
@@ -204,6 +219,10 @@ def run_sweep(
     check_fixed(preset, fixed or {})
     checkpoint_path(f"{study_name}-trial-0", directory)  # a name no run file can have is refused before any trial
     opened = open_storage(storage, directory, heartbeat)
+    store = None
+    if artifacts is not None:
+        Path(artifacts).mkdir(parents=True, exist_ok=True)
+        store = FileSystemArtifactStore(artifacts)
     study = optuna.create_study(
         storage=opened,
         study_name=study_name,
@@ -227,7 +246,6 @@ def run_sweep(
             raise _Surplus
         trial.set_user_attr("worker", _worker())
         model_config, train_config = suggest(trial, preset, fixed)
-        path = checkpoint_path(f"{study_name}-trial-{trial.number}", directory)
         pruned, epoch = False, 0
 
         def report(progress: Progress) -> None:
@@ -239,6 +257,7 @@ def run_sweep(
             if on_progress is not None:
                 on_progress(progress)
 
+        path = _reserve_trial_file(directory, f"{study_name}-trial-{trial.number}")
         try:
             checkpoint = run_training(
                 model_config,
@@ -248,12 +267,18 @@ def run_sweep(
                 report,
                 lambda: pruned or (should_stop is not None and should_stop()),
                 tags={"study": study_name, "trial": trial.number},
+                reserved=True,
             )
         except TrainingCancelled:
             if pruned:
                 raise optuna.TrialPruned(f"validation accuracy too low after epoch {epoch}") from None
             raise
+        finally:
+            release(path)
         trial.set_user_attr("checkpoint", str(path))
+        if store is not None:  # where every machine can fetch it (see trials.fetch)
+            artifact = upload_artifact(artifact_store=store, file_path=str(path), study_or_trial=trial)
+            trial.set_user_attr("checkpoint_artifact", artifact)
         trial.set_user_attr("test_accuracy", checkpoint.metrics["test_accuracy"])
         return checkpoint.metrics["val_accuracy"]
 
@@ -298,6 +323,8 @@ def summary(study: optuna.Study) -> dict:
             "value": trial.value,
             "params": trial.params,
             "checkpoint": trial.user_attrs.get("checkpoint"),
+            "artifact": trial.user_attrs.get("checkpoint_artifact"),
+            "worker": trial.user_attrs.get("worker"),
         }
 
     try:

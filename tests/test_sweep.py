@@ -18,7 +18,7 @@ import pytest
 from postgres import new_database
 
 from mnist_core.checkpoints import load_checkpoint
-from mnist_core.cli import describe_trial
+from mnist_core.cli import describe_trial, main
 from mnist_core.jobs import TrainingQueue
 from mnist_core.runs import read_runs
 from mnist_core.sweep import SweepError, open_storage, run_sweep, search_space, summary
@@ -201,3 +201,28 @@ def test_sigterm_marks_the_trial_in_flight_failed_at_once(tmp_path):
     assert worker.returncode == 130 and err.strip().splitlines()[-1] == "interrupted; nothing was saved"
     [trial] = optuna.load_study(study_name="term", storage=open_storage(f"journal:{journal}", tmp_path)).trials
     assert trial.state.name == "FAIL" and not (tmp_path / "term-trial-0.pt").exists()
+
+
+@pytest.mark.slow
+def test_a_trial_reference_fetches_the_checkpoint_from_the_artifact_folder_once(tmp_path, mnist, monkeypatch, capsys):
+    worker, laptop, artifacts = tmp_path / "worker", tmp_path / "laptop", tmp_path / "shared"
+    worker.mkdir()
+    (worker / "again-trial-0.pt").write_bytes(b"left by an earlier study named again, its journal since deleted")
+    storage = f"journal:{tmp_path / 'again.journal'}"
+    [trial] = run_sweep(1, mnist, worker, "again", storage, fixed=TINY, artifacts=artifacts).trials
+    assert trial.user_attrs["checkpoint"] == str(worker / "again-trial-0-2.pt")  # a free name, found before training
+    monkeypatch.setenv("MNIST_HOME", str(laptop))
+    for name in ("MNIST_SWEEP_STORAGE", "MNIST_SWEEP_ARTIFACTS"):
+        monkeypatch.delenv(name, raising=False)
+    (worker / "again-trial-0-2.pt").unlink()  # only the artifact folder is shared
+    assert main(["evaluate", "again:0", "--storage", storage, "--json"]) == 2
+    assert "give --artifacts or MNIST_SWEEP_ARTIFACTS" in capsys.readouterr().err
+    monkeypatch.setenv("MNIST_SWEEP_STORAGE", storage)
+    monkeypatch.setenv("MNIST_SWEEP_ARTIFACTS", str(artifacts))
+    assert main(["evaluate", "again:0", "--json"]) == 0
+    report = json.loads(capsys.readouterr().out)
+    assert report["accuracy"] == pytest.approx(trial.user_attrs["test_accuracy"])
+    [cached] = (laptop / "cache" / "trials").glob("*/again-trial-0.pt")
+    assert cached.parent.name == trial.user_attrs["checkpoint_artifact"]
+    for reference, error in (("again:1", "has no trial 1"), ("gone:0", "no study named 'gone'")):
+        assert main(["evaluate", reference]) == 2 and error in capsys.readouterr().err
