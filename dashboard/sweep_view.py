@@ -17,13 +17,25 @@ import pandas as pd
 import plotly.graph_objects as go
 import streamlit as st
 from optuna import visualization
+from optuna.trial import FrozenTrial
 
 import common
+from mnist_core import settings
 from mnist_core.data import MNIST
 from mnist_core.jobs import Job, TrainingQueue
 from mnist_core.journal import TORN_SUFFIX, torn
-from mnist_core.sweep import DEFAULT_STUDY, SweepError, journal_path, run_sweep, search_space, summary, view_storage
+from mnist_core.sweep import (
+    DEFAULT_STUDY,
+    FINISHED,
+    SweepError,
+    journal_path,
+    run_sweep,
+    search_space,
+    summary,
+    view_storage,
+)
 from mnist_core.train import PRESETS, Progress
+from wording import describe_seconds
 
 SEARCHED = "searched"
 
@@ -71,13 +83,34 @@ def _figures(directory: str, name: str, finished: int) -> dict[str, go.Figure | 
 def _start(queue: TrainingQueue, study: str, preset: str, trials: int, epochs: int | str) -> Job:
     directory = common.checkpoint_dir()
     fixed = {} if epochs == SEARCHED else {"epochs": int(epochs)}
+    queued: list[Job] = []  # the job, once submitted: each finished trial moves its progress on
+
+    def counted(trial: FrozenTrial) -> None:
+        if trial.state in FINISHED:
+            queued[0].unit_done()
 
     def work(data: MNIST, on_progress: Callable[[Progress], None], should_stop: Callable[[], bool]) -> None:
         run_sweep(
-            trials, data, directory, study, preset=preset, fixed=fixed, on_progress=on_progress, should_stop=should_stop
+            trials,
+            data,
+            directory,
+            study,
+            preset=preset,
+            fixed=fixed,
+            on_progress=on_progress,
+            on_trial=counted,
+            should_stop=should_stop,
         )
 
-    return queue.submit_work(f"sweep {study}", work, *PRESETS[preset])
+    try:
+        existing = _load_study(str(directory), study)
+    except SweepError:
+        existing = None
+    done = len(existing.get_trials(deepcopy=False, states=FINISHED)) if existing is not None else 0
+    model_config, train_config = PRESETS[preset]
+    train_config = settings.apply(train_config, fixed)  # what each trial costs, for the time left
+    queued.append(queue.submit_work(f"sweep {study}", work, model_config, train_config, units=trials - done))
+    return queued[0]
 
 
 def panel(queue: TrainingQueue) -> None:
@@ -134,8 +167,9 @@ def _live(job: Job | None, directory: str, name: str, busy: bool) -> None:
         elif job.status == "running" and latest is not None:
             st.progress(
                 job.fraction,
-                text=f"**{job.name}** · trial in flight: epoch {latest.epoch}/{latest.epochs} · "
-                f"batch {latest.batch}/{latest.batches} · {latest.images_per_sec:,.0f} images/s",
+                text=f"**{job.name}** · trial {job.units_done + 1} of {job.units}: epoch {latest.epoch}/{latest.epochs}"
+                f" · batch {latest.batch}/{latest.batches} · {latest.images_per_sec:,.0f} images/s · "
+                f"about {describe_seconds(job.remaining_seconds())} left",
             )
         elif job.status == "running":
             st.info(f"**{job.name}**: loading MNIST and the study…")
