@@ -69,25 +69,35 @@ def open_storage(url: str | None, directory: Path | str, heartbeat: int = HEARTB
     the next worker that looks and run again once (Optuna's heartbeat and retry).
     """
     if url is not None and not url.startswith("journal:"):
-        from sqlalchemy.exc import SQLAlchemyError  # Optuna's database layer
+        from sqlalchemy.exc import IntegrityError, ProgrammingError, SQLAlchemyError  # Optuna's database layer
 
         # SQLAlchemy's default PostgreSQL driver is psycopg2; the postgres extra installs psycopg 3
         driver = url.replace("postgresql://", "postgresql+psycopg://", 1) if url.startswith("postgresql://") else url
         try:
-            with warnings.catch_warnings():  # heartbeats and their retry are marked experimental
-                warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
-                return optuna.storages.RDBStorage(
-                    driver,
-                    heartbeat_interval=heartbeat,
-                    grace_period=3 * heartbeat,
-                    heartbeat_stale_trial_callback=RetryHeartbeatStaleTrialCallback(max_retry=1),
-                )
+            return _database(driver, heartbeat)
+        except (IntegrityError, ProgrammingError):  # workers started at once on an empty database: one made the tables
+            time.sleep(1)
+            try:
+                return _database(driver, heartbeat)
+            except SQLAlchemyError as exc:
+                raise SweepError(f"cannot open storage {url!r}: {str(exc).splitlines()[0]}") from None
         except (SQLAlchemyError, ImportError, ValueError) as exc:  # a bad URL, a missing driver, no server
             raise SweepError(f"cannot open storage {url!r}: {str(exc).splitlines()[0]}") from None
     try:
         return open_journal(journal_path(url, directory))
     except JournalError as exc:
         raise SweepError(str(exc)) from None
+
+
+def _database(url: str, heartbeat: int) -> optuna.storages.RDBStorage:
+    with warnings.catch_warnings():  # heartbeats and their retry are marked experimental
+        warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
+        return optuna.storages.RDBStorage(
+            url,
+            heartbeat_interval=heartbeat,
+            grace_period=3 * heartbeat,
+            heartbeat_stale_trial_callback=RetryHeartbeatStaleTrialCallback(max_retry=1),
+        )
 
 
 def view_storage(url: str | None, directory: Path | str) -> optuna.storages.BaseStorage | None:

@@ -226,3 +226,46 @@ def test_a_trial_reference_fetches_the_checkpoint_from_the_artifact_folder_once(
     assert cached.parent.name == trial.user_attrs["checkpoint_artifact"]
     for reference, error in (("again:1", "has no trial 1"), ("gone:0", "no study named 'gone'")):
         assert main(["evaluate", reference]) == 2 and error in capsys.readouterr().err
+
+
+@pytest.mark.slow
+def test_three_machines_share_a_postgresql_study_and_one_is_killed_mid_trial(tmp_path, postgres_server):
+    """Three workers, each with its own checkpoint folder (as three machines have), sharing only the database and
+    the artifact folder; one is killed mid-trial. A fourth process reaches every finished trial's checkpoint."""
+    url, artifacts, trials = new_database(postgres_server, "many"), tmp_path / "shared", 6
+    command = sweep_command(tmp_path, "many", trials)
+    command[command.index("--storage") + 1] = url
+    command += ["--artifacts", str(artifacts), "--heartbeat", "1", "--train-size=1000", "--val-size=200"]
+    machines = [tmp_path / f"machine-{n}" for n in range(3)]
+    workers = [start(command, machine) for machine in machines]
+    deadline = time.monotonic() + 120
+    while not any(r["status"] == "running" for r in read_runs(machines[0])):  # machine 0 is training a trial
+        assert workers[0].poll() is None and time.monotonic() < deadline, workers[0].communicate()
+        time.sleep(0.05)
+    workers[0].send_signal(signal.SIGKILL)
+    workers[0].communicate()
+    for worker in workers[1:]:
+        assert [t["state"] for t in last_json(worker)["trials"]].count("COMPLETE") == trials
+
+    study = optuna.load_study(study_name="many", storage=open_storage(url, tmp_path))
+    states = [t.state.name for t in study.trials]
+    assert states.count("COMPLETE") == trials and set(states) <= {"COMPLETE", "FAIL"}
+    [killed] = [t for t in study.trials if t.user_attrs["worker"].endswith(f":{workers[0].pid}")]
+    assert killed.state.name == "FAIL"  # found dead by its silent heartbeat, on "another machine"
+    assert any(t.system_attrs.get("failed_trial") == killed.number for t in study.trials)  # and run again
+    numbers = [r["tags"]["trial"] for machine in machines for r in read_runs(machine)]
+    assert sorted(numbers) == sorted(set(numbers))  # no trial number ever trained twice
+
+    finished = [t.number for t in study.trials if t.state.name == "COMPLETE"]
+    fourth = (
+        "import json, sys; from mnist_core.trials import fetch; from mnist_core.checkpoints import load_checkpoint; "
+        "print(json.dumps({n: load_checkpoint(fetch(f'many:{n}')).metrics['val_accuracy'] for n in "
+        "json.loads(sys.argv[1])}))"
+    )
+    env = {**os.environ, "MNIST_HOME": str(tmp_path / "laptop"), "MNIST_SWEEP_STORAGE": url}
+    env["MNIST_SWEEP_ARTIFACTS"] = str(artifacts)
+    out = subprocess.run(
+        [sys.executable, "-c", fourth, json.dumps(finished)], cwd=REPO, env=env, capture_output=True, text=True
+    )
+    assert out.returncode == 0, out.stderr
+    assert json.loads(out.stdout) == {str(t.number): t.value for t in study.trials if t.state.name == "COMPLETE"}
