@@ -15,6 +15,7 @@ same ``storage`` works on one study: Optuna hands each trial number out once.
 
 from __future__ import annotations
 
+import functools
 import math
 import os
 import socket
@@ -107,11 +108,17 @@ def view_storage(url: str | None, directory: Path | str) -> optuna.storages.Base
     again every two seconds pays for the trials that changed, not for the whole study.
     """
     if url is not None and not url.startswith("journal:"):
-        return open_storage(url, directory)
+        return _viewed_database(url)
     try:
         return read_journal(journal_path(url, directory))
     except JournalError as exc:
         raise SweepError(str(exc)) from None
+
+
+@functools.lru_cache(maxsize=8)
+def _viewed_database(url: str) -> optuna.storages.BaseStorage:
+    """One connection pool per database for the life of the process (a failed open is not kept)."""
+    return open_storage(url, ".")
 
 
 def journal_path(url: str | None, directory: Path | str) -> Path:
@@ -175,7 +182,7 @@ def fail_dead_workers_trials(study: optuna.Study) -> None:
                 RetryHeartbeatStaleTrialCallback(max_retry=1)(study, study._storage.get_trial(trial_id))
 
 
-def _reserve_trial_file(directory: Path | str, name: str) -> Path:
+def reserve_trial_file(directory: Path | str, name: str) -> Path:
     """``<name>.pt``, or ``<name>-2.pt`` and on where an earlier study of the same name (its storage since
     deleted) left its trials' files: a trial never trains for a name it cannot save under."""
     n = 1
@@ -267,7 +274,7 @@ def run_sweep(
             if on_progress is not None:
                 on_progress(progress)
 
-        path = _reserve_trial_file(directory, f"{study_name}-trial-{trial.number}")
+        path = reserve_trial_file(directory, f"{study_name}-trial-{trial.number}")
         try:
             checkpoint = run_training(
                 model_config,

@@ -1,8 +1,11 @@
 """The Compare page and the Train page's sweep panel under AppTest, on a temporary checkpoint folder."""
 
+import socket
+
 import optuna
 import pytest
 from dashboard_helpers import button, open_page, run_until, texts
+from postgres import new_database
 
 from mnist_core.checkpoints import load_checkpoint
 from mnist_core.compare import compare
@@ -80,3 +83,24 @@ def test_a_sweep_started_from_the_panel_runs_in_the_queue_and_stops(folder):
     study = optuna.load_study(study_name="sweep", storage=open_storage(None, folder))
     assert [t.state.name for t in study.trials] == ["FAIL"] and study.user_attrs["preset"] == "quick"
     assert not list(folder.glob("sweep-trial-*.pt"))
+
+
+@pytest.mark.slow
+def test_the_sweep_panel_follows_a_study_trained_on_another_machine(folder, mnist, tmp_path_factory, postgres_server):
+    elsewhere, artifacts = tmp_path_factory.mktemp("gpu-box"), tmp_path_factory.mktemp("shared")
+    url = new_database(postgres_server, "panel_shared")
+    best = summary(run_sweep(2, mnist, elsewhere, "remote", url, fixed=TINY, artifacts=artifacts))["best"]
+    at = open_page("1_Train.py")
+    at.text_input(key="sweep_storage_url").input(url).run()
+    assert at.selectbox(key="sweep_study").options == ["remote", "sweep"]
+    at.selectbox(key="sweep_study").set_value("remote").run()
+    assert "Study **remote**: 2 trial(s) done, 0 running." in texts(at)
+    table = at.dataframe[0].value
+    assert list(table["trial"]) == [1, 0] and set(table["worker"]) == {socket.gethostname()}
+    assert table["best so far"].iloc[0] == best["value"]
+    assert button(at, "Make best trial active").disabled  # trained elsewhere, and no artifact folder given
+    at.text_input(key="sweep_artifacts").input(str(artifacts)).run()
+    button(at, "Make best trial active").click().run()
+    name = f"remote-trial-{best['trial']}"
+    assert at.session_state.active_model == name and (folder / f"{name}.pt").is_file()
+    assert load_checkpoint(folder / f"{name}.pt").metrics["val_accuracy"] == best["value"]
