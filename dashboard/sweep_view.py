@@ -29,17 +29,8 @@ from mnist_core.data import MNIST
 from mnist_core.jobs import Job, TrainingQueue
 from mnist_core.journal import TORN_SUFFIX, torn
 from mnist_core.places import CheckpointError, release
-from mnist_core.sweep import (
-    DEFAULT_STUDY,
-    FINISHED,
-    SweepError,
-    journal_path,
-    reserve_trial_file,
-    run_sweep,
-    search_space,
-    summary,
-    view_storage,
-)
+from mnist_core.studies import SweepError, journal_path, view_storage
+from mnist_core.sweep import DEFAULT_STUDY, FINISHED, reserve_trial_file, run_sweep, search_space, summary
 from mnist_core.train import PRESETS, Progress
 from mnist_core.trials import fetch as fetch_trial
 from wording import describe_seconds
@@ -62,13 +53,14 @@ def _study_names(url: str | None, directory: str) -> list[str]:
     except SweepError as exc:
         st.error(f"{exc}. No sweep can start until this is fixed.")
         return []
+    names = [s.study_name for s in storage.get_all_studies()] if storage is not None else []
     journal = journal_path(url, directory) if url is None or url.startswith("journal:") else None
-    if journal is not None and torn(journal):
+    if journal is not None and torn(journal):  # after reading: only the unread rest is looked at
         st.warning(
             f"The end of {journal.name} is torn (a full disk or a killed writer cut a line); the trials before it "
             f"are shown, and the next sweep moves the torn part aside to {journal.name}{TORN_SUFFIX}."
         )
-    return [s.study_name for s in storage.get_all_studies()] if storage is not None else []
+    return names
 
 
 @st.cache_resource(max_entries=16, show_spinner="Drawing the sweep's figures…")

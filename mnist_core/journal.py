@@ -109,23 +109,29 @@ class _Reader(BaseJournalBackend):
         raise JournalError(f"{self.path} is open for reading only")
 
 
+_readers: dict[Path, tuple[_Reader, JournalStorage]] = {}
+_readers_lock = threading.Lock()
+
+
 def torn(path: Path) -> bool:
     """Whether the journal holds a line that no reader can read and no writer is still appending.
 
     A writer appends its lines in one write under the lock, so a bad line followed by
-    another, or a cut one that has not grown for two seconds, is a tear.
+    another, or a cut one that has not grown for two seconds, is a tear. Only what
+    ``read_journal`` has not read yet is looked at.
     """
+    path = Path(path).resolve()
+    cached = _readers.get(path)
     try:
-        stat = Path(path).stat()
-        data = Path(path).read_bytes()
+        offset = cached[0].offset if cached is not None and not cached[0].changed_under() else 0
+        stat = path.stat()
+        with path.open("rb") as f:
+            f.seek(offset)
+            data = f.read()
     except FileNotFoundError:
         return False
     bad = data[sum(length for length, _ in _complete_lines(data)) :]
     return bool(bad) and (b"\n" in bad or time.time() - stat.st_mtime > 2)
-
-
-_readers: dict[Path, tuple[_Reader, JournalStorage]] = {}
-_readers_lock = threading.Lock()
 
 
 def read_journal(path: Path) -> JournalStorage | None:

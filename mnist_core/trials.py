@@ -20,7 +20,7 @@ from optuna.artifacts import FileSystemArtifactStore, download_artifact
 from optuna.trial import TrialState
 
 from .places import CheckpointError, checkpoint_dir, home
-from .sweep import SweepError, open_storage
+from .studies import SweepError, open_storage
 
 REFERENCE = re.compile(r"(?P<study>[^:/\\]+):(?P<trial>\d+)")
 ARTIFACT_ATTR = "checkpoint_artifact"

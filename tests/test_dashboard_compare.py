@@ -11,7 +11,8 @@ from mnist_core.checkpoints import load_checkpoint
 from mnist_core.compare import compare
 from mnist_core.model import ModelConfig
 from mnist_core.runs import run_training
-from mnist_core.sweep import open_storage, run_sweep, summary
+from mnist_core.studies import open_storage
+from mnist_core.sweep import run_sweep, summary
 from mnist_core.train import TrainConfig
 
 TINY = {"epochs": 1, "train_size": 2000, "val_size": 500, "conv1_channels": 4, "conv2_channels": 8, "hidden_units": 16}

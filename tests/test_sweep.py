@@ -21,7 +21,8 @@ from mnist_core.checkpoints import load_checkpoint
 from mnist_core.cli import describe_trial, main
 from mnist_core.jobs import TrainingQueue
 from mnist_core.runs import read_runs
-from mnist_core.sweep import SweepError, open_storage, run_sweep, search_space, summary
+from mnist_core.studies import SweepError, open_storage
+from mnist_core.sweep import run_sweep, search_space, summary
 from mnist_core.train import PRESETS
 
 # Fixed for every trial, so each takes seconds; the rest (lr, batch size, dropout, augmentation) is searched.
