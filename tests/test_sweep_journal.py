@@ -5,7 +5,11 @@ milliseconds; a full disk is simulated by cutting the file mid-line.
 """
 
 import json
+import os
+import subprocess
+import sys
 import time
+from pathlib import Path
 
 import optuna
 import pytest
@@ -17,6 +21,7 @@ from mnist_core.journal import TORN_SUFFIX, read_journal, torn
 from mnist_core.studies import SweepError, open_storage, view_storage
 from mnist_core.sweep import summary
 
+REPO = Path(__file__).resolve().parent.parent
 DISTRIBUTIONS = {
     "lr": FloatDistribution(1e-3, 1.0, log=True),
     "batch_size": IntDistribution(16, 4096),
@@ -136,3 +141,14 @@ def test_the_train_page_on_a_torn_journal_or_a_foreign_file_keeps_working_and_wr
     at.run()
     assert not at.exception and "is not an Optuna journal" in texts(at) and journal.read_bytes() == b"\x00garbage\n"
     assert before != b"\x00garbage"
+
+
+@pytest.mark.slow  # a process of its own: 3 s of imports
+def test_a_trial_that_fails_ends_the_command_in_one_line_without_optunas_traceback(tmp_path):
+    (tmp_path / "a-file").touch()  # the checkpoints "folder" is a file: the first trial cannot reserve its name
+    command = [sys.executable, "-m", "mnist_core", "sweep", "--trials", "1", "--storage", f"journal:{tmp_path / 'j'}"]
+    env = {**os.environ, "MNIST_CHECKPOINTS": str(tmp_path / "a-file")}
+    done = subprocess.run(command, env=env, capture_output=True, text=True, cwd=REPO)
+    assert done.returncode == 2 and done.stderr.splitlines() == [
+        f"error: cannot use {tmp_path / 'a-file' / 'sweep-trial-0.pt'}: Not a directory"
+    ]
