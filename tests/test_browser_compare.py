@@ -59,7 +59,8 @@ def test_a_study_run_on_other_machines_followed_and_its_best_trial_adopted(
     url, folder = server
     elsewhere, artifacts = tmp_path_factory.mktemp("gpu-box"), tmp_path_factory.mktemp("shared")
     storage = new_database(postgres_server, "browser_shared")
-    best = summary(run_sweep(2, mnist, elsewhere, "far", storage, fixed=TINY, artifacts=artifacts))["best"]
+    small = {**TINY, "train_size": 1000, "val_size": 200}
+    best = summary(run_sweep(2, mnist, elsewhere, "far", storage, fixed=small, artifacts=artifacts))["best"]
 
     page.goto(f"{url}/Train")
     page.get_by_role("textbox", name="Shared storage").fill(storage)

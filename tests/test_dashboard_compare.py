@@ -90,7 +90,8 @@ def test_a_sweep_started_from_the_panel_runs_in_the_queue_and_stops(folder):
 def test_the_sweep_panel_follows_a_study_trained_on_another_machine(folder, mnist, tmp_path_factory, postgres_server):
     elsewhere, artifacts = tmp_path_factory.mktemp("gpu-box"), tmp_path_factory.mktemp("shared")
     url = new_database(postgres_server, "panel_shared")
-    best = summary(run_sweep(2, mnist, elsewhere, "remote", url, fixed=TINY, artifacts=artifacts))["best"]
+    small = {**TINY, "train_size": 1000, "val_size": 200}
+    best = summary(run_sweep(2, mnist, elsewhere, "remote", url, fixed=small, artifacts=artifacts))["best"]
     at = open_page("1_Train.py")
     at.text_input(key="sweep_storage_url").input(url).run()
     assert at.selectbox(key="sweep_study").options == ["remote", "sweep"]

@@ -15,6 +15,7 @@ from pathlib import Path
 
 import optuna
 import pytest
+from PIL import Image
 from postgres import new_database
 
 from mnist_core.checkpoints import load_checkpoint
@@ -28,6 +29,7 @@ from mnist_core.train import PRESETS
 # Fixed for every trial, so each takes seconds; the rest (lr, batch size, dropout, augmentation) is searched.
 TINY = {"epochs": 1, "train_size": 2000, "val_size": 500, "conv1_channels": 4, "conv2_channels": 8, "hidden_units": 16}
 REPO = Path(__file__).resolve().parent.parent
+SMALLER = {**TINY, "train_size": 1000, "val_size": 200}  # where only the plumbing is tested, not the search
 
 
 @pytest.mark.slow
@@ -183,7 +185,7 @@ def test_a_trial_whose_worker_stopped_beating_is_failed_and_run_again_once(tmp_p
         dead = study.ask({"lr": optuna.distributions.FloatDistribution(low, high, log=True)})
     storage.record_heartbeat(dead._trial_id)  # its last heartbeat; then it died
     time.sleep(3.5)  # three heartbeats missed
-    result = summary(run_sweep(2, mnist, tmp_path, "beat", url, fixed=TINY, heartbeat=1))
+    result = summary(run_sweep(2, mnist, tmp_path, "beat", url, fixed=SMALLER, heartbeat=1))
     assert [t["state"] for t in result["trials"]] == ["FAIL", "COMPLETE", "COMPLETE"]
     assert result["trials"][1]["params"]["lr"] == dead.params["lr"]  # the same settings, run again once
     assert load_checkpoint(result["trials"][1]["checkpoint"]).name == "beat-trial-1"
@@ -210,7 +212,7 @@ def test_a_trial_reference_fetches_the_checkpoint_from_the_artifact_folder_once(
     worker.mkdir()
     (worker / "again-trial-0.pt").write_bytes(b"left by an earlier study named again, its journal since deleted")
     storage = f"journal:{tmp_path / 'again.journal'}"
-    [trial] = run_sweep(1, mnist, worker, "again", storage, fixed=TINY, artifacts=artifacts).trials
+    [trial] = run_sweep(1, mnist, worker, "again", storage, fixed=SMALLER, artifacts=artifacts).trials
     assert trial.user_attrs["checkpoint"] == str(worker / "again-trial-0-2.pt")  # a free name, found before training
     monkeypatch.setenv("MNIST_HOME", str(laptop))
     for name in ("MNIST_SWEEP_STORAGE", "MNIST_SWEEP_ARTIFACTS"):
@@ -225,6 +227,13 @@ def test_a_trial_reference_fetches_the_checkpoint_from_the_artifact_folder_once(
     assert report["accuracy"] == pytest.approx(trial.user_attrs["test_accuracy"])
     [cached] = (laptop / "cache" / "trials").glob("*/again-trial-0.pt")
     assert cached.parent.name == trial.user_attrs["checkpoint_artifact"]
+    image = tmp_path / "seven.png"
+    Image.fromarray((mnist.test_images[0, 0].numpy() * 255).astype("uint8")).save(image)
+    assert main(["predict", str(image), "--checkpoint", "again:0", "--json"]) == 0
+    assert json.loads(capsys.readouterr().out)["path"] == str(image)
+    assert main(["compare", "again:0", str(cached), "--json"]) == 0  # the reference and its cached file: one model
+    assert json.loads(capsys.readouterr().out)["agreement"] == 1.0
+    assert [p.name for p in (laptop / "cache" / "trials").rglob("*.pt")] == ["again-trial-0.pt"]  # fetched once
     for reference, error in (("again:1", "has no trial 1"), ("gone:0", "no study named 'gone'")):
         assert main(["evaluate", reference]) == 2 and error in capsys.readouterr().err
 
@@ -251,7 +260,7 @@ def test_three_machines_share_a_postgresql_study_and_one_is_killed_mid_trial(tmp
     study = optuna.load_study(study_name="many", storage=open_storage(url, tmp_path))
     states = [t.state.name for t in study.trials]
     assert states.count("COMPLETE") == trials and set(states) <= {"COMPLETE", "FAIL"}
-    [killed] = [t for t in study.trials if t.user_attrs["worker"].endswith(f":{workers[0].pid}")]
+    [killed] = [t for t in study.trials if t.user_attrs.get("worker", "").endswith(f":{workers[0].pid}")]
     assert killed.state.name == "FAIL"  # found dead by its silent heartbeat, on "another machine"
     assert any(t.system_attrs.get("failed_trial") == killed.number for t in study.trials)  # and run again
     numbers = [r["tags"]["trial"] for machine in machines for r in read_runs(machine)]
