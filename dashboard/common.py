@@ -74,8 +74,9 @@ def status_line(job: Job, queue: TrainingQueue) -> str:
         return f"loading MNIST and building the model… {now - (job.started or now):.0f} s"
     if job.phase == "training" and job.latest is not None:
         p = job.latest
+        trial = f"trial {job.units_done + 1} of {job.units} · " if job.units > 1 else ""
         return (
-            f"epoch {p.epoch}/{p.epochs} · batch {p.batch}/{p.batches} · "
+            f"{trial}epoch {p.epoch}/{p.epochs} · batch {p.batch}/{p.batches} · "
             f"ETA {describe_seconds(job.remaining_seconds())} · {p.images_per_sec:,.0f} images/s"
         )
     if job.phase == "evaluating":

@@ -2,13 +2,17 @@
 
 The sweep runs as one job of the server's training queue, so it waits for the run
 ahead of it and a single run waits for it. Its study lives in the journal file
-beside the checkpoints, so this panel shows the same trials as ``python -m mnist_core
-sweep`` on that folder, those of other workers included, and a stopped sweep started
-again with the same study name resumes it.
+beside the checkpoints, or in the shared storage named in the panel (or
+``MNIST_SWEEP_STORAGE``), so this panel shows the same trials as ``python -m mnist_core
+sweep`` with that storage, whichever machine runs them, and a stopped sweep started
+again with the same study name resumes it. A trial trained elsewhere becomes the
+active model through the shared artifact folder (``MNIST_SWEEP_ARTIFACTS``).
 """
 
 from __future__ import annotations
 
+import os
+import shutil
 from collections.abc import Callable
 from pathlib import Path
 
@@ -17,27 +21,52 @@ import pandas as pd
 import plotly.graph_objects as go
 import streamlit as st
 from optuna import visualization
+from optuna.trial import FrozenTrial
 
 import common
+from mnist_core import settings
 from mnist_core.data import MNIST
 from mnist_core.jobs import Job, TrainingQueue
-from mnist_core.sweep import DEFAULT_STUDY, open_storage, run_sweep, search_space, summary
+from mnist_core.journal import TORN_SUFFIX, torn
+from mnist_core.places import CheckpointError, release
+from mnist_core.studies import SweepError, journal_path, view_storage
+from mnist_core.sweep import DEFAULT_STUDY, FINISHED, reserve_trial_file, run_sweep, search_space, summary
 from mnist_core.train import PRESETS, Progress
+from mnist_core.trials import fetch as fetch_trial
+from wording import describe_seconds
 
 SEARCHED = "searched"
 
 
-def _load_study(directory: str, name: str) -> optuna.Study | None:
-    storage = open_storage(None, directory)
-    if name not in optuna.get_all_study_names(storage):
+def _load_study(url: str | None, directory: str, name: str) -> optuna.Study | None:
+    """The study to look at, or None; raises ``SweepError`` for storage that cannot be read."""
+    storage = view_storage(url, directory)
+    if storage is None or name not in {s.study_name for s in storage.get_all_studies()}:
         return None
     return optuna.load_study(study_name=name, storage=storage)
 
 
-@st.cache_data(max_entries=16, show_spinner="Drawing the sweep's figures…")
-def _figures(directory: str, name: str, finished: int) -> dict[str, go.Figure | str]:
+def _study_names(url: str | None, directory: str) -> list[str]:
+    """The studies in the storage; storage that cannot be read is said in the page, which goes on without it."""
+    try:
+        storage = view_storage(url, directory)
+    except SweepError as exc:
+        st.error(f"{exc}. No sweep can start until this is fixed.")
+        return []
+    names = [s.study_name for s in storage.get_all_studies()] if storage is not None else []
+    journal = journal_path(url, directory) if url is None or url.startswith("journal:") else None
+    if journal is not None and torn(journal):  # after reading: only the unread rest is looked at
+        st.warning(
+            f"The end of {journal.name} is torn (a full disk or a killed writer cut a line); the trials before it "
+            f"are shown, and the next sweep moves the torn part aside to {journal.name}{TORN_SUFFIX}."
+        )
+    return names
+
+
+@st.cache_resource(max_entries=16, show_spinner="Drawing the sweep's figures…")
+def _figures(url: str | None, directory: str, name: str, finished: int) -> dict[str, go.Figure | str]:
     """Optuna's own plots of the study, redrawn only when a trial has finished (``finished`` is the cache key)."""
-    study = _load_study(directory, name)
+    study = _load_study(url, directory, name)
     assert study is not None
     figures: dict[str, go.Figure | str] = {
         "Optimisation history": visualization.plot_optimization_history(study, target_name="validation accuracy"),
@@ -50,16 +79,75 @@ def _figures(directory: str, name: str, finished: int) -> dict[str, go.Figure | 
     return figures
 
 
-def _start(queue: TrainingQueue, study: str, preset: str, trials: int, epochs: int | str) -> Job:
+def _own_file(trial: dict) -> Path | None:
+    """The trial's checkpoint, if it was trained into this server's checkpoints folder."""
+    own = Path(trial["checkpoint"]) if trial["checkpoint"] else None
+    if own is not None and own.is_file() and own.parent.resolve() == common.checkpoint_dir().resolve():
+        return own
+    return None
+
+
+def _local_model(best: dict, study: str, url: str | None, artifacts: str | None) -> Path | None:
+    """The best trial's checkpoint in this server's checkpoints folder: its own file if it was trained here, else
+    fetched once from the shared artifact folder and copied in under a free name; None if neither can be."""
+    own = _own_file(best)
+    if own is not None:
+        return own
+    if best["artifact"] is None or not artifacts:
+        return None
+    fetched = fetch_trial(f"{study}:{best['trial']}", url, artifacts)
+    for copy in common.checkpoint_dir().glob(f"{study}-trial-{best['trial']}*.pt"):
+        if copy.stat().st_size == fetched.stat().st_size and copy.read_bytes() == fetched.read_bytes():
+            return copy  # copied in before
+    path = reserve_trial_file(common.checkpoint_dir(), f"{study}-trial-{best['trial']}")
+    try:
+        shutil.copyfile(fetched, path)
+    finally:
+        release(path)
+    return path
+
+
+def _start(
+    queue: TrainingQueue,
+    url: str | None,
+    artifacts: str | None,
+    study: str,
+    preset: str,
+    trials: int,
+    epochs: int | str,
+) -> Job:
     directory = common.checkpoint_dir()
     fixed = {} if epochs == SEARCHED else {"epochs": int(epochs)}
+    queued: list[Job] = []  # the job, once submitted: each finished trial moves its progress on
+
+    def counted(trial: FrozenTrial) -> None:
+        if trial.state in FINISHED:
+            queued[0].unit_done()
 
     def work(data: MNIST, on_progress: Callable[[Progress], None], should_stop: Callable[[], bool]) -> None:
         run_sweep(
-            trials, data, directory, study, preset=preset, fixed=fixed, on_progress=on_progress, should_stop=should_stop
+            trials,
+            data,
+            directory,
+            study,
+            url,
+            preset=preset,
+            fixed=fixed,
+            on_progress=on_progress,
+            on_trial=counted,
+            should_stop=should_stop,
+            artifacts=artifacts,
         )
 
-    return queue.submit_work(f"sweep {study}", work, *PRESETS[preset])
+    try:
+        existing = _load_study(url, str(directory), study)
+    except SweepError:
+        existing = None
+    done = len(existing.get_trials(deepcopy=False, states=FINISHED)) if existing is not None else 0
+    model_config, train_config = PRESETS[preset]
+    train_config = settings.apply(train_config, fixed)  # what each trial costs, for the time left
+    queued.append(queue.submit_work(f"sweep {study}", work, model_config, train_config, units=trials - done))
+    return queued[0]
 
 
 def panel(queue: TrainingQueue) -> None:
@@ -68,14 +156,38 @@ def panel(queue: TrainingQueue) -> None:
     st.caption(
         "Optuna tries settings around a preset, stops poor trials after an epoch, and learns from every trial "
         "which settings to try next. Each finished trial is a run in the history below, named "
-        "`<study>-trial-<number>`. More workers: `python -m mnist_core sweep --study <name>` in other terminals."
+        "`<study>-trial-<number>`. More workers: `python -m mnist_core sweep --study <name>` in other terminals, "
+        "or on other machines with the same shared storage."
     )
     directory = str(common.checkpoint_dir())
     job: Job | None = st.session_state.get("sweep_job")
     busy = job is not None and not job.done
 
+    storage_col, artifacts_col, follow_col = st.columns([3, 3, 1], vertical_alignment="bottom")
+    url = (
+        storage_col.text_input(
+            "Shared storage",
+            os.environ.get("MNIST_SWEEP_STORAGE", ""),
+            key="sweep_storage_url",
+            placeholder="the journal in the checkpoints folder",
+            help="A study many machines share, such as postgresql://user@host/sweeps; empty: this server's own journal",
+        ).strip()
+        or None
+    )
+    artifacts = (
+        artifacts_col.text_input(
+            "Shared artifact folder",
+            os.environ.get("MNIST_SWEEP_ARTIFACTS", ""),
+            key="sweep_artifacts",
+            placeholder="none",
+            help="Where the workers upload each finished trial's checkpoint (sweep --artifacts)",
+        ).strip()
+        or None
+    )
+    follow = follow_col.toggle("Live", key="sweep_follow", help="Redraw the study every two seconds, whoever runs it")
+
     name_col, preset_col, trials_col, epochs_col = st.columns(4)
-    studies = sorted({DEFAULT_STUDY, *optuna.get_all_study_names(open_storage(None, directory))})
+    studies = sorted({DEFAULT_STUDY, *_study_names(url, directory)})
     study = name_col.selectbox(
         "Study",
         studies,
@@ -90,7 +202,8 @@ def panel(queue: TrainingQueue) -> None:
         500,
         20,
         key="sweep_trials",
-        help="The sweep runs until the study has this many trials, those of earlier sweeps and other workers included",
+        help="The sweep runs until the study has this many finished (complete or pruned) trials, those of earlier "
+        "sweeps and other workers included",
     )
     low, high = search_space(preset)["epochs"]
     epochs = epochs_col.selectbox("Epochs per trial", [SEARCHED, *range(int(low), int(high) + 1)], key="sweep_epochs")
@@ -98,69 +211,96 @@ def panel(queue: TrainingQueue) -> None:
     start, stop, _ = st.columns([1, 1, 4])
     if start.button("Start sweep", disabled=busy or not study):
         common.ensure_downloaded()
-        job = st.session_state.sweep_job = _start(queue, study, preset, int(trials), epochs)
+        job = st.session_state.sweep_job = _start(queue, url, artifacts, study, preset, int(trials), epochs)
         busy = True
     if stop.button("Stop sweep", disabled=not busy, help="The trial in flight is dropped; the study keeps the rest"):
         assert job is not None
         job.cancel()
-    st.fragment(run_every=2.0 if busy else None)(_live)(job, directory, study, busy)
+    st.fragment(run_every=2.0 if busy or follow else None)(_live)(job, url, artifacts, directory, study, busy)
 
 
-def _live(job: Job | None, directory: str, name: str, busy: bool) -> None:
-    """Redrawn every two seconds while a sweep runs: the trial in flight, the study's trials and Optuna's figures."""
+def _job_status(job: Job, busy: bool) -> None:
+    latest: Progress | None = job.latest
+    if job.status == "queued":
+        st.info(f"**{job.name}** is queued; it starts when the run ahead of it ends.")
+    elif job.status == "running" and latest is not None:
+        st.progress(
+            job.fraction,
+            text=f"**{job.name}** · trial {job.units_done + 1} of {job.units}: epoch {latest.epoch}/{latest.epochs}"
+            f" · batch {latest.batch}/{latest.batches} · {latest.images_per_sec:,.0f} images/s · "
+            f"about {describe_seconds(job.remaining_seconds())} left",
+        )
+    elif job.status == "running":
+        st.info(f"**{job.name}**: loading MNIST and the study…")
+    elif job.status == "finished":
+        st.success(f"**{job.name}** finished: the study has the trials asked for.")
+    elif job.status == "cancelled":
+        st.warning(f"**{job.name}** was stopped; start it again to resume the study.")
+    elif job.status == "failed":
+        st.error(f"**{job.name}** failed: {job.error}")
+    if busy and job.done:
+        st.rerun()  # the sweep ended: redraw the page, so its runs join the history
+
+
+def _table(result: dict) -> pd.DataFrame:
+    """One row per trial, newest first: who ran it (the worker's host), how it ended, its value and the best so far."""
+    rows, best = [], None
+    for t in result["trials"]:
+        if t["state"] == "COMPLETE" and t["value"] is not None:
+            best = t["value"] if best is None else max(best, t["value"])
+        rows.append(
+            {
+                "trial": t["trial"],
+                "worker": (t["worker"] or "").rpartition(":")[0],
+                "state": t["state"].lower(),
+                "val accuracy": t["value"],
+                "best so far": best,
+                **t["params"],
+                "run": Path(t["checkpoint"]).stem if t["checkpoint"] else "",
+            }
+        )
+    return pd.DataFrame(rows).iloc[::-1]
+
+
+def _live(job: Job | None, url: str | None, artifacts: str | None, directory: str, name: str, busy: bool) -> None:
+    """Redrawn every two seconds while a sweep runs or the study is followed: the trial in flight, the study's
+    trials and Optuna's figures."""
     if job is not None:
-        latest: Progress | None = job.latest
-        if job.status == "queued":
-            st.info(f"**{job.name}** is queued; it starts when the run ahead of it ends.")
-        elif job.status == "running" and latest is not None:
-            st.progress(
-                job.fraction,
-                text=f"**{job.name}** · trial in flight: epoch {latest.epoch}/{latest.epochs} · "
-                f"batch {latest.batch}/{latest.batches} · {latest.images_per_sec:,.0f} images/s",
-            )
-        elif job.status == "running":
-            st.info(f"**{job.name}**: loading MNIST and the study…")
-        elif job.status == "finished":
-            st.success(f"**{job.name}** finished: the study has the trials asked for.")
-        elif job.status == "cancelled":
-            st.warning(f"**{job.name}** was stopped; start it again to resume the study.")
-        elif job.status == "failed":
-            st.error(f"**{job.name}** failed: {job.error}")
-        if busy and job.done:
-            st.rerun()  # the sweep ended: redraw the page, so its runs join the history
-    study = _load_study(directory, name) if name else None
+        _job_status(job, busy)
+    try:
+        study = _load_study(url, directory, name) if name else None
+    except SweepError:  # said above the panel's settings
+        study = None
     if study is None:
         st.caption(f"No study named {name!r} yet." if name else "Name a study.")
         return
     result = summary(study)
-    trials = pd.DataFrame(
-        [
-            {
-                "trial": t["trial"],
-                "state": t["state"].lower(),
-                "val accuracy": t["value"],
-                **t["params"],
-                "run": Path(t["checkpoint"]).stem if t["checkpoint"] else "",
-            }
-            for t in result["trials"]
-        ]
-    )
     st.markdown(f"Study **{name}**: {result['done']} trial(s) done, {result['running']} running.")
     best = result["best"]
     if best is not None:
         best_run = Path(best["checkpoint"]).stem
         left, right = st.columns([3, 1])
         left.success(f"Best so far: trial {best['trial']}, validation accuracy {best['value']:.2%} ({best_run}).")
-        if right.button("Make best trial active", disabled=not Path(best["checkpoint"]).is_file()):
-            common.select_model(best_run)
-            st.rerun(scope="app")  # the sidebar's picker too
+        reachable = _own_file(best) is not None or (best["artifact"] is not None and artifacts is not None)
+        if right.button("Make best trial active", disabled=not reachable):
+            try:
+                local = _local_model(best, name, url, artifacts)
+            except CheckpointError as exc:
+                st.error(str(exc))
+            else:
+                if local is not None:
+                    common.select_model(local.stem)
+                    st.rerun(scope="app")  # the sidebar's picker too
     st.dataframe(
-        trials.iloc[::-1],
+        _table(result),
         hide_index=True,
-        column_config={"val accuracy": st.column_config.NumberColumn(format="percent")},
+        column_config={
+            "val accuracy": st.column_config.NumberColumn(format="percent"),
+            "best so far": st.column_config.NumberColumn(format="percent"),
+        },
     )
     if best is not None:  # Optuna's figures need a completed trial
-        figures = _figures(directory, name, result["done"])
+        figures = _figures(url, directory, name, result["done"])
         for tab, (title, figure) in zip(st.tabs(list(figures)), figures.items()):
             with tab:
                 if isinstance(figure, str):

@@ -11,6 +11,7 @@ import gc
 import json
 import math
 import os
+import signal
 import sys
 from collections.abc import Callable
 from pathlib import Path
@@ -58,11 +59,37 @@ def _add_root(parser: argparse.ArgumentParser) -> None:
 
 def _add_checkpoint(parser: argparse.ArgumentParser, option: bool = False) -> None:
     """The model to use: a positional argument, or ``--checkpoint`` where image files come first."""
-    help = f"checkpoint file (default: {default_checkpoint()})"
+    help = f"checkpoint file or sweep trial STUDY:TRIAL (default: {default_checkpoint()})"
     if option:
         parser.add_argument("--checkpoint", type=Path, default=None, help=help)
     else:
         parser.add_argument("checkpoint", nargs="?", type=Path, default=None, help=help)
+    _add_trial_source(parser)
+
+
+def _add_trial_source(parser: argparse.ArgumentParser) -> None:
+    """Where a trial reference ``STUDY:TRIAL`` is looked up (see ``trials``)."""
+    parser.add_argument(
+        "--storage",
+        default=os.environ.get("MNIST_SWEEP_STORAGE"),
+        help="the sweep storage a STUDY:TRIAL reference is looked up in (default: $MNIST_SWEEP_STORAGE, else "
+        "the journal in the checkpoints folder)",
+    )
+    parser.add_argument(
+        "--artifacts",
+        default=os.environ.get("MNIST_SWEEP_ARTIFACTS"),
+        help="the shared folder a sweep uploaded its checkpoints to (default: $MNIST_SWEEP_ARTIFACTS)",
+    )
+
+
+def _resolve_trials(args: argparse.Namespace) -> None:
+    """Replace each trial reference among the models a command was given by its checkpoint, fetched once."""
+    from .trials import fetch, is_reference
+
+    for name in ("checkpoint", "a", "b"):
+        value = getattr(args, name, None)
+        if isinstance(value, Path) and is_reference(str(value)):
+            setattr(args, name, fetch(str(value), args.storage, args.artifacts))
 
 
 def _bool(text: str) -> bool:
@@ -77,6 +104,13 @@ def _finite(text: str) -> float:
     value = float(text)
     if not math.isfinite(value):
         raise argparse.ArgumentTypeError(f"must be finite, not {text!r}")
+    return value
+
+
+def _seconds(text: str) -> float:
+    value = _finite(text)
+    if value <= 0:
+        raise argparse.ArgumentTypeError(f"must be above 0, not {text!r}")
     return value
 
 
@@ -139,8 +173,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--out", type=Path, required=True, help="file to write, e.g. model.onnx")
 
     p = commands.add_parser("compare", help="what run B fixed and broke relative to run A on the test set")
-    p.add_argument("a", type=Path, help="checkpoint of run A, the baseline")
-    p.add_argument("b", type=Path, help="checkpoint of run B")
+    p.add_argument("a", type=Path, help="checkpoint (or sweep trial STUDY:TRIAL) of run A, the baseline")
+    p.add_argument("b", type=Path, help="checkpoint (or sweep trial STUDY:TRIAL) of run B")
+    _add_trial_source(p)
     p.add_argument("--json", action="store_true", help="print one JSON object instead of a report")
     _add_root(p)
 
@@ -151,16 +186,32 @@ def build_parser() -> argparse.ArgumentParser:
         "fixes that setting in every trial; the others are searched.",
     )
     p.add_argument(
-        "--trials", type=int, default=20, help="trials the study should have, all workers together (default: 20)"
+        "--trials",
+        type=int,
+        default=20,
+        help="finished (complete or pruned) trials the study should have, all workers together (default: 20)",
     )
-    p.add_argument("--timeout", type=float, default=None, help="start no new trial after this many seconds")
+    p.add_argument("--timeout", type=_seconds, default=None, help="start no new trial after this many seconds")
     p.add_argument("--study", default="sweep", help="study name; the same name resumes or joins it (default: sweep)")
     p.add_argument(
         "--storage",
-        default=None,
+        default=os.environ.get("MNIST_SWEEP_STORAGE"),
         help="journal:PATH (Optuna's journal file) or a database URL such as sqlite:///sweeps.db or "
-        "postgresql://...; workers given the same storage share the study "
-        f"(default: journal:{checkpoint_dir()}/sweeps.journal)",
+        "postgresql://user@host/db; workers given the same storage share the study "
+        f"(default: $MNIST_SWEEP_STORAGE, else journal:{checkpoint_dir()}/sweeps.journal)",
+    )
+    p.add_argument(
+        "--artifacts",
+        default=os.environ.get("MNIST_SWEEP_ARTIFACTS"),
+        help="a folder every worker can reach: each finished trial's checkpoint is uploaded there, so any "
+        "machine can use it as STUDY:TRIAL (default: $MNIST_SWEEP_ARTIFACTS)",
+    )
+    p.add_argument(
+        "--heartbeat",
+        type=int,
+        default=10,
+        help="with a database storage, seconds between a running trial's heartbeats; a trial silent for three is "
+        "taken as dead, failed and run again by another worker (default: 10)",
     )
     p.add_argument(
         "--preset", choices=sorted(PRESETS), default="quick", help="search around this preset (default: quick)"
@@ -448,11 +499,19 @@ def cmd_sweep(args: argparse.Namespace) -> None:
 
     from .sweep import SweepError, run_sweep, summary
 
-    optuna.logging.set_verbosity(optuna.logging.WARNING)  # one line per trial, printed below
+    # One line per trial, printed below; a trial's error ends the command in one line, without Optuna's traceback.
+    optuna.logging.set_verbosity(optuna.logging.ERROR)
     fixed = _given(args)
 
     def on_trial(trial: optuna.trial.FrozenTrial) -> None:
         print(describe_trial(trial), flush=True)
+
+    def terminated(signum: int, frame: object) -> NoReturn:
+        raise KeyboardInterrupt  # as Ctrl-C: Optuna marks the trial in flight failed before the command ends
+
+    signal.signal(signal.SIGTERM, terminated)
+    if args.heartbeat < 1:
+        raise UserError(f"--heartbeat must be 1 second or more, not {args.heartbeat}")
 
     try:
         study = run_sweep(
@@ -465,6 +524,8 @@ def cmd_sweep(args: argparse.Namespace) -> None:
             fixed=fixed,
             timeout=args.timeout,
             on_trial=on_trial,
+            heartbeat=args.heartbeat,
+            artifacts=args.artifacts,
         )
     except SweepError as exc:
         raise UserError(str(exc)) from None
@@ -569,6 +630,7 @@ COMMANDS: dict[str, Callable[[argparse.Namespace], int | None]] = {
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     try:
+        _resolve_trials(args)
         return args.run(args) or 0
     except (UserError, CheckpointError, DataError, ImageError) as exc:
         print(f"error: {exc}", file=sys.stderr)

@@ -68,6 +68,11 @@ class Job:
     work: Callable[[MNIST, Callable[[Progress], None], Callable[[], bool]], object] | None = field(
         default=None, repr=False
     )
+    # Work made of several runs (a sweep's trials): how many there are and how many are done, so progress and
+    # time left cover the whole of it. ``unit_done`` is the work's to call.
+    units: int = 1
+    units_done: int = 0
+    _unit_mark: int = field(default=0, repr=False)  # len(events) when the last unit ended
     _stop: threading.Event = field(default_factory=threading.Event, repr=False)
     _lock: threading.Lock = field(default_factory=threading.Lock, repr=False)
 
@@ -92,13 +97,26 @@ class Job:
         return "training"
 
     @property
-    def fraction(self) -> float:
-        """How much of the training loop is done, 0..1 (1 once it is evaluating or finished); for other work
-        (a sweep), how much of the run in flight is."""
-        p = self.latest
-        if self.status == "finished" or self.phase == "evaluating":
+    def in_flight(self) -> float:
+        """How much of the training loop of the run in flight is done, 0..1 (1 once it is evaluating)."""
+        p = self.latest if len(self.events) > self._unit_mark else None
+        if p is None:
+            return 0.0
+        if p.kind == "epoch" and p.epoch == p.epochs:
             return 1.0
-        return ((p.epoch - 1) * p.batches + p.batch) / (p.epochs * p.batches) if p else 0.0
+        return ((p.epoch - 1) * p.batches + p.batch) / (p.epochs * p.batches)
+
+    @property
+    def fraction(self) -> float:
+        """How much of the job is done, 0..1: of its one run, or of all its units (a sweep's trials)."""
+        if self.status == "finished":
+            return 1.0
+        return min(1.0, (self.units_done + self.in_flight) / self.units)
+
+    def unit_done(self) -> None:
+        """One of the work's runs ended: progress and time left move on to the next."""
+        self.units_done += 1
+        self._unit_mark = len(self.events)
 
     @property
     def cancel_requested(self) -> bool:
@@ -121,10 +139,13 @@ class Job:
         if self.done:
             return 0.0
         forecast = self.estimate or estimate(self.model_config, self.train_config)
+        left = max(0, self.units - self.units_done)
         if self.started is None:
-            return forecast.total
+            return forecast.total * left
+        if self.units > 1:  # the trial in flight, then the rest at the forecast (no per-run speed to correct by)
+            return (1 - self.in_flight) * forecast.training + forecast.finishing + (left - 1) * forecast.total
         elapsed = time.time() - self.started
-        done = self.fraction
+        done = self.in_flight
         expected = forecast.loading + done * forecast.training
         speed = elapsed / expected if expected > 0 and done > 0 else 1.0
         weight = min(1.0, done / 0.1)
@@ -221,16 +242,18 @@ class TrainingQueue:
         work: Callable[[MNIST, Callable[[Progress], None], Callable[[], bool]], object],
         model_config: ModelConfig,
         train_config: TrainConfig,
+        units: int = 1,
     ) -> Job:
         """Queue training work other than one run (a sweep), with the same status, events and cancel as a run.
 
         ``work`` raises ``TrainingCancelled`` when its ``should_stop`` fired; the configs
-        are what the work trains around (a sweep's preset), for pages that show them.
+        are what the work trains around (a sweep's preset), for pages that show them and
+        for its time estimate; ``units`` is how many such runs it makes (``Job.unit_done``).
         """
         with self._lock:
             if sum(job.status == "queued" for job in self._jobs) >= self.max_waiting:
                 raise QueueFull(f"{self.max_waiting} runs are already waiting; start yours when one of them has begun")
-            job = Job(name, model_config, train_config, self.directory, work=work)
+            job = Job(name, model_config, train_config, self.directory, work=work, units=max(1, units))
             self._enqueue(job)
         return job
 

@@ -6,44 +6,37 @@ search and turns each trial into a ``runs.run_training`` call, so a finished tri
 a checkpoint in the run history like any other, tagged with its study and trial
 number, and Evaluate, Draw and Compare work on it.
 
-The study lives in storage, not in the process: by default Optuna's journal file
-beside the checkpoints, which several processes on one machine (or on a shared file
-system) can append to at once. So a stopped or killed sweep started again resumes
-where it was, and the same command started on several processes or machines with the
-same ``storage`` works on one study: Optuna hands each trial number out once.
+The study lives in storage, not in the process (see ``studies``). So a stopped or
+killed sweep started again resumes where it was, and the same command started on
+several processes or machines with the same ``storage`` works on one study: Optuna
+hands each trial number out once.
 """
 
 from __future__ import annotations
 
-import os
-import socket
+import math
+import time
+from collections import Counter
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
 import optuna
-from optuna.storages import JournalStorage
-from optuna.storages.journal import JournalFileBackend
-from optuna.study import MaxTrialsCallback
+from optuna.artifacts import FileSystemArtifactStore, upload_artifact
+from optuna.storages._heartbeat import is_heartbeat_enabled
 from optuna.trial import FrozenTrial, TrialState
 
 from . import settings
 from .data import MNIST
 from .model import ModelConfig
-from .places import checkpoint_path, process_alive
+from .places import NameTaken, checkpoint_path, release, reserve
 from .runs import run_training
 from .settings import Interval, Setting
+from .studies import HEARTBEAT, SweepError, fail_dead_workers_trials, open_storage, worker_name
 from .train import PRESETS, Progress, TrainConfig, TrainingCancelled, run_settings
 
-DEFAULT_JOURNAL = "sweeps.journal"
 DEFAULT_STUDY = "sweep"
-# Trials done or in flight count towards a sweep's target; failed ones (a killed worker's) do not. Counting the
-# trials in flight is what keeps a worker from starting one more while another worker runs the last one.
-_COUNTED = (TrialState.COMPLETE, TrialState.PRUNED, TrialState.RUNNING)
-
-
-class SweepError(ValueError):
-    """The sweep cannot run as asked: bad settings or storage, or a study made with another preset."""
+FINISHED = (TrialState.COMPLETE, TrialState.PRUNED)
 
 
 def search_space(preset: str) -> dict[str, Interval | tuple]:
@@ -52,25 +45,6 @@ def search_space(preset: str) -> dict[str, Interval | tuple]:
     Around each preset: the quick one searches small, fast models, the best one large, long runs.
     """
     return {s.name: s.search[preset] for s in run_settings() if preset in s.search}
-
-
-def open_storage(url: str | None, directory: Path | str) -> optuna.storages.BaseStorage:
-    """``journal:PATH`` or None (the journal file in ``directory``) -> journal storage; else a database URL.
-
-    The journal file takes a lock for every write, so it is safe for several processes
-    on one machine or a shared file system; ``sqlite:///...`` and ``postgresql://...``
-    go to Optuna's database storage as they are.
-    """
-    if url is not None and not url.startswith("journal:"):
-        from sqlalchemy.exc import SQLAlchemyError  # Optuna's database layer
-
-        try:
-            return optuna.storages.get_storage(url)
-        except (SQLAlchemyError, ImportError, ValueError) as exc:  # a bad URL, a missing driver, no server
-            raise SweepError(f"cannot open storage {url!r}: {str(exc).splitlines()[0]}") from None
-    path = Path(url.removeprefix("journal:")) if url else Path(directory) / DEFAULT_JOURNAL
-    path.parent.mkdir(parents=True, exist_ok=True)
-    return JournalStorage(JournalFileBackend(str(path)))
 
 
 def _draw(trial: optuna.Trial, setting: Setting, space: Interval | tuple) -> Any:
@@ -104,27 +78,19 @@ def check_fixed(preset: str, fixed: dict) -> None:
         raise SweepError("a sweep ranks trials by validation accuracy, so val_size must be above 0")
 
 
-def _worker() -> str:
-    return f"{socket.gethostname()}:{os.getpid()}"
+def reserve_trial_file(directory: Path | str, name: str) -> Path:
+    """``<name>.pt``, or ``<name>-2.pt`` and on where an earlier study of the same name (its storage since
+    deleted) left its trials' files: a trial never trains for a name it cannot save under."""
+    n = 1
+    while True:
+        try:
+            return reserve(checkpoint_path(name if n == 1 else f"{name}-{n}", directory))
+        except NameTaken:
+            n += 1
 
 
-def fail_abandoned_trials(storage: optuna.storages.BaseStorage, study_name: str) -> list[int]:
-    """Mark failed the running trials whose worker process on this machine is gone; return their numbers.
-
-    A killed sweep leaves its trial in flight "running" for ever; started again, it
-    gives that trial up (its run never saved a checkpoint) and carries on. Trials of
-    workers on other machines are left alone: this one cannot tell if they still run.
-    """
-    host = socket.gethostname()
-    study_id = storage.get_study_id_from_name(study_name)
-    abandoned = []
-    for trial in storage.get_all_trials(study_id, deepcopy=False, states=(TrialState.RUNNING,)):
-        worker_host, _, pid = str(trial.user_attrs.get("worker", "")).rpartition(":")
-        if worker_host == host and pid.isdigit() and not process_alive(int(pid)):
-            trial_id = storage.get_trial_id_from_study_id_trial_number(study_id, trial.number)
-            storage.set_trial_state_values(trial_id, TrialState.FAIL)
-            abandoned.append(trial.number)
-    return abandoned
+class _Surplus(Exception):
+    """Another worker took the study's last place between this worker's count and its new trial."""
 
 
 def run_sweep(
@@ -140,21 +106,36 @@ def run_sweep(
     on_progress: Callable[[Progress], None] | None = None,
     on_trial: Callable[[FrozenTrial], None] | None = None,
     should_stop: Callable[[], bool] | None = None,
+    heartbeat: int = HEARTBEAT,
+    artifacts: Path | str | None = None,
 ) -> optuna.Study:
-    """Run trials until the study has ``trials`` of them (done or in flight, by any worker), or ``timeout`` s passed.
+    """Run trials until the study has ``trials`` finished ones (complete or pruned, by any worker), or ``timeout`` s
+    passed.
 
     Each trial trains with ``runs.run_training`` into ``directory`` as
     ``<study>-trial-<number>.pt``. ``fixed`` holds settings no trial searches (say,
-    ``{"epochs": 1}``). ``data`` may be a loader, called only once there is a trial to
+    ``{"epochs": 1}``). With ``artifacts`` (a folder every worker can reach), each
+    finished trial's checkpoint is uploaded there too, its id in the trial's user
+    attribute ``checkpoint_artifact``. ``data`` may be a loader, called only once there is a trial to
     run. ``should_stop`` ends the sweep: the trial in flight is cancelled (and recorded
     as failed), ``TrainingCancelled`` is raised. Returns the study, every worker's
     trials included.
+
+    A worker starts a trial only while the finished and running trials are fewer than
+    ``trials``, and a trial numbered past the ``trials``-th that has not failed gives its
+    place back at once (two workers that counted at the same moment), so a study ends
+    with exactly ``trials`` finished. With a heartbeat, a worker whose count is full but
+    not finished waits: if a running trial's worker dies, it runs that trial again.
     """
     if preset not in PRESETS:
         raise SweepError(f"unknown preset {preset!r}; choose one of {', '.join(PRESETS)}")
     check_fixed(preset, fixed or {})
     checkpoint_path(f"{study_name}-trial-0", directory)  # a name no run file can have is refused before any trial
-    opened = open_storage(storage, directory)
+    opened = open_storage(storage, directory, heartbeat)
+    store = None
+    if artifacts is not None:
+        Path(artifacts).mkdir(parents=True, exist_ok=True)
+        store = FileSystemArtifactStore(artifacts)
     study = optuna.create_study(
         storage=opened,
         study_name=study_name,
@@ -170,12 +151,14 @@ def run_sweep(
         study.set_user_attr("preset", preset)
     elif made_with != preset:
         raise SweepError(f"study {study_name!r} searches the {made_with!r} preset, not {preset!r}")
-    fail_abandoned_trials(opened, study_name)
 
     def objective(trial: optuna.Trial) -> float:
-        trial.set_user_attr("worker", _worker())
+        ahead = study.get_trials(deepcopy=False)[: trial.number]
+        if sum(t.state != TrialState.FAIL for t in ahead) >= trials:
+            trial.set_user_attr("surplus", True)
+            raise _Surplus
+        trial.set_user_attr("worker", worker_name())
         model_config, train_config = suggest(trial, preset, fixed)
-        path = checkpoint_path(f"{study_name}-trial-{trial.number}", directory)
         pruned, epoch = False, 0
 
         def report(progress: Progress) -> None:
@@ -187,6 +170,7 @@ def run_sweep(
             if on_progress is not None:
                 on_progress(progress)
 
+        path = reserve_trial_file(directory, f"{study_name}-trial-{trial.number}")
         try:
             checkpoint = run_training(
                 model_config,
@@ -196,12 +180,18 @@ def run_sweep(
                 report,
                 lambda: pruned or (should_stop is not None and should_stop()),
                 tags={"study": study_name, "trial": trial.number},
+                reserved=True,
             )
         except TrainingCancelled:
             if pruned:
                 raise optuna.TrialPruned(f"validation accuracy too low after epoch {epoch}") from None
             raise
+        finally:
+            release(path)
         trial.set_user_attr("checkpoint", str(path))
+        if store is not None:  # where every machine can fetch it (see trials.fetch)
+            artifact = upload_artifact(artifact_store=store, file_path=str(path), study_or_trial=trial)
+            trial.set_user_attr("checkpoint_artifact", artifact)
         trial.set_user_attr("test_accuracy", checkpoint.metrics["test_accuracy"])
         return checkpoint.metrics["val_accuracy"]
 
@@ -212,18 +202,26 @@ def run_sweep(
             cache.append(data() if callable(data) else data)
         return cache[0]
 
-    def stop_if_asked(study: optuna.Study, trial: FrozenTrial) -> None:
-        if should_stop is not None and should_stop():
-            study.stop()
+    def stopped() -> bool:
+        return should_stop is not None and should_stop()
 
-    # MaxTrialsCallback stops after a trial; a study that has its trials already, or a stop already asked for,
-    # must not start one.
-    if len(study.get_trials(deepcopy=False, states=_COUNTED)) >= trials or (should_stop and should_stop()):
-        return study
-    callbacks: list[Callable[[optuna.Study, FrozenTrial], None]] = [MaxTrialsCallback(trials, _COUNTED), stop_if_asked]
-    if on_trial is not None:
-        callbacks.append(lambda _study, trial: on_trial(trial))
-    study.optimize(objective, timeout=timeout, callbacks=callbacks)
+    def report(_study: optuna.Study, trial: FrozenTrial) -> None:
+        if on_trial is not None and not trial.user_attrs.get("surplus"):
+            on_trial(trial)
+
+    deadline = math.inf if timeout is None else time.monotonic() + timeout
+    while not stopped() and time.monotonic() < deadline:
+        fail_dead_workers_trials(study)
+        counts = Counter(t.state for t in study.get_trials(deepcopy=False))
+        finished = counts[TrialState.COMPLETE] + counts[TrialState.PRUNED]
+        if finished >= trials:
+            break
+        if counts[TrialState.WAITING] or finished + counts[TrialState.RUNNING] < trials:
+            study.optimize(objective, n_trials=1, callbacks=[report], catch=(_Surplus,))
+        elif is_heartbeat_enabled(opened):
+            time.sleep(min(heartbeat, 5))  # the last trials run elsewhere: run one again if its worker dies
+        else:
+            break  # a journal cannot tell whether another machine's trial still runs: leave it to that machine
     return study
 
 
@@ -238,6 +236,8 @@ def summary(study: optuna.Study) -> dict:
             "value": trial.value,
             "params": trial.params,
             "checkpoint": trial.user_attrs.get("checkpoint"),
+            "artifact": trial.user_attrs.get("checkpoint_artifact"),
+            "worker": trial.user_attrs.get("worker"),
         }
 
     try:

@@ -24,6 +24,7 @@ import urllib.request
 from pathlib import Path
 from urllib.parse import urlparse
 
+import postgres
 import pytest
 import torch
 
@@ -83,6 +84,32 @@ def require_browser() -> None:
         pytest.fail(f"{missing} is not installed, and MNIST_REQUIRE_BROWSER=1")
     if missing:
         pytest.skip(f"{missing} is not installed")
+
+
+@pytest.fixture(scope="session")
+def postgres_server():
+    """A throwaway PostgreSQL server (tests/postgres.py), its URL; skipped without PostgreSQL, unless
+    MNIST_REQUIRE_POSTGRES=1 (as in CI)."""
+    bin_dir = postgres.binaries()
+    missing = "PostgreSQL (initdb, pg_ctl)" if bin_dir is None else None
+    try:
+        import psycopg  # noqa: F401
+    except ImportError:
+        missing = missing or "the psycopg driver (pip install -e '.[postgres]')"
+    if missing and os.environ.get("MNIST_REQUIRE_POSTGRES") == "1":
+        pytest.fail(f"{missing} is not installed, and MNIST_REQUIRE_POSTGRES=1")
+    if missing or bin_dir is None:
+        pytest.skip(f"{missing} is not installed (Debian: apt install postgresql)")
+    with postgres.throwaway_server(bin_dir) as url:
+        yield url
+
+
+@pytest.fixture(params=["journal", "postgresql"])
+def sweep_storage(request, tmp_path) -> str:
+    """Where a sweep test's study lives: Optuna's journal file, then a fresh database on the PostgreSQL server."""
+    if request.param == "journal":
+        return f"journal:{tmp_path / 'sweeps.journal'}"
+    return postgres.new_database(request.getfixturevalue("postgres_server"), f"t{abs(hash(request.node.nodeid))}")
 
 
 def free_port() -> int:

@@ -5,6 +5,7 @@ import re
 import pytest
 from dashboard_helpers import screenshot, wait_for_rerun
 from playwright.sync_api import expect
+from postgres import new_database
 
 from mnist_core.sweep import run_sweep, summary
 
@@ -50,3 +51,32 @@ def test_a_sweeps_best_trial_made_active_and_compared_with_the_default_model(ser
     wait_for_rerun(page)
     page.wait_for_timeout(1000)  # the enlarged image arrives after the rerun
     screenshot(page, "compare-broken")
+
+
+def test_a_study_run_on_other_machines_followed_and_its_best_trial_adopted(
+    server, page, mnist, tmp_path_factory, postgres_server
+):
+    url, folder = server
+    elsewhere, artifacts = tmp_path_factory.mktemp("gpu-box"), tmp_path_factory.mktemp("shared")
+    storage = new_database(postgres_server, "browser_shared")
+    small = {**TINY, "train_size": 1000, "val_size": 200}
+    best = summary(run_sweep(2, mnist, elsewhere, "far", storage, fixed=small, artifacts=artifacts))["best"]
+
+    page.goto(f"{url}/Train")
+    page.get_by_role("textbox", name="Shared storage").fill(storage)
+    page.get_by_role("textbox", name="Shared storage").press("Enter")
+    wait_for_rerun(page)
+    page.get_by_role("combobox", name="Study").click()
+    page.get_by_role("option", name="far").click()
+    wait_for_rerun(page)
+    expect(page.get_by_text("Study far: 2 trial(s) done, 0 running.")).to_be_visible()
+    expect(page.get_by_role("button", name="Make best trial active")).to_be_disabled()  # no artifact folder yet
+    page.get_by_role("textbox", name="Shared artifact folder").fill(str(artifacts))
+    page.get_by_role("textbox", name="Shared artifact folder").press("Enter")
+    wait_for_rerun(page)
+    page.get_by_text(f"Best so far: trial {best['trial']}").scroll_into_view_if_needed()
+    screenshot(page, "sweep-shared-study")
+    page.get_by_role("button", name="Make best trial active").click()
+    best_run = f"far-trial-{best['trial']}"
+    expect(page.get_by_role("combobox", name="Active model")).to_have_value(re.compile(f"^{best_run} · "))
+    assert (folder / f"{best_run}.pt").is_file()  # fetched through the artifact folder, not from the other machine

@@ -1,14 +1,18 @@
 """The Compare page and the Train page's sweep panel under AppTest, on a temporary checkpoint folder."""
 
+import socket
+
 import optuna
 import pytest
 from dashboard_helpers import button, open_page, run_until, texts
+from postgres import new_database
 
 from mnist_core.checkpoints import load_checkpoint
 from mnist_core.compare import compare
 from mnist_core.model import ModelConfig
 from mnist_core.runs import run_training
-from mnist_core.sweep import open_storage, run_sweep, summary
+from mnist_core.studies import open_storage
+from mnist_core.sweep import run_sweep, summary
 from mnist_core.train import TrainConfig
 
 TINY = {"epochs": 1, "train_size": 2000, "val_size": 500, "conv1_channels": 4, "conv2_channels": 8, "hidden_units": 16}
@@ -80,3 +84,25 @@ def test_a_sweep_started_from_the_panel_runs_in_the_queue_and_stops(folder):
     study = optuna.load_study(study_name="sweep", storage=open_storage(None, folder))
     assert [t.state.name for t in study.trials] == ["FAIL"] and study.user_attrs["preset"] == "quick"
     assert not list(folder.glob("sweep-trial-*.pt"))
+
+
+@pytest.mark.slow
+def test_the_sweep_panel_follows_a_study_trained_on_another_machine(folder, mnist, tmp_path_factory, postgres_server):
+    elsewhere, artifacts = tmp_path_factory.mktemp("gpu-box"), tmp_path_factory.mktemp("shared")
+    url = new_database(postgres_server, "panel_shared")
+    small = {**TINY, "train_size": 1000, "val_size": 200}
+    best = summary(run_sweep(2, mnist, elsewhere, "remote", url, fixed=small, artifacts=artifacts))["best"]
+    at = open_page("1_Train.py")
+    at.text_input(key="sweep_storage_url").input(url).run()
+    assert at.selectbox(key="sweep_study").options == ["remote", "sweep"]
+    at.selectbox(key="sweep_study").set_value("remote").run()
+    assert "Study **remote**: 2 trial(s) done, 0 running." in texts(at)
+    table = at.dataframe[0].value
+    assert list(table["trial"]) == [1, 0] and set(table["worker"]) == {socket.gethostname()}
+    assert table["best so far"].iloc[0] == best["value"]
+    assert button(at, "Make best trial active").disabled  # trained elsewhere, and no artifact folder given
+    at.text_input(key="sweep_artifacts").input(str(artifacts)).run()
+    button(at, "Make best trial active").click().run()
+    name = f"remote-trial-{best['trial']}"
+    assert at.session_state.active_model == name and (folder / f"{name}.pt").is_file()
+    assert load_checkpoint(folder / f"{name}.pt").metrics["val_accuracy"] == best["value"]

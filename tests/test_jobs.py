@@ -218,3 +218,20 @@ def test_a_sweep_jobs_fraction_is_that_of_its_trial_in_flight(tmp_path):
     assert sweep.fraction == 1.0  # the first trial's training is done
     sweep.events.append(progress("batch", 1, 1))  # the next trial's first batch
     assert sweep.fraction == pytest.approx(0.05)
+
+
+def test_a_sweep_of_several_trials_shows_progress_and_time_left_over_all_of_them(tmp_path):
+    queue = TrainingQueue(tmp_path)
+    sweep = Job("sweep", TINY, tiny_train(), tmp_path, estimate=Estimate(2.0, 100.0, 10.0), work=print, units=4)
+    behind = Job("run", TINY, tiny_train(), tmp_path / "run.pt", estimate=Estimate(2.0, 100.0, 10.0))
+    queue._jobs += [sweep, behind]
+    assert sweep.remaining_seconds() == 4 * 112.0 and queue.starts_in(behind) == 4 * 112.0
+    sweep.status, sweep.started = "running", time.time()
+    sweep.events += [progress("batch", 1, 5)]  # a quarter of the first trial
+    assert sweep.fraction == pytest.approx(0.25 / 4)
+    assert queue.starts_in(behind) == pytest.approx(75.0 + 10.0 + 3 * 112.0)
+    sweep.events += [progress("epoch", 2, 10)]
+    sweep.unit_done()  # the first trial finished: its last report no longer counts as the trial in flight
+    assert sweep.fraction == pytest.approx(1 / 4) and sweep.remaining_seconds() == pytest.approx(110.0 + 2 * 112.0)
+    sweep.events += [progress("batch", 2, 5)]  # three quarters of the second
+    assert sweep.fraction == pytest.approx(1.75 / 4) and queue.starts_in(behind) == pytest.approx(35.0 + 2 * 112.0)
