@@ -197,15 +197,57 @@ def test_one_bad_file_of_each_kind_is_reported_alone_and_unchanged_files_are_not
         again[0].metrics = {}  # type: ignore[misc]
 
 
+PANEL = {"images": torch.zeros(2, 28, 28, dtype=torch.uint8), "labels": [3, -1]}
+TEN = [0.1] * 10
+LYING_HISTORY = {
+    "watch is text": ({"watch": PANEL, "history": [{"epoch": 1, "watch": "yes"}]}, "watch"),
+    "watch is None": ({"watch": PANEL, "history": [{"epoch": 1, "watch": None}]}, None),
+    "watch lacks an image": ({"watch": PANEL, "history": [{"epoch": 1, "watch": [TEN]}]}, "watch"),
+    "watch holds text": ({"watch": PANEL, "history": [{"epoch": 1, "watch": [TEN, ["a"] * 10]}]}, "watch"),
+    "watch without epochs": ({"watch": PANEL, "history": []}, None),
+    "no epoch": ({"history": [{"x": 1}]}, "epoch"),
+    "epoch is text": ({"history": [{"epoch": "1"}]}, "epoch"),
+}
+
+
+@pytest.mark.parametrize("kind", LYING_HISTORY)
+def test_a_history_that_lies_is_refused_or_made_safe_to_read(tmp_path, kind):
+    """What the pages read of each epoch (Compare's curves, the Train page's replay) is there and of its type."""
+    changes, message = LYING_HISTORY[kind]
+    path = write(tmp_path / "lies.pt", **changes)
+    if message:
+        with pytest.raises(CheckpointError, match=message):
+            load_checkpoint(path)
+        return
+    checkpoint = load_checkpoint(path)
+    for epoch in checkpoint.history:
+        assert isinstance(epoch["epoch"], int)
+        assert all(epoch[key] is None or isinstance(epoch[key], (int, float)) for key in checkpoints.CURVES)
+    if checkpoint.watch:  # a replay reads one row of 10 probabilities per watched image, every epoch
+        assert checkpoint.history and all(
+            np.array(epoch["watch"]).shape == (len(checkpoint.watch["labels"]), 10) for epoch in checkpoint.history
+        )
+
+
 def test_the_dashboard_lists_bad_files_and_every_page_keeps_working(folder):
+    """Files that cannot load are listed; files that load but lie (the newest one's replay history is text,
+    another has no curves) leave the Train page's replay and Compare's curves working."""
     from dashboard_helpers import open_page
 
     (folder / "dangling.pt").symlink_to(folder / "gone.pt")
     write(folder / "label.pt", metrics={"test_accuracy": "high"})
     write(folder / "created.pt", created=b"\xff")
+    write(folder / "text.pt", watch=PANEL, history=[{"epoch": 1, "watch": "yes"}], created="2100-01-01T00:00:00")
+    write(folder / "unwatched.pt", watch=PANEL, history=[{"epoch": 1, "watch": None}], created="2099-01-01T00:00")
+    write(folder / "bare.pt", history=[{"epoch": 1}], created="2098-01-01T00:00:00")
     at = open_page("3_Draw.py")
-    assert at.sidebar.expander[0].label == "3 unreadable checkpoint(s)"
-    assert len(at.selectbox(key="model_picker").options) == 1 and not at.exception
+    assert at.sidebar.expander[0].label == "4 unreadable checkpoint(s)"
+    assert len(at.selectbox(key="model_picker").options) == 3 and not at.exception
+    at.switch_page("pages/1_Train.py").run()
+    assert not at.exception, at.exception
+    at.switch_page("pages/4_Compare.py").run()
+    at.multiselect(key="compare_runs").set_value(["default", "bare"]).run()
+    assert not at.exception and len(at.get("plotly_chart")), at.exception
 
 
 # --- names, leftovers, writes -----------------------------------------------------------------------------------
