@@ -23,6 +23,7 @@ from mnist_core.data import MNIST
 from mnist_core.jobs import Job, TrainingQueue
 from mnist_core.sweep import DEFAULT_STUDY, open_storage, run_sweep, search_space, summary
 from mnist_core.train import PRESETS, Progress
+from wording import literal
 
 SEARCHED = "searched"
 
@@ -111,26 +112,26 @@ def _live(job: Job | None, directory: str, name: str, busy: bool) -> None:
     if job is not None:
         latest: Progress | None = job.latest
         if job.status == "queued":
-            st.info(f"**{job.name}** is queued; it starts when the run ahead of it ends.")
+            st.info(f"**{literal(job.name)}** is queued; it starts when the run ahead of it ends.")
         elif job.status == "running" and latest is not None:
             st.progress(
                 job.fraction,
-                text=f"**{job.name}** · trial in flight: epoch {latest.epoch}/{latest.epochs} · "
+                text=f"**{literal(job.name)}** · trial in flight: epoch {latest.epoch}/{latest.epochs} · "
                 f"batch {latest.batch}/{latest.batches} · {latest.images_per_sec:,.0f} images/s",
             )
         elif job.status == "running":
-            st.info(f"**{job.name}**: loading MNIST and the study…")
+            st.info(f"**{literal(job.name)}**: loading MNIST and the study…")
         elif job.status == "finished":
-            st.success(f"**{job.name}** finished: the study has the trials asked for.")
+            st.success(f"**{literal(job.name)}** finished: the study has the trials asked for.")
         elif job.status == "cancelled":
-            st.warning(f"**{job.name}** was stopped; start it again to resume the study.")
+            st.warning(f"**{literal(job.name)}** was stopped; start it again to resume the study.")
         elif job.status == "failed":
-            st.error(f"**{job.name}** failed: {job.error}")
+            st.error(f"**{literal(job.name)}** failed: {literal(job.error)}")
         if busy and job.done:
             st.rerun()  # the sweep ended: redraw the page, so its runs join the history
     study = _load_study(directory, name) if name else None
     if study is None:
-        st.caption(f"No study named {name!r} yet." if name else "Name a study.")
+        st.caption(f"No study named {literal(repr(name))} yet." if name else "Name a study.")
         return
     result = summary(study)
     trials = pd.DataFrame(
@@ -145,12 +146,14 @@ def _live(job: Job | None, directory: str, name: str, busy: bool) -> None:
             for t in result["trials"]
         ]
     )
-    st.markdown(f"Study **{name}**: {result['done']} trial(s) done, {result['running']} running.")
+    st.markdown(f"Study **{literal(name)}**: {result['done']} trial(s) done, {result['running']} running.")
     best = result["best"]
     if best is not None:
         best_run = Path(best["checkpoint"]).stem
         left, right = st.columns([3, 1])
-        left.success(f"Best so far: trial {best['trial']}, validation accuracy {best['value']:.2%} ({best_run}).")
+        left.success(
+            f"Best so far: trial {best['trial']}, validation accuracy {best['value']:.2%} ({literal(best_run)})."
+        )
         if right.button("Make best trial active", disabled=not Path(best["checkpoint"]).is_file()):
             common.select_model(best_run)
             st.rerun(scope="app")  # the sidebar's picker too
@@ -164,6 +167,6 @@ def _live(job: Job | None, directory: str, name: str, busy: bool) -> None:
         for tab, (title, figure) in zip(st.tabs(list(figures)), figures.items()):
             with tab:
                 if isinstance(figure, str):
-                    st.caption(figure)
+                    st.caption(literal(figure))
                 else:
                     st.plotly_chart(figure, width="stretch", key=f"sweep-{title}")

@@ -9,6 +9,7 @@ import common
 import explain_view
 from mnist_core.images import ImageError, load_image
 from mnist_core.predict import NOT_A_DIGIT, Prediction, predict
+from wording import literal
 
 SHOWN = 720  # pixels on the picture's longer side, as drawn on the page
 
@@ -47,7 +48,7 @@ if model is None:
     st.stop()
 st.caption(
     f"Draw one digit, large, in the box, or upload or snap a photo of a digit or a whole number written on paper: "
-    f"**{model.name}** reads it each time you lift the pen."
+    f"**{literal(model.name)}** reads it each time you lift the pen."
 )
 
 st.session_state.setdefault("canvas_number", 0)
@@ -88,7 +89,7 @@ with drawing:
     else:
         source = picture.getvalue()
         st.caption(
-            f"Reading **{'the camera photo' if photo else picture.name}**; "
+            f"Reading **{'the camera photo' if photo else literal(picture.name)}**; "
             f"{'clear the photo' if photo else 'remove the file'} to draw again."
         )
 
@@ -99,7 +100,7 @@ with answer:
             with drawing:
                 st.plotly_chart(picture_with_boxes(source, prediction), key="picture", config={"staticPlot": True})
     except ImageError as exc:
-        st.error(f"That file cannot be read as an image: {exc}")
+        st.error(f"That file cannot be read as an image: {literal(exc)}")
         st.stop()
     if prediction is None or not prediction.digits:
         st.markdown("### No digit found")

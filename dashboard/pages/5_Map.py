@@ -11,6 +11,7 @@ import common
 from mnist_core import embed
 from mnist_core.checkpoints import Checkpoint
 from mnist_core.data import to_pixels
+from wording import literal
 
 COLOURS = ["#1f77b4", "#ff7f0e", "#2ca02c", "#d62728", "#9467bd", "#8c564b", "#e377c2", "#7f7f7f", "#bcbd22", "#17becf"]
 SHOWN = 24  # selected images shown in the inspector
@@ -68,7 +69,7 @@ method = st.segmented_control(
     help="PCA: a straight projection, instant. UMAP: keeps each image near its neighbours, so digits form islands.",
 ) or ("UMAP" if ready else "PCA")
 st.caption(
-    f"Each dot is a test image, placed by **{model.name}**'s {values.shape[1]} hidden-layer activations, "
+    f"Each dot is a test image, placed by **{literal(model.name)}**'s {values.shape[1]} hidden-layer activations, "
     "coloured by its true digit; crosses are the images it gets wrong. Hover to see one, click or lasso to inspect."
 )
 
@@ -83,7 +84,7 @@ def umap_status() -> None:
             icon=":material/hourglass_top:",
         )
     elif job.error is not None:
-        st.error(f"UMAP failed ({job.error}); the PCA map is shown.")
+        st.error(f"UMAP failed ({literal(job.error)}); the PCA map is shown.")
     elif not ready:  # it finished since this page was drawn
         st.rerun()
 
