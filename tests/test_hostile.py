@@ -304,6 +304,33 @@ def test_a_write_that_fails_says_so_and_leaves_nothing(tmp_path):
     assert list(tmp_path.iterdir()) == []
 
 
+@pytest.mark.parametrize("command", ["export", "explain", "embed"])
+def test_no_command_overwrites_a_file_without_overwrite_and_it_says_so_before_any_work(
+    tmp_path, capsys, monkeypatch, command
+):
+    """`export --out checkpoints/default.pt` once wrote ONNX over the default model; `embed` checked after 20 s."""
+    target = tmp_path / "default.pt"
+    target.write_bytes(b"precious")
+    Image.new("L", (28, 28), 0).save(tmp_path / "x.png")
+    monkeypatch.setattr("mnist_core.cli.load_checkpoint", lambda *_: pytest.fail("the work began"))
+    args = {"export": ["export", "m.pt"], "explain": ["explain", str(tmp_path / "x.png")], "embed": ["embed", "m.pt"]}
+    assert main([*args[command], "--out", str(target)]) == 2
+    out, err = capsys.readouterr()
+    assert out == "" and err.count("\n") == 1 and "already exists; add --overwrite" in err
+    assert target.read_bytes() == b"precious"
+    assert main([*args[command], "--out", str(tmp_path)]) == 2 and "is not a file" in capsys.readouterr().err
+
+
+def test_overwrite_replaces_the_file_whole(tmp_path, capsys, mnist):
+    target = tmp_path / "map.png"
+    target.write_bytes(b"old")
+    Image.fromarray(((mnist.test_images[0, 0] + 1) * 127.5).byte().numpy()).save(tmp_path / "seven.png")
+    argv = ["explain", str(tmp_path / "seven.png"), "--method", "saliency", "--out", str(target)]
+    assert main(argv) == 2 and target.read_bytes() == b"old"
+    assert main([*argv, "--overwrite"]) == 0 and Image.open(target).format == "PNG"
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["map.png", "seven.png"]  # no temporary file left
+
+
 @pytest.mark.slow
 def test_a_failed_retrain_says_the_earlier_checkpoint_is_unchanged(tmp_path):
     path = write(tmp_path / "mine.pt")
