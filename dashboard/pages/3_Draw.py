@@ -14,8 +14,24 @@ from wording import literal
 SHOWN = 720  # pixels on the picture's longer side, as drawn on the page
 
 
+# Clear empties the canvas in the browser, at once, with the component's own reset (whose toolbar is hidden):
+# a new canvas from Python arrives only after a rerun, up to seconds under load, and a stroke drawn on the old
+# one meanwhile was lost with it. The canvas stays the same, so every stroke after Clear reaches Python.
+CLEAR_IN_THE_BROWSER = """<script>
+if (!window.mnistClear) {
+  window.mnistClear = true;
+  document.addEventListener("click", (event) => {
+    if (!event.target.closest(".st-key-clear")) return;
+    for (const host of document.querySelectorAll("[class*='st-key-canvas-'] *")) {
+      host.shadowRoot?.querySelector("button[aria-label='Reset canvas & history']")?.click();
+    }
+  }, true);
+}
+</script>"""
+
+
 def new_canvas() -> None:
-    """A new canvas key is a blank canvas: after Clear, or a new pen width (the canvas redraws empty then)."""
+    """A new canvas key is a blank canvas: after a new pen width (the canvas redraws empty then)."""
     st.session_state.canvas_number += 1
 
 
@@ -84,7 +100,8 @@ with drawing:
         width.slider(
             "Pen width", 6, 40, 18, key="stroke_width", on_change=new_canvas, help="A new width starts a new drawing."
         )
-        clear.button("Clear", width="stretch", on_click=new_canvas)
+        clear.button("Clear", width="stretch", key="clear")
+        st.html(CLEAR_IN_THE_BROWSER, unsafe_allow_javascript=True)
         source = canvas.image_data
     else:
         source = picture.getvalue()
