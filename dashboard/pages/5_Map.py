@@ -34,7 +34,7 @@ def pca(checkpoint: Checkpoint) -> np.ndarray:
 
 @st.cache_resource(max_entries=8, hash_funcs=common.BY_CONTENT)
 def umap_job(checkpoint: Checkpoint) -> embed.BackgroundProjection:
-    """UMAP of one model's features, started once per model for the whole server."""
+    """UMAP of one model's features, asked once per model for the whole server; one map is made at a time."""
     return embed.project_in_background(features(checkpoint), "umap")
 
 
@@ -77,9 +77,15 @@ st.caption(
 @st.fragment(run_every=None if job.done() else 2.0)
 def umap_status() -> None:
     """Polls the background UMAP; when it becomes ready, the whole page reruns to draw it."""
-    if not job.done():
+    if not job.done() and job.started is None:
         st.info(
-            f"UMAP is being computed in the background: {time.time() - job.started:.0f} s so far "
+            f"UMAP waits its turn: this server makes one map at a time, for every session, and "
+            f"{job.ahead} {'is' if job.ahead == 1 else 'are'} ahead of this one. The PCA map is shown meanwhile.",
+            icon=":material/hourglass_top:",
+        )
+    elif not job.done():
+        st.info(
+            f"UMAP is being computed in the background: {time.time() - (job.started or time.time()):.0f} s so far "
             "(about 20 s on 2 cores). The PCA map is shown meanwhile.",
             icon=":material/hourglass_top:",
         )
