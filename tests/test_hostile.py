@@ -304,6 +304,21 @@ def test_a_write_that_fails_says_so_and_leaves_nothing(tmp_path):
     assert list(tmp_path.iterdir()) == []
 
 
+def test_a_full_disk_leaves_no_empty_reservation(tmp_path):
+    """The pid in a run's marker could not be written: the empty marker stayed and held the name for a minute."""
+    soft, hard = resource.getrlimit(resource.RLIMIT_FSIZE)
+    previous = signal.signal(signal.SIGXFSZ, signal.SIG_IGN)
+    resource.setrlimit(resource.RLIMIT_FSIZE, (1, hard))  # the file opens, its pid does not fit
+    try:
+        with pytest.raises(CheckpointError, match="cannot write in"):
+            reserve(tmp_path / "mine.pt")
+    finally:
+        resource.setrlimit(resource.RLIMIT_FSIZE, (soft, hard))
+        signal.signal(signal.SIGXFSZ, previous)
+    assert list(tmp_path.iterdir()) == []
+    assert reserve(tmp_path / "mine.pt") == tmp_path / "mine.pt"  # the name is free at once
+
+
 @pytest.mark.parametrize("command", ["export", "explain", "embed"])
 def test_no_command_overwrites_a_file_without_overwrite_and_it_says_so_before_any_work(
     tmp_path, capsys, monkeypatch, command
