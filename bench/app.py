@@ -72,6 +72,47 @@ def free_port() -> int:
         return s.getsockname()[1]
 
 
+def start_server(port: int, checkpoints: Path) -> subprocess.Popen:
+    """``streamlit run`` of the dashboard on ``port``, its runs in ``checkpoints``, once it answers its health check."""
+    started = time.perf_counter()
+    server = subprocess.Popen(
+        [
+            sys.executable,
+            "-m",
+            "streamlit",
+            "run",
+            str(HOME),
+            "--server.headless",
+            "true",
+            "--server.port",
+            str(port),
+            "--server.address",
+            "127.0.0.1",
+        ],
+        cwd=REPO,
+        env={**os.environ, "MNIST_CHECKPOINTS": str(checkpoints)},
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+    while True:
+        try:
+            urllib.request.urlopen(f"http://127.0.0.1:{port}/_stcore/health", timeout=1)
+            return server
+        except OSError:
+            if server.poll() is not None or time.perf_counter() - started > 60:
+                stop_server(server)
+                raise SystemExit("streamlit did not start within 60 s") from None
+            time.sleep(0.05)
+
+
+def stop_server(server: subprocess.Popen) -> None:
+    server.terminate()
+    try:
+        server.wait(timeout=10)
+    except subprocess.TimeoutExpired:
+        server.kill()
+
+
 def browser_timings(chromium: str) -> None:
     """``streamlit run`` to its first health answer and to Home on screen, then each page, in headless Chromium;
     then a quick-preset run from the Train page, saved into a temporary checkpoint folder.
@@ -92,34 +133,8 @@ def browser_timings(chromium: str) -> None:
         print(f"browser: Chromium launched in {time.perf_counter() - launched:.2f} s (not counted below)")
 
         started = time.perf_counter()
-        server = subprocess.Popen(
-            [
-                sys.executable,
-                "-m",
-                "streamlit",
-                "run",
-                str(HOME),
-                "--server.headless",
-                "true",
-                "--server.port",
-                str(port),
-                "--server.address",
-                "127.0.0.1",
-            ],
-            cwd=REPO,
-            env={**os.environ, "MNIST_CHECKPOINTS": str(checkpoints)},
-            stdout=subprocess.DEVNULL,
-            stderr=subprocess.DEVNULL,
-        )
+        server = start_server(port, checkpoints)
         try:
-            while True:
-                try:
-                    urllib.request.urlopen(f"{url}/_stcore/health", timeout=1)
-                    break
-                except OSError:
-                    if server.poll() is not None or time.perf_counter() - started > 60:
-                        raise SystemExit("streamlit did not start within 60 s") from None
-                    time.sleep(0.05)
             print(f"server: streamlit run to first health answer: {time.perf_counter() - started:.2f} s")
             for number, (path, _, marker) in enumerate(PAGES):
                 page_started = time.perf_counter()
@@ -137,11 +152,7 @@ def browser_timings(chromium: str) -> None:
             print(f"browser: quick preset trained from the Train page, page open: {trained:.1f} s")
             browser.close()
         finally:
-            server.terminate()
-            try:
-                server.wait(timeout=10)
-            except subprocess.TimeoutExpired:
-                server.kill()
+            stop_server(server)
             shutil.rmtree(checkpoints, ignore_errors=True)
 
 

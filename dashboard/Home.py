@@ -9,6 +9,7 @@ import streamlit as st
 import common
 from mnist_core import data
 from mnist_core.data import to_pixels
+from wording import literal
 
 model = common.page("Home", ":material/home:")
 
@@ -41,7 +42,7 @@ if model is None:
     st.warning("No model yet: train one on the Train page.")
 else:
     card = common.describe(model)
-    st.subheader(model.name)
+    st.subheader(literal(model.name))
     columns = st.columns(3)
     for column, label in zip(columns, ("Test accuracy", "Parameters", "Training time")):
         column.metric(label, card.pop(label))

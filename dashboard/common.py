@@ -26,7 +26,7 @@ from mnist_core.data import MNIST, DataError
 from mnist_core.evaluate import Evaluation
 from mnist_core.inference import predict_probabilities
 from mnist_core.jobs import Job, TrainingQueue
-from wording import describe_seconds, wrong_record
+from wording import describe_seconds, literal, wrong_record
 
 GREEN, RED = (46, 160, 67), (218, 54, 51)
 # Streamlit's own copy of the Material Symbols font: inline icons use it, but a ":material/...:"
@@ -67,7 +67,7 @@ def status_line(job: Job, queue: TrainingQueue) -> str:
     if job.phase == "queued":
         ahead = queue.ahead_of(job)
         return (
-            f"queued behind {', '.join(j.name for j in ahead)}: number {len(ahead) + 1} in line, "
+            f"queued behind {', '.join(literal(j.name) for j in ahead)}: number {len(ahead) + 1} in line, "
             f"starts in {describe_seconds(queue.starts_in(job))}"
         )
     if job.phase == "loading":
@@ -88,9 +88,9 @@ def status_line(job: Job, queue: TrainingQueue) -> str:
 def show_progress(job: Job, queue: TrainingQueue) -> None:
     """A progress bar (or, while queued, a note) with ``status_line``."""
     if job.phase == "queued":
-        st.info(f"**{job.name}** is {status_line(job, queue)}.")
+        st.info(f"**{literal(job.name)}** is {status_line(job, queue)}.")
     else:
-        st.progress(job.fraction, text=f"**{job.name}** · {status_line(job, queue)}")
+        st.progress(job.fraction, text=f"**{literal(job.name)}** · {status_line(job, queue)}")
 
 
 @st.fragment(run_every=OWN_RUN_HEARTBEAT_S)
@@ -103,7 +103,7 @@ def own_run_status() -> None:
     if job.done:
         st.rerun()  # redraw the page: the model picker may now hold the new model
     queue = training_queue(str(checkpoint_dir()))
-    st.caption(f"Your run **{job.name}**: {status_line(job, queue)}")
+    st.caption(f"Your run **{literal(job.name)}**: {status_line(job, queue)}")
 
 
 def checkpoint_dir() -> Path:
@@ -128,7 +128,7 @@ def active_model() -> Checkpoint | None:
     by_name = {c.name: c for c in good}
     with st.sidebar:
         if not good:
-            st.error(f"No usable checkpoint in {checkpoint_dir()}. Train one on the Train page.")
+            st.error(f"No usable checkpoint in {literal(checkpoint_dir())}. Train one on the Train page.")
         else:
             if st.session_state.get("active_model") not in by_name:
                 st.session_state.active_model = "default" if "default" in by_name else good[0].name
@@ -158,11 +158,11 @@ def active_model() -> Checkpoint | None:
             recorded = measured.wrong_record(active.metrics) if measured else None
             if measured and recorded is not None:
                 problem = wrong_record(recorded, measured.accuracy, len(measured.labels))
-                st.warning(f"**{active.name}**: {problem}.", icon=":material/gpp_maybe:")
+                st.warning(f"**{literal(active.name)}**: {problem}.", icon=":material/gpp_maybe:")
         if bad:
             with st.expander(f"{len(bad)} unreadable checkpoint(s)", icon=":material/warning:"):
                 for name, problem in bad.items():
-                    st.caption(f"**{name}**: {problem}")
+                    st.caption(f"**{literal(name)}**: {literal(problem)}")
     return by_name.get(st.session_state.get("active_model", ""))
 
 
@@ -189,7 +189,7 @@ def ensure_downloaded() -> None:
     try:
         data.fetch(progress=report)
     except DataError as exc:
-        st.error(f"MNIST could not be downloaded: {exc}")
+        st.error(f"MNIST could not be downloaded: {literal(exc)}")
         st.stop()
     bar.empty()
 

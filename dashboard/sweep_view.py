@@ -33,7 +33,7 @@ from mnist_core.studies import SweepError, journal_path, view_storage
 from mnist_core.sweep import DEFAULT_STUDY, FINISHED, reserve_trial_file, run_sweep, search_space, summary
 from mnist_core.train import PRESETS, Progress
 from mnist_core.trials import fetch as fetch_trial
-from wording import describe_seconds
+from wording import describe_seconds, literal
 
 SEARCHED = "searched"
 
@@ -51,14 +51,14 @@ def _study_names(url: str | None, directory: str) -> list[str]:
     try:
         storage = view_storage(url, directory)
     except SweepError as exc:
-        st.error(f"{exc}. No sweep can start until this is fixed.")
+        st.error(f"{literal(str(exc))}. No sweep can start until this is fixed.")
         return []
     names = [s.study_name for s in storage.get_all_studies()] if storage is not None else []
     journal = journal_path(url, directory) if url is None or url.startswith("journal:") else None
     if journal is not None and torn(journal):  # after reading: only the unread rest is looked at
         st.warning(
-            f"The end of {journal.name} is torn (a full disk or a killed writer cut a line); the trials before it "
-            f"are shown, and the next sweep moves the torn part aside to {journal.name}{TORN_SUFFIX}."
+            f"The end of {literal(journal.name)} is torn (a full disk or a killed writer cut a line); the trials "
+            f"before it are shown, and the next sweep moves the torn part aside to {literal(journal.name + TORN_SUFFIX)}."
         )
     return names
 
@@ -222,22 +222,22 @@ def panel(queue: TrainingQueue) -> None:
 def _job_status(job: Job, busy: bool) -> None:
     latest: Progress | None = job.latest
     if job.status == "queued":
-        st.info(f"**{job.name}** is queued; it starts when the run ahead of it ends.")
+        st.info(f"**{literal(job.name)}** is queued; it starts when the run ahead of it ends.")
     elif job.status == "running" and latest is not None:
         st.progress(
             job.fraction,
-            text=f"**{job.name}** · trial {job.units_done + 1} of {job.units}: epoch {latest.epoch}/{latest.epochs}"
+            text=f"**{literal(job.name)}** · trial {job.units_done + 1} of {job.units}: epoch {latest.epoch}/{latest.epochs}"
             f" · batch {latest.batch}/{latest.batches} · {latest.images_per_sec:,.0f} images/s · "
             f"about {describe_seconds(job.remaining_seconds())} left",
         )
     elif job.status == "running":
-        st.info(f"**{job.name}**: loading MNIST and the study…")
+        st.info(f"**{literal(job.name)}**: loading MNIST and the study…")
     elif job.status == "finished":
-        st.success(f"**{job.name}** finished: the study has the trials asked for.")
+        st.success(f"**{literal(job.name)}** finished: the study has the trials asked for.")
     elif job.status == "cancelled":
-        st.warning(f"**{job.name}** was stopped; start it again to resume the study.")
+        st.warning(f"**{literal(job.name)}** was stopped; start it again to resume the study.")
     elif job.status == "failed":
-        st.error(f"**{job.name}** failed: {job.error}")
+        st.error(f"**{literal(job.name)}** failed: {literal(job.error)}")
     if busy and job.done:
         st.rerun()  # the sweep ended: redraw the page, so its runs join the history
 
@@ -272,21 +272,23 @@ def _live(job: Job | None, url: str | None, artifacts: str | None, directory: st
     except SweepError:  # said above the panel's settings
         study = None
     if study is None:
-        st.caption(f"No study named {name!r} yet." if name else "Name a study.")
+        st.caption(f"No study named {literal(repr(name))} yet." if name else "Name a study.")
         return
     result = summary(study)
-    st.markdown(f"Study **{name}**: {result['done']} trial(s) done, {result['running']} running.")
+    st.markdown(f"Study **{literal(name)}**: {result['done']} trial(s) done, {result['running']} running.")
     best = result["best"]
     if best is not None:
         best_run = Path(best["checkpoint"]).stem
         left, right = st.columns([3, 1])
-        left.success(f"Best so far: trial {best['trial']}, validation accuracy {best['value']:.2%} ({best_run}).")
+        left.success(
+            f"Best so far: trial {best['trial']}, validation accuracy {best['value']:.2%} ({literal(best_run)})."
+        )
         reachable = _own_file(best) is not None or (best["artifact"] is not None and artifacts is not None)
         if right.button("Make best trial active", disabled=not reachable):
             try:
                 local = _local_model(best, name, url, artifacts)
             except CheckpointError as exc:
-                st.error(str(exc))
+                st.error(literal(str(exc)))
             else:
                 if local is not None:
                     common.select_model(local.stem)
@@ -304,6 +306,6 @@ def _live(job: Job | None, url: str | None, artifacts: str | None, directory: st
         for tab, (title, figure) in zip(st.tabs(list(figures)), figures.items()):
             with tab:
                 if isinstance(figure, str):
-                    st.caption(figure)
+                    st.caption(literal(figure))
                 else:
                     st.plotly_chart(figure, width="stretch", key=f"sweep-{title}")

@@ -4,6 +4,9 @@ module turns them into the sentences every page shares, and needs no Streamlit, 
 
 from __future__ import annotations
 
+import html
+import re
+
 from mnist_core.evaluate import Order
 
 ORDER_LABELS: dict[Order, str] = {
@@ -11,6 +14,33 @@ ORDER_LABELS: dict[Order, str] = {
     "least_confident": "least confident first",
     "index": "test set order",
 }
+
+
+# What Streamlit's Markdown reads as markup anywhere in a line (links, images, emphasis, code, HTML, LaTeX, a
+# colon before a word: colours, icons, emoji), an underscore only at a word's edge, and what starts a block.
+_MARKUP = re.compile(
+    r"[\\`*\[\]<>!$~|#&{}]|:(?=\S)|(?<![A-Za-z0-9])_|_(?![A-Za-z0-9])"  # anywhere
+    r"|^[-+=]|(?<=^\d)[.)]|(?<=^\d\d)[.)]"  # a list, a rule, a numbered list
+)
+# What Streamlit reads as markup even when escaped: links in plain text (https://..., www...., a@b.c) and
+# icons (:material/name:). An invisible word joiner between the pieces keeps the text as it reads.
+_UNESCAPABLE = re.compile(r"(?<=:)(?=\S)|(?<=www)(?=\.)|(?=@)", re.IGNORECASE)
+
+
+def literal(text: object) -> str:
+    """Any text for Streamlit's Markdown (captions, alerts, labels, help), shown exactly as it reads, never as markup.
+
+    For names and messages that come from outside: checkpoint file names, run and study names,
+    uploaded file names, errors that quote them. A name like ``![t](https://host/x.png)`` would
+    otherwise make every session's browser fetch from ``host``.
+    """
+    flat = " ".join(str(text).split())  # a line break could start a heading, a list or a quote
+    return _UNESCAPABLE.sub("\u2060", _MARKUP.sub(lambda m: "\\" + m.group(), flat))
+
+
+def chart_text(text: object) -> str:
+    """Any text for a Plotly label or legend, which reads ``<b>``, ``<a href>`` and entities as markup."""
+    return html.escape(str(text), quote=False)
 
 
 def describe_seconds(seconds: float) -> str:
@@ -26,8 +56,8 @@ def describe_seconds(seconds: float) -> str:
 def no_model_reason(row: dict) -> str:
     """Why a history row (of ``runs.history_rows``) has no model to make active."""
     what = {"failed": "failed", "running": "is still running"}.get(row["status"], f"was {row['status']}")
-    reason = f" ({row['error']})" if row["error"] else ""
-    return f"**{row['name']}** {what}{reason}: it left no model to use."
+    reason = f" ({literal(row['error'])})" if row["error"] else ""
+    return f"**{literal(row['name'])}** {what}{reason}: it left no model to use."
 
 
 def wrong_record(recorded: float, measured: float, images: int) -> str:

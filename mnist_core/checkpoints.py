@@ -197,6 +197,7 @@ HISTORY_CHECKS = {
     "val_loss": _NUMBER_OR_NONE,
     "val_accuracy": _NUMBER_OR_NONE,
 }
+CURVES = ("loss", "accuracy", "val_loss", "val_accuracy")  # what Compare draws of each epoch
 
 
 def field_problem(mapping: object, checks: dict, what: str) -> str | None:
@@ -228,6 +229,35 @@ def _created(value: object) -> str:
     except ValueError:
         raise CheckpointError(f"its creation time {value!r} is not an ISO 8601 date") from None
     return (moment if moment.tzinfo else moment.replace(tzinfo=UTC)).astimezone(UTC).isoformat(timespec="seconds")
+
+
+def _history(value: object, watched: int) -> list[dict]:
+    """The per-epoch history, each epoch with its number and every curve a page draws (None where not recorded).
+
+    ``watch``, an epoch's predictions for the ``watched`` images of the replay panel, must be
+    one row of 10 probabilities per image, or None; without a panel it is never read.
+    """
+    if not isinstance(value, list):
+        raise CheckpointError("history must be a list of epochs")
+    epochs = []
+    for number, epoch in enumerate(value, start=1):
+        what = f"history epoch {number}"
+        _checked(epoch, HISTORY_CHECKS, what)
+        if "epoch" not in epoch:
+            raise CheckpointError(f"{what} has no 'epoch' number")
+        predictions = epoch.get("watch")
+        if watched and predictions is not None and not _probabilities(predictions, watched):
+            raise CheckpointError(f"{what}: watch must hold 10 probabilities for each of the {watched} watched images")
+        epochs.append({**dict.fromkeys(CURVES), **epoch})
+    return epochs
+
+
+def _probabilities(rows: object, count: int) -> bool:
+    return (
+        isinstance(rows, list)
+        and len(rows) == count
+        and all(isinstance(row, list) and len(row) == 10 and all(_FRACTION[0](p) for p in row) for row in rows)
+    )
 
 
 def _watch_panel(value: object) -> dict:
@@ -346,11 +376,10 @@ def _load(path: Path) -> Checkpoint:
         expected = CNN(model_config).state_dict()
     state_dict = _weights(payload.get("state_dict"), expected)
     metrics = _checked(payload.get("metrics", {}), METRIC_CHECKS, "metrics")
-    history = payload.get("history", [])
-    if not isinstance(history, list):
-        raise CheckpointError("history must be a list of epochs")
-    for number, epoch in enumerate(history, start=1):
-        _checked(epoch, HISTORY_CHECKS, f"history epoch {number}")
+    watch = _watch_panel(payload.get("watch", {}))
+    history = _history(payload.get("history", []), len(watch["labels"]) if watch else 0)
+    if not history or not all(epoch.get("watch") is not None for epoch in history):
+        watch = {}  # a replay needs every epoch's predictions: without them there is nothing to replay
     dataset_sha256, versions = payload.get("dataset_sha256", ""), payload.get("versions", {})
     if not isinstance(dataset_sha256, str):
         raise CheckpointError("dataset_sha256 must be text")
@@ -375,7 +404,7 @@ def _load(path: Path) -> Checkpoint:
         created=_created(payload.get("created", "")),
         versions=versions,
         tags=_checked(payload.get("tags", {}), TAG_CHECKS, "tags"),
-        watch=_watch_panel(payload.get("watch", {})),
+        watch=watch,
         digit_score=_digit_score(payload.get("digit_score"), model_config.conv2_channels),
         sha256=hashlib.sha256(data).hexdigest(),
     )

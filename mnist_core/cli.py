@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import argparse
 import gc
+import io
 import json
 import math
 import os
@@ -25,6 +26,7 @@ from . import settings
 from .checkpoints import Checkpoint, CheckpointError, load_checkpoint, store_digit_score
 from .data import MNIST, DataError, fetch, load_mnist
 from .evaluate import Evaluation
+from .files import write_atomically
 from .images import FORMAT_NAMES, ImageError
 from .inference import forward_batches
 from .model import ModelConfig
@@ -90,6 +92,32 @@ def _resolve_trials(args: argparse.Namespace) -> None:
         value = getattr(args, name, None)
         if isinstance(value, Path) and is_reference(str(value)):
             setattr(args, name, fetch(str(value), args.storage, args.artifacts))
+
+
+def _add_out(parser: argparse.ArgumentParser, help: str, required: bool = False) -> None:
+    parser.add_argument("--out", type=Path, required=required, default=None, help=help)
+    parser.add_argument("--overwrite", action="store_true", help="replace --out if it exists")
+
+
+def _check_out(args: argparse.Namespace) -> None:
+    """Refuse ``--out`` before any work: an existing file (unless ``--overwrite``), or anything but a file."""
+    out: Path | None = args.out
+    if out is None or not (out.exists() or out.is_symlink()):
+        return
+    if not out.is_file():
+        raise UserError(f"{out} exists and is not a file; choose another --out")
+    if not args.overwrite:
+        raise UserError(f"{out} already exists; add --overwrite to replace it, or choose another --out")
+
+
+def _write_out(args: argparse.Namespace, data: bytes) -> None:
+    """Write ``--out`` whole or not at all; without ``--overwrite`` a file that appeared meanwhile is kept."""
+    try:
+        write_atomically(args.out, data, args.overwrite)
+    except FileExistsError:
+        raise UserError(f"{args.out} already exists; add --overwrite to replace it, or choose another --out") from None
+    except OSError as exc:
+        raise UserError(f"cannot write {args.out}: {exc.strerror or exc}") from None
 
 
 def _bool(text: str) -> bool:
@@ -170,7 +198,7 @@ def build_parser() -> argparse.ArgumentParser:
         default="onnx",
         help="onnx (onnxruntime, browsers, phones) or torchscript (libtorch); default: onnx",
     )
-    p.add_argument("--out", type=Path, required=True, help="file to write, e.g. model.onnx")
+    _add_out(p, "file to write, e.g. model.onnx", required=True)
 
     p = commands.add_parser("compare", help="what run B fixed and broke relative to run A on the test set")
     p.add_argument("a", type=Path, help="checkpoint (or sweep trial STUDY:TRIAL) of run A, the baseline")
@@ -232,7 +260,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument(
         "--target", type=int, choices=range(10), default=None, help="digit to explain (default: the predicted one)"
     )
-    p.add_argument("--out", type=Path, default=None, help="write the map over the 28x28 input as a PNG here")
+    _add_out(p, "write the map over the 28x28 input as a PNG here")
     p.add_argument("--json", action="store_true", help='print {"path", "digit", "target", "method", "map"}')
 
     p = commands.add_parser("embed", help="a 2-D map of the test images from the model's penultimate layer (CSV)")
@@ -241,7 +269,7 @@ def build_parser() -> argparse.ArgumentParser:
         "--method", choices=["pca", "umap"], default="pca", help="pca (instant) or umap (slower; default: pca)"
     )
     p.add_argument("--seed", type=int, default=0, help="random seed of the projection; same seed, same map")
-    p.add_argument("--out", type=Path, default=None, help="CSV file to write (default: standard output)")
+    _add_out(p, "CSV file to write (default: standard output)")
     _add_root(p)
 
     p = commands.add_parser(
@@ -435,15 +463,12 @@ def cmd_predict(args: argparse.Namespace) -> int:
 
 
 def cmd_export(args: argparse.Namespace) -> None:
-    from .export import export_model, run_exported  # onnx and its exporter load only for this command
+    from .export import exported, run_exported  # onnx and its exporter load only for this command
 
+    _check_out(args)
     model = load_checkpoint(args.checkpoint).model
-    if args.out.exists() and not args.out.is_file():
-        raise UserError(f"{args.out} exists and is not a file; choose another --out")
-    try:
-        out = export_model(model, args.out, args.format)
-    except OSError as exc:
-        raise UserError(f"cannot write {args.out}: {exc.strerror or exc}") from None
+    _write_out(args, exported(model, args.format))
+    out = args.out
     # The file is checked by its own runtime against the checkpoint, on random inputs in the model's range.
     images = torch.rand(64, 1, 28, 28, generator=torch.Generator().manual_seed(0)) * 2 - 1
     with torch.inference_mode():
@@ -543,6 +568,7 @@ def cmd_explain(args: argparse.Namespace) -> None:
     from .explain import attribute, overlay
     from .predict import predict
 
+    _check_out(args)
     checkpoint = load_checkpoint(args.checkpoint)
     [prediction] = predict([args.image], checkpoint)
     if prediction.image is None or prediction.digit is None:
@@ -550,10 +576,9 @@ def cmd_explain(args: argparse.Namespace) -> None:
     target = prediction.digit if args.target is None else args.target
     attribution = attribute(checkpoint.model, prediction.image[None], [target], args.method)[0]
     if args.out is not None:
-        try:
-            Image.fromarray(overlay(prediction.image, attribution, scale=10)).save(args.out, format="PNG")
-        except OSError as exc:
-            raise UserError(f"cannot write {args.out}: {exc.strerror or exc}") from None
+        picture = io.BytesIO()
+        Image.fromarray(overlay(prediction.image, attribution, scale=10)).save(picture, format="PNG")
+        _write_out(args, picture.getvalue())
     if args.json:
         record = {
             "path": str(args.image),
@@ -574,10 +599,10 @@ def cmd_explain(args: argparse.Namespace) -> None:
 
 def cmd_embed(args: argparse.Namespace) -> None:
     import csv
-    import io
 
     from .embed import hidden_layer, project
 
+    _check_out(args)
     checkpoint = load_checkpoint(args.checkpoint)
     data = load_mnist(args.root)
     hidden, predictions = [], []  # one pass gives both the map's features and the predictions
@@ -593,10 +618,7 @@ def cmd_embed(args: argparse.Namespace) -> None:
     if args.out is None:
         sys.stdout.write(table.getvalue())
         return
-    try:
-        args.out.write_text(table.getvalue(), encoding="utf-8")
-    except OSError as exc:
-        raise UserError(f"cannot write {args.out}: {exc.strerror or exc}") from None
+    _write_out(args, table.getvalue().encode())
     print(f"{len(points):,} test images mapped by {args.method}; written to {args.out}")
 
 

@@ -63,12 +63,16 @@ def torchscript_bytes(model: CNN) -> bytes:
     return buffer.getvalue()
 
 
-def export_model(model: CNN, out: Path | str, format: Format = "onnx") -> Path:
-    """Write the model to ``out`` in ``format``; the file appears whole or not at all."""
+def exported(model: CNN, format: Format = "onnx") -> bytes:
+    """The model as a file's bytes in ``format``."""
     if format not in FORMATS:
         raise ValueError(f"format must be one of {', '.join(FORMATS)}, got {format!r}")
-    content = onnx_bytes(model) if format == "onnx" else torchscript_bytes(model)
-    return write_atomically(Path(out), content)
+    return onnx_bytes(model) if format == "onnx" else torchscript_bytes(model)
+
+
+def export_model(model: CNN, out: Path | str, format: Format = "onnx") -> Path:
+    """Write the model to ``out`` in ``format``; the file appears whole or not at all."""
+    return write_atomically(Path(out), exported(model, format))
 
 
 def run_exported(path: Path | str, images: np.ndarray | torch.Tensor, format: Format = "onnx") -> np.ndarray:

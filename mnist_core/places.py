@@ -167,8 +167,12 @@ def reserve(path: Path | str, overwrite: bool = False) -> Path:
         raise NameTaken(f"{path.stem} is already taken by a run in progress; choose another run name") from None
     except OSError as exc:
         raise CheckpointError(f"cannot write in {path.parent}: {exc.strerror}") from None
-    with os.fdopen(fd, "w") as marker:
-        marker.write(str(os.getpid()))
+    try:
+        with os.fdopen(fd, "w") as marker:
+            marker.write(str(os.getpid()))
+    except OSError as exc:  # a full disk: an empty marker left behind would hold the name for a minute
+        _marker(path).unlink(missing_ok=True)
+        raise CheckpointError(f"cannot write in {path.parent}: {exc.strerror}") from None
     try:
         check_target(path, overwrite)  # a file that appeared between the first check and the marker
     except CheckpointError:

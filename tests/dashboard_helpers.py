@@ -103,10 +103,9 @@ def start_run(page: Page, name: str, kind: Literal["tiny", "long", "as set"] = "
 def drawable_canvas(page: Page) -> dict[str, float]:
     """The Draw page's canvas once a stroke on it counts; its box on the page.
 
-    A new canvas (on the page's first load, after Clear, after a new pen width) exists before its first data
-    from Python: until then it has the default size and no pen, and a stroke drawn on it would be lost. The data
-    sizes it to 320 px and gives it the pen. (Under load, a 1 drawn right after Clear was once lost; that was not
-    reproduced, so this wait rules out one cause, not a proven one.)
+    A new canvas (on the page's first load, after a new pen width) exists before its first data from Python:
+    until then it has the default size and no pen, and a stroke drawn on it would be lost. The data sizes it to
+    320 px and gives it the pen. Clear keeps the canvas (``test_strokes_drawn_right_after_clear_all_reach_python``).
     """
     canvas = page.locator("canvas.upper-canvas")
     expect(canvas).to_have_attribute("width", "320")

@@ -80,14 +80,19 @@ def test_cli_embed_writes_one_row_per_test_image(capsys, tmp_path, mnist):
     assert "10,000 test images mapped by pca" in capsys.readouterr().out
 
 
-def test_a_projection_runs_in_the_background_and_reports_failures(features):
+def test_projections_run_in_the_background_one_at_a_time_and_report_failures(features):
+    """Seven sessions on seven models once ran eight UMAP processes at once: now each waits its turn, told its
+    place in line."""
     values, _ = features
     job = embed.project_in_background(values[:300], "pca")
-    broken = embed.project_in_background(values[:300], "tsne")  # both at once: each child first imports torch
+    broken = embed.project_in_background(values[:300], "tsne")
+    assert (job.ahead, broken.ahead) == (0, 1) and job.started and broken.process is None and not broken.started
     deadline = time.monotonic() + 120
     while not (job.done() and broken.done()):
         assert time.monotonic() < deadline
+        assert sum(j.process is not None and j.process.is_alive() for j in (job, broken)) <= 1
         time.sleep(0.1)
+    assert broken.started >= job.started and broken.ahead == 0
     assert job.error is None
     np.testing.assert_array_equal(job.points, embed.project(values[:300], "pca"))
     assert broken.points is None and "method must be one of" in broken.error
@@ -97,8 +102,11 @@ def test_a_projection_runs_in_the_background_and_reports_failures(features):
 def test_a_background_map_yields_the_cpu(features):
     job = embed.project_in_background(features[0][:300], "umap")  # seconds of numba compiling: time to look
     mine = os.getpriority(os.PRIO_PROCESS, 0)
+    deadline = time.monotonic() + 60
+    while job.process is None:  # its turn comes when an earlier test's projection process has ended
+        assert time.monotonic() < deadline and not job.done()
+        time.sleep(0.05)
     try:
-        deadline = time.monotonic() + 60
         while os.getpriority(os.PRIO_PROCESS, job.process.pid) != min(mine + embed.BACKGROUND_NICENESS, 19):
             assert time.monotonic() < deadline and not job.done(), "the map's process kept the server's priority"
             time.sleep(0.05)

@@ -197,15 +197,57 @@ def test_one_bad_file_of_each_kind_is_reported_alone_and_unchanged_files_are_not
         again[0].metrics = {}  # type: ignore[misc]
 
 
+PANEL = {"images": torch.zeros(2, 28, 28, dtype=torch.uint8), "labels": [3, -1]}
+TEN = [0.1] * 10
+LYING_HISTORY = {
+    "watch is text": ({"watch": PANEL, "history": [{"epoch": 1, "watch": "yes"}]}, "watch"),
+    "watch is None": ({"watch": PANEL, "history": [{"epoch": 1, "watch": None}]}, None),
+    "watch lacks an image": ({"watch": PANEL, "history": [{"epoch": 1, "watch": [TEN]}]}, "watch"),
+    "watch holds text": ({"watch": PANEL, "history": [{"epoch": 1, "watch": [TEN, ["a"] * 10]}]}, "watch"),
+    "watch without epochs": ({"watch": PANEL, "history": []}, None),
+    "no epoch": ({"history": [{"x": 1}]}, "epoch"),
+    "epoch is text": ({"history": [{"epoch": "1"}]}, "epoch"),
+}
+
+
+@pytest.mark.parametrize("kind", LYING_HISTORY)
+def test_a_history_that_lies_is_refused_or_made_safe_to_read(tmp_path, kind):
+    """What the pages read of each epoch (Compare's curves, the Train page's replay) is there and of its type."""
+    changes, message = LYING_HISTORY[kind]
+    path = write(tmp_path / "lies.pt", **changes)
+    if message:
+        with pytest.raises(CheckpointError, match=message):
+            load_checkpoint(path)
+        return
+    checkpoint = load_checkpoint(path)
+    for epoch in checkpoint.history:
+        assert isinstance(epoch["epoch"], int)
+        assert all(epoch[key] is None or isinstance(epoch[key], (int, float)) for key in checkpoints.CURVES)
+    if checkpoint.watch:  # a replay reads one row of 10 probabilities per watched image, every epoch
+        assert checkpoint.history and all(
+            np.array(epoch["watch"]).shape == (len(checkpoint.watch["labels"]), 10) for epoch in checkpoint.history
+        )
+
+
 def test_the_dashboard_lists_bad_files_and_every_page_keeps_working(folder):
+    """Files that cannot load are listed; files that load but lie (the newest one's replay history is text,
+    another has no curves) leave the Train page's replay and Compare's curves working."""
     from dashboard_helpers import open_page
 
     (folder / "dangling.pt").symlink_to(folder / "gone.pt")
     write(folder / "label.pt", metrics={"test_accuracy": "high"})
     write(folder / "created.pt", created=b"\xff")
+    write(folder / "text.pt", watch=PANEL, history=[{"epoch": 1, "watch": "yes"}], created="2100-01-01T00:00:00")
+    write(folder / "unwatched.pt", watch=PANEL, history=[{"epoch": 1, "watch": None}], created="2099-01-01T00:00")
+    write(folder / "bare.pt", history=[{"epoch": 1}], created="2098-01-01T00:00:00")
     at = open_page("3_Draw.py")
-    assert at.sidebar.expander[0].label == "3 unreadable checkpoint(s)"
-    assert len(at.selectbox(key="model_picker").options) == 1 and not at.exception
+    assert at.sidebar.expander[0].label == "4 unreadable checkpoint(s)"
+    assert len(at.selectbox(key="model_picker").options) == 3 and not at.exception
+    at.switch_page("pages/1_Train.py").run()
+    assert not at.exception, at.exception
+    at.switch_page("pages/4_Compare.py").run()
+    at.multiselect(key="compare_runs").set_value(["default", "bare"]).run()
+    assert not at.exception and len(at.get("plotly_chart")), at.exception
 
 
 # --- names, leftovers, writes -----------------------------------------------------------------------------------
@@ -260,6 +302,48 @@ def test_a_write_that_fails_says_so_and_leaves_nothing(tmp_path):
         resource.setrlimit(resource.RLIMIT_FSIZE, (soft, hard))
         signal.signal(signal.SIGXFSZ, previous)
     assert list(tmp_path.iterdir()) == []
+
+
+def test_a_full_disk_leaves_no_empty_reservation(tmp_path):
+    """The pid in a run's marker could not be written: the empty marker stayed and held the name for a minute."""
+    soft, hard = resource.getrlimit(resource.RLIMIT_FSIZE)
+    previous = signal.signal(signal.SIGXFSZ, signal.SIG_IGN)
+    resource.setrlimit(resource.RLIMIT_FSIZE, (1, hard))  # the file opens, its pid does not fit
+    try:
+        with pytest.raises(CheckpointError, match="cannot write in"):
+            reserve(tmp_path / "mine.pt")
+    finally:
+        resource.setrlimit(resource.RLIMIT_FSIZE, (soft, hard))
+        signal.signal(signal.SIGXFSZ, previous)
+    assert list(tmp_path.iterdir()) == []
+    assert reserve(tmp_path / "mine.pt") == tmp_path / "mine.pt"  # the name is free at once
+
+
+@pytest.mark.parametrize("command", ["export", "explain", "embed"])
+def test_no_command_overwrites_a_file_without_overwrite_and_it_says_so_before_any_work(
+    tmp_path, capsys, monkeypatch, command
+):
+    """`export --out checkpoints/default.pt` once wrote ONNX over the default model; `embed` checked after 20 s."""
+    target = tmp_path / "default.pt"
+    target.write_bytes(b"precious")
+    Image.new("L", (28, 28), 0).save(tmp_path / "x.png")
+    monkeypatch.setattr("mnist_core.cli.load_checkpoint", lambda *_: pytest.fail("the work began"))
+    args = {"export": ["export", "m.pt"], "explain": ["explain", str(tmp_path / "x.png")], "embed": ["embed", "m.pt"]}
+    assert main([*args[command], "--out", str(target)]) == 2
+    out, err = capsys.readouterr()
+    assert out == "" and err.count("\n") == 1 and "already exists; add --overwrite" in err
+    assert target.read_bytes() == b"precious"
+    assert main([*args[command], "--out", str(tmp_path)]) == 2 and "is not a file" in capsys.readouterr().err
+
+
+def test_overwrite_replaces_the_file_whole(tmp_path, capsys, mnist):
+    target = tmp_path / "map.png"
+    target.write_bytes(b"old")
+    Image.fromarray(((mnist.test_images[0, 0] + 1) * 127.5).byte().numpy()).save(tmp_path / "seven.png")
+    argv = ["explain", str(tmp_path / "seven.png"), "--method", "saliency", "--out", str(target)]
+    assert main(argv) == 2 and target.read_bytes() == b"old"
+    assert main([*argv, "--overwrite"]) == 0 and Image.open(target).format == "PNG"
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["map.png", "seven.png"]  # no temporary file left
 
 
 @pytest.mark.slow

@@ -1,5 +1,6 @@
 """The training queue: one job at a time, cancellation and failures leave a consistent history."""
 
+import os
 import threading
 import time
 
@@ -9,7 +10,7 @@ from synthetic_mnist import synthetic_mnist
 from mnist_core.checkpoints import CheckpointError
 from mnist_core.cost import Estimate
 from mnist_core.data import MNIST
-from mnist_core.jobs import Job, QueueFull, TrainingQueue
+from mnist_core.jobs import TRAINING_NICENESS, Job, QueueFull, TrainingQueue
 from mnist_core.model import ModelConfig
 from mnist_core.runs import read_runs
 from mnist_core.train import Progress, TrainConfig
@@ -210,6 +211,20 @@ def test_phase_fraction_and_time_left_follow_the_run(tmp_path):
     assert (job.phase, job.fraction) == ("evaluating", 1.0)
     job.status = "finished"
     assert (job.phase, job.remaining_seconds()) == ("finished", 0.0)
+
+
+@pytest.mark.skipif(not hasattr(os, "setpriority"), reason="no nice values on this system")
+def test_training_yields_the_cpu_to_the_pages(tmp_path, small):
+    """A Quick run at the server's priority slowed every drawing session: the queue's thread runs niced, the page's
+    threads keep their priority."""
+    mine = os.getpriority(os.PRIO_PROCESS, threading.get_native_id())
+    seen = []
+    job = TrainingQueue(tmp_path, load_data=lambda: small).submit_work(
+        "niced", lambda *_: seen.append(os.getpriority(os.PRIO_PROCESS, threading.get_native_id())), TINY, tiny_train()
+    )
+    wait(job)
+    assert job.status == "finished" and seen == [min(mine + TRAINING_NICENESS, 19)]
+    assert os.getpriority(os.PRIO_PROCESS, threading.get_native_id()) == mine
 
 
 def test_a_sweep_jobs_fraction_is_that_of_its_trial_in_flight(tmp_path):

@@ -1,5 +1,6 @@
 """The dashboard's wording: what the pages say about the numbers and states ``mnist_core`` returns."""
 
+import re
 import sys
 from pathlib import Path
 
@@ -9,7 +10,7 @@ from mnist_core.evaluate import ORDERS, Evaluation
 from mnist_core.runs import history_rows
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "dashboard"))  # where the pages import it from
-from wording import ORDER_LABELS, describe_seconds, no_model_reason, wrong_record
+from wording import ORDER_LABELS, chart_text, describe_seconds, literal, no_model_reason, wrong_record
 
 
 def test_durations_read_as_people_say_them():
@@ -44,3 +45,21 @@ def test_every_order_has_a_label_and_a_wrong_record_is_said_with_both_figures():
     assert wrong_record(recorded, liar.accuracy, 4) == (
         "its file records 99.52% test accuracy, but it scores 75.00% on the 4 test images: the record is wrong"
     )
+
+
+INJECTIONS = ["![t](https://example.com/x.png)", "[here](https://example.com)", ":red[**ALERT**]", "<b>x</b>"]
+
+
+def test_names_from_outside_are_escaped_for_markdown_and_charts():
+    """Each character that starts markup is escaped, so Markdown shows it as it is; bare links and icons are split
+    by an invisible word joiner; line breaks cannot start a block. The browser test renders them."""
+    for text in [*INJECTIONS, ":material/home: $x$ ~~s~~ `c` a@b.co www.example.com", "- a\n\n# b", "1. x"]:
+        escaped = literal(text)
+        bare = escaped.replace("\u2060", "")
+        assert re.sub(r"\\(.)", r"\1", bare) == " ".join(text.split())  # nothing but escapes added
+        assert not re.search(r"(?<!\\)([\[\]*<>$~`#]|:\S)", bare)
+        assert "://" not in escaped and "www." not in escaped and "a@" not in escaped and "\n" not in escaped
+    assert literal("- a") == "\\- a" and literal("12. x") == "12\\. x"  # no list
+    assert literal("quick-2026_01.v2") == "quick-2026_01.v2"  # ordinary run names read as they are
+    assert no_model_reason({"name": "<b>x</b>", "status": "failed", "error": ""}).startswith("**\\<b\\>x\\</b\\>**")
+    assert chart_text("<b>x</b> & y") == "&lt;b&gt;x&lt;/b&gt; &amp; y"

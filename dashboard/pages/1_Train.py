@@ -19,7 +19,7 @@ from mnist_core.cost import estimate, steps_per_epoch
 from mnist_core.jobs import Job, QueueFull
 from mnist_core.runs import history_rows, scan_runs
 from mnist_core.train import PRESETS
-from wording import describe_seconds, no_model_reason
+from wording import describe_seconds, literal, no_model_reason
 
 common.page("Train", ":material/model_training:", own_run=False)
 queue = common.training_queue(str(common.checkpoint_dir()))
@@ -47,7 +47,7 @@ with st.sidebar:
     )
     model_config, train_config, refused = settings_view.form(st.session_state.preset)
     if refused:
-        st.error(f"Not these settings: {refused}")
+        st.error(f"Not these settings: {literal(refused)}")
     if train_config.augment and (clean := train_config.epochs - train_config.augmented_epochs):
         st.caption(f"The last {clean} epoch(s) see the images as they are.")
     st.text_input(
@@ -102,7 +102,7 @@ right.markdown(
     "calibrated on this machine's recent runs.",
 )
 if st.session_state.get("start_problem"):
-    st.error(st.session_state.start_problem)
+    st.error(literal(st.session_state.start_problem))
 
 
 # ---- Your run ----
@@ -164,14 +164,15 @@ def live_curves(job: Job) -> None:
 
 
 if job is not None:
-    st.subheader(f"Your run: {job.name}")
+    st.subheader(f"Your run: {literal(job.name)}")
     if job.status == "finished" and job.checkpoint is not None:
-        st.success(f"**{job.name}** saved: test accuracy {job.checkpoint.metrics['test_accuracy']:.2%}.")
+        st.success(f"**{literal(job.name)}** saved: test accuracy {job.checkpoint.metrics['test_accuracy']:.2%}.")
         st.button("Make it the active model", on_click=common.select_model, args=(job.name,))
     elif job.status == "cancelled":
-        st.warning(f"**{job.name}** was cancelled{f' ({job.error})' if job.error else ''}; nothing was saved.")
+        why = f" ({literal(job.error)})" if job.error else ""
+        st.warning(f"**{literal(job.name)}** was cancelled{why}; nothing was saved.")
     elif job.status == "failed":
-        st.error(f"**{job.name}** failed: {job.error}")
+        st.error(f"**{literal(job.name)}** failed: {literal(job.error)}")
     live_progress(job)
     live_curves(job)
 
@@ -190,11 +191,11 @@ def queue_view() -> None:
         with text:
             who = "yours" if mine else "another session's"
             if other.status == "running":
-                st.markdown(f"**{other.name}** ({who}) · {common.status_line(other, queue)}")
+                st.markdown(f"**{literal(other.name)}** ({who}) · {common.status_line(other, queue)}")
                 st.progress(other.fraction)
             else:
                 st.markdown(
-                    f"**{other.name}** ({who}) · waiting, number {position + 1} in line · starts in "
+                    f"**{literal(other.name)}** ({who}) · waiting, number {position + 1} in line · starts in "
                     f"{describe_seconds(queue.starts_in(other))} · takes {describe_seconds(other.remaining_seconds())}"
                 )
         cancel.button(
@@ -222,7 +223,7 @@ st.header("Run history")
 if skipped_lines:
     with st.expander(f"{len(skipped_lines)} damaged line(s) of the run log were skipped", icon="⚠️"):
         for problem in skipped_lines[:20]:
-            st.caption(problem)
+            st.caption(literal(problem))
 if not history:
     st.caption("No runs yet.")
 else:

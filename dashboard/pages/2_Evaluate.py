@@ -10,7 +10,7 @@ import common
 import explain_view
 from mnist_core.data import to_pixels
 from mnist_core.evaluate import ORDERS, Order
-from wording import ORDER_LABELS
+from wording import ORDER_LABELS, literal
 
 ANY = "any"
 PER_PAGE = 24
@@ -30,7 +30,9 @@ confidence = result.confidence.numpy()
 errors = predictions != labels
 
 # ---- Summary ----
-st.caption(f"**{model.name}** (pick another in the sidebar) on the {len(labels):,} test images it never trained on.")
+st.caption(
+    f"**{literal(model.name)}** (pick another in the sidebar) on the {len(labels):,} test images it never trained on."
+)
 per_class = pd.DataFrame(result.per_class()).set_index("digit")
 a, b, c, d = st.columns(4)
 a.metric("Accuracy", f"{result.accuracy:.2%}")

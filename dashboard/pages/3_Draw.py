@@ -9,12 +9,29 @@ import common
 import explain_view
 from mnist_core.images import ImageError, load_image
 from mnist_core.predict import NOT_A_DIGIT, Prediction, predict
+from wording import literal
 
 SHOWN = 720  # pixels on the picture's longer side, as drawn on the page
 
 
+# Clear empties the canvas in the browser, at once, with the component's own reset (whose toolbar is hidden):
+# a new canvas from Python arrives only after a rerun, up to seconds under load, and a stroke drawn on the old
+# one meanwhile was lost with it. The canvas stays the same, so every stroke after Clear reaches Python.
+CLEAR_IN_THE_BROWSER = """<script>
+if (!window.mnistClear) {
+  window.mnistClear = true;
+  document.addEventListener("click", (event) => {
+    if (!event.target.closest(".st-key-clear")) return;
+    for (const host of document.querySelectorAll("[class*='st-key-canvas-'] *")) {
+      host.shadowRoot?.querySelector("button[aria-label='Reset canvas & history']")?.click();
+    }
+  }, true);
+}
+</script>"""
+
+
 def new_canvas() -> None:
-    """A new canvas key is a blank canvas: after Clear, or a new pen width (the canvas redraws empty then)."""
+    """A new canvas key is a blank canvas: after a new pen width (the canvas redraws empty then)."""
     st.session_state.canvas_number += 1
 
 
@@ -47,7 +64,7 @@ if model is None:
     st.stop()
 st.caption(
     f"Draw one digit, large, in the box, or upload or snap a photo of a digit or a whole number written on paper: "
-    f"**{model.name}** reads it each time you lift the pen."
+    f"**{literal(model.name)}** reads it each time you lift the pen."
 )
 
 st.session_state.setdefault("canvas_number", 0)
@@ -83,12 +100,13 @@ with drawing:
         width.slider(
             "Pen width", 6, 40, 18, key="stroke_width", on_change=new_canvas, help="A new width starts a new drawing."
         )
-        clear.button("Clear", width="stretch", on_click=new_canvas)
+        clear.button("Clear", width="stretch", key="clear")
+        st.html(CLEAR_IN_THE_BROWSER, unsafe_allow_javascript=True)
         source = canvas.image_data
     else:
         source = picture.getvalue()
         st.caption(
-            f"Reading **{'the camera photo' if photo else picture.name}**; "
+            f"Reading **{'the camera photo' if photo else literal(picture.name)}**; "
             f"{'clear the photo' if photo else 'remove the file'} to draw again."
         )
 
@@ -99,7 +117,7 @@ with answer:
             with drawing:
                 st.plotly_chart(picture_with_boxes(source, prediction), key="picture", config={"staticPlot": True})
     except ImageError as exc:
-        st.error(f"That file cannot be read as an image: {exc}")
+        st.error(f"That file cannot be read as an image: {literal(exc)}")
         st.stop()
     if prediction is None or not prediction.digits:
         st.markdown("### No digit found")

@@ -9,6 +9,7 @@ from plotly.subplots import make_subplots
 import common
 from mnist_core.compare import Comparison, settings_diff
 from mnist_core.data import to_pixels
+from wording import chart_text, literal
 
 PER_PAGE = 24
 COLUMNS = 6
@@ -46,7 +47,7 @@ baseline = evaluations[names[0]]
 for column, name in zip(st.columns(len(names)), names):
     accuracy = evaluations[name].accuracy
     delta = None if name == names[0] else f"{(accuracy - baseline.accuracy) * 100:+.2f} points vs A"
-    column.metric(f"{'A' if name == names[0] else 'vs A'} · {name}", f"{accuracy:.2%}", delta)
+    column.metric(f"{'A' if name == names[0] else 'vs A'} · {literal(name)}", f"{accuracy:.2%}", delta)
 
 
 def curves() -> go.Figure:
@@ -59,7 +60,7 @@ def curves() -> go.Figure:
                 figure.add_scatter(
                     x=epochs,
                     y=[h[key] for h in run.history],
-                    name=f"{run.name} ({label})",
+                    name=chart_text(f"{run.name} ({label})"),
                     legendgroup=run.name,
                     mode="lines+markers",
                     line=dict(color=color[run.name], dash=dash),
@@ -93,11 +94,11 @@ with digits:
     figure = go.Figure(
         [
             go.Bar(
-                name=name,
+                name=chart_text(name),
                 x=list(range(10)),
                 y=[row["recall"] for row in evaluations[name].per_class()],
                 marker_color=color[name],
-                hovertemplate=f"{name}<br>digit %{{x}}: %{{y:.2%}}<extra></extra>",
+                hovertemplate="%{fullData.name}<br>digit %{x}: %{y:.2%}<extra></extra>",
             )
             for name in names
         ]
@@ -120,13 +121,17 @@ comparison = Comparison(evaluations[a_name], evaluations[b_name])
 fixed, broken = comparison.fixed.numpy(), comparison.broken.numpy()
 m1, m2, m3 = st.columns(3)
 m1.metric("Agreement", f"{comparison.agreement:.2%}", help="Images both models give the same digit, right or wrong")
-m2.metric("Fixed by B", f"{len(fixed):,}", help=f"Test images {a_name} gets wrong and {b_name} right")
-m3.metric("Broken by B", f"{len(broken):,}", help=f"Test images {a_name} gets right and {b_name} wrong")
+m2.metric("Fixed by B", f"{len(fixed):,}", help=f"Test images {literal(a_name)} gets wrong and {literal(b_name)} right")
+m3.metric(
+    "Broken by B", f"{len(broken):,}", help=f"Test images {literal(a_name)} gets right and {literal(b_name)} wrong"
+)
 
 kind = st.radio("Show", ["fixed", "broken"], key="compare_kind", horizontal=True, format_func=lambda k: f"{k} by B")
 indices = fixed if kind == "fixed" else broken
 if not len(indices):
-    st.info(f"{b_name} {'fixes' if kind == 'fixed' else 'breaks'} no test image relative to {a_name}.")
+    st.info(
+        f"{literal(b_name)} {'fixes' if kind == 'fixed' else 'breaks'} no test image relative to {literal(a_name)}."
+    )
     st.stop()
 
 labels = mnist.test_labels.numpy()
@@ -157,7 +162,7 @@ with detail:
     st.subheader(f"Test image #{index}: a {labels[index]}")
     st.image(common.enlarge(to_pixels(mnist.test_images[index : index + 1])[0], 5))
     for name, evaluation in ((a_name, comparison.a), (b_name, comparison.b)):
-        st.markdown(f"**{name}** reads **{int(evaluation.predictions[index])}**")
+        st.markdown(f"**{literal(name)}** reads **{int(evaluation.predictions[index])}**")
         st.plotly_chart(
             common.probability_chart(evaluation.probabilities[index].numpy(), true=int(labels[index])),
             width="stretch",

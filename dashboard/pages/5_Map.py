@@ -11,6 +11,7 @@ import common
 from mnist_core import embed
 from mnist_core.checkpoints import Checkpoint
 from mnist_core.data import to_pixels
+from wording import literal
 
 COLOURS = ["#1f77b4", "#ff7f0e", "#2ca02c", "#d62728", "#9467bd", "#8c564b", "#e377c2", "#7f7f7f", "#bcbd22", "#17becf"]
 SHOWN = 24  # selected images shown in the inspector
@@ -33,7 +34,7 @@ def pca(checkpoint: Checkpoint) -> np.ndarray:
 
 @st.cache_resource(max_entries=8, hash_funcs=common.BY_CONTENT)
 def umap_job(checkpoint: Checkpoint) -> embed.BackgroundProjection:
-    """UMAP of one model's features, started once per model for the whole server."""
+    """UMAP of one model's features, asked once per model for the whole server; one map is made at a time."""
     return embed.project_in_background(features(checkpoint), "umap")
 
 
@@ -68,7 +69,7 @@ method = st.segmented_control(
     help="PCA: a straight projection, instant. UMAP: keeps each image near its neighbours, so digits form islands.",
 ) or ("UMAP" if ready else "PCA")
 st.caption(
-    f"Each dot is a test image, placed by **{model.name}**'s {values.shape[1]} hidden-layer activations, "
+    f"Each dot is a test image, placed by **{literal(model.name)}**'s {values.shape[1]} hidden-layer activations, "
     "coloured by its true digit; crosses are the images it gets wrong. Hover to see one, click or lasso to inspect."
 )
 
@@ -76,14 +77,20 @@ st.caption(
 @st.fragment(run_every=None if job.done() else 2.0)
 def umap_status() -> None:
     """Polls the background UMAP; when it becomes ready, the whole page reruns to draw it."""
-    if not job.done():
+    if not job.done() and job.started is None:
         st.info(
-            f"UMAP is being computed in the background: {time.time() - job.started:.0f} s so far "
+            f"UMAP waits its turn: this server makes one map at a time, for every session, and "
+            f"{job.ahead} {'is' if job.ahead == 1 else 'are'} ahead of this one. The PCA map is shown meanwhile.",
+            icon=":material/hourglass_top:",
+        )
+    elif not job.done():
+        st.info(
+            f"UMAP is being computed in the background: {time.time() - (job.started or time.time()):.0f} s so far "
             "(about 20 s on 2 cores). The PCA map is shown meanwhile.",
             icon=":material/hourglass_top:",
         )
     elif job.error is not None:
-        st.error(f"UMAP failed ({job.error}); the PCA map is shown.")
+        st.error(f"UMAP failed ({literal(job.error)}); the PCA map is shown.")
     elif not ready:  # it finished since this page was drawn
         st.rerun()
 
