@@ -58,7 +58,8 @@ def _study_names(url: str | None, directory: str) -> list[str]:
     if journal is not None and torn(journal):  # after reading: only the unread rest is looked at
         st.warning(
             f"The end of {literal(journal.name)} is torn (a full disk or a killed writer cut a line); the trials "
-            f"before it are shown, and the next sweep moves the torn part aside to {literal(journal.name + TORN_SUFFIX)}."
+            f"before it are shown, and the next sweep moves the torn part aside to "
+            f"{literal(journal.name + TORN_SUFFIX)}."
         )
     return names
 
@@ -226,8 +227,9 @@ def _job_status(job: Job, busy: bool) -> None:
     elif job.status == "running" and latest is not None:
         st.progress(
             job.fraction,
-            text=f"**{literal(job.name)}** · trial {job.units_done + 1} of {job.units}: epoch {latest.epoch}/{latest.epochs}"
-            f" · batch {latest.batch}/{latest.batches} · {latest.images_per_sec:,.0f} images/s · "
+            text=f"**{literal(job.name)}** · trial {job.units_done + 1} of {job.units}: "
+            f"epoch {latest.epoch}/{latest.epochs} · batch {latest.batch}/{latest.batches} · "
+            f"{latest.images_per_sec:,.0f} images/s · "
             f"about {describe_seconds(job.remaining_seconds())} left",
         )
     elif job.status == "running":
