@@ -150,9 +150,13 @@ class BackgroundProjection:
         assert self.process is not None and self.receiver is not None
         alive = self.process.is_alive()
         if self._points is None and self._error is None:
-            if self.receiver.poll():
-                self._points, self._error = self.receiver.recv()
-            elif not alive:
+            try:
+                if self.receiver.poll():  # also true once the child's end is closed with nothing sent
+                    self._points, self._error = self.receiver.recv()
+                elif not alive:
+                    raise EOFError
+            except (EOFError, OSError):
+                self.process.join(timeout=1)
                 self._error = f"the worker process stopped (exit code {self.process.exitcode})"
         return not alive and (self._points is not None or self._error is not None)
 
