@@ -9,7 +9,7 @@ from mnist_core.evaluate import ORDERS, Evaluation
 from mnist_core.runs import history_rows
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "dashboard"))  # where the pages import it from
-from wording import ORDER_LABELS, describe_seconds, no_model_reason, wrong_record
+from wording import ORDER_LABELS, describe_seconds, no_model_reason, refused, wrong_record
 
 
 def test_durations_read_as_people_say_them():
@@ -44,3 +44,8 @@ def test_every_order_has_a_label_and_a_wrong_record_is_said_with_both_figures():
     assert wrong_record(recorded, liar.accuracy, 4) == (
         "its file records 99.52% test accuracy, but it scores 75.00% on the 4 test images: the record is wrong"
     )
+
+
+def test_a_refusal_says_the_distance_against_the_threshold():
+    said = refused(2.779, 2.433, 0.005)
+    assert "2.78" in said and "threshold 2.43" in said and "0.5% of held-out digits" in said
