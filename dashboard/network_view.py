@@ -10,6 +10,7 @@ import numpy as np
 import plotly.graph_objects as go
 import streamlit as st
 import torch
+import torch.nn.functional as F
 
 import common
 from explain_view import tiles
@@ -32,15 +33,15 @@ def slide(checkpoint: Checkpoint, image: np.ndarray, conv: int, channel: int, ro
 
 
 def picture(stage: Stage) -> np.ndarray:
-    """A stage as one grey picture: maps as a sheet of channels, a vector as a column of cells."""
+    """A stage as one grey picture: maps as a sheet of channels, a vector as a grid of cells, row by row."""
     values = stage.values[0]
-    if values.ndim == 3:
-        columns = max(1, min(8, round((values.shape[0] / 2) ** 0.5)))
-        shown = (values + 1) / 2 if stage.kind == "input" else values
-        return tiles(shown, columns=columns, scale=max(1, 56 // values.shape[-1] // columns))
-    strength = values / values.abs().max().clamp(min=1e-12)
-    column = (strength.clamp(min=0) * 255).round().byte().numpy()[:, None]
-    return common.enlarge(column, max(2, 256 // len(column)))
+    if values.ndim == 1:  # the units as a square grid of cells, row by row
+        columns = max(1, round(len(values) ** 0.5))
+        grid = F.pad(values.clamp(min=0), (0, -len(values) % columns)).reshape(1, -1, columns)
+        return tiles(grid, columns=1, scale=max(4, 112 // columns))
+    columns = max(1, min(8, round((values.shape[0] / 2) ** 0.5)))
+    shown = (values + 1) / 2 if stage.kind == "input" else values
+    return tiles(shown, columns=columns, scale=max(1, 56 // values.shape[-1] // columns))
 
 
 def bars(values: torch.Tensor, percent: bool) -> go.Figure:

@@ -10,7 +10,7 @@ def test_network_page_follows_a_digit_and_opens_a_channel(folder):
         assert f"**{stage}**" in said
     assert "32 × 28 × 28 · 864 parameters" in said and "64 × 7 × 7" in said and "10 · 1,290 parameters" in said
     at.number_input(key="net_channel-0").set_value(5).run()
-    at.slider(key="net_position-0").set_value(28 * 14 + 14).run()
+    at.slider(key="net_position-0-5").set_value(28 * 14 + 14).run()
     assert not at.exception, at.exception
     assert "At row 14, column 14" in texts(at)
     at.radio(key="net_layer").set_value("conv 2").run()

@@ -26,7 +26,7 @@ st.caption(
     + ("batch norm and " if config.batch_norm else "")
     + "a ReLU keeps what is positive; each pooling keeps the largest of every 2×2."
 )
-for column, stage in zip(st.columns([1, 1.3, 1.3, 1.3, 1.3, 0.5, 1.2, 1.2]), stages):
+for column, stage in zip(st.columns([1, 1.3, 1.3, 1.3, 1.3, 1, 1.2, 1.2]), stages):
     with column:
         st.markdown(f"**{stage.name}**")
         if stage.name in ("logits", "softmax"):
@@ -47,12 +47,13 @@ conv = [s.name for s in convs].index(layer or convs[0].name)
 maps = convs[conv].values[0]
 channel = middle.number_input("Channel", 0, maps.shape[0] - 1, 0, key=f"net_channel-{conv}")
 size = maps.shape[-1]
+strongest = int(maps[int(channel)].argmax())  # the filter starts where its pattern is strongest
 position = right.slider(
     "Position of the filter",
     0,
     size * size - 1,
-    (size * size) // 2,
-    key=f"net_position-{conv}",
+    strongest,
+    key=f"net_position-{conv}-{channel}",
     help="Move the filter over its input, row by row: the products below are computed from the model's weights.",
 )
 row, col = divmod(int(position), size)
