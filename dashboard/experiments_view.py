@@ -3,6 +3,7 @@ the page says what happened in that run's own numbers (``mnist_core.experiments`
 
 from __future__ import annotations
 
+import math
 from dataclasses import asdict
 
 import streamlit as st
@@ -46,8 +47,8 @@ def happened(key: str, seen: Outcome) -> str:
     if key == "lr-too-high" or seen.diverged:
         if seen.diverged:
             return (
-                f"It diverged: the loss went from {seen.first_loss:.2f} to {seen.last_loss:.3g} "
-                f"(guessing is 2.30), {last}{val}: no better than guessing."
+                f"It diverged: the training loss ended at {seen.last_loss:,.3g}, where guessing scores "
+                f"{math.log(10):.2f}; {last}{val}: no better than guessing."
             )
         return f"It survived this time: loss {seen.first_loss:.2f} to {seen.last_loss:.2f}, {last}{val}."
     if key in ("tiny-data", "shuffled-labels") and seen.gap is not None:
@@ -56,7 +57,7 @@ def happened(key: str, seen: Outcome) -> str:
             if seen.memorised
             else "What it learnt partly holds only for its own 1,000 images"
         )
-        return f"{verdict}: {last}{val}, a gap of {seen.gap:.1%} points."
+        return f"{verdict}: {last}{val}, a gap of {seen.gap * 100:.1f} points."
     if key == "two-filters":
         return f"{last}{val}. Open the Network page to see what its two filters became."
     return f"{last}{val}. Now draw on the Draw page and see which digits it misreads."

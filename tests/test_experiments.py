@@ -82,6 +82,7 @@ def test_the_train_page_sets_an_experiment_by_click_or_by_link_and_says_what_a_r
 
     said = happened("shuffled-labels", outcome([epoch(2.3, 0.1, 0.1), epoch(0.03, 1.0, 0.116)]))  # type: ignore[arg-type]
     assert said.startswith("It memorised") and "training accuracy 100.0%, validation 11.6%" in said
-    assert "gap of 88.4% points" in said
+    assert "a gap of 88.4 points" in said
     said = happened("lr-too-high", outcome([epoch(563.14, 0.094, 0.103)]))  # type: ignore[arg-type]
-    assert said.startswith("It diverged: the loss went from 563.14") and "no better than guessing" in said
+    assert said.startswith("It diverged: the training loss ended at 563, where guessing scores 2.30")
+    assert "training accuracy 9.4%, validation 10.3%: no better than guessing" in said
