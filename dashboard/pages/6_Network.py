@@ -1,6 +1,7 @@
 """Network: your drawing followed through every layer, left to right, and one filter sliding over its input."""
 
 import streamlit as st
+import torch
 
 import common
 import network_view
@@ -59,18 +60,32 @@ position = right.slider(
 row, col = divmod(int(position), size)
 slid = network_view.slide(model, image, conv, int(channel), row, col)
 k, pad = config.kernel_size, config.kernel_size // 2
-source = stages[0].values[0, 0] if conv == 0 else stages[2].values[0].sum(0)
+inputs = slid.patch.shape[0]
+# The second conv layer's filter has a slice for each of its input channels: one of them, or all added up.
+part = None
+if conv > 0:
+    part = st.selectbox(
+        "Input channel",
+        [None, *range(inputs)],
+        format_func=lambda c: f"all {inputs}, added up" if c is None else f"pool 1, channel {c}",
+        key="net_input",
+        help="The filter multiplies each input channel by its own slice; the channel's value adds them all up.",
+    )
+
+
+def shown(values: torch.Tensor) -> torch.Tensor:
+    """One input channel's slice, or the slices added up."""
+    return values.sum(0) if part is None else values[part]
+
+
+source = stages[0].values[0, 0] if conv == 0 else shown(stages[2].values[0])
 scale = 8 if size == 28 else 16
+slice_of = "" if conv == 0 else (" (all input channels)" if part is None else f" (input channel {part})")
 pictures = st.columns(5)
-pictures[0].image(
-    network_view.boxed(source, row - pad, col - pad, k, scale),
-    caption="its input" + ("" if conv == 0 else f" (pool 1, {slid.patch.shape[0]} channels summed)"),
-)
-pictures[1].image(
-    network_view.signed(slid.kernel.sum(0), 24), caption="the filter" + ("" if conv == 0 else " (summed)")
-)
-pictures[2].image(network_view.signed(slid.patch.sum(0), 24), caption="the patch under it")
-pictures[3].image(network_view.signed(slid.product.sum(0), 24), caption="patch × filter")
+pictures[0].image(network_view.boxed(source, row - pad, col - pad, k, scale), caption="its input" + slice_of)
+pictures[1].image(network_view.signed(shown(slid.kernel), 24), caption="the filter" + slice_of)
+pictures[2].image(network_view.signed(shown(slid.patch), 24), caption="the patch under it")
+pictures[3].image(network_view.signed(shown(slid.product), 24), caption="patch × filter")
 pictures[4].image(network_view.boxed(maps[int(channel)], row, col, 1, scale), caption=f"{layer}, channel {channel}")
 after = "after batch norm and the ReLU" if config.batch_norm else "after the ReLU"
 st.markdown(
