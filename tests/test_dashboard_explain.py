@@ -49,6 +49,7 @@ def test_why_panel_explains_the_prediction_or_any_digit_asked_about(folder, mnis
     assert isinstance(at.session_state["last_drawing"], torch.Tensor)  # kept for the Train page and the Map
 
 
+@pytest.mark.slow  # a page under AppTest: seconds
 def test_every_reading_is_explained_a_number_digit_by_digit_and_a_smiley_refused(folder, mnist):
     at = open_page("3_Draw.py")
     pixels = ((mnist.test_images[:2, 0] + 1) * 127.5).byte().numpy()

@@ -1,5 +1,6 @@
 """The Network page under AppTest: every stage of the drawing, and a channel opened beside its filter."""
 
+import pytest
 from dashboard_helpers import open_page, texts
 
 from mnist_core.checkpoints import save_checkpoint
@@ -7,6 +8,7 @@ from mnist_core.model import CNN, ModelConfig
 from mnist_core.train import TrainConfig
 
 
+@pytest.mark.slow  # a page under AppTest: seconds
 def test_network_page_follows_a_digit_and_opens_a_channel(folder):
     at = open_page("6_Network.py")
     said = texts(at)
@@ -25,6 +27,7 @@ def test_network_page_follows_a_digit_and_opens_a_channel(folder):
     assert "the filter (input channel 3)" in [i.proto.imgs[0].caption for i in at.image if i.proto.imgs]
 
 
+@pytest.mark.slow  # a page under AppTest: seconds
 def test_network_page_draws_any_model_the_lab_trains(folder):
     config = ModelConfig(conv1_channels=2, conv2_channels=3, kernel_size=7, hidden_units=5, batch_norm=False)
     save_checkpoint(folder / "tiny.pt", CNN(config).eval(), TrainConfig(), {"test_accuracy": 0.1}, [], "x")

@@ -54,6 +54,7 @@ def test_shuffled_labels_give_training_images_each_others_labels_and_leave_valid
     assert torch.equal(data.train_labels, labels)  # the shared dataset is untouched
 
 
+@pytest.mark.slow  # a page under AppTest: seconds
 def test_the_train_page_sets_an_experiment_by_click_or_by_link_and_says_what_a_run_showed(folder):
     import sys
     from pathlib import Path

@@ -77,7 +77,7 @@ def clean_fours(mnist):
     return mnist.test_images[fours[sure[:4]]]
 
 
-# Integrated gradients and occlusion cost seconds over a batch: in the slow tier.
+# Integrated gradients and occlusion cost seconds over a batch: in the slow tier (the others are under a second).
 SLOW_FOR_HEAVY = [
     pytest.param(m, marks=pytest.mark.slow) if m in ("integrated-gradients", "occlusion") else m
     for m in explain.METHODS
