@@ -35,6 +35,11 @@ middle.page_link(
     label="**Map** the test set as the model sees it",
     icon=":material/scatter_plot:",
 )
+right.page_link(
+    "pages/6_Network.py",
+    label="**Network**: follow your drawing through every layer",
+    icon=":material/hub:",
+)
 st.caption("The model picked in the sidebar is the one every page uses.")
 
 st.header("Active model")

@@ -13,35 +13,56 @@ import streamlit as st
 import torch
 
 import common
+import wording
 from mnist_core import explain
 from mnist_core.checkpoints import Checkpoint
 from mnist_core.data import to_pixels
 from mnist_core.evaluate import Evaluation
+from mnist_core.ood import REJECT_RATE
 from mnist_core.predict import Prediction
 from mnist_core.watch import DRAWING, WatchPanel
 
 METHOD_NAMES = {
     "integrated-gradients": "Integrated gradients",
     "grad-cam": "Grad-CAM",
-    "saliency": "Saliency",
     "occlusion": "Occlusion",
+    "saliency": "Saliency",
 }
-METHOD_HELP = (
-    "Integrated gradients: how much each inked pixel adds, against a blank page. "
-    "Grad-CAM: which regions the last conv layer found telling (coarse, 14×14). "
-    "Saliency: where adding ink would change the score most. "
-    "Occlusion: how much the score drops when a 4×4 patch is erased (slowest, about 1 s)."
-)
+# One sentence each on what a map shows; the first is recommended: it passes both checks a map must pass best
+# (its maps change when the weights are randomized; erasing what it ranks first loses the digit fastest).
+METHOD_SAYS = {
+    "integrated-gradients": "Recommended. How much each inked pixel adds to the digit's score, against a blank page "
+    "(averaged over slightly noisy copies, so the map shows shapes rather than speckle).",
+    "grad-cam": "Which regions of the last conv layer's 14×14 maps made the digit likely; coarse, and it never "
+    "shows what speaks against.",
+    "occlusion": "How much the score drops when a 4×4 patch of the picture is erased: the slowest, and much of it "
+    "is simply where the ink is.",
+    "saliency": "Where adding or removing ink would change the score most (the gradient, averaged over noisy "
+    "copies): it also lights up empty paper.",
+}
+METHOD_HELP = " ".join(f"{METHOD_NAMES[m]}: {METHOD_SAYS[m]}" for m in METHOD_NAMES)
 LEGEND = "Red: supports the digit. Blue: speaks against it."
 BLUE = (31, 119, 180)
 
 
-@st.cache_data(max_entries=128, show_spinner=False, hash_funcs=common.BY_CONTENT)
-def overlay_image(checkpoint: Checkpoint, image: np.ndarray, target: int, method: str) -> np.ndarray:
-    """The map for ``target`` over the normalized 28x28 ``image``, enlarged 8x, as RGB."""
+@st.cache_data(max_entries=256, show_spinner=False, hash_funcs=common.BY_CONTENT)
+def overlay_image(
+    checkpoint: Checkpoint, image: np.ndarray, target: int, method: str, against: int | None = None
+) -> np.ndarray:
+    """The map for ``target`` (less ``against``'s) over the normalized 28x28 ``image``, enlarged 8x, as RGB.
+
+    Cached per model, drawing, method and digits: going back to a map already seen costs nothing."""
     pixels = torch.from_numpy(image).reshape(1, 1, 28, 28)
-    attribution = explain.attribute(checkpoint.model, pixels, [target], method)[0]
+    other = None if against is None else [against]
+    attribution = explain.attribute(checkpoint.model, pixels, [target], method, against=other)[0]
     return explain.overlay(pixels[0], attribution, scale=8)
+
+
+@st.cache_data(max_entries=64, show_spinner=False, hash_funcs=common.BY_CONTENT)
+def refusal(checkpoint: Checkpoint, image: np.ndarray) -> tuple[float, float] | None:
+    """A refused picture's distance to training digits and the threshold it passed (None: no score to ask)."""
+    found = explain.distance_to_digits(checkpoint, torch.from_numpy(image).reshape(1, 1, 28, 28))
+    return None if found is None else (float(found[0][0]), found[1])
 
 
 def tiles(maps: torch.Tensor, columns: int, scale: int) -> np.ndarray:
@@ -72,24 +93,36 @@ def filter_sheet(checkpoint: Checkpoint) -> np.ndarray:
 
 
 def method_picker(key: str, narrow: bool = False) -> str:
-    """The attribution method: buttons where there is room, a drop-down in a narrow column."""
-    options, name = list(METHOD_NAMES), METHOD_NAMES.__getitem__
+    """The attribution method: buttons where there is room, a drop-down (saying which is recommended) if narrow."""
+    options = list(METHOD_NAMES)
+
+    def name(method: str) -> str:
+        return (
+            f"{METHOD_NAMES[method]} (recommended)"
+            if method == explain.RECOMMENDED and narrow
+            else METHOD_NAMES[method]
+        )
+
     method: str | None
     if narrow:
         method = st.selectbox("Method", options, format_func=name, key=key, help=METHOD_HELP)
     else:
         method = st.segmented_control("Method", options, format_func=name, key=key, help=METHOD_HELP)
-    return method or "integrated-gradients"
+    return method or explain.RECOMMENDED
 
 
 def why_panel(checkpoint: Checkpoint, prediction: Prediction) -> None:
-    """The Draw page's "Why": the map for the predicted digit (or any other), and both conv layers' activations."""
-    image, predicted = prediction.image, prediction.digit
-    if image is None or predicted is None:  # no digit found: nothing to explain
+    """The Draw page's "Why": a map for every reading, a contrast ("why 4 and not 9"), and the conv layers."""
+    if not prediction.digits:  # nothing read: nothing to explain
         return
     st.subheader("Why?")
-    st.session_state.setdefault("why_method", "integrated-gradients")
+    st.session_state.setdefault("why_method", explain.RECOMMENDED)
     method = method_picker("why_method")
+    st.caption(METHOD_SAYS[method])
+    if prediction.image is None:  # a number, or a piece that is not a digit: every reading's map
+        readings(checkpoint, prediction, method)
+        return
+    predicted, pixels = prediction.digits[0].digit, prediction.image.reshape(28, 28).numpy()
     target = st.pills(
         "Explain the digit",
         list(range(10)),
@@ -97,16 +130,26 @@ def why_panel(checkpoint: Checkpoint, prediction: Prediction) -> None:
         help="Pick any digit to ask why (or why not) the model would say it; none picked: the prediction.",
     )
     target = predicted if target is None else int(target)
-    pixels = image.reshape(28, 28).numpy()
+    against = st.pills(
+        "… and not",
+        [d for d in range(10) if d != target],
+        key="why_against",
+        help="Pick a second digit to ask why the first and not this one: the map of the first less the second's.",
+    )
     picture, words = st.columns([1, 1])
-    picture.image(
-        overlay_image(checkpoint, pixels, target, method),
-        caption=f"{METHOD_NAMES[method]} for {target}",
-    )
-    words.markdown(
-        f"**Why {target}**" if target == predicted else f"**Why not {target}?** (it said {predicted})",
-    )
-    words.caption(LEGEND)
+    if against is None:
+        picture.image(overlay_image(checkpoint, pixels, target, method), caption=f"{METHOD_NAMES[method]} for {target}")
+        words.markdown(
+            f"**Why {target}**" if target == predicted else f"**Why not {target}?** (it said {predicted})",
+        )
+        words.caption(LEGEND)
+    else:
+        picture.image(
+            overlay_image(checkpoint, pixels, target, method, int(against)),
+            caption=f"{METHOD_NAMES[method]}: {target} and not {against}",
+        )
+        words.markdown(f"**Why {target} and not {against}?**")
+        words.caption(f"Red: speaks for {target} more than for {against}. Blue: speaks for {against} more.")
     with st.expander("Inside the network: what each conv layer sees"):
         first, second = activation_sheets(checkpoint, pixels)
         st.image(first, caption=f"Conv layer 1: {checkpoint.model_config.conv1_channels} maps, 28×28, after ReLU")
@@ -115,16 +158,44 @@ def why_panel(checkpoint: Checkpoint, prediction: Prediction) -> None:
             filter_sheet(checkpoint),
             caption="The first layer's filters: light pixels add ink's weight, dark ones subtract it",
         )
+        st.page_link("pages/6_Network.py", label="Follow it through the whole network", icon=":material/hub:")
+
+
+def readings(checkpoint: Checkpoint, prediction: Prediction, method: str) -> None:
+    """Each digit of a number with its map and its probabilities; a refused piece with its closest digit's map and
+    why it was refused."""
+    for reading in prediction.digits:
+        pixels = reading.image.reshape(28, 28).numpy()
+        picture, chart = st.columns([1, 2])
+        label = f"{reading.digit}" if reading.is_digit else f"not a digit (closest: {reading.digit})"
+        picture.image(
+            overlay_image(checkpoint, pixels, reading.digit, method),
+            caption=f"{METHOD_NAMES[method]} for {reading.digit}",
+        )
+        with chart:
+            st.markdown(f"**{label}** · {max(reading.probabilities):.0%}")
+            if not reading.is_digit and (numbers := refusal(checkpoint, pixels)) is not None:
+                st.caption(wording.refused(*numbers, REJECT_RATE))
+            st.plotly_chart(
+                common.probability_chart(reading.probabilities),
+                width="stretch",
+                key=f"reading-{id(reading)}",
+                on_select="ignore",
+            )
+    st.caption(LEGEND)
 
 
 def inspector_maps(checkpoint: Checkpoint, image: torch.Tensor, true: int, predicted: int) -> None:
     """The Evaluate inspector: why the model said ``predicted``, and what would have supported ``true``."""
     method = method_picker("inspect_method", narrow=True)
     pixels = image.reshape(28, 28).numpy()
-    said, truth = st.columns(2)
+    said, truth, contrast = st.columns(3)
     said.image(overlay_image(checkpoint, pixels, predicted, method), caption=f"Why it said {predicted}")
     if true != predicted:
         truth.image(overlay_image(checkpoint, pixels, true, method), caption=f"What supports {true}")
+        contrast.image(
+            overlay_image(checkpoint, pixels, predicted, method, true), caption=f"Why {predicted} and not {true}"
+        )
     st.caption(f"{METHOD_NAMES[method]}. {LEGEND}")
 
 

@@ -66,3 +66,12 @@ def wrong_record(recorded: float, measured: float, images: int) -> str:
         f"its file records {recorded:.2%} test accuracy, but it scores {measured:.2%} "
         f"on the {images:,} test images: the record is wrong"
     )
+
+
+def refused(distance: float, threshold: float, rate: float) -> str:
+    """Why a picture was called "not a digit", from ``explain.distance_to_digits``'s numbers; ``rate`` is the share
+    of held-out digits past the threshold (``ood.REJECT_RATE``)."""
+    return (
+        f"Refused: its last conv layer's features lie {distance:.2f} from the training digits', past the "
+        f"threshold {threshold:.2f} that only {rate:.1%} of held-out digits exceed (0 is a typical digit)."
+    )

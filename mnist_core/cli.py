@@ -26,6 +26,7 @@ from . import settings
 from .checkpoints import Checkpoint, CheckpointError, load_checkpoint, store_digit_score
 from .data import MNIST, DataError, fetch, load_mnist
 from .evaluate import Evaluation
+from .explain import METHODS, RECOMMENDED
 from .files import write_atomically
 from .images import FORMAT_NAMES, ImageError
 from .inference import forward_batches
@@ -249,19 +250,26 @@ def build_parser() -> argparse.ArgumentParser:
     _add_root(p)
 
     p = commands.add_parser("explain", help="which pixels made the model say its digit (an attribution map)")
-    p.add_argument("image", type=Path, help="image file of one digit (PNG, JPEG, GIF, BMP, ...)")
+    p.add_argument("image", type=Path, help="image file of a digit or a number (PNG, JPEG, GIF, BMP, ...)")
     _add_checkpoint(p, option=True)
     p.add_argument(
         "--method",
-        choices=["saliency", "integrated-gradients", "occlusion", "grad-cam"],
-        default="integrated-gradients",
-        help="attribution method (default: integrated-gradients)",
+        choices=list(METHODS),
+        default=RECOMMENDED,
+        help=f"attribution method (default: {RECOMMENDED})",
     )
     p.add_argument(
         "--target", type=int, choices=range(10), default=None, help="digit to explain (default: the predicted one)"
     )
-    _add_out(p, "write the map over the 28x28 input as a PNG here")
-    p.add_argument("--json", action="store_true", help='print {"path", "digit", "target", "method", "map"}')
+    p.add_argument(
+        "--against", type=int, choices=range(10), default=None, help="why the target and not this digit (a contrast)"
+    )
+    _add_out(p, "write the maps over the 28x28 inputs as a PNG here")
+    p.add_argument(
+        "--json",
+        action="store_true",
+        help='print {"path", "number", "digit", "target", "against", "method", "map", "digits", "error"}',
+    )
 
     p = commands.add_parser("embed", help="a 2-D map of the test images from the model's penultimate layer (CSV)")
     _add_checkpoint(p)
@@ -562,39 +570,69 @@ def cmd_sweep(args: argparse.Namespace) -> None:
         print(f"best: trial {best['trial']}, val accuracy {best['value']:.2%}, {best['checkpoint']}")
 
 
-def cmd_explain(args: argparse.Namespace) -> None:
+def cmd_explain(args: argparse.Namespace) -> int:
+    """A map for each digit read (the closest digit's, for a piece that is not one), as ``predict`` reads them."""
     from PIL import Image
 
-    from .explain import attribute, overlay
-    from .predict import predict
+    from .explain import attribute, distance_to_digits, overlay
+    from .predict import NOT_A_DIGIT, predict
 
     _check_out(args)
     checkpoint = load_checkpoint(args.checkpoint)
     [prediction] = predict([args.image], checkpoint)
-    if prediction.image is None or prediction.digit is None:
-        raise UserError(f"{args.image}: no digit found")
-    target = prediction.digit if args.target is None else args.target
-    attribution = attribute(checkpoint.model, prediction.image[None], [target], args.method)[0]
+    readings = prediction.digits
+    if not readings:
+        raise UserError(f"{args.image}: {prediction.error}")
+    images = torch.stack([r.image for r in readings])
+    targets = [r.digit if args.target is None else args.target for r in readings]
+    against = None if args.against is None else [args.against] * len(readings)
+    maps = attribute(checkpoint.model, images, targets, args.method, against=against)
+    refused = distance_to_digits(checkpoint, images) if any(not r.is_digit for r in readings) else None
+    records = []
+    for i, reading in enumerate(readings):
+        record = {"digit": reading.digit, "is_digit": reading.is_digit, "probabilities": reading.probabilities}
+        record |= {"target": targets[i], "against": args.against, "map": maps[i].tolist()}
+        if refused is not None and not reading.is_digit:
+            record |= {"distance": round(float(refused[0][i]), 3), "threshold": round(refused[1], 3)}
+        records.append(record)
     if args.out is not None:
         picture = io.BytesIO()
-        Image.fromarray(overlay(prediction.image, attribution, scale=10)).save(picture, format="PNG")
+        pictures = [overlay(r.image, m, scale=10) for r, m in zip(readings, maps)]
+        Image.fromarray(np.concatenate(pictures, axis=1)).save(picture, format="PNG")
         _write_out(args, picture.getvalue())
     if args.json:
-        record = {
-            "path": str(args.image),
-            "digit": prediction.digit,
-            "target": target,
-            "method": args.method,
-            "map": attribution.tolist(),
-        }
-        print(json.dumps(record))
-    else:
-        total = attribution.abs().sum().item() or 1.0
+        single = records[0] if len(records) == 1 else {}
         print(
-            f"{args.image}: digit {prediction.digit}; {args.method} map for {target}: "
-            f"{attribution.clamp(min=0).sum().item() / total:.0%} of its weight supports {target}"
-            + (f", written over the input to {args.out}" if args.out else "")
+            json.dumps(
+                {
+                    "path": str(args.image),
+                    "number": prediction.number,
+                    "digit": prediction.digit,
+                    "target": single.get("target"),
+                    "against": args.against,
+                    "method": args.method,
+                    "map": single.get("map"),
+                    "digits": records,
+                    "error": prediction.error,
+                }
+            )
         )
+        return 2 if prediction.error else 0
+    said = "not a digit" if prediction.error == NOT_A_DIGIT else f"{'number' if len(readings) > 1 else 'digit'} "
+    print(f"{args.image}: {said}{prediction.number or ''}" + (f"; maps written to {args.out}" if args.out else ""))
+    for record, attribution in zip(records, maps):
+        target, total = record["target"], attribution.abs().sum().item() or 1.0
+        question = f"{target} and not {args.against}" if args.against is not None else f"{target}"
+        closest = (
+            ""
+            if record["is_digit"] or "distance" not in record
+            else f" (closest; distance to training digits {record['distance']}, threshold {record['threshold']})"
+        )
+        print(
+            f"  {record['digit']}{closest}: {args.method} map for {question}: "
+            f"{attribution.clamp(min=0).sum().item() / total:.0%} of its weight supports {target}"
+        )
+    return 2 if prediction.error else 0
 
 
 def cmd_embed(args: argparse.Namespace) -> None:

@@ -126,6 +126,13 @@ class TrainConfig:
         stops=(1000, 2000, 5000, 10000, 20000, 0),
         zero="all",
     )
+    # A class experiment (Zhang et al., 2017): the network can still learn the training set by heart, never digits.
+    shuffle_labels: bool = setting(
+        False,
+        "Shuffle labels",
+        "train on the labels shuffled among the training images (validation keeps its own)",
+        rare=True,
+    )
     seed: int = setting(0, "Seed", "random seed; same seed, same model", low=0, high=2**32 - 1)
     device: str = setting("auto", "Device", "auto (CUDA, then MPS, then the CPU), cpu, cuda or mps", rare=True)
 
@@ -251,6 +258,10 @@ def _training_data(data: MNIST, config: TrainConfig, device: torch.device) -> _T
     train_index, val_index = (index.to(device) for index in data.validation_indices(config.val_size, config.seed))
     if config.train_size:
         train_index = train_index[: config.train_size]
+    if config.shuffle_labels:  # each training image gets another's label; the shared dataset stays as it is
+        labels = labels.clone()
+        order = torch.randperm(len(train_index), generator=torch.Generator().manual_seed(config.seed))
+        labels[train_index] = labels[train_index[order.to(device)]]
     return _TrainingData(images, labels, train_index, images[val_index], labels[val_index])
 
 

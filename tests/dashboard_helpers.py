@@ -127,6 +127,25 @@ def draw_a_seven(page: Page) -> tuple[float, float]:
     return x, y
 
 
+def draw_a_four(page: Page) -> None:
+    """A 4 in two strokes on the Draw page's canvas: down and across, then the long bar down."""
+    box = drawable_canvas(page)
+    x, y = box["x"], box["y"]
+    page.mouse.move(x + 120, y + 50)
+    page.mouse.down()
+    for k in range(1, 21):
+        page.mouse.move(x + 120 - 1.5 * k, y + 50 + 6.5 * k)
+    for k in range(1, 21):
+        page.mouse.move(x + 90 + 7 * k, y + 180)
+    page.mouse.up()
+    page.wait_for_timeout(300)
+    page.mouse.move(x + 200, y + 50)
+    page.mouse.down()
+    for k in range(1, 26):
+        page.mouse.move(x + 200, y + 50 + 10 * k)
+    page.mouse.up()
+
+
 def draw_a_one(page: Page) -> tuple[float, float]:
     """A 1 in one mouse stroke down the Draw page's canvas; returns the canvas's top-left corner."""
     box = drawable_canvas(page)

@@ -9,7 +9,7 @@ import pytest
 import streamlit as st
 import torch
 from dashboard_helpers import button, open_page, run_until, texts, tiny_settings
-from PIL import Image
+from PIL import Image, ImageDraw
 
 from mnist_core import embed
 from mnist_core.checkpoints import load_checkpoint
@@ -42,8 +42,38 @@ def test_why_panel_explains_the_prediction_or_any_digit_asked_about(folder, mnis
     assert f"**Why not {other}?** (it said {digit})" in texts(at)
     at.segmented_control(key="why_method").set_value("grad-cam").run()
     assert f"Grad-CAM for {other}" in captions(at)
+    against = (other + 1) % 10
+    at.pills(key="why_against").set_value(against).run()
+    assert f"Grad-CAM: {other} and not {against}" in captions(at)
+    assert f"**Why {other} and not {against}?**" in texts(at)
     assert any(c.startswith("Conv layer 1: 32 maps") for c in captions(at))
     assert isinstance(at.session_state["last_drawing"], torch.Tensor)  # kept for the Train page and the Map
+
+
+@pytest.mark.slow  # a page under AppTest: seconds
+def test_every_reading_is_explained_a_number_digit_by_digit_and_a_smiley_refused(folder, mnist):
+    at = open_page("3_Draw.py")
+    pixels = ((mnist.test_images[:2, 0] + 1) * 127.5).byte().numpy()
+    number = 255 - np.kron(np.concatenate([pixels[0], np.zeros((28, 8), np.uint8), pixels[1]], 1), np.ones((8, 8)))
+    buffer = io.BytesIO()
+    Image.fromarray(number.astype(np.uint8)).save(buffer, format="PNG")
+    at.file_uploader[0].upload("number.png", buffer.getvalue(), "image/png").run()
+    first, second = (int(d) for d in mnist.test_labels[:2])
+    assert {f"Integrated gradients for {first}", f"Integrated gradients for {second}"} <= set(captions(at))
+    assert f"**{first}**" in texts(at) and f"**{second}**" in texts(at)
+
+    smiley = Image.new("L", (200, 200), 255)
+    pen = ImageDraw.Draw(smiley)
+    pen.ellipse((20, 20, 180, 180), outline=0, width=10)
+    pen.ellipse((65, 65, 85, 85), fill=0)
+    pen.ellipse((115, 65, 135, 85), fill=0)
+    pen.arc((60, 90, 140, 150), 20, 160, fill=0, width=10)
+    buffer = io.BytesIO()
+    smiley.save(buffer, format="PNG")
+    at.file_uploader[0].upload("smiley.png", buffer.getvalue(), "image/png").run()
+    assert not at.exception, at.exception
+    assert "not a digit (closest:" in texts(at) and "Refused: its last conv layer's features lie" in texts(at)
+    assert any(c.startswith("Integrated gradients for ") for c in captions(at))
 
 
 @pytest.mark.slow

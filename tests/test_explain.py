@@ -42,7 +42,9 @@ def test_the_map_of_a_digit_lies_on_and_near_its_ink(sample, method):
     maps = explain.attribute(DEFAULT.model, images, labels, method)
     assert maps.shape == (len(images), 28, 28)
     ink = (images[:, 0] > -0.5).float()
-    near = F.max_pool2d(ink[:, None], 5, stride=1, padding=2)[:, 0] > 0  # the ink and 2 pixels around it
+    # The ink and 2 pixels around it; Grad-CAM's cells are 2 pixels wide (14x14, brought up to 28x28): 3 for it.
+    margin = 3 if method == "grad-cam" else 2
+    near = F.max_pool2d(ink[:, None], 2 * margin + 1, stride=1, padding=margin)[:, 0] > 0
     share = (maps.abs() * near).sum((1, 2)) / maps.abs().sum((1, 2))
     area = near.float().mean((1, 2))
     # Most of the weight is on or near the ink, well above the share of the picture that is.
@@ -57,6 +59,51 @@ def test_randomizing_the_weights_changes_the_map(sample, method):
     trained_maps = explain.attribute(DEFAULT.model, images, labels, method)
     random_maps = explain.attribute(untrained, images, labels, method)
     assert correlation(trained_maps, random_maps).mean() < 0.3
+    assert explain.rank_correlation(trained_maps, random_maps).mean() < 0.5  # Adebayo et al.'s Spearman
+
+
+def test_rank_correlation_is_spearmans():
+    a = torch.arange(784.0).reshape(1, 28, 28)
+    assert explain.rank_correlation(a, a.pow(3)).item() == pytest.approx(1.0)  # any increasing function: ranks agree
+    assert explain.rank_correlation(a, -a).item() == pytest.approx(-1.0)
+    assert explain.rank_correlation(a, torch.zeros(1, 28, 28)).item() == 0.0  # a Grad-CAM that found nothing
+
+
+@pytest.fixture(scope="module")
+def clean_fours(mnist):
+    """The four 4s of the first 50 the model is surest of."""
+    fours = (mnist.test_labels == 4).nonzero().flatten()[:50]
+    sure = predict_probabilities(DEFAULT.model, mnist.test_images[fours])[:, 4].argsort(descending=True)
+    return mnist.test_images[fours[sure[:4]]]
+
+
+# Integrated gradients and occlusion cost seconds over a batch: in the slow tier (the others are under a second).
+SLOW_FOR_HEAVY = [
+    pytest.param(m, marks=pytest.mark.slow) if m in ("integrated-gradients", "occlusion") else m
+    for m in explain.METHODS
+]
+
+
+@pytest.mark.parametrize("method", SLOW_FOR_HEAVY)
+def test_why_4_and_not_9_differs_from_why_4(clean_fours, method):
+    fours, nines = torch.full((4,), 4), torch.full((4,), 9)
+    why = explain.attribute(DEFAULT.model, clean_fours, fours, method)
+    why_not = explain.attribute(DEFAULT.model, clean_fours, fours, method, against=nines)
+    torch.testing.assert_close(why_not, why - explain.attribute(DEFAULT.model, clean_fours, nines, method))
+    # The 9's own evidence, subtracted, shows: the contrast is another picture (an identical one would be 1).
+    assert explain.rank_correlation(why, why_not).mean() < 0.8 if method != "grad-cam" else True
+    assert correlation(why, why_not).mean() < (0.8 if method != "grad-cam" else 0.999)
+    assert (why_not - why).abs().sum((1, 2)).min() > 0.05 * why.abs().sum((1, 2)).min()
+
+
+@pytest.mark.parametrize("method", SLOW_FOR_HEAVY)
+def test_erasing_what_the_map_ranks_first_lowers_the_class_faster_than_random_ink(sample, method):
+    images, labels = sample
+    faithful, random = explain.faithfulness(DEFAULT.model, images, labels, method)
+    assert faithful < random - 0.05, (faithful, random)
+    curves = explain.deletion(DEFAULT.model, images, labels, None)
+    assert curves.shape == (len(images), 11)
+    assert (curves[:, 0] > 0.5).all() and curves[:, -1].mean() < 0.3  # all ink erased: no digit left to see
 
 
 def test_grad_cam_for_the_predicted_class_differs_from_the_runner_up(sample):
@@ -132,3 +179,38 @@ def test_cli_explain_refuses_a_blank_image(capsys, tmp_path):
     Image.new("L", (50, 50), 255).save(tmp_path / "blank.png")
     assert main(["explain", str(tmp_path / "blank.png")]) == 2
     assert "no digit found" in capsys.readouterr().err
+
+
+def test_cli_explain_why_4_and_not_9_and_a_number_digit_by_digit(capsys, tmp_path, clean_fours):
+    pixels = ((clean_fours[0, 0] + 1) * 127.5).round().byte().numpy()
+    Image.fromarray(pixels).save(tmp_path / "four.png")
+    Image.fromarray(np.concatenate([pixels, pixels], axis=1)).save(tmp_path / "44.png")
+    assert main(["explain", str(tmp_path / "four.png"), "--method", "saliency", "--json"]) == 0
+    why = json.loads(capsys.readouterr().out)
+    assert main(["explain", str(tmp_path / "four.png"), "--method", "saliency", "--against", "9", "--json"]) == 0
+    why_not = json.loads(capsys.readouterr().out)
+    assert (why["target"], why["against"], why_not["target"], why_not["against"]) == (4, None, 4, 9)
+    assert explain.rank_correlation(torch.tensor([why["map"]]), torch.tensor([why_not["map"]])).item() < 0.9
+    out = tmp_path / "maps.png"
+    assert main(["explain", str(tmp_path / "44.png"), "--method", "grad-cam", "--out", str(out)]) == 0
+    printed = capsys.readouterr().out
+    assert "number 44" in printed and printed.count("grad-cam map for 4") == 2
+    assert Image.open(out).size == (560, 280)  # each digit's map, side by side
+
+
+def test_cli_explain_says_why_a_smiley_is_not_a_digit(capsys, tmp_path):
+    from PIL import ImageDraw
+
+    smiley = Image.new("L", (200, 200), 255)
+    pen = ImageDraw.Draw(smiley)
+    pen.ellipse((20, 20, 180, 180), outline=0, width=10)
+    pen.ellipse((65, 65, 85, 85), fill=0)
+    pen.ellipse((115, 65, 135, 85), fill=0)
+    pen.arc((60, 90, 140, 150), 20, 160, fill=0, width=10)
+    smiley.save(tmp_path / "smiley.png")
+    assert main(["explain", str(tmp_path / "smiley.png"), "--method", "grad-cam", "--json"]) == 2
+    record = json.loads(capsys.readouterr().out)
+    assert record["error"] == "not a digit" and record["digit"] is None  # as predict says it
+    [closest] = record["digits"]
+    assert not closest["is_digit"] and closest["distance"] > closest["threshold"]
+    assert closest["target"] == int(np.argmax(closest["probabilities"])) and np.array(closest["map"]).shape == (28, 28)

@@ -10,7 +10,7 @@ from mnist_core.evaluate import ORDERS, Evaluation
 from mnist_core.runs import history_rows
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "dashboard"))  # where the pages import it from
-from wording import ORDER_LABELS, chart_text, describe_seconds, literal, no_model_reason, wrong_record
+from wording import ORDER_LABELS, chart_text, describe_seconds, literal, no_model_reason, refused, wrong_record
 
 
 def test_durations_read_as_people_say_them():
@@ -63,3 +63,8 @@ def test_names_from_outside_are_escaped_for_markdown_and_charts():
     assert literal("quick-2026_01.v2") == "quick-2026_01.v2"  # ordinary run names read as they are
     assert no_model_reason({"name": "<b>x</b>", "status": "failed", "error": ""}).startswith("**\\<b\\>x\\</b\\>**")
     assert chart_text("<b>x</b> & y") == "&lt;b&gt;x&lt;/b&gt; &amp; y"
+
+
+def test_a_refusal_says_the_distance_against_the_threshold():
+    said = refused(2.779, 2.433, 0.005)
+    assert "2.78" in said and "threshold 2.43" in said and "0.5% of held-out digits" in said

@@ -11,6 +11,7 @@ import streamlit as st
 from plotly.subplots import make_subplots
 
 import common
+import experiments_view
 import explain_view
 import settings_view
 import sweep_view
@@ -30,7 +31,8 @@ if st.session_state.get("job") is None and (name := st.query_params.get("run")):
     st.session_state.job = queue.find(name)
 
 
-# ---- Settings: every setting, from its declaration ----
+# ---- Settings: every setting, from its declaration (or a shared experiment's link) ----
+experiments_view.from_address()
 if "preset" not in st.session_state:
     st.session_state.preset = "quick"
 
@@ -175,6 +177,8 @@ if job is not None:
         st.error(f"**{literal(job.name)}** failed: {literal(job.error)}")
     live_progress(job)
     live_curves(job)
+
+experiments_view.panel(job)
 
 
 # ---- The queue: every session's runs, with progress and a way to cancel them ----
