@@ -3,18 +3,25 @@
 from __future__ import annotations
 
 import json
+import threading
+import time
 
 import pytest
 import torch
+from synthetic_mnist import synthetic_mnist
 from test_cli import run
 from writer import model_inputs, writer_digits
 
-from mnist_core.checkpoints import load_checkpoint
+from mnist_core.checkpoints import load_checkpoint, save_checkpoint
+from mnist_core.data import to_pixels
 from mnist_core.evaluate import evaluate
 from mnist_core.finetune import finetune, folds
+from mnist_core.jobs import TrainingQueue
+from mnist_core.model import ModelConfig
 from mnist_core.places import shipped_model
 from mnist_core.preprocess import preprocess
 from mnist_core.samples import save_sample
+from mnist_core.train import TrainConfig, train
 
 
 def test_folds_cover_every_sample_once_and_spread_each_digit():
@@ -82,3 +89,36 @@ def test_the_command_fine_tunes_a_folder_and_reports_json(capsys, tmp_path, mnis
     assert tuned.digit_score is not None and tuned.metrics["test_accuracy"] == result["mnist_accuracy"]["after"]
     code, _, err = run(capsys, "finetune", "--samples", str(tmp_path / "hand"), "--out", str(out))
     assert code == 2 and "already taken" in err
+
+
+@pytest.mark.slow
+def test_the_training_queue_teaches_a_set_and_a_cancelled_one_gives_its_name_back(tmp_path):
+    small = synthetic_mnist(3000, 1000)
+    config = TrainConfig(epochs=1, batch_size=64, val_size=500)
+    trained = train(ModelConfig(conv1_channels=4, conv2_channels=8, hidden_units=16), config, small)
+    base_path = save_checkpoint(tmp_path / "base.pt", trained.model, config, {}, trained.history, small.sha256)
+    base = load_checkpoint(base_path)
+    for label in (0, 1, 1):
+        save_sample(tmp_path / "samples" / "mine", label, to_pixels(small.test_images[label : label + 1])[0])
+    hold = threading.Event()
+
+    def load_data():
+        hold.wait(timeout=60)
+        return small
+
+    queue = TrainingQueue(tmp_path / "runs", load_data=load_data)
+    job = queue.submit_finetune(base, tmp_path / "samples" / "mine")
+    waiting = queue.submit_finetune(base, tmp_path / "samples" / "mine")
+    assert job.name.startswith("taught-") and waiting.name != job.name and waiting.remaining_seconds() > 0
+    waiting.cancel()
+    assert waiting.status == "cancelled" and not list((tmp_path / "runs").glob(f".{waiting.path.name}.reserved"))
+    hold.set()
+    deadline = time.monotonic() + 120
+    while not job.done:
+        assert time.monotonic() < deadline
+        time.sleep(0.05)
+    assert job.status == "finished", job.error
+    assert job.checkpoint is not None and job.checkpoint.path == job.path and job.fraction == 1.0
+    assert job.checkpoint.tags == {"finetuned_from": "base", "samples_set": "mine", "samples": 3}
+    assert job.epochs()[-1].epoch == job.epochs()[-1].epochs == 4 * 3  # 3 folds and the fine-tune on them all
+    assert not list((tmp_path / "runs").glob(".*.reserved"))
