@@ -53,7 +53,7 @@ def test_five_samples_per_digit_halve_a_writers_errors_and_keep_mnist(mnist, def
     others, other_labels = writer_digits(15, seed=12)
     test_x, test_y = model_inputs(others), torch.tensor(other_labels)
     before = 1 - evaluate(base.model, test_x, test_y).accuracy
-    assert before >= 0.15  # the default model misreads this hand often
+    assert before >= 0.1  # the default model misreads this hand often
     rows = mnist.validation_indices(base.train_config.val_size, base.train_config.seed)[0]
     tuned, history = finetune(
         base.model, model_inputs(pictures), torch.tensor(labels), mnist, rows, seed=11, label_smoothing=0.1
