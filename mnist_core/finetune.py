@@ -1,12 +1,13 @@
 """Fine-tuning a trained model on a user's own digits, without forgetting MNIST.
 
 A few dozen samples alone would pull the model towards them and away from everything
-else, so every batch mixes them with MNIST training digits (a quarter samples, three
-quarters MNIST), both augmented (``data.augment``) so that each sample is seen in many
-shapes rather than learnt by heart. The learning rate is small and decays to zero, and
-batch norm keeps the statistics it measured on MNIST: the model moves only as far as the
-samples need. The samples' accuracy is measured the honest way, on samples not trained
-on: k-fold over the set, each fold read by a model fine-tuned on the others.
+else, so every batch mixes them with MNIST training digits (an eighth samples, the rest
+MNIST), both augmented (``data.augment``) so that each sample is seen in many shapes
+rather than learnt by heart. Only the classifier learns, at a small rate decaying to
+zero: the conv layers keep the strokes MNIST taught them to see, and batch norm its
+statistics, while what the model makes of those strokes moves as far as the samples
+need. The samples' accuracy is measured the honest way, on samples not trained on:
+k-fold over the set, each fold read by a model fine-tuned on the others.
 """
 
 from __future__ import annotations
@@ -32,7 +33,8 @@ from .train import Progress, TrainingCancelled, _autocast
 
 EPOCHS = 3
 STEPS_PER_EPOCH = 20
-# An eighth of each batch is samples: a quarter cost MNIST 0.2 points (bench/RESULTS.md, "Fine-tuning").
+# An eighth of each batch is samples, and only the classifier learns: with a quarter, or with the conv layers
+# learning too, MNIST lost 0.1-0.2 points (bench/RESULTS.md, "Fine-tuning").
 SAMPLES_PER_BATCH = 16
 MNIST_PER_BATCH = 112
 LR = 2e-4
@@ -93,13 +95,31 @@ def finetune(
     should_stop: Callable[[], bool] | None = None,
 ) -> tuple[CNN, list[dict]]:
     """A copy of ``model`` trained on ``images``/``labels`` (normalized, as ``samples.SampleSet`` holds them)
-    mixed with MNIST's training images at ``rows``; and its history, one entry per epoch."""
+    mixed with MNIST's training images at ``rows``; and its history, one entry per epoch. Same seed, same model."""
     if not len(labels):
         raise ValueError("there are no samples to learn from")
+    with torch.random.fork_rng():  # dropout draws from the global generator: seeded here, the caller's untouched
+        torch.manual_seed(seed)
+        return _finetune(model, images, labels, data, rows, epochs, seed, label_smoothing, on_progress, should_stop)
+
+
+def _finetune(
+    model: CNN,
+    images: torch.Tensor,
+    labels: torch.Tensor,
+    data: MNIST,
+    rows: torch.Tensor,
+    epochs: int,
+    seed: int,
+    label_smoothing: float,
+    on_progress: Callable[[Progress], None] | None,
+    should_stop: Callable[[], bool] | None,
+) -> tuple[CNN, list[dict]]:
     generator = torch.Generator().manual_seed(seed)
     tuned = copy.deepcopy(model).train().to(memory_format=torch.channels_last)  # as train.train runs it
     _freeze_batch_norm(tuned)
-    optimizer = torch.optim.Adam(tuned.parameters(), lr=LR)
+    tuned.features.requires_grad_(False)  # the strokes MNIST taught it to see stay; how it reads them changes
+    optimizer = torch.optim.Adam(tuned.classifier.parameters(), lr=LR)
     total = epochs * STEPS_PER_EPOCH
     schedule = torch.optim.lr_scheduler.LambdaLR(optimizer, lambda step: 0.5 * (1 + math.cos(math.pi * step / total)))
     started, history = time.perf_counter(), []

@@ -8,7 +8,6 @@ import time
 
 import pytest
 import torch
-from synthetic_mnist import synthetic_mnist
 from test_cli import run
 from writer import model_inputs, writer_digits
 
@@ -22,6 +21,16 @@ from mnist_core.places import shipped_model
 from mnist_core.preprocess import preprocess
 from mnist_core.samples import save_sample
 from mnist_core.train import TrainConfig, train
+
+
+@pytest.fixture(scope="module")
+def tiny_base(tmp_path_factory, mnist):
+    """A model of a few thousand weights trained in a second: what the command and the queue fine-tune here,
+    so that their tests time the plumbing, not a big model (the targets test uses the default model)."""
+    config = TrainConfig(epochs=1, batch_size=64, val_size=1000, train_size=3000)
+    trained = train(ModelConfig(conv1_channels=4, conv2_channels=8, hidden_units=16), config, mnist)
+    path = tmp_path_factory.mktemp("tiny") / "base.pt"
+    return load_checkpoint(save_checkpoint(path, trained.model, config, {}, trained.history, mnist.sha256))
 
 
 def test_folds_cover_every_sample_once_and_spread_each_digit():
@@ -66,7 +75,7 @@ def test_five_samples_per_digit_halve_a_writers_errors_and_keep_mnist(mnist, def
 
 
 @pytest.mark.slow
-def test_the_command_fine_tunes_a_folder_and_reports_json(capsys, tmp_path, mnist):
+def test_the_command_fine_tunes_a_folder_and_reports_json(capsys, tmp_path, tiny_base):
     pictures, labels = writer_digits(3, seed=21)
     for picture, label in zip(pictures, labels):
         if label in (0, 1):
@@ -74,7 +83,16 @@ def test_the_command_fine_tunes_a_folder_and_reports_json(capsys, tmp_path, mnis
             save_sample(tmp_path / "hand", label, digit.steps["28x28"], digit.steps["cropped"])
     out = tmp_path / "tuned.pt"
     code, stdout, err = run(
-        capsys, "finetune", "--samples", str(tmp_path / "hand"), "--out", str(out), "--epochs", "1", "--json"
+        capsys,
+        "finetune",
+        str(tiny_base.path),
+        "--samples",
+        str(tmp_path / "hand"),
+        "--out",
+        str(out),
+        "--epochs",
+        "1",
+        "--json",
     )
     assert code == 0, err
     result = json.loads(stdout.strip().splitlines()[-1])
@@ -84,7 +102,8 @@ def test_the_command_fine_tunes_a_folder_and_reports_json(capsys, tmp_path, mnis
     assert all(0 <= result[k][w] <= 1 for k in ("mnist_accuracy", "samples_accuracy") for w in ("before", "after"))
     assert "100%" in err  # the progress bar, on stderr
     tuned = load_checkpoint(out)
-    assert tuned.tags == {"finetuned_from": "default", "samples_set": "hand", "samples": 6}
+    assert tuned.tags == {"finetuned_from": "base", "samples_set": "hand", "samples": 6}
+    assert len(tuned.history) == len(tiny_base.history) + 1 and tuned.history[-1]["epoch"] == 2
     assert tuned.history[-1]["finetune"] == {"set": "hand", "samples": 6}
     assert tuned.digit_score is not None and tuned.metrics["test_accuracy"] == result["mnist_accuracy"]["after"]
     code, _, err = run(capsys, "finetune", "--samples", str(tmp_path / "hand"), "--out", str(out))
@@ -92,23 +111,22 @@ def test_the_command_fine_tunes_a_folder_and_reports_json(capsys, tmp_path, mnis
 
 
 @pytest.mark.slow
-def test_the_training_queue_teaches_a_set_and_a_cancelled_one_gives_its_name_back(tmp_path):
-    small = synthetic_mnist(3000, 1000)
-    config = TrainConfig(epochs=1, batch_size=64, val_size=500)
-    trained = train(ModelConfig(conv1_channels=4, conv2_channels=8, hidden_units=16), config, small)
-    base_path = save_checkpoint(tmp_path / "base.pt", trained.model, config, {}, trained.history, small.sha256)
-    base = load_checkpoint(base_path)
-    for label in (0, 1, 1):
-        save_sample(tmp_path / "samples" / "mine", label, to_pixels(small.test_images[label : label + 1])[0])
+def test_the_training_queue_teaches_a_set_and_a_cancelled_one_gives_its_name_back(tmp_path, tiny_base, mnist):
+    for index in (3, 2, 5):  # a 0 and two 1s of the test set
+        save_sample(
+            tmp_path / "samples" / "mine",
+            int(mnist.test_labels[index]),
+            to_pixels(mnist.test_images[index : index + 1])[0],
+        )
     hold = threading.Event()
 
     def load_data():
         hold.wait(timeout=60)
-        return small
+        return mnist
 
     queue = TrainingQueue(tmp_path / "runs", load_data=load_data)
-    job = queue.submit_finetune(base, tmp_path / "samples" / "mine")
-    waiting = queue.submit_finetune(base, tmp_path / "samples" / "mine")
+    job = queue.submit_finetune(tiny_base, tmp_path / "samples" / "mine")
+    waiting = queue.submit_finetune(tiny_base, tmp_path / "samples" / "mine")
     assert job.name.startswith("taught-") and waiting.name != job.name and waiting.remaining_seconds() > 0
     waiting.cancel()
     assert waiting.status == "cancelled" and not list((tmp_path / "runs").glob(f".{waiting.path.name}.reserved"))
