@@ -41,7 +41,7 @@ LR = 2e-4
 FOLDS = 3
 # What the training queue expects a fine-tune to take before it starts, in seconds: training (its k-fold included),
 # and evaluating, fitting the digit score and saving (bench/finetune.py measures the whole).
-EXPECTED_SECONDS = (12.0, 5.0)
+EXPECTED_SECONDS = (7.0, 3.0)
 
 
 @dataclass

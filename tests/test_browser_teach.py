@@ -46,6 +46,8 @@ def test_correct_five_readings_teach_and_the_new_model_reads_them(server, page, 
     page.get_by_role("button", name=re.compile(r"Use taught-")).click()
     wait_for_rerun(page)
     page.get_by_role("link", name="Draw").click()
+    expect(page.get_by_text("No digit found")).to_be_visible()  # the Draw page, not the Teach page's zip upload
+    wait_for_rerun(page)
     page.locator("[data-testid='stFileUploaderDropzoneInput']").set_input_files(tmp_path / "number.png")
     expect(page.get_by_test_id("predicted-number")).to_have_text(NUMBER)
     expect(page.get_by_text("saved as")).to_have_count(5)  # the same readings are not offered twice
