@@ -110,7 +110,12 @@ def before_after(base: Checkpoint, taught: Checkpoint, found: SampleSet) -> None
         return
     comparison = compare(base, taught, found.images, found.labels)
     a, b = comparison.a, comparison.b
-    st.metric(
+    mine, mnist = st.columns(2)
+    before, after = common.measured_evaluation(base), common.measured_evaluation(taught)
+    if before is not None and after is not None:  # what it may have forgotten
+        change = f"{100 * (after.accuracy - before.accuracy):+.2f} points"
+        mnist.metric("MNIST test accuracy", f"{after.accuracy:.2%}", change)
+    mine.metric(
         "Samples read right (those it learnt from)",
         f"{b.accuracy:.0%}",
         f"{100 * (b.accuracy - a.accuracy):+.0f} points",

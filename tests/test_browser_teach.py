@@ -41,6 +41,7 @@ def test_correct_five_readings_teach_and_the_new_model_reads_them(server, page, 
     expect(page.get_by_text(re.compile(r"taught-\S+ is ready"))).to_be_visible(timeout=180_000)
     expect(page.get_by_text(re.compile(r"Fixed: wrong before, right now: [1-5]"))).to_be_visible()
     expect(page.get_by_text("Broken: 0")).to_be_visible()
+    expect(page.get_by_text("MNIST test accuracy")).to_be_visible()
     screenshot(page, "teach-after")
 
     page.get_by_role("button", name=re.compile(r"Use taught-")).click()
