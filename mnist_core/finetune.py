@@ -16,7 +16,7 @@ import copy
 import math
 import time
 from collections.abc import Callable
-from dataclasses import asdict, dataclass, field, replace
+from dataclasses import asdict, dataclass, replace
 from pathlib import Path
 
 import torch
@@ -53,7 +53,6 @@ class Result:
     seconds: float
     mnist_accuracy: dict[str, float]  # before, after
     samples_accuracy: dict[str, float | str | None]  # before, after (None: too few samples for k-fold), method
-    history: list[dict] = field(default_factory=list)
 
     def summary(self) -> dict:
         return {
@@ -285,5 +284,4 @@ def finetune_checkpoint(
         seconds,
         {"before": before.accuracy, "after": after.accuracy},
         {"before": evaluate(base.model, samples.images, samples.labels).accuracy, "after": kfold, "method": "k-fold"},
-        history,
     )
