@@ -24,9 +24,11 @@ import torch
 from .checkpoints import Checkpoint
 from .cost import Estimate, estimate
 from .data import MNIST, load_mnist
+from .finetune import EXPECTED_SECONDS, finetune_checkpoint
 from .model import ModelConfig
 from .places import checkpoint_path, release, reserve, reserve_new_run
 from .runs import log_not_started, run_training
+from .samples import read_set
 from .train import Progress, TrainConfig, TrainingCancelled
 from .watch import WatchPanel, watch_panel
 
@@ -184,8 +186,8 @@ class Job:
 
     def _not_started(self, reason: str) -> None:
         """A run that ends before it began gives its name back and still appears in the run log."""
+        release(self.path)  # a sweep's path is the folder, which it never reserved: nothing happens
         if self.work is None:  # other work (a sweep) logs its own runs
-            release(self.path)
             log_not_started(self.path, self.model_config, self.train_config, reason)
 
 
@@ -262,6 +264,33 @@ class TrainingQueue:
             self._enqueue(job)
         return job
 
+    def submit_finetune(self, base: Checkpoint, samples: Path | str) -> Job:
+        """Queue teaching ``base`` the sample set in the folder ``samples`` (``finetune.finetune_checkpoint``),
+        saved as a fresh ``taught-<date>-<time>``; the set is read when the job starts, with what it holds then."""
+        samples = Path(samples)
+        with self._lock:
+            if sum(job.status == "queued" for job in self._jobs) >= self.max_waiting:
+                raise QueueFull(f"{self.max_waiting} runs are already waiting; start yours when one of them has begun")
+            path = reserve_new_run(self.directory, "taught")
+            job = Job(path.stem, base.model_config, base.train_config, path, estimate=Estimate(1.0, *EXPECTED_SECONDS))
+
+            def work(data: MNIST, on_progress: Callable[[Progress], None], should_stop: Callable[[], bool]) -> None:
+                found = read_set(samples)
+                job.checkpoint = finetune_checkpoint(
+                    base,
+                    found,
+                    samples.name,
+                    data,
+                    path,
+                    reserved=True,
+                    on_progress=on_progress,
+                    should_stop=should_stop,
+                ).checkpoint
+
+            job.work = work
+            self._enqueue(job)
+        return job
+
     def _enqueue(self, job: Job) -> None:
         """Add a job (holding the lock) and start the worker on the first one."""
         self._jobs.append(job)
@@ -329,6 +358,5 @@ class TrainingQueue:
         else:
             job.status = "finished"
         finally:
-            if job.work is None:
-                release(job.path)
+            release(job.path)
         job.ended = time.time()

@@ -2,8 +2,8 @@
 
 Data and runs go under one home folder: ``$MNIST_HOME``; else the repository, when the
 package runs from a source checkout (``data/`` and ``checkpoints/`` beside ``mnist_core/``);
-else the per-user data folder of the platform. ``$MNIST_ROOT`` and ``$MNIST_CHECKPOINTS``
-move one of the two on its own. Everything is read at call time, so tests and pages can
+else the per-user data folder of the platform. ``$MNIST_ROOT``, ``$MNIST_CHECKPOINTS`` and
+``$MNIST_SAMPLES`` move one of the three on its own. Everything is read at call time, so tests and pages can
 point the lab elsewhere. The default model ships inside the package, so a wheel installed
 anywhere has one.
 
@@ -59,6 +59,11 @@ def data_root() -> Path:
 def checkpoint_dir() -> Path:
     """Where runs are saved and listed: ``$MNIST_CHECKPOINTS``, else ``checkpoints/`` in ``home()``."""
     return Path(os.environ.get("MNIST_CHECKPOINTS") or home() / "checkpoints")
+
+
+def samples_dir() -> Path:
+    """Where users' sample sets live, one folder each: ``$MNIST_SAMPLES``, else ``samples/`` in ``home()``."""
+    return Path(os.environ.get("MNIST_SAMPLES") or home() / "samples")
 
 
 def shipped_model() -> Path:

@@ -120,7 +120,7 @@ def free_port() -> int:
 
 @pytest.fixture(scope="session")
 def server(tmp_path_factory):
-    """`streamlit run dashboard/Home.py` on a free port, its checkpoints in a temporary folder."""
+    """`streamlit run dashboard/Home.py` on a free port, its checkpoints and sample sets in temporary folders."""
     require_browser()
     folder = tmp_path_factory.mktemp("checkpoints")
     shutil.copy(DEFAULT_MODEL, folder / "default.pt")
@@ -140,7 +140,7 @@ def server(tmp_path_factory):
             "127.0.0.1",
         ],
         cwd=REPO,
-        env={**os.environ, "MNIST_CHECKPOINTS": str(folder)},
+        env={**os.environ, "MNIST_CHECKPOINTS": str(folder), "MNIST_SAMPLES": str(folder.parent / "samples")},
         stdout=subprocess.DEVNULL,
         stderr=subprocess.DEVNULL,
     )

@@ -7,6 +7,7 @@ from streamlit_drawable_canvas import st_canvas
 
 import common
 import explain_view
+import teach_view
 from mnist_core.images import ImageError, load_image
 from mnist_core.predict import NOT_A_DIGIT, Prediction, predict
 from wording import literal
@@ -160,3 +161,5 @@ with answer:
         steps = list(prediction.steps.items())
         for column, (name, image) in zip(st.columns(len(steps)), steps):
             column.image(image, caption=name, width="stretch")
+
+teach_view.corrections(prediction)
