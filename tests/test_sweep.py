@@ -141,13 +141,16 @@ def test_two_workers_on_one_journal_share_the_study_without_losing_or_repeating_
     journal = tmp_path / "shared.journal"
     workers = [start(sweep_command(journal, "shared", 6), tmp_path) for _ in range(2)]
     results = [last_json(w) for w in workers]
+    # Two workers that ask for a trial at the same moment near the end may make one too many: it is failed at
+    # once, marked surplus, never trained, and numbered after the six.
     for result in results:  # each reports the whole study: the other worker's trials too, maybe one still running
-        assert [t["trial"] for t in result["trials"]] == list(range(6))
-        assert {t["state"] for t in result["trials"]} <= {"COMPLETE", "RUNNING"}
+        assert [t["trial"] for t in result["trials"] if t["state"] != "FAIL"] == list(range(6))
+        assert {t["state"] for t in result["trials"] if t["trial"] < 6} <= {"COMPLETE", "RUNNING"}
     study = optuna.load_study(study_name="shared", storage=open_storage(f"journal:{journal}", tmp_path))
-    trials = summary(study)["trials"]
+    trials = [t for t in summary(study)["trials"] if t["trial"] < 6]
     assert {t["state"] for t in trials} == {"COMPLETE"}
-    assert len({t.user_attrs["worker"] for t in study.trials}) == 2  # both did some of the work
+    assert all(t.state.name == "FAIL" and t.user_attrs.get("surplus") for t in study.trials[6:])
+    assert len({t.user_attrs["worker"] for t in study.trials[:6]}) == 2  # both did some of the work
     finished = [r["name"] for r in read_runs(tmp_path) if r["status"] == "finished"]
     assert sorted(finished) == sorted(f"shared-trial-{n}" for n in range(6))  # each run exactly once
     assert all(Path(t["checkpoint"]).is_file() for t in trials)
