@@ -11,6 +11,7 @@ import streamlit as st
 from mnist_core.experiments import EXPERIMENTS, Outcome, matching, outcome
 from mnist_core.jobs import Job
 from mnist_core.train import run_settings
+from wording import literal
 
 # title, what to watch while it trains
 WORDS = {
@@ -88,7 +89,7 @@ def panel(job: Job | None) -> None:
     if job is not None and job.done and (experiment := matching(job.model_config, job.train_config)):
         seen = outcome([asdict(e) for e in job.epochs()])
         if seen is not None:
-            st.info(f"**{WORDS[experiment.key][0]}** ({job.name}): {happened(experiment.key, seen)}")
+            st.info(f"**{WORDS[experiment.key][0]}** ({literal(job.name)}): {happened(experiment.key, seen)}")
     st.caption("Each sets the settings in the sidebar; press Start training. The address then shares it.")
     for column, (key, (title, watch)) in zip(st.columns(len(WORDS)), WORDS.items()):
         with column:

@@ -6,6 +6,7 @@ import common
 import teach_view
 from mnist_core.jobs import QueueFull
 from mnist_core.samples import SampleError, export_zip, import_zip, list_sets, read_set
+from wording import literal
 
 model = common.page("Teach", ":material/school:")
 st.title("Teach it your handwriting")
@@ -22,7 +23,7 @@ with name_column:
     try:
         directory = teach_view.current_set()
     except SampleError as exc:
-        st.error(str(exc))
+        st.error(literal(str(exc)))
         st.stop()
     others = [s for s in list_sets() if s != name]
     if others:
@@ -35,7 +36,7 @@ with upload_column:
         try:
             added, skipped = import_zip(upload.getvalue(), directory)
         except SampleError as exc:
-            st.error(str(exc))
+            st.error(literal(str(exc)))
         else:
             st.session_state.imported = upload.file_id
             st.success(f"Added {len(added)} samples from the zip.")
@@ -68,7 +69,7 @@ if st.button("Teach", type="primary", icon=":material/school:", disabled=busy or
     try:
         job = queue.submit_finetune(model, directory)
     except QueueFull as exc:
-        st.error(str(exc))
+        st.error(literal(str(exc)))
     else:
         st.session_state.teach_job, st.session_state.teach_base = job.name, model.name
         st.rerun()  # drawn again as busy: the button off, the progress refreshed every second
@@ -90,7 +91,7 @@ def progress() -> None:
         st.error(f"Teaching {job.status}.")
         st.text(job.error)
         return
-    st.success(f"{job.name} is ready.")
+    st.success(f"{literal(job.name)} is ready.")
     by_name = {c.name: c for c in common.all_checkpoints()[0]}
     base = by_name.get(st.session_state.get("teach_base", ""))
     if st.button(f"Use {job.name}", key="use-taught", disabled=st.session_state.get("active_model") == job.name):
