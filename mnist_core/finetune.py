@@ -20,7 +20,6 @@ from dataclasses import asdict, dataclass, replace
 from pathlib import Path
 
 import torch
-import torch.nn.functional as F
 
 from .checkpoints import Checkpoint, load_checkpoint, save_checkpoint
 from .data import MNIST, augment
@@ -29,7 +28,7 @@ from .model import CNN
 from .ood import fit_digit_score
 from .places import release, reserve
 from .samples import SampleSet
-from .train import Progress, TrainingCancelled, _autocast
+from .train import Meter, Progress, TrainConfig, TrainingCancelled, train_step
 
 EPOCHS = 3
 STEPS_PER_EPOCH = 20
@@ -37,6 +36,7 @@ STEPS_PER_EPOCH = 20
 # learning too, MNIST lost 0.1-0.2 points (bench/RESULTS.md, "Fine-tuning").
 SAMPLES_PER_BATCH = 16
 MNIST_PER_BATCH = 112
+BATCH = SAMPLES_PER_BATCH + MNIST_PER_BATCH
 LR = 2e-4
 FOLDS = 3
 # What the training queue expects a fine-tune to take before it starts, in seconds: training (its k-fold included),
@@ -121,9 +121,11 @@ def _finetune(
     optimizer = torch.optim.Adam(tuned.classifier.parameters(), lr=LR)
     total = epochs * STEPS_PER_EPOCH
     schedule = torch.optim.lr_scheduler.LambdaLR(optimizer, lambda step: 0.5 * (1 + math.cos(math.pi * step / total)))
-    started, history = time.perf_counter(), []
+    config = TrainConfig(label_smoothing=label_smoothing)  # what train_step reads: no outlier exposure here
+    meter = Meter(torch.device("cpu"), epochs, STEPS_PER_EPOCH, STEPS_PER_EPOCH * BATCH, interval=0.0)
+    history = []
     for epoch in range(1, epochs + 1):
-        loss_sum = correct = seen = 0.0
+        meter.start_epoch(epoch)
         for step in range(1, STEPS_PER_EPOCH + 1):
             if should_stop is not None and should_stop():
                 raise TrainingCancelled(f"cancelled in epoch {epoch}, batch {step}")
@@ -131,32 +133,14 @@ def _finetune(
             theirs = rows[torch.randint(len(rows), (MNIST_PER_BATCH,), generator=generator)]
             x = torch.cat([augment(images[mine], generator), augment(data.train_images[theirs], generator)])
             y = torch.cat([labels[mine], data.train_labels[theirs]])
-            with _autocast(x.device):
-                logits = tuned(x.contiguous(memory_format=torch.channels_last)).float()
-            loss = F.cross_entropy(logits, y, label_smoothing=label_smoothing)
-            optimizer.zero_grad(set_to_none=True)
-            loss.backward()
-            optimizer.step()
-            schedule.step()
-            loss_sum += loss.item() * len(y)
-            correct += (logits.argmax(1) == y).sum().item()
-            seen += len(y)
-            elapsed = time.perf_counter() - started
-            done = (epoch - 1) * STEPS_PER_EPOCH + step
-            report = Progress(
-                "epoch" if step == STEPS_PER_EPOCH else "batch",
-                epoch,
-                epochs,
-                step,
-                STEPS_PER_EPOCH,
-                loss_sum / seen,
-                correct / seen,
-                done * len(y) / elapsed,
-                elapsed / done * (total - done),
-            )
+            x = x.contiguous(memory_format=torch.channels_last)
+            meter.add(*train_step(tuned, optimizer, schedule, x, y, x[:0], config), y)
             if on_progress is not None:
-                on_progress(report)
+                on_progress(meter.report("batch", step))
+        report = meter.report("epoch", STEPS_PER_EPOCH)
         history.append(asdict(report))
+        if on_progress is not None:
+            on_progress(report)
     return tuned.to(memory_format=torch.contiguous_format).eval(), history
 
 

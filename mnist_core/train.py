@@ -179,7 +179,7 @@ class Progress:
     """One report from the loop: after a batch (``kind="batch"``) and after every epoch (``kind="epoch"``).
 
     On the CPU every batch is reported; on an accelerator at most every ``REPORT_INTERVAL_S``
-    and at each epoch's last batch (see ``_Meter``).
+    and at each epoch's last batch (see ``Meter``).
     """
 
     kind: Literal["batch", "epoch"]
@@ -232,7 +232,7 @@ def autocast_dtype(device: torch.device) -> torch.dtype | None:
     return None
 
 
-def _autocast(device: torch.device) -> torch.autocast:
+def autocast(device: torch.device) -> torch.autocast:
     dtype = autocast_dtype(device)
     return torch.autocast(device.type, dtype=dtype or torch.float32, enabled=dtype is not None)
 
@@ -298,7 +298,7 @@ def _batch(
     return x, y, odd
 
 
-def _train_step(
+def train_step(
     model: CNN,
     optimizer: torch.optim.Optimizer,
     scheduler: torch.optim.lr_scheduler.LRScheduler,
@@ -308,7 +308,7 @@ def _train_step(
     config: TrainConfig,
 ) -> tuple[torch.Tensor, torch.Tensor]:
     """One update; returns the loss and the digits' logits, left on the device."""
-    with _autocast(x.device):
+    with autocast(x.device):
         logits = model(torch.cat([x, odd]) if len(odd) else x)
     logits, odd_logits = logits[: len(y)], logits[len(y) :]
     loss = F.cross_entropy(logits.float(), y, label_smoothing=config.label_smoothing)
@@ -324,7 +324,7 @@ def _train_step(
 REPORT_INTERVAL_S = 0.1  # on an accelerator, the least time between two batch reports
 
 
-class _Meter:
+class Meter:
     """The running loss, accuracy and speed that reports carry.
 
     The sums stay on the device and are read only for a report: reading a GPU tensor waits
@@ -390,7 +390,7 @@ def _validate(model: CNN, images: torch.Tensor, labels: torch.Tensor, device: to
     # Small chunks, so the widest model's activations stay small next to the model itself.
     for start in range(0, len(labels), 256):
         x, y = images[start : start + 256].to(device), labels[start : start + 256].to(device)
-        with _autocast(device):
+        with autocast(device):
             logits = model(x).float()
         loss_sum += F.cross_entropy(logits, y, reduction="sum").to(loss_sum.dtype)
         correct += (logits.argmax(1) == y).sum()
@@ -453,7 +453,7 @@ def train(
     batches = math.ceil(len(train_data.rows) / config.batch_size)
     scheduler = _make_schedule(optimizer, config, batches * config.epochs)
     interval = 0.0 if device.type == "cpu" else REPORT_INTERVAL_S
-    meter = _Meter(device, config.epochs, batches, len(train_data.rows), interval)
+    meter = Meter(device, config.epochs, batches, len(train_data.rows), interval)
     result = TrainResult(model=model)
 
     for epoch in range(1, config.epochs + 1):
@@ -464,7 +464,7 @@ def train(
             if should_stop is not None and should_stop():
                 raise TrainingCancelled(f"cancelled in epoch {epoch}, batch {batch}")
             x, y, odd = _batch(train_data, index, epoch, config, generator)
-            loss, logits = _train_step(model, optimizer, scheduler, x, y, odd, config)
+            loss, logits = train_step(model, optimizer, scheduler, x, y, odd, config)
             meter.add(loss, logits, y)
             if on_progress is not None and meter.due(batch):
                 on_progress(meter.report("batch", batch))

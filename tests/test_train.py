@@ -9,15 +9,15 @@ from mnist_core.model import CNN, ModelConfig
 from mnist_core.train import (
     PRESETS,
     REPORT_INTERVAL_S,
+    Meter,
     TrainConfig,
     TrainingCancelled,
     _batch,
     _make_optimizer,
     _make_schedule,
-    _Meter,
-    _train_step,
     _training_data,
     train,
+    train_step,
 )
 
 TINY_MODEL = ModelConfig(conv1_channels=4, conv2_channels=8, hidden_units=16, dropout=0.0)
@@ -66,7 +66,7 @@ def test_progress_reports_every_batch_and_epoch(small):
 
 
 def test_the_running_sums_are_read_only_for_a_report_and_an_accelerator_reports_batches_sparingly():
-    meter = _Meter(torch.device("cpu"), epochs=2, batches=3, images=6, interval=3600.0)
+    meter = Meter(torch.device("cpu"), epochs=2, batches=3, images=6, interval=3600.0)
     meter.start_epoch(1)
     logits = torch.tensor([[2.0, 0.0], [0.0, 1.0]])
     for batch, (loss, labels) in enumerate(((1.0, [0, 0]), (0.5, [0, 1])), start=1):
@@ -77,7 +77,7 @@ def test_the_running_sums_are_read_only_for_a_report_and_an_accelerator_reports_
     assert (report.loss, report.accuracy) == (0.75, 0.75) and report.eta_s > 0
     meter.start_epoch(2)
     assert meter.count == 0 and meter.loss_sum.item() == 0
-    assert _Meter(torch.device("cpu"), epochs=1, batches=3, images=6, interval=0.0).due(batch=1)  # the CPU: every batch
+    assert Meter(torch.device("cpu"), epochs=1, batches=3, images=6, interval=0.0).due(batch=1)  # the CPU: every batch
 
 
 @pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA GPU")
@@ -90,7 +90,7 @@ def test_a_training_step_on_a_gpu_never_waits_for_it(small):
     model = CNN(TINY_MODEL).to(device).to(memory_format=torch.channels_last)
     optimizer = _make_optimizer(model, config, device)
     scheduler = _make_schedule(optimizer, config, total_steps=10)
-    meter = _Meter(device, epochs=1, batches=10, images=640, interval=REPORT_INTERVAL_S)
+    meter = Meter(device, epochs=1, batches=10, images=640, interval=REPORT_INTERVAL_S)
     meter.start_epoch(1)
     generator = torch.Generator(device).manual_seed(0)
     order = data.rows[torch.randperm(len(data.rows), generator=generator, device=device)]
@@ -98,7 +98,7 @@ def test_a_training_step_on_a_gpu_never_waits_for_it(small):
         torch.cuda.set_sync_debug_mode("error" if step else "default")  # the first step sets things up
         try:
             x, y, odd = _batch(data, index, 1, config, generator)
-            meter.add(*_train_step(model, optimizer, scheduler, x, y, odd, config), y)
+            meter.add(*train_step(model, optimizer, scheduler, x, y, odd, config), y)
         finally:
             torch.cuda.set_sync_debug_mode("default")
     assert meter.report("batch", 4).loss > 0
