@@ -349,3 +349,14 @@ def non_digits(count: int = 60, seed: int = 3) -> list[Sample]:
             image = _photograph(_on_page([glyph], rng, size, 0), rng, ink, rng.uniform(0.5, 2))
         samples.append(Sample(image, name, "not a digit"))
     return samples
+
+
+def smiley() -> Image.Image:
+    """One plain smiley drawn in black on white, the same every time: a picture that is clearly no digit."""
+    picture = Image.new("L", (200, 200), 255)
+    pen = ImageDraw.Draw(picture)
+    pen.ellipse((20, 20, 180, 180), outline=0, width=10)
+    pen.ellipse((65, 65, 85, 85), fill=0)
+    pen.ellipse((115, 65, 135, 85), fill=0)
+    pen.arc((60, 90, 140, 150), 20, 160, fill=0, width=10)
+    return picture

@@ -7,6 +7,7 @@ that survives randomizing the weights explains the input, not the model.
 import json
 
 import numpy as np
+import photo_digits
 import pytest
 import torch
 import torch.nn.functional as F
@@ -199,14 +200,7 @@ def test_cli_explain_why_4_and_not_9_and_a_number_digit_by_digit(capsys, tmp_pat
 
 
 def test_cli_explain_says_why_a_smiley_is_not_a_digit(capsys, tmp_path):
-    from PIL import ImageDraw
-
-    smiley = Image.new("L", (200, 200), 255)
-    pen = ImageDraw.Draw(smiley)
-    pen.ellipse((20, 20, 180, 180), outline=0, width=10)
-    pen.ellipse((65, 65, 85, 85), fill=0)
-    pen.ellipse((115, 65, 135, 85), fill=0)
-    pen.arc((60, 90, 140, 150), 20, 160, fill=0, width=10)
+    smiley = photo_digits.smiley()
     smiley.save(tmp_path / "smiley.png")
     assert main(["explain", str(tmp_path / "smiley.png"), "--method", "grad-cam", "--json"]) == 2
     record = json.loads(capsys.readouterr().out)
