@@ -8,7 +8,7 @@ artifacts/screenshots/.
 import re
 
 import pytest
-from dashboard_helpers import draw_a_four, draw_a_seven, screenshot, wait_for_rerun
+from dashboard_helpers import draw_a_four, screenshot, wait_for_rerun
 from playwright.sync_api import Page, expect
 
 from mnist_core.checkpoints import save_checkpoint
@@ -25,21 +25,53 @@ def go_to(page: Page, label: str) -> None:
     page.get_by_test_id("stSidebarNav").get_by_role("link", name=label).click()
 
 
-def test_why_panel_follows_the_drawing_and_the_map_shows_it(server, page):
+def test_a_student_asks_why_follows_a_4_through_the_network_and_finds_it_on_the_map(server, page):
+    """One drawing, every explanation of it, as one student goes: the Why panel (why 4, why not 1, why 4 and
+    not 9, the conv layers), the Network page, then the Map, where the drawing is a point."""
     url, _ = server
     page.goto(f"{url}/Draw")
-    draw_a_seven(page)
-    expect(page.locator("[data-testid='predicted-digit']")).to_have_text("7")
-    expect(page.get_by_text("Why 7", exact=True)).to_be_visible()
-    expect(page.get_by_text("Integrated gradients for 7")).to_be_visible()
-    method, digit = page.get_by_test_id("stButtonGroup").nth(0), page.get_by_test_id("stButtonGroup").nth(1)
-    digit.get_by_text("1", exact=True).click()  # why not 1?
-    expect(page.get_by_text("Why not 1? (it said 7)")).to_be_visible()
+    draw_a_four(page)
+    expect(page.locator("[data-testid='predicted-digit']")).to_have_text("4")
+    expect(page.get_by_text("Why 4", exact=True)).to_be_visible()
+    expect(page.get_by_text("Integrated gradients for 4")).to_be_visible()
+    why = page.locator("[data-testid='stImage']").filter(has_text="Integrated gradients for 4").locator("img")
+    before = why.screenshot()
+    method, target, against = (page.get_by_test_id("stButtonGroup").nth(i) for i in range(3))
+    against.get_by_text("9", exact=True).click()  # why 4 and not 9?
+    expect(page.get_by_text("Why 4 and not 9?")).to_be_visible()
+    why_not = page.locator("[data-testid='stImage']").filter(has_text="Integrated gradients: 4 and not 9")
+    expect(why_not).to_be_visible()
+    assert why_not.locator("img").screenshot() != before  # another map, not the same one again
+    screenshot(page, "draw-why-not-9")
+    against.get_by_text("9", exact=True).click()  # picked again: the contrast is put away
+    target.get_by_text("1", exact=True).click()  # why not 1?
+    expect(page.get_by_text("Why not 1? (it said 4)")).to_be_visible()
     method.get_by_text("Grad-CAM", exact=True).click()
     expect(page.get_by_text("Grad-CAM for 1")).to_be_visible()
     page.get_by_text("Inside the network").click()
     expect(page.get_by_text("Conv layer 2: 64 maps")).to_be_visible()
     screenshot(page, "draw-why")
+
+    go_to(page, "Network")
+    expect(page.get_by_text("Follow your drawing through the network")).to_be_visible()
+    expect(page.get_by_text("32 × 28 × 28 · 864 parameters")).to_be_visible()
+    expect(page.get_by_text("until then, a 4 from the test set")).to_have_count(0)  # the drawing, not a stand-in
+    page.get_by_test_id("stRadio").get_by_text("conv 2", exact=True).click()  # the conv layer to open
+    wait_for_rerun(page)
+    channel = page.get_by_role("spinbutton", name="Channel")
+    expect(channel).to_have_attribute("max", "63")
+    channel.fill("5")
+    channel.press("Enter")
+    wait_for_rerun(page)
+    expect(page.get_by_text("conv 2, channel 5")).to_be_visible()
+    sum_line = page.get_by_text(re.compile(r"^At row \d+, column \d+: the products add up to"))
+    start = sum_line.inner_text()  # where the filter lights the channel most
+    slider = page.get_by_role("slider", name="Position of the filter")
+    slider.focus()
+    slider.press("ArrowLeft")  # the filter one step back along the row
+    expect(sum_line).not_to_have_text(start)
+    page.get_by_text("Open a channel").scroll_into_view_if_needed()
+    screenshot(page, "network-channel")
 
     go_to(page, "Map")
     # The first map of a model reads 10,000 images through it, while UMAP starts beside it: allow for that.
@@ -80,40 +112,3 @@ def test_a_finished_run_is_replayed_epoch_by_epoch(server, page, mnist):
     expect(page.get_by_text("Probability of the right digit, epoch by epoch")).to_be_visible()
     page.get_by_text("Watch it learn: replay a run").scroll_into_view_if_needed()
     screenshot(page, "train-replay")
-
-
-def test_a_student_follows_a_4_through_the_network_and_asks_why_not_9(server, page):
-    url, _ = server
-    page.goto(f"{url}/Draw")
-    draw_a_four(page)
-    expect(page.locator("[data-testid='predicted-digit']")).to_have_text("4")
-    expect(page.get_by_text("Integrated gradients for 4")).to_be_visible()
-    why = page.locator("[data-testid='stImage']").filter(has_text="Integrated gradients for 4").locator("img")
-    before = why.screenshot()
-    page.get_by_test_id("stButtonGroup").nth(2).get_by_text("9", exact=True).click()  # ... and not 9
-    expect(page.get_by_text("Why 4 and not 9?")).to_be_visible()
-    why_not = page.locator("[data-testid='stImage']").filter(has_text="Integrated gradients: 4 and not 9")
-    expect(why_not).to_be_visible()
-    assert why_not.locator("img").screenshot() != before  # another map, not the same one again
-    screenshot(page, "draw-why-not-9")
-
-    go_to(page, "Network")
-    expect(page.get_by_text("Follow your drawing through the network")).to_be_visible()
-    expect(page.get_by_text("32 × 28 × 28 · 864 parameters")).to_be_visible()
-    expect(page.get_by_text("until then, a 4 from the test set")).to_have_count(0)  # the drawing, not a stand-in
-    page.get_by_test_id("stRadio").get_by_text("conv 2", exact=True).click()  # the conv layer to open
-    wait_for_rerun(page)
-    channel = page.get_by_role("spinbutton", name="Channel")
-    expect(channel).to_have_attribute("max", "63")
-    channel.fill("5")
-    channel.press("Enter")
-    wait_for_rerun(page)
-    expect(page.get_by_text("conv 2, channel 5")).to_be_visible()
-    sum_line = page.get_by_text(re.compile(r"^At row \d+, column \d+: the products add up to"))
-    start = sum_line.inner_text()  # where the filter lights the channel most
-    slider = page.get_by_role("slider", name="Position of the filter")
-    slider.focus()
-    slider.press("ArrowLeft")  # the filter one step back along the row
-    expect(sum_line).not_to_have_text(start)
-    page.get_by_text("Open a channel").scroll_into_view_if_needed()
-    screenshot(page, "network-channel")
