@@ -20,19 +20,22 @@ import streamlit as st
 import torch
 from PIL import Image, ImageDraw, ImageFont
 
+import settings_view
 from mnist_core import data, places
 from mnist_core.checkpoints import Checkpoint, scan_checkpoints
 from mnist_core.data import MNIST, DataError
 from mnist_core.evaluate import Evaluation
 from mnist_core.inference import predict_probabilities
 from mnist_core.jobs import Job, TrainingQueue
-from wording import describe_seconds, literal, wrong_record
+from wording import describe_seconds, literal, trained_on, wrong_record
 
 GREEN, RED = (46, 160, 67), (218, 54, 51)
 # Streamlit's own copy of the Material Symbols font: inline icons use it, but a ":material/...:"
 # page icon makes the browser fetch an SVG from fonts.gstatic.com, which fails offline.
 MATERIAL_FONT = next((Path(st.__file__).parent / "static" / "static" / "media").glob("MaterialSymbols-Rounded*.woff2"))
 OWN_RUN_HEARTBEAT_S = 5.0
+SIDEBAR_PX = 360  # wide enough for the model picker to show a short name, its accuracy and its size whole
+PICKER_FITS = 36  # characters of a model's label the picker's box shows at that width
 
 
 def page(title: str, icon: str, own_run: bool = True) -> Checkpoint | None:
@@ -41,7 +44,9 @@ def page(title: str, icon: str, own_run: bool = True) -> Checkpoint | None:
     With ``own_run`` the sidebar says how this session's unfinished run is doing (the
     Train page, which shows it in full, turns that off).
     """
-    st.set_page_config(page_title=f"{title} · MNIST lab", page_icon=icon_image(icon), layout="wide")
+    st.set_page_config(
+        page_title=f"{title} · MNIST lab", page_icon=icon_image(icon), layout="wide", initial_sidebar_state=SIDEBAR_PX
+    )
     job = st.session_state.get("job")
     if own_run and job is not None and not job.done:
         with st.sidebar:
@@ -155,6 +160,8 @@ def active_model() -> Checkpoint | None:
                 help="Used by every page: Draw predicts with it, Evaluate examines it. The active model's accuracy "
                 "is measured on the 10,000 test images; the others' are as recorded in their files.",
             )
+            if len(label(active.name)) > PICKER_FITS:  # the box cuts it: the whole of it, wrapped, below
+                st.caption(literal(label(active.name)))
             recorded = measured.wrong_record(active.metrics) if measured else None
             if measured and recorded is not None:
                 problem = wrong_record(recorded, measured.accuracy, len(measured.labels))
@@ -284,17 +291,15 @@ def probability_chart(probabilities: list[float] | np.ndarray, true: int | None 
 
 
 def describe(checkpoint: Checkpoint) -> dict[str, str]:
-    """A model's card as label -> text: what it is, how good, and how it was made."""
-    m, t = checkpoint.model_config, checkpoint.train_config
+    """A model's card as label -> text: what it is, how good, and how it was made (and on what)."""
     metrics, measured = checkpoint.metrics, measured_evaluation(checkpoint)
     recorded = f"{metrics['test_accuracy']:.2%} (recorded)" if "test_accuracy" in metrics else "unknown"
     return {
         "Test accuracy": f"{measured.accuracy:.2%}" if measured else recorded,
         "Parameters": f"{checkpoint.model.num_parameters:,}",
         "Training time": f"{metrics['train_seconds']:.0f} s" if "train_seconds" in metrics else "unknown",
+        "Trained on": trained_on(metrics),
         "Created": checkpoint.created.replace("T", " ").replace("+00:00", " UTC") or "unknown",
-        "Architecture": f"conv {m.conv1_channels}→{m.conv2_channels} ({m.kernel_size}×{m.kernel_size}), "
-        f"hidden {m.hidden_units}, dropout {m.dropout:g}",
-        "Training": f"{t.epochs} epochs, batch {t.batch_size}, lr {t.lr:g} ({t.schedule}), "
-        f"augmentation {'on' if t.augment else 'off'}, seed {t.seed}",
+        "Architecture": settings_view.line(checkpoint.model_config, rare=True),
+        "Training": settings_view.line(checkpoint.train_config),
     }

@@ -16,6 +16,7 @@ ANY = "any"
 PER_PAGE = 24
 COLUMNS = 6
 TILE = 28 * 2 + 16  # pixels of one image in the grid, with the gap around it
+CAPTION = 12  # room below the last row for its captions, centred on the tile's bottom edge
 
 model = common.page("Evaluate", ":material/search_insights:")
 st.title("Evaluate a model")
@@ -47,7 +48,9 @@ def filter_by_cell() -> None:
     points = st.session_state.confusion.selection.points
     if points:
         true, predicted = int(points[0]["y"]), int(points[0]["x"])
-        st.session_state.update(true_filter=true, predicted_filter=predicted, gallery=true == predicted)
+        st.session_state.update(
+            true_filter=true, predicted_filter=predicted, gallery=true == predicted, picked_cell=(true, predicted)
+        )
         st.session_state.scroll_to_explorer = st.session_state.get("scroll_to_explorer", 0) + 1
 
 
@@ -121,12 +124,32 @@ with matrix:
         width="stretch",
         config={"displayModeBar": False},
     )
+    if cell := st.session_state.pop("picked_cell", None):  # said here too: an empty cell has no images below
+        true, predicted = cell
+        count = int(result.confusion[true, predicted])
+        if not count:
+            st.info(f"Empty cell: the model never read a true {true} as a {predicted}.", icon=":material/ads_click:")
+        else:
+            what = f"{count:,} {true}s read right" if true == predicted else f"{count:,} {true}s read as {predicted}"
+            st.info(f"True {true}, predicted {predicted}: {what}, shown below.", icon=":material/ads_click:")
+    confused = result.most_confused()
+    st.markdown(
+        f"The commonest mistake: a true **{confused[0]}** read as **{confused[1]}**, {confused[2]:,} times "
+        f"({confused[2] / per_class.support[confused[0]]:.1%} of the {confused[0]}s)."
+        if confused
+        else "No mistakes: every test image is on the diagonal."
+    )
 with table:
     st.subheader("Per digit")
     st.dataframe(
         per_class,
         width="stretch",
         column_config={name: st.column_config.NumberColumn(format="%.4f") for name in ("precision", "recall", "f1")},
+    )
+    hardest, easiest = per_class.recall.idxmin(), per_class.recall.idxmax()
+    st.markdown(
+        f"Hardest digit: **{hardest}**, found {per_class.recall[hardest]:.1%} of the time (recall); the easiest: "
+        f"**{easiest}**, {per_class.recall[easiest]:.1%}. Precision: how often an answer of that digit is right."
     )
 
 explain_view.calibration(model, result)
@@ -178,7 +201,7 @@ def image_grid(on_page: np.ndarray, inspected: int) -> go.Figure:
         clickmode="event+select",
         dragmode=False,
         xaxis=dict(visible=False, range=[0, COLUMNS * TILE]),
-        yaxis=dict(visible=False, range=[rows * TILE, 0], scaleanchor="x"),
+        yaxis=dict(visible=False, range=[rows * TILE + CAPTION, 0], scaleanchor="x"),
     )
     return figure
 
