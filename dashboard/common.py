@@ -34,8 +34,6 @@ GREEN, RED = (46, 160, 67), (218, 54, 51)
 # page icon makes the browser fetch an SVG from fonts.gstatic.com, which fails offline.
 MATERIAL_FONT = next((Path(st.__file__).parent / "static" / "static" / "media").glob("MaterialSymbols-Rounded*.woff2"))
 OWN_RUN_HEARTBEAT_S = 5.0
-SIDEBAR_PX = 360  # wide enough for the model picker to show a short name, its accuracy and its size whole
-PICKER_FITS = 36  # characters of a model's label the picker's box shows at that width
 
 
 def page(title: str, icon: str, own_run: bool = True) -> Checkpoint | None:
@@ -44,9 +42,7 @@ def page(title: str, icon: str, own_run: bool = True) -> Checkpoint | None:
     With ``own_run`` the sidebar says how this session's unfinished run is doing (the
     Train page, which shows it in full, turns that off).
     """
-    st.set_page_config(
-        page_title=f"{title} · MNIST lab", page_icon=icon_image(icon), layout="wide", initial_sidebar_state=SIDEBAR_PX
-    )
+    st.set_page_config(page_title=f"{title} · MNIST lab", page_icon=icon_image(icon), layout="wide")
     job = st.session_state.get("job")
     if own_run and job is not None and not job.done:
         with st.sidebar:
@@ -160,8 +156,9 @@ def active_model() -> Checkpoint | None:
                 help="Used by every page: Draw predicts with it, Evaluate examines it. The active model's accuracy "
                 "is measured on the 10,000 test images; the others' are as recorded in their files.",
             )
-            if len(label(active.name)) > PICKER_FITS:  # the box cuts it: the whole of it, wrapped, below
-                st.caption(literal(label(active.name)))
+            # The box cuts a label at the sidebar's edge ("...conv 32->64, 8 e"): the picked one, whole, in words.
+            accuracy = measured.accuracy if measured else active.metrics.get("test_accuracy", 0)
+            st.caption(f"{accuracy:.2%} on the test images · {summary(active, words=True)}")
             recorded = measured.wrong_record(active.metrics) if measured else None
             if measured and recorded is not None:
                 problem = wrong_record(recorded, measured.accuracy, len(measured.labels))
@@ -173,10 +170,11 @@ def active_model() -> Checkpoint | None:
     return by_name.get(st.session_state.get("active_model", ""))
 
 
-def summary(checkpoint: Checkpoint) -> str:
+def summary(checkpoint: Checkpoint, words: bool = False) -> str:
     """A few words that tell runs apart in the model picker: the network's size and the training length."""
     m, t = checkpoint.model_config, checkpoint.train_config
-    return f"conv {m.conv1_channels}→{m.conv2_channels}, {t.epochs} ep"
+    epochs = f"{t.epochs} epoch{'s' * (t.epochs != 1)}" if words else f"{t.epochs} ep"
+    return f"conv {m.conv1_channels}→{m.conv2_channels}, {epochs}"
 
 
 def select_model(name: str) -> None:

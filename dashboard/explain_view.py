@@ -199,7 +199,9 @@ def inspector_maps(checkpoint: Checkpoint, image: torch.Tensor, true: int, predi
     st.caption(f"{METHOD_NAMES[method]}. {LEGEND}")
 
 
-WEAKEST = 3  # precision-recall curves drawn bold: the others are close to perfect and lie on top of each other
+# The three weakest digits' precision-recall curves, drawn bold in these colours: the others are close to perfect
+# and lie on top of each other, in grey.
+WEAKEST_COLOURS = ("#d62728", "#ff7f0e", "#1f77b4")
 PR_FLOOR = 1e-4  # 1 - precision where it is 0 (a log axis has no 0): one image in ten thousand
 
 
@@ -253,7 +255,7 @@ def calibration(checkpoint: Checkpoint, result: Evaluation) -> None:
         )
     with right:
         scored = sorted((c for c in curves if c["average_precision"] is not None), key=lambda c: c["average_precision"])
-        weakest = {c["digit"] for c in scored[:WEAKEST]}
+        weakest = {c["digit"]: colour for c, colour in zip(scored, WEAKEST_COLOURS)}
         figure = go.Figure()
         for curve in sorted(scored, key=lambda c: c["digit"] in weakest):  # the weakest drawn last, on top
             step = max(1, len(curve["recall"]) // 300)  # a few hundred points per curve draw the same
@@ -264,7 +266,7 @@ def calibration(checkpoint: Checkpoint, result: Evaluation) -> None:
                 y=wrong,
                 mode="lines",
                 name=f"{curve['digit']} · AP {curve['average_precision']:.4f}",
-                line=dict(width=3 if strong else 1, **({} if strong else {"color": "#c7d3e0"})),
+                line=dict(width=3 if strong else 1, color=weakest.get(curve["digit"], "#c7d3e0")),
                 hovertemplate=f"digit {curve['digit']}: recall %{{x:.2%}}, wrong among accepted %{{y:.2%}}"
                 "<extra></extra>",
             )
@@ -273,11 +275,16 @@ def calibration(checkpoint: Checkpoint, result: Evaluation) -> None:
             height=380,
             margin=dict(l=10, r=10, t=40, b=10),
             xaxis=dict(title="recall: share of the digit found", range=[0.9, 1.003], tickformat=".0%"),
-            yaxis=dict(title="1 − precision: wrong among accepted", type="log", tickformat=".2%"),
+            yaxis=dict(
+                title="1 − precision: wrong among accepted",
+                type="log",
+                range=[np.log10(PR_FLOOR) - 0.1, np.log10(0.2)],
+                tickformat=".2~%",
+            ),
         )
         st.plotly_chart(figure, width="stretch", key="precision_recall")
         if scored:
-            named = ", ".join(f"{c['digit']} (AP {c['average_precision']:.4f})" for c in scored[:WEAKEST])
+            named = ", ".join(f"{c['digit']} (AP {c['average_precision']:.4f})" for c in scored[: len(weakest)])
             st.markdown(
                 f"Weakest digits, drawn bold: {named}; the strongest is {scored[-1]['digit']} "
                 f"(AP {scored[-1]['average_precision']:.4f}). A curve higher up accepts more wrong images "
