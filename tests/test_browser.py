@@ -67,6 +67,8 @@ def test_a_drawing_is_read_and_clear_or_a_new_pen_width_starts_again_and_a_phone
 
     # On a phone the canvas fits the screen with room to scroll beside it, and the reading shows right under it.
     swipe = as_a_phone(page)
+    drawable_canvas(page)  # the new pen's canvas, ready
+    page.wait_for_timeout(300)  # laid out for the narrow screen
     box = page.locator("canvas.upper-canvas").bounding_box()
     assert box is not None and box["x"] + box["width"] <= 390 - 100
     x, y, scale = box["x"], box["y"], box["width"] / 320  # the drawing keeps its 320 pixels, drawn smaller

@@ -44,14 +44,16 @@ d.metric("Mean confidence when wrong", f"{confidence[errors].mean():.0%}" if err
 
 # ---- Confusion matrix ----
 def filter_by_cell() -> None:
-    """A click on cell (true i, predicted j) filters the explorer and scrolls to it (diagonal: the correct ones)."""
+    """A click on cell (true i, predicted j) filters the explorer and scrolls to it (diagonal: the correct ones);
+    an empty cell says so at once."""
     points = st.session_state.confusion.selection.points
     if points:
         true, predicted = int(points[0]["y"]), int(points[0]["x"])
-        st.session_state.update(
-            true_filter=true, predicted_filter=predicted, gallery=true == predicted, picked_cell=(true, predicted)
-        )
-        st.session_state.scroll_to_explorer = st.session_state.get("scroll_to_explorer", 0) + 1
+        st.session_state.update(true_filter=true, predicted_filter=predicted, gallery=true == predicted)
+        if result.confusion[true, predicted]:
+            st.session_state.scroll_to_explorer = st.session_state.get("scroll_to_explorer", 0) + 1
+        else:  # nothing to scroll to: said where the user is looking
+            st.toast(f"Empty cell: the model never read a true {true} as a {predicted}.", icon=":material/ads_click:")
 
 
 def confusion_chart(counts: np.ndarray, rates: np.ndarray, as_rates: bool) -> go.Figure:
@@ -124,14 +126,6 @@ with matrix:
         width="stretch",
         config={"displayModeBar": False},
     )
-    if cell := st.session_state.pop("picked_cell", None):  # said here too: an empty cell has no images below
-        true, predicted = cell
-        count = int(result.confusion[true, predicted])
-        if not count:
-            st.info(f"Empty cell: the model never read a true {true} as a {predicted}.", icon=":material/ads_click:")
-        else:
-            what = f"{count:,} {true}s read right" if true == predicted else f"{count:,} {true}s read as {predicted}"
-            st.info(f"True {true}, predicted {predicted}: {what}, shown below.", icon=":material/ads_click:")
     confused = result.most_confused()
     st.markdown(
         f"The commonest mistake: a true **{confused[0]}** read as **{confused[1]}**, {confused[2]:,} times "
