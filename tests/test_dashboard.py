@@ -110,7 +110,8 @@ def test_a_run_started_on_the_page_finishes_and_joins_the_history(folder):
     assert {r["name"]: r for r in read_runs(folder)}["tiny"]["train_config"]["train_size"] == 1000
     history = at.dataframe[0].value
     assert history.loc[history.name == "tiny", "status"].tolist() == ["finished"]
-    assert history.loc[history.name == "tiny", "conv1_channels"].tolist() == [4]
+    assert history.loc[history.name == "tiny", "conv1_channels"].tolist() == ["4"]  # as settings_view.show words it
+    assert history.loc[history.name == "tiny", "train_size"].tolist() == ["1,000"]
 
     button(at, "Make it the active model").click().run()
     assert at.selectbox(key="model_picker").value == "tiny"
