@@ -11,14 +11,14 @@ from mnist_core import data
 from mnist_core.data import to_pixels
 from wording import literal
 
-# The sidebar's order (the files' numbers), each page in a few words: the intro lists them so.
+# The sidebar's order (the files' numbers), each page in a few words that fit a phone's width: the intro lists them so.
 PAGES = (
-    ("pages/1_Train.py", "**Train** a model with your own settings, and watch it learn", ":material/model_training:"),
-    ("pages/2_Evaluate.py", "**Evaluate** a model: what it confuses, and which images", ":material/search_insights:"),
-    ("pages/3_Draw.py", "**Draw** a digit, or show a photo, and get a prediction", ":material/draw:"),
+    ("pages/1_Train.py", "**Train** a model and watch it learn", ":material/model_training:"),
+    ("pages/2_Evaluate.py", "**Evaluate**: the digits it gets wrong", ":material/search_insights:"),
+    ("pages/3_Draw.py", "**Draw** a digit, or show a photo", ":material/draw:"),
     ("pages/4_Compare.py", "**Compare** runs: what one fixed and broke", ":material/compare_arrows:"),
     ("pages/5_Map.py", "**Map** the test set as the model sees it", ":material/scatter_plot:"),
-    ("pages/6_Network.py", "**Network**: follow your drawing through every layer", ":material/hub:"),
+    ("pages/6_Network.py", "**Network**: your drawing, layer by layer", ":material/hub:"),
     ("pages/6_Teach.py", "**Teach** a model your handwriting", ":material/school:"),
 )
 
