@@ -123,24 +123,28 @@ def history_columns() -> dict[str, Any]:
     return {s.name: st.column_config.TextColumn(s.label[0].lower() + s.label[1:], help=s.help) for s in run_settings()}
 
 
-def history_words(rows: list[dict]) -> list[dict]:
-    """The run history's rows (``runs.history_rows``) with each setting's value as ``show`` words it.
+def worded(values: dict) -> dict:
+    """``values`` (setting name -> value, of one run: a history row, a sweep trial's parameters) with each setting's
+    value as ``show`` words it. Values that no longer make a config (a damaged line, an older version's) are worded
+    without one: "all" rather than "all 55,000"."""
 
-    A row whose settings no longer make a config (a damaged line, an older version's) is worded without one."""
-
-    def config(start: Any, row: dict) -> Any:
+    def config(start: Any) -> Any:
         try:
-            return settings.apply(start, row)
+            return settings.apply(start, values)
         except (TypeError, ValueError):
             return None
 
-    worded = []
-    for row in rows:
-        configs = [c for c in (config(start, row) for start in PRESETS["default"]) if c is not None]
-        words = {
-            s.name: show(s, row[s.name], next((c for c in configs if hasattr(c, s.name)), None))
+    configs = [c for c in map(config, PRESETS["default"]) if c is not None]
+    return {
+        **values,
+        **{
+            s.name: show(s, values[s.name], next((c for c in configs if hasattr(c, s.name)), None))
             for s in run_settings()
-            if s.name in row
-        }
-        worded.append({**row, **words})
-    return worded
+            if s.name in values
+        },
+    }
+
+
+def history_words(rows: list[dict]) -> list[dict]:
+    """The run history's rows (``runs.history_rows``), each setting's value worded (``worded``)."""
+    return [worded(row) for row in rows]
