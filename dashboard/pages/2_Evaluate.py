@@ -16,7 +16,7 @@ ANY = "any"
 PER_PAGE = 24
 COLUMNS = 6
 TILE = 28 * 2 + 16  # pixels of one image in the grid, with the gap around it
-CAPTION = 12  # room below the last row for its captions, centred on the tile's bottom edge
+ROW = TILE + 20  # a row of the grid: an image and its caption's two short lines, which fit a phone's narrow tiles
 
 model = common.page("Evaluate", ":material/search_insights:")
 st.title("Evaluate a model")
@@ -154,12 +154,12 @@ def image_grid(on_page: np.ndarray, inspected: int) -> go.Figure:
     """The page's images as one clickable picture: each image carries an invisible marker the size of the image."""
     rows = -(-len(on_page) // COLUMNS)
     pixels = to_pixels(mnist.test_images[torch.from_numpy(on_page)])
-    mosaic = np.full((rows * TILE, COLUMNS * TILE, 3), 255, np.uint8)
+    mosaic = np.full((rows * ROW, COLUMNS * TILE, 3), 255, np.uint8)
     for k, (index, image) in enumerate(zip(on_page, pixels)):
-        top, left = (k // COLUMNS) * TILE + 4, (k % COLUMNS) * TILE + 8
+        top, left = (k // COLUMNS) * ROW + 4, (k % COLUMNS) * TILE + 8
         mosaic[top : top + 56, left : left + 56] = common.framed(image, not errors[index], scale=2)
     slots = np.arange(len(on_page))
-    x, y = (slots % COLUMNS) * TILE + 36, (slots // COLUMNS) * TILE + 32
+    x, y = (slots % COLUMNS) * TILE + 36, (slots // COLUMNS) * ROW + 32
     picked = np.flatnonzero(on_page == inspected)
     figure = go.Figure(go.Image(z=mosaic, hoverinfo="skip"))
     figure.add_scatter(
@@ -177,10 +177,10 @@ def image_grid(on_page: np.ndarray, inspected: int) -> go.Figure:
     )
     figure.add_scatter(
         x=x,
-        y=y + 39,
+        y=y + 45,
         mode="text",
-        text=[f"{labels[i]} → {predictions[i]} · {confidence[i]:.0%}" for i in on_page],
-        textfont=dict(size=13, color="#31333f"),
+        text=[f"{labels[i]} → {predictions[i]}<br>{confidence[i]:.0%}" for i in on_page],
+        textfont=dict(size=12, color="#31333f"),
         unselected=dict(textfont=dict(color="#31333f")),
         hoverinfo="skip",
     )
@@ -189,13 +189,13 @@ def image_grid(on_page: np.ndarray, inspected: int) -> go.Figure:
             type="rect", x0=x[p] - 32, x1=x[p] + 32, y0=y[p] - 32, y1=y[p] + 32, line=dict(color="#1f77b4", width=3)
         )
     figure.update_layout(
-        height=rows * 150 + 20,
+        height=rows * 135 + 20,
         margin=dict(l=0, r=0, t=0, b=0),
         showlegend=False,
         clickmode="event+select",
         dragmode=False,
         xaxis=dict(visible=False, range=[0, COLUMNS * TILE]),
-        yaxis=dict(visible=False, range=[rows * TILE + CAPTION, 0], scaleanchor="x"),
+        yaxis=dict(visible=False, range=[rows * ROW, 0], scaleanchor="x"),
     )
     return figure
 
