@@ -11,35 +11,34 @@ from mnist_core import data
 from mnist_core.data import to_pixels
 from wording import literal
 
+# The sidebar's order (the files' numbers), each page in a few words that fit a phone's width: the intro lists them so.
+PAGES = (
+    ("pages/1_Train.py", "**Train** a model and watch it learn", ":material/model_training:"),
+    ("pages/2_Evaluate.py", "**Evaluate**: the digits it gets wrong", ":material/search_insights:"),
+    ("pages/3_Draw.py", "**Draw** a digit, or show a photo", ":material/draw:"),
+    ("pages/4_Compare.py", "**Compare** runs: what one fixed and broke", ":material/compare_arrows:"),
+    ("pages/5_Map.py", "**Map** the test set as the model sees it", ":material/scatter_plot:"),
+    ("pages/6_Network.py", "**Network**: your drawing, layer by layer", ":material/hub:"),
+    ("pages/6_Teach.py", "**Teach** a model your handwriting", ":material/school:"),
+)
+
 model = common.page("Home", ":material/home:")
 
 st.title("MNIST lab")
 st.markdown(
-    "Handwritten digits, a small convolutional network, and everything around it: "
-    "**draw** a digit and watch the model read it, **train** your own model and see it learn, "
-    "then **evaluate** it to find exactly which digits it gets wrong and why."
+    "Handwritten digits, a small convolutional network, and everything around it: draw a digit and watch the "
+    "model read it, train your own model and see it learn, then find exactly which digits it gets wrong and why."
 )
-left, middle, right = st.columns(3)
-left.page_link("pages/3_Draw.py", label="**Draw** a digit and get a prediction", icon=":material/draw:")
-middle.page_link("pages/1_Train.py", label="**Train** a model with your own settings", icon=":material/model_training:")
-right.page_link(
-    "pages/2_Evaluate.py", label="**Evaluate** a model: confusion and errors", icon=":material/search_insights:"
-)
-left.page_link(
-    "pages/4_Compare.py",
-    label="**Compare** runs: what one fixed and broke",
-    icon=":material/compare_arrows:",
-)
-middle.page_link(
-    "pages/5_Map.py",
-    label="**Map** the test set as the model sees it",
-    icon=":material/scatter_plot:",
-)
-right.page_link(
-    "pages/6_Network.py",
-    label="**Network**: follow your drawing through every layer",
-    icon=":material/hub:",
-)
+with st.container(border=True, key="first-step"):
+    st.markdown(
+        "**New here? Start by drawing a digit**: the model reads it as you draw. "
+        "Then train a model of your own, and see whether it reads your digits better."
+    )
+    if st.button("Draw a digit", type="primary", icon=":material/draw:", key="start"):
+        st.switch_page("pages/3_Draw.py")
+st.markdown("Every page, in the sidebar's order:")
+for path, label, icon in PAGES:
+    st.page_link(path, label=label, icon=icon)
 st.caption("The model picked in the sidebar is the one every page uses.")
 
 st.header("Active model")
@@ -47,10 +46,12 @@ if model is None:
     st.warning("No model yet: train one on the Train page.")
 else:
     card = common.describe(model)
+    hardware = card.pop("Trained on")
     st.subheader(literal(model.name))
     columns = st.columns(3)
     for column, label in zip(columns, ("Test accuracy", "Parameters", "Training time")):
-        column.metric(label, card.pop(label))
+        on = f"on {hardware}" if label == "Training time" and hardware else None
+        column.metric(label, card.pop(label), on, delta_color="off", delta_arrow="off")
     for label, text in card.items():
         st.markdown(f"**{label}:** {text}")
     st.download_button(

@@ -20,13 +20,14 @@ import streamlit as st
 import torch
 from PIL import Image, ImageDraw, ImageFont
 
+import settings_view
 from mnist_core import data, places
 from mnist_core.checkpoints import Checkpoint, scan_checkpoints
 from mnist_core.data import MNIST, DataError
 from mnist_core.evaluate import Evaluation
 from mnist_core.inference import predict_probabilities
 from mnist_core.jobs import Job, TrainingQueue
-from wording import describe_seconds, literal, wrong_record
+from wording import describe_seconds, literal, trained_on, wrong_record
 
 GREEN, RED = (46, 160, 67), (218, 54, 51)
 # Streamlit's own copy of the Material Symbols font: inline icons use it, but a ":material/...:"
@@ -155,6 +156,9 @@ def active_model() -> Checkpoint | None:
                 help="Used by every page: Draw predicts with it, Evaluate examines it. The active model's accuracy "
                 "is measured on the 10,000 test images; the others' are as recorded in their files.",
             )
+            # The box cuts a label at the sidebar's edge ("...conv 32->64, 8 e"): the picked one, whole, in words.
+            accuracy = measured.accuracy if measured else active.metrics.get("test_accuracy", 0)
+            st.caption(f"{accuracy:.2%} on the test images · {summary(active, words=True)}")
             recorded = measured.wrong_record(active.metrics) if measured else None
             if measured and recorded is not None:
                 problem = wrong_record(recorded, measured.accuracy, len(measured.labels))
@@ -166,10 +170,11 @@ def active_model() -> Checkpoint | None:
     return by_name.get(st.session_state.get("active_model", ""))
 
 
-def summary(checkpoint: Checkpoint) -> str:
+def summary(checkpoint: Checkpoint, words: bool = False) -> str:
     """A few words that tell runs apart in the model picker: the network's size and the training length."""
     m, t = checkpoint.model_config, checkpoint.train_config
-    return f"conv {m.conv1_channels}→{m.conv2_channels}, {t.epochs} ep"
+    epochs = f"{t.epochs} epoch{'s' * (t.epochs != 1)}" if words else f"{t.epochs} ep"
+    return f"conv {m.conv1_channels}→{m.conv2_channels}, {epochs}"
 
 
 def select_model(name: str) -> None:
@@ -284,17 +289,15 @@ def probability_chart(probabilities: list[float] | np.ndarray, true: int | None 
 
 
 def describe(checkpoint: Checkpoint) -> dict[str, str]:
-    """A model's card as label -> text: what it is, how good, and how it was made."""
-    m, t = checkpoint.model_config, checkpoint.train_config
+    """A model's card as label -> text: what it is, how good, and how it was made (and on what)."""
     metrics, measured = checkpoint.metrics, measured_evaluation(checkpoint)
     recorded = f"{metrics['test_accuracy']:.2%} (recorded)" if "test_accuracy" in metrics else "unknown"
     return {
         "Test accuracy": f"{measured.accuracy:.2%}" if measured else recorded,
         "Parameters": f"{checkpoint.model.num_parameters:,}",
         "Training time": f"{metrics['train_seconds']:.0f} s" if "train_seconds" in metrics else "unknown",
+        "Trained on": trained_on(metrics),
         "Created": checkpoint.created.replace("T", " ").replace("+00:00", " UTC") or "unknown",
-        "Architecture": f"conv {m.conv1_channels}→{m.conv2_channels} ({m.kernel_size}×{m.kernel_size}), "
-        f"hidden {m.hidden_units}, dropout {m.dropout:g}",
-        "Training": f"{t.epochs} epochs, batch {t.batch_size}, lr {t.lr:g} ({t.schedule}), "
-        f"augmentation {'on' if t.augment else 'off'}, seed {t.seed}",
+        "Architecture": settings_view.line(checkpoint.model_config, rare=True),
+        "Training": settings_view.line(checkpoint.train_config),
     }

@@ -199,6 +199,12 @@ def inspector_maps(checkpoint: Checkpoint, image: torch.Tensor, true: int, predi
     st.caption(f"{METHOD_NAMES[method]}. {LEGEND}")
 
 
+# The three weakest digits' precision-recall curves, drawn bold in these colours: the others are close to perfect
+# and lie on top of each other, in grey.
+WEAKEST_COLOURS = ("#d62728", "#ff7f0e", "#1f77b4")
+PR_FLOOR = 1e-4  # 1 - precision where it is 0 (a log axis has no 0): one image in ten thousand
+
+
 @st.cache_data(max_entries=8, show_spinner=False, hash_funcs=common.BY_CONTENT)
 def _calibration(checkpoint: Checkpoint, _result: Evaluation) -> tuple[dict, list[dict]]:
     return _result.reliability(bins=10), _result.precision_recall()
@@ -206,7 +212,7 @@ def _calibration(checkpoint: Checkpoint, _result: Evaluation) -> tuple[dict, lis
 
 def calibration(checkpoint: Checkpoint, result: Evaluation) -> None:
     """The Evaluate page's calibration: a reliability diagram with its ECE, and per-digit precision-recall, of
-    ``result``, the test-set evaluation of ``checkpoint``."""
+    ``result``, the test-set evaluation of ``checkpoint``, each with a sentence on what it shows of this model."""
     reliability, curves = _calibration(checkpoint, result)
     st.header("Calibration")
     st.caption(
@@ -242,27 +248,48 @@ def calibration(checkpoint: Checkpoint, result: Evaluation) -> None:
             bargap=0.05,
         )
         st.plotly_chart(figure, width="stretch", key="reliability")
+        smoothing = checkpoint.train_config.label_smoothing
+        st.markdown(
+            wording.calibration(reliability["gap"], result.accuracy, reliability["mean_confidence"], smoothing),
+            help="ECE: the gap between confidence and accuracy in each band, averaged over the images.",
+        )
     with right:
+        scored = sorted((c for c in curves if c["average_precision"] is not None), key=lambda c: c["average_precision"])
+        weakest = {c["digit"]: colour for c, colour in zip(scored, WEAKEST_COLOURS)}
         figure = go.Figure()
-        for curve in curves:
-            if curve["average_precision"] is None:
-                continue
+        for curve in sorted(scored, key=lambda c: c["digit"] in weakest):  # the weakest drawn last, on top
             step = max(1, len(curve["recall"]) // 300)  # a few hundred points per curve draw the same
+            wrong = np.maximum(1 - np.array(curve["precision"][::step] + curve["precision"][-1:]), PR_FLOOR)
+            strong = curve["digit"] in weakest
             figure.add_scatter(
                 x=curve["recall"][::step] + curve["recall"][-1:],
-                y=curve["precision"][::step] + curve["precision"][-1:],
+                y=wrong,
                 mode="lines",
                 name=f"{curve['digit']} · AP {curve['average_precision']:.4f}",
-                hovertemplate=f"digit {curve['digit']}: recall %{{x:.2%}}, precision %{{y:.2%}}<extra></extra>",
+                line=dict(width=3 if strong else 1, color=weakest.get(curve["digit"], "#c7d3e0")),
+                hovertemplate=f"digit {curve['digit']}: recall %{{x:.2%}}, wrong among accepted %{{y:.2%}}"
+                "<extra></extra>",
             )
         figure.update_layout(
-            title="Precision-recall per digit (zoomed; double-click for all)",
+            title="Precision-recall per digit (log scale; lower is better)",
             height=380,
             margin=dict(l=10, r=10, t=40, b=10),
-            xaxis=dict(title="recall", range=[0.9, 1.003], tickformat=".0%"),
-            yaxis=dict(title="precision", range=[0.9, 1.003], tickformat=".0%"),
+            xaxis=dict(title="recall: share of the digit found", range=[0.9, 1.003], tickformat=".0%"),
+            yaxis=dict(
+                title="1 − precision: wrong among accepted",
+                type="log",
+                range=[np.log10(PR_FLOOR) - 0.1, np.log10(0.2)],
+                tickformat=".2~%",
+            ),
         )
         st.plotly_chart(figure, width="stretch", key="precision_recall")
+        if scored:
+            named = ", ".join(f"{c['digit']} (AP {c['average_precision']:.4f})" for c in scored[: len(weakest)])
+            st.markdown(
+                f"Weakest digits, drawn bold: {named}; the strongest is {scored[-1]['digit']} "
+                f"(AP {scored[-1]['average_precision']:.4f}). A curve higher up accepts more wrong images "
+                "to find the same share of its digit."
+            )
 
 
 def _panel_images(panel: WatchPanel, probabilities: list[list[float]]) -> list[tuple[np.ndarray, str]]:

@@ -1,8 +1,11 @@
-"""The Train page's settings: a widget for every declared setting, the rarely changed ones folded away.
+"""Settings as people see them: the Train page's widgets, and a run's settings in words on every page.
 
 Each widget is made from its setting's declaration (``mnist_core.settings``): its label,
 help, range and the values it offers, so a new setting appears here without an edit.
 A value that differs from the chosen preset's is marked, and named above the widgets.
+Wherever a run's settings are shown (Home, Compare, the run history), ``show`` words
+each value from the same declaration: "on", "all 55,000", "0.0035", never "True", "0"
+or "0.00348116973989".
 """
 
 from __future__ import annotations
@@ -20,13 +23,30 @@ from mnist_core.train import PRESETS, TrainConfig, preset_values, run_settings
 CHANGED = ":orange[●]"
 
 
-def show(s: Setting, value: Any) -> str:
-    """A value as a person reads it: on/off, 1,000, 0.003, or the word for 0 ("all")."""
+def show(s: Setting, value: Any, config: object | None = None) -> str:
+    """A value as a person reads it: on/off, 1,000, 0.0035 (two significant digits), or the word for 0 ("all"),
+    with what 0 amounts to when the run's ``config`` is known ("all 55,000")."""
+    if value is None:  # a damaged history line
+        return ""
     if s.base is bool:
         return "on" if value else "off"
     if s.zero and value == 0:
-        return s.zero
-    return f"{value:,}" if s.base is int else f"{value:g}" if s.base is float else str(value)
+        return f"{s.zero} {getattr(config, s.whole):,}" if config is not None and s.whole else s.zero
+    return f"{value:,}" if s.base is int else f"{value:.2g}" if s.base is float else str(value)
+
+
+def shown(model: ModelConfig, train: TrainConfig) -> dict[str, str]:
+    """Every setting of a run, by name, as ``show`` words it."""
+    return {s.name: show(s, getattr(c, s.name), c) for c in (train, model) for s in settings.declared(type(c))}
+
+
+def line(config: Any, rare: bool = False) -> str:
+    """A config's often changed settings (or all of them) on one line: "Epochs 8 · Learning rate 0.003 · …"."""
+    return " · ".join(
+        f"{s.label} {show(s, getattr(config, s.name), config)}"
+        for s in settings.declared(type(config))
+        if rare or not s.rare
+    )
 
 
 def spec(s: Setting, preset: str, value: Any) -> tuple[Callable[..., Any], dict[str, Any]]:
@@ -100,11 +120,31 @@ def draw(s: Setting, preset: str) -> None:
 
 def history_columns() -> dict[str, Any]:
     """The run history's setting columns, labelled and explained as their settings are."""
-    columns = {}
-    for s in run_settings():
-        label = s.label[0].lower() + s.label[1:]
-        if s.base is float:
-            columns[s.name] = st.column_config.NumberColumn(label, help=s.help, format="%g")
-        else:
-            columns[s.name] = st.column_config.Column(label, help=s.help)
-    return columns
+    return {s.name: st.column_config.TextColumn(s.label[0].lower() + s.label[1:], help=s.help) for s in run_settings()}
+
+
+def worded(values: dict) -> dict:
+    """``values`` (setting name -> value, of one run: a history row, a sweep trial's parameters) with each setting's
+    value as ``show`` words it. Values that no longer make a config (a damaged line, an older version's) are worded
+    without one: "all" rather than "all 55,000"."""
+
+    def config(start: Any) -> Any:
+        try:
+            return settings.apply(start, values)
+        except (TypeError, ValueError):
+            return None
+
+    configs = [c for c in map(config, PRESETS["default"]) if c is not None]
+    return {
+        **values,
+        **{
+            s.name: show(s, values[s.name], next((c for c in configs if hasattr(c, s.name)), None))
+            for s in run_settings()
+            if s.name in values
+        },
+    }
+
+
+def history_words(rows: list[dict]) -> list[dict]:
+    """The run history's rows (``runs.history_rows``), each setting's value worded (``worded``)."""
+    return [worded(row) for row in rows]

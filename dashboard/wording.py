@@ -75,3 +75,49 @@ def refused(distance: float, threshold: float, rate: float) -> str:
         f"Refused: its last conv layer's features lie {distance:.2f} from the training digits', past the "
         f"threshold {threshold:.2f} that only {rate:.1%} of held-out digits exceed (0 is a typical digit)."
     )
+
+
+def trained_on(metrics: dict) -> str:
+    """The machine a run's time was taken on, from its metrics (``runs.hardware``): "a 2-core CPU", "NVIDIA H100";
+    "" for a file from before they were recorded."""
+    device = metrics.get("device")
+    if device == "cpu":
+        return f"a {metrics['cpu_cores']}-core CPU" if metrics.get("cpu_cores") else "the CPU"
+    return literal(device) if device else ""
+
+
+def calibration(gap: float, accuracy: float, confidence: float, smoothing: float = 0.0) -> str:
+    """What the reliability chart says of a model (``Evaluation.confidence_gap``): under- or over-confident, and by
+    how much; ``smoothing`` is the label smoothing it trained with, the usual reason for under-confidence."""
+    points = abs(gap) * 100
+    if points < 0.5:
+        return f"Well calibrated: {confidence:.1%} sure on average, and right {accuracy:.1%} of the time."
+    if gap > 0:
+        return (
+            f"Over-confident: {confidence:.1%} sure on average but right only {accuracy:.1%} of the time, "
+            f"{points:.1f} points surer than it should be; its bars fall below the diagonal."
+        )
+    why = (
+        f" Label smoothing ({smoothing:g} here) trains it to stop short of 100%, at no cost in accuracy."
+        if smoothing
+        else ""
+    )
+    return (
+        f"Under-confident: right {accuracy:.1%} of the time but only {confidence:.1%} sure on average, "
+        f"{points:.1f} points less sure than it could be; its bars stand above the diagonal.{why}"
+    )
+
+
+SURE, LIKELY = 0.9, 0.7  # the confidence from which an answer is said plainly, and from which it is "probably"
+
+
+def certainty(confidence: float, alternative: tuple[int, float] | None = None) -> tuple[float, str, str]:
+    """How the Draw page shows an answer given with ``confidence`` (the least sure digit's, for a number): its size
+    in rem, its colour and the words under it, so a first stroke read "6, 60%" does not look like a sure answer.
+    ``alternative`` is the runner-up digit and its probability, named when the answer is unsure."""
+    if confidence >= SURE:
+        return 7.0, "#31333f", f"{confidence:.0%} sure"
+    other = f", or a {alternative[0]} ({alternative[1]:.0%})" if alternative else ""
+    if confidence >= LIKELY:
+        return 5.0, "#555867", f"probably: {confidence:.0%} sure{other}"
+    return 3.0, "#8a8d96", f"a guess, only {confidence:.0%} sure{other}: draw it larger or clearer"

@@ -185,6 +185,8 @@ METRIC_CHECKS = {
     "test_errors": _COUNT,
     "train_seconds": _AMOUNT,
     "parameters": _COUNT,
+    "device": (lambda v: isinstance(v, str) and 0 < len(v) <= 100, "a device name"),
+    "cpu_cores": _COUNT,
 }
 TAG_CHECKS = {"study": (lambda v: isinstance(v, str), "text"), "trial": _COUNT}
 HISTORY_CHECKS = {

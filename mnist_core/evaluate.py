@@ -135,7 +135,27 @@ class Evaluation:
             "confidence": [v if keep else None for v, keep in zip(mean_confidence.tolist(), occupied)],
             "accuracy": [v if keep else None for v, keep in zip(accuracy.tolist(), occupied)],
             "ece": ece,
+            **self.confidence_gap(),
         }
+
+    def confidence_gap(self) -> dict:
+        """How sure the model says it is, on average, against how often it is right.
+
+        ``gap`` is the mean confidence less the accuracy: above 0 the model is over-confident
+        (it says 99% and is right 97% of the time), below 0 under-confident (label smoothing
+        trains a model to say about 90% of a digit it reads right every time).
+        """
+        mean_confidence = self.confidence.double().mean().item() if len(self.labels) else 0.0
+        return {"mean_confidence": mean_confidence, "gap": mean_confidence - self.accuracy}
+
+    def most_confused(self) -> tuple[int, int, int] | None:
+        """The commonest error as (true digit, predicted digit, images), or None when there is none."""
+        wrong = self.confusion.clone()
+        wrong.fill_diagonal_(0)
+        if not wrong.any():
+            return None
+        true, predicted = divmod(int(wrong.argmax()), 10)
+        return true, predicted, int(wrong[true, predicted])
 
     def precision_recall(self) -> list[dict]:
         """Per digit: the precision-recall curve of "is it this digit?" as its threshold sweeps, and its area.

@@ -16,6 +16,8 @@ from collections.abc import Callable
 from datetime import UTC, datetime
 from pathlib import Path
 
+import torch
+
 from .checkpoints import (
     METRIC_CHECKS,
     Checkpoint,
@@ -30,7 +32,7 @@ from .files import FileRefused, read_bounded
 from .model import ModelConfig
 from .ood import fit_digit_score
 from .places import process_alive, release, reserve
-from .train import Progress, TrainConfig, TrainingCancelled, run_settings, train
+from .train import Progress, TrainConfig, TrainingCancelled, pick_device, run_settings, train
 from .watch import WatchPanel
 
 RUN_LOG = "runs.jsonl"
@@ -39,6 +41,18 @@ _log_lock = threading.Lock()
 
 def _now() -> str:
     return datetime.now(UTC).isoformat(timespec="seconds")
+
+
+def hardware(device_setting: str) -> dict:
+    """What a run trains on, for its card beside the training time: the device's name, and the CPU cores when it
+    is the CPU (a time means little without the machine it was taken on)."""
+    device = pick_device(device_setting)
+    if device.type == "cuda":
+        return {"device": torch.cuda.get_device_name(device)}
+    if device.type == "cpu":
+        cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1
+        return {"device": "cpu", "cpu_cores": cores}
+    return {"device": device.type}
 
 
 def _log(directory: Path, entry: dict) -> None:
@@ -116,6 +130,7 @@ def _run(
             "val_accuracy": result.history[-1]["val_accuracy"],
             "train_seconds": result.seconds,
             "parameters": result.model.num_parameters,
+            **hardware(train_config.device),
         }
         score = fit_digit_score(result.model, data, train_config.val_size, train_config.seed)
         save_checkpoint(

@@ -44,6 +44,7 @@ class Setting:
     log: bool = False  # searched on a log scale
     stops: Interval | tuple = ()  # what a widget offers: a slider's span, or the values to pick from
     zero: str = ""  # what 0 means, when it means something else ("all" images)
+    whole: str = ""  # the config's property that counts what 0 amounts to ("all 55,000")
     rare: bool = False  # rarely changed: folded away on the Train page
     name: str = ""  # these three come from the field
     kind: Any = None  # int, float, bool, str or a Literal of the allowed values

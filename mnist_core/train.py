@@ -125,6 +125,7 @@ class TrainConfig:
         high=60000,
         stops=(1000, 2000, 5000, 10000, 20000, 0),
         zero="all",
+        whole="images_per_epoch",
     )
     # A class experiment (Zhang et al., 2017): the network can still learn the training set by heart, never digits.
     shuffle_labels: bool = setting(

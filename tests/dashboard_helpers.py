@@ -2,6 +2,7 @@
 
 import re
 import time
+from collections.abc import Callable
 from pathlib import Path
 from typing import Literal
 
@@ -156,3 +157,20 @@ def draw_a_one(page: Page) -> tuple[float, float]:
         page.mouse.move(x + 160, y + 40 + 10 * k)
     page.mouse.up()
     return x, y
+
+
+def as_a_phone(page: Page) -> Callable[[list[tuple[float, float]]], None]:
+    """Turn the page into a 390x844 phone with a touch screen; return a function that swipes a finger through
+    points (page coordinates), as a touch the page sees as a phone's."""
+    page.set_viewport_size({"width": 390, "height": 844})
+    cdp = page.context.new_cdp_session(page)
+    cdp.send("Emulation.setTouchEmulationEnabled", {"enabled": True, "maxTouchPoints": 1})
+
+    def swipe(points: list[tuple[float, float]]) -> None:
+        (x, y), *rest = points
+        cdp.send("Input.dispatchTouchEvent", {"type": "touchStart", "touchPoints": [{"x": x, "y": y}]})
+        for x, y in rest:
+            cdp.send("Input.dispatchTouchEvent", {"type": "touchMove", "touchPoints": [{"x": x, "y": y}]})
+        cdp.send("Input.dispatchTouchEvent", {"type": "touchEnd", "touchPoints": []})
+
+    return swipe

@@ -10,6 +10,7 @@ import re
 
 import pytest
 from dashboard_helpers import (
+    as_a_phone,
     draw_a_one,
     draw_a_seven,
     drawable_canvas,
@@ -26,9 +27,15 @@ from mnist_core.runs import read_runs
 pytestmark = pytest.mark.browser
 
 
-def test_a_drawing_is_read_and_clear_or_a_new_pen_width_starts_again(server, page):
+def test_a_drawing_is_read_and_clear_or_a_new_pen_width_starts_again_and_a_phone_reads_it_under_the_canvas(
+    server, page
+):
     url, _ = server
-    page.goto(f"{url}/Draw")
+    page.goto(url)  # as a newcomer arrives: Home's first step is drawing
+    expect(page.get_by_role("button", name="Draw a digit")).to_be_visible()
+    expect(page.get_by_role("button", name="Deploy")).to_have_count(0)  # .streamlit/config.toml's toolbarMode
+    page.get_by_role("button", name="Draw a digit").click()
+    expect(page).to_have_url(re.compile("/Draw$"))
     expect_local_icon(page)
     expect(page.get_by_text("No digit found")).to_be_visible()
     x, y = draw_a_seven(page)
@@ -57,6 +64,30 @@ def test_a_drawing_is_read_and_clear_or_a_new_pen_width_starts_again(server, pag
     set_slider(page, "Pen width", "End", "40")
     expect(page.get_by_text("No digit found")).to_be_visible()  # the canvas is blank, and so is the answer
     screenshot(page, "draw-new-width")
+
+    # On a phone the canvas fits the screen with room to scroll beside it, and the reading shows right under it.
+    swipe = as_a_phone(page)
+    drawable_canvas(page)  # the new pen's canvas, ready
+    page.wait_for_timeout(300)  # laid out for the narrow screen
+    box = page.locator("canvas.upper-canvas").bounding_box()
+    assert box is not None and box["x"] + box["width"] <= 390 - 100
+    x, y, scale = box["x"], box["y"], box["width"] / 320  # the drawing keeps its 320 pixels, drawn smaller
+    down = [(x + scale * (110 - 4 * k), y + scale * (50 + 25 * k)) for k in range(6)]
+    swipe(down + [(x + scale * (90 + 25 * k), y + scale * 175) for k in range(1, 6)])  # a 4's first stroke, an L
+    reading = page.locator(".st-key-phone-reading")
+    expect(reading).to_contain_text("% sure")
+    first = reading.inner_text()
+    sure = int(re.search(r"(\d+)% sure", first)[1])
+    assert (sure >= 90) == bool(re.fullmatch(r"\d\s*\d+% sure", first.strip()))  # an unsure reading says so
+    swipe([(x + scale * 190, y + scale * (40 + 30 * k)) for k in range(9)])
+    expect(reading).to_contain_text(re.compile(r"^4\s*\d+% sure$"))
+    seen = reading.bounding_box()
+    assert seen is not None and seen["y"] + seen["height"] <= 844  # no scrolling to see it
+    rights = page.evaluate("[...document.querySelectorAll('button')].map(b => b.getBoundingClientRect().right)")
+    assert max(rights) <= 390  # no button cut at the screen's edge
+    screenshot(page, "draw-phone")
+    swipe([(375, 700 - 25 * k) for k in range(12)])  # beside the canvas: the page scrolls
+    page.wait_for_function("() => document.querySelector('[data-testid=stMain]').scrollTop > 100")
 
 
 def test_strokes_drawn_right_after_clear_all_reach_python(server, page):

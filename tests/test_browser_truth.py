@@ -101,3 +101,10 @@ def test_a_matrix_click_filters_the_explorer_brings_it_into_view_and_an_image_cl
     page.mouse.click(box["x"] + box["width"] / 2, box["y"] + box["height"] / 2)
     expect(page.get_by_role("heading", name=f"Test image #{shown[1]}")).to_be_visible()
     screenshot(page, "truth-evaluate-image-clicked")
+
+    true, predicted = divmod(int((result.confusion == 0).flatten().nonzero()[0]), 10)  # an empty cell: said at once
+    empty = page.locator(".js-plotly-plot .scatterlayer .point").nth(10 * true + predicted)
+    empty.scroll_into_view_if_needed()
+    box = empty.bounding_box()
+    page.mouse.click(box["x"] + box["width"] / 2, box["y"] + box["height"] / 2)
+    expect(page.get_by_text(f"Empty cell: the model never read a true {true} as a {predicted}.")).to_be_in_viewport()

@@ -23,6 +23,18 @@ def test_a_model_right_as_often_as_it_is_sure_has_no_calibration_error():
     assert confident(95, 5, 0.95).reliability()["ece"] == pytest.approx(0.0, abs=1e-6)
 
 
+def test_the_confidence_gap_says_under_or_over_confident_and_by_how_much():
+    under, over = confident(100, 0, 0.9), confident(90, 10, 0.99)
+    assert under.confidence_gap()["gap"] == pytest.approx(-0.1)  # right every time, 90% sure
+    reliability = over.reliability()
+    assert reliability["gap"] == pytest.approx(0.09) and reliability["mean_confidence"] == pytest.approx(0.99)
+
+
+def test_the_commonest_mistake_is_named_with_its_count():
+    assert confident(90, 10, 0.9).most_confused() == (0, 1, 10)  # ten 0s read as 1
+    assert confident(10, 0, 0.9).most_confused() is None
+
+
 def test_reliability_bins_hold_their_images():
     probabilities = torch.full((3, 10), 0.05)
     probabilities[:, 0] = torch.tensor([0.35, 0.35, 0.95])

@@ -30,6 +30,8 @@ def test_home_shows_the_model_card_and_the_dataset(folder):
     assert at.subheader[0].value == "default"
     assert at.metric[0].value == f"{model.metrics['test_accuracy']:.2%}"
     assert at.metric[1].value == f"{model.model.num_parameters:,}"
+    assert "device" not in model.metrics and not at.metric[2].delta  # an older file: the time alone
+    assert "Start by drawing a digit" in texts(at) and at.button(key="start").label == "Draw a digit"
     samples = at.image[0].value
     at.number_input[0].set_value(1).run()
     assert at.image[0].value != samples
@@ -108,7 +110,8 @@ def test_a_run_started_on_the_page_finishes_and_joins_the_history(folder):
     assert {r["name"]: r for r in read_runs(folder)}["tiny"]["train_config"]["train_size"] == 1000
     history = at.dataframe[0].value
     assert history.loc[history.name == "tiny", "status"].tolist() == ["finished"]
-    assert history.loc[history.name == "tiny", "conv1_channels"].tolist() == [4]
+    assert history.loc[history.name == "tiny", "conv1_channels"].tolist() == ["4"]  # as settings_view.show words it
+    assert history.loc[history.name == "tiny", "train_size"].tolist() == ["1,000"]
 
     button(at, "Make it the active model").click().run()
     assert at.selectbox(key="model_picker").value == "tiny"

@@ -38,8 +38,9 @@ def test_compare_shows_both_runs_and_browses_what_b_fixed_and_broke(folder, mnis
     assert metrics["Agreement"] == f"{expected.agreement:.2%}"
     assert (metrics["Fixed by B"], metrics["Broken by B"]) == (f"{len(expected.fixed):,}", f"{len(expected.broken):,}")
     settings = at.dataframe[0].value
-    assert list(settings.columns) == ["default", "tiny"] and "conv1_channels" in settings.index
-    assert "epochs" in settings.index and "kernel_size" not in settings.index  # only what differs
+    assert list(settings.columns) == ["default", "tiny"] and "Conv 1 channels" in settings.index
+    assert "Epochs" in settings.index and "Kernel size" not in settings.index  # only what differs
+    assert settings.loc["Training images"].tolist() == [f"all {default.train_config.images_per_epoch:,}", "2,000"]
 
     first_fixed = int(expected.fixed[0])
     assert at.session_state.compared == first_fixed

@@ -33,6 +33,7 @@ def test_a_finished_run_is_saved_evaluated_and_logged(tmp_path, small):
     assert run["name"] == "ok" and run["status"] == "finished"
     assert run["metrics"]["test_accuracy"] == checkpoint.metrics["test_accuracy"]
     assert run["train_config"]["batch_size"] == 100
+    assert checkpoint.metrics["device"] == "cpu" and checkpoint.metrics["cpu_cores"] >= 1  # the time's machine
 
 
 def test_cancel_and_crash_leave_no_checkpoint_and_say_what_happened(tmp_path, small):

@@ -10,7 +10,18 @@ from mnist_core.evaluate import ORDERS, Evaluation
 from mnist_core.runs import history_rows
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "dashboard"))  # where the pages import it from
-from wording import ORDER_LABELS, chart_text, describe_seconds, literal, no_model_reason, refused, wrong_record
+from wording import (
+    ORDER_LABELS,
+    calibration,
+    certainty,
+    chart_text,
+    describe_seconds,
+    literal,
+    no_model_reason,
+    refused,
+    trained_on,
+    wrong_record,
+)
 
 
 def test_durations_read_as_people_say_them():
@@ -68,3 +79,25 @@ def test_names_from_outside_are_escaped_for_markdown_and_charts():
 def test_a_refusal_says_the_distance_against_the_threshold():
     said = refused(2.779, 2.433, 0.005)
     assert "2.78" in said and "threshold 2.43" in said and "0.5% of held-out digits" in said
+
+
+def test_an_unsure_answer_is_drawn_smaller_and_said_as_a_guess():
+    sure, likely, guess = certainty(0.97), certainty(0.8, (4, 0.15)), certainty(0.6, (4, 0.25))
+    assert sure[0] > likely[0] > guess[0]  # the size follows the confidence
+    assert sure[2] == "97% sure"
+    assert likely[2] == "probably: 80% sure, or a 4 (15%)"
+    assert guess[2] == "a guess, only 60% sure, or a 4 (25%): draw it larger or clearer"
+
+
+def test_calibration_says_under_or_over_confident_by_how_much():
+    under = calibration(-0.084, 0.995, 0.911, smoothing=0.1)
+    assert under.startswith("Under-confident: right 99.5% of the time but only 91.1% sure on average, 8.4 points")
+    assert "Label smoothing (0.1 here)" in under
+    assert calibration(0.03, 0.9, 0.93).startswith("Over-confident: 93.0% sure on average but right only 90.0%")
+    assert calibration(0.001, 0.95, 0.951).startswith("Well calibrated")
+
+
+def test_a_training_time_names_its_machine_when_the_file_records_it():
+    assert trained_on({"device": "cpu", "cpu_cores": 2}) == "a 2-core CPU"
+    assert trained_on({"device": "NVIDIA H100 80GB HBM3"}) == "NVIDIA H100 80GB HBM3"
+    assert trained_on({"train_seconds": 33.0}) == ""  # an older file: the time alone

@@ -232,7 +232,8 @@ if not history:
     st.caption("No runs yet.")
 else:
     readable = {c.name for c in common.all_checkpoints()[0]}
-    table = pd.DataFrame(history_rows(history, active=st.session_state.get("active_model")))
+    rows = history_rows(history, active=st.session_state.get("active_model"))
+    table = pd.DataFrame(settings_view.history_words(rows))
 
     def activate() -> None:
         rows = st.session_state.history.selection.rows

@@ -16,6 +16,7 @@ ANY = "any"
 PER_PAGE = 24
 COLUMNS = 6
 TILE = 28 * 2 + 16  # pixels of one image in the grid, with the gap around it
+ROW = TILE + 20  # a row of the grid: an image and its caption's two short lines, which fit a phone's narrow tiles
 
 model = common.page("Evaluate", ":material/search_insights:")
 st.title("Evaluate a model")
@@ -43,12 +44,16 @@ d.metric("Mean confidence when wrong", f"{confidence[errors].mean():.0%}" if err
 
 # ---- Confusion matrix ----
 def filter_by_cell() -> None:
-    """A click on cell (true i, predicted j) filters the explorer and scrolls to it (diagonal: the correct ones)."""
+    """A click on cell (true i, predicted j) filters the explorer and scrolls to it (diagonal: the correct ones);
+    an empty cell says so at once."""
     points = st.session_state.confusion.selection.points
     if points:
         true, predicted = int(points[0]["y"]), int(points[0]["x"])
         st.session_state.update(true_filter=true, predicted_filter=predicted, gallery=true == predicted)
-        st.session_state.scroll_to_explorer = st.session_state.get("scroll_to_explorer", 0) + 1
+        if result.confusion[true, predicted]:
+            st.session_state.scroll_to_explorer = st.session_state.get("scroll_to_explorer", 0) + 1
+        else:  # nothing to scroll to: said where the user is looking
+            st.toast(f"Empty cell: the model never read a true {true} as a {predicted}.", icon=":material/ads_click:")
 
 
 def confusion_chart(counts: np.ndarray, rates: np.ndarray, as_rates: bool) -> go.Figure:
@@ -121,12 +126,24 @@ with matrix:
         width="stretch",
         config={"displayModeBar": False},
     )
+    confused = result.most_confused()
+    st.markdown(
+        f"The commonest mistake: a true **{confused[0]}** read as **{confused[1]}**, {confused[2]:,} times "
+        f"({confused[2] / per_class.support[confused[0]]:.1%} of the {confused[0]}s)."
+        if confused
+        else "No mistakes: every test image is on the diagonal."
+    )
 with table:
     st.subheader("Per digit")
     st.dataframe(
         per_class,
         width="stretch",
         column_config={name: st.column_config.NumberColumn(format="%.4f") for name in ("precision", "recall", "f1")},
+    )
+    hardest, easiest = per_class.recall.idxmin(), per_class.recall.idxmax()
+    st.markdown(
+        f"Hardest digit: **{hardest}**, found {per_class.recall[hardest]:.1%} of the time (recall); the easiest: "
+        f"**{easiest}**, {per_class.recall[easiest]:.1%}. Precision: how often an answer of that digit is right."
     )
 
 explain_view.calibration(model, result)
@@ -137,12 +154,12 @@ def image_grid(on_page: np.ndarray, inspected: int) -> go.Figure:
     """The page's images as one clickable picture: each image carries an invisible marker the size of the image."""
     rows = -(-len(on_page) // COLUMNS)
     pixels = to_pixels(mnist.test_images[torch.from_numpy(on_page)])
-    mosaic = np.full((rows * TILE, COLUMNS * TILE, 3), 255, np.uint8)
+    mosaic = np.full((rows * ROW, COLUMNS * TILE, 3), 255, np.uint8)
     for k, (index, image) in enumerate(zip(on_page, pixels)):
-        top, left = (k // COLUMNS) * TILE + 4, (k % COLUMNS) * TILE + 8
+        top, left = (k // COLUMNS) * ROW + 4, (k % COLUMNS) * TILE + 8
         mosaic[top : top + 56, left : left + 56] = common.framed(image, not errors[index], scale=2)
     slots = np.arange(len(on_page))
-    x, y = (slots % COLUMNS) * TILE + 36, (slots // COLUMNS) * TILE + 32
+    x, y = (slots % COLUMNS) * TILE + 36, (slots // COLUMNS) * ROW + 32
     picked = np.flatnonzero(on_page == inspected)
     figure = go.Figure(go.Image(z=mosaic, hoverinfo="skip"))
     figure.add_scatter(
@@ -160,10 +177,10 @@ def image_grid(on_page: np.ndarray, inspected: int) -> go.Figure:
     )
     figure.add_scatter(
         x=x,
-        y=y + 39,
+        y=y + 45,
         mode="text",
-        text=[f"{labels[i]} → {predictions[i]} · {confidence[i]:.0%}" for i in on_page],
-        textfont=dict(size=13, color="#31333f"),
+        text=[f"{labels[i]} → {predictions[i]}<br>{confidence[i]:.0%}" for i in on_page],
+        textfont=dict(size=12, color="#31333f"),
         unselected=dict(textfont=dict(color="#31333f")),
         hoverinfo="skip",
     )
@@ -172,13 +189,13 @@ def image_grid(on_page: np.ndarray, inspected: int) -> go.Figure:
             type="rect", x0=x[p] - 32, x1=x[p] + 32, y0=y[p] - 32, y1=y[p] + 32, line=dict(color="#1f77b4", width=3)
         )
     figure.update_layout(
-        height=rows * 150 + 20,
+        height=rows * 135 + 20,
         margin=dict(l=0, r=0, t=0, b=0),
         showlegend=False,
         clickmode="event+select",
         dragmode=False,
         xaxis=dict(visible=False, range=[0, COLUMNS * TILE]),
-        yaxis=dict(visible=False, range=[rows * TILE, 0], scaleanchor="x"),
+        yaxis=dict(visible=False, range=[rows * ROW, 0], scaleanchor="x"),
     )
     return figure
 

@@ -10,9 +10,24 @@ import explain_view
 import teach_view
 from mnist_core.images import ImageError, load_image
 from mnist_core.predict import NOT_A_DIGIT, Prediction, predict
-from wording import literal
+from wording import certainty, literal
 
 SHOWN = 720  # pixels on the picture's longer side, as drawn on the page
+CANVAS = 320  # the canvas's side in pixels, where the columns stand side by side
+# Where the columns stack (Streamlit's breakpoint: a phone), the canvas is drawn at 80% (256 px), leaving a
+# margin of a third of a 390 px screen to scroll the page with (the canvas takes every touch on it for drawing);
+# the drawing keeps its pixels (the pen follows the finger: the component maps touches through the scaling). The
+# title shrinks, rows of buttons wrap, and the reading shows right under the canvas, the big answer being below
+# the fold; side by side, only the big one.
+NARROW = """<style>
+@media (min-width: 640px) {.st-key-phone-reading {display: none}}
+@media (max-width: 639.98px) {
+  h1 {font-size: 1.6rem !important; padding: 0 !important}
+  [data-testid='stMainBlockContainer'] {padding-top: 3.5rem !important}
+  [class*='st-key-canvas-'] {transform: scale(0.8); transform-origin: top left; margin-bottom: -64px}
+  [data-testid='stButtonGroup'] > div {flex-wrap: wrap}
+}
+</style>"""
 
 
 # Clear empties the canvas in the browser, at once, with the component's own reset (whose toolbar is hidden):
@@ -29,6 +44,12 @@ if (!window.mnistClear) {
   }, true);
 }
 </script>"""
+
+
+def runner_up(probabilities: list[float]) -> tuple[int, float]:
+    """The second most likely digit and its probability: what an unsure answer might be instead."""
+    second = int(np.argsort(probabilities)[-2])
+    return second, probabilities[second]
 
 
 def new_canvas() -> None:
@@ -76,8 +97,11 @@ st.html(
     "<style>[class*='st-key-canvas-'] {clip-path: inset(0)} "
     ".st-key-upload button[aria-label='Add files'] {display: none}</style>"
 )
+st.html(NARROW)
 drawing, answer = st.columns([1, 1], gap="large")
 with drawing:
+    picture_slot = st.container()  # the canvas, or the picture being read, first: on a phone it is what fits
+    phone_reading = st.container(key="phone-reading")  # the answer right under it, where the columns stack
     upload_column, camera_column = st.columns(2)
     upload = upload_column.file_uploader(
         "Upload a picture", type=["png", "jpg", "jpeg", "bmp", "gif", "webp"], accept_multiple_files=False, key="upload"
@@ -85,23 +109,30 @@ with drawing:
     with camera_column.expander("Take a photo", icon=":material/photo_camera:"):
         photo = st.camera_input("Photo of a digit or a number", label_visibility="collapsed")
     picture = photo or upload
+with picture_slot:
     if picture is None:
         canvas = st_canvas(
             stroke_width=st.session_state.get("stroke_width", 18),
             stroke_color="#000000",
             background_color="#FFFFFF",
-            height=320,
-            width=320,
+            height=CANVAS,
+            width=CANVAS,
             drawing_mode="freedraw",
             update_streamlit=True,
             return_image_data=True,
             key=f"canvas-{st.session_state.canvas_number}",
         )
-        width, clear = st.columns([3, 1], vertical_alignment="bottom")
-        width.slider(
-            "Pen width", 6, 40, 18, key="stroke_width", on_change=new_canvas, help="A new width starts a new drawing."
-        )
-        clear.button("Clear", width="stretch", key="clear")
+        with st.container(horizontal=True, vertical_alignment="bottom"):  # side by side on a phone too
+            st.slider(
+                "Pen width",
+                6,
+                40,
+                18,
+                key="stroke_width",
+                on_change=new_canvas,
+                help="A new width starts a new drawing.",
+            )
+            st.button("Clear", key="clear")
         st.html(CLEAR_IN_THE_BROWSER, unsafe_allow_javascript=True)
         source = canvas.image_data
     else:
@@ -115,7 +146,7 @@ with answer:
     try:  # a canvas that has sent nothing yet is an empty canvas
         prediction = predict(source, checkpoint=model)[0] if source is not None else None
         if prediction is not None and picture is not None:
-            with drawing:
+            with picture_slot:
                 st.plotly_chart(picture_with_boxes(source, prediction), key="picture", config={"staticPlot": True})
     except ImageError as exc:
         st.error(f"That file cannot be read as an image: {literal(exc)}")
@@ -127,6 +158,7 @@ with answer:
 
     if prediction.error == NOT_A_DIGIT:
         st.markdown("### This does not look like a digit")
+        phone_reading.markdown("**Not a digit**, it seems: details below.")
         closest = prediction.digits[0]
         st.caption(
             f"The closest digit is **{closest.digit}**, at {max(closest.probabilities):.0%}; "
@@ -134,14 +166,21 @@ with answer:
         )
     else:
         single = len(prediction.digits) == 1
+        sure = min(max(reading.probabilities) for reading in prediction.digits)
+        alternative = runner_up(prediction.probabilities) if prediction.probabilities is not None else None
+        size, colour, words = certainty(sure, alternative)
         st.markdown(
-            f"<div style='font-size:{7 if single else 5}rem;font-weight:700;line-height:1;text-align:center' "
-            f"data-testid='{'predicted-digit' if single else 'predicted-number'}'>{prediction.number}</div>",
+            f"<div style='font-size:{size * (1 if single else 0.7)}rem;font-weight:700;line-height:1;"
+            f"text-align:center;color:{colour}' data-testid='{'predicted-digit' if single else 'predicted-number'}'>"
+            f"{prediction.number}</div><p style='text-align:center' data-testid='certainty'>{words}</p>",
             unsafe_allow_html=True,
         )
-        if prediction.probabilities is not None:
+        with phone_reading:
             st.markdown(
-                f"<p style='text-align:center'>{max(prediction.probabilities):.1%} sure</p>", unsafe_allow_html=True
+                f"<div style='display:flex;gap:0.8rem;align-items:baseline' data-testid='phone-reading'>"
+                f"<span style='font-size:{size * 0.45}rem;font-weight:700;color:{colour}'>{prediction.number}</span>"
+                f"<span>{words}</span></div>",
+                unsafe_allow_html=True,
             )
         if "?" in (prediction.number or ""):
             st.caption("“?” marks a piece of ink that does not look like any digit.")

@@ -7,8 +7,10 @@ import torch
 from plotly.subplots import make_subplots
 
 import common
+import settings_view
 from mnist_core.compare import Comparison, settings_diff
 from mnist_core.data import to_pixels
+from mnist_core.train import run_settings
 from wording import chart_text, literal
 
 PER_PAGE = 24
@@ -77,42 +79,45 @@ def curves() -> go.Figure:
 st.header("Learning curves")
 st.plotly_chart(curves(), width="stretch", key="curves")
 
-settings, digits = st.columns([2, 3])
-with settings:
-    st.subheader("Settings that differ")
-    diff = settings_diff(runs)
-    if diff:
-        shown = {
-            n: [f"{row[i]:.4g}" if isinstance(row[i], float) else str(row[i]) for row in diff.values()]
-            for i, n in enumerate(names)
-        }
-        st.dataframe(pd.DataFrame(shown, index=list(diff)), width="stretch")
-    else:
-        st.caption("The runs were made with the same settings (a different seed or data would still differ).")
-with digits:
-    st.subheader("Accuracy per digit")
-    figure = go.Figure(
-        [
-            go.Bar(
-                name=chart_text(name),
-                x=list(range(10)),
-                y=[row["recall"] for row in evaluations[name].per_class()],
-                marker_color=color[name],
-                hovertemplate="%{fullData.name}<br>digit %{x}: %{y:.2%}<extra></extra>",
-            )
-            for name in names
-        ]
+# Full width: with three or four runs, a column of the page is too narrow for the table.
+st.subheader("Settings that differ")
+diff = settings_diff(runs)
+if diff:
+    words = [settings_view.shown(run.model_config, run.train_config) for run in runs]
+    declared = {s.name: s for s in run_settings()}
+    st.dataframe(
+        pd.DataFrame(
+            {name: [w[field] for field in diff] for name, w in zip(names, words)},
+            index=[declared[field].label for field in diff],
+        ),
+        width="stretch",
     )
-    lowest = min(row["recall"] for e in evaluations.values() for row in e.per_class())
-    figure.update_layout(
-        barmode="group",
-        height=320,
-        margin=dict(l=10, r=10, t=10, b=10),
-        xaxis=dict(tickmode="linear", title="digit"),
-        yaxis=dict(range=[max(0.0, lowest - 0.01), 1.0], tickformat=".1%", title="test accuracy"),
-        legend=dict(orientation="h", y=1.12),
-    )
-    st.plotly_chart(figure, width="stretch", key="per-digit")
+else:
+    st.caption("The runs were made with the same settings (a different seed or data would still differ).")
+
+st.subheader("Accuracy per digit")
+figure = go.Figure(
+    [
+        go.Bar(
+            name=chart_text(name),
+            x=list(range(10)),
+            y=[row["recall"] for row in evaluations[name].per_class()],
+            marker_color=color[name],
+            hovertemplate="%{fullData.name}<br>digit %{x}: %{y:.2%}<extra></extra>",
+        )
+        for name in names
+    ]
+)
+lowest = min(row["recall"] for e in evaluations.values() for row in e.per_class())
+figure.update_layout(
+    barmode="group",
+    height=320,
+    margin=dict(l=10, r=10, t=10, b=10),
+    xaxis=dict(tickmode="linear", title="digit"),
+    yaxis=dict(range=[max(0.0, lowest - 0.01), 1.0], tickformat=".1%", title="test accuracy"),
+    legend=dict(orientation="h", y=1.12),
+)
+st.plotly_chart(figure, width="stretch", key="per-digit")
 
 st.header("Fixed and broken")
 a_name = names[0]
