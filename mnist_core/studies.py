@@ -112,7 +112,7 @@ def check_page_storage(url: str | None, directory: Path | str, configured: str |
         return
     raise SweepError(
         "only this server's journal, a .journal file in its checkpoints folder, or the storage set by whoever runs "
-        "the server (MNIST_SWEEP_STORAGE) can be used here; for any other, run `python -m mnist_core sweep --storage`"
+        "the server (MNIST_SWEEP_STORAGE) can be used here; for any other, run python -m mnist_core sweep --storage"
     )
 
 
@@ -123,7 +123,7 @@ def check_page_artifacts(folder: str | None, directory: Path | str, configured: 
         return
     raise SweepError(
         "only a folder inside this server's checkpoints folder, or the one set by whoever runs the server "
-        "(MNIST_SWEEP_ARTIFACTS), can be used here; for any other, run `python -m mnist_core sweep --artifacts`"
+        "(MNIST_SWEEP_ARTIFACTS), can be used here; for any other, run python -m mnist_core sweep --artifacts"
     )
 
 
