@@ -52,6 +52,9 @@ ABANDON_AFTER_S = 600.0  # a queued job without a heartbeat for this long is dro
 # from every drawing session (bench/class_load.py). UMAP's process (embed.BACKGROUND_NICENESS) comes after training.
 TRAINING_NICENESS = 5
 POLL_S = 0.2  # how often the server looks for a Cancel while the training process is silent
+# Imported once by the fork server that starts the training processes, so that no run pays for them: this module,
+# and torch._dynamo, which building any torch.optim optimizer imports (seconds, see train._make_optimizer).
+PRELOAD = [__name__, "torch._dynamo"]
 
 # A job's work, run in the training process: it trains on the data, reports as ``report(kind, value)`` (see
 # ``_train_in_child``) and returns the checkpoint it saved, if any. It is sent to that process, so it is picklable:
@@ -351,7 +354,7 @@ class TrainingQueue:
     def _in_child(self, job: Job) -> tuple[Status, object]:
         """Run the job's task in a training process, relaying its reports to the job; its outcome and the detail
         sent with it (the checkpoint's path, an error), or a failure if the process died without one."""
-        context = processes.context(preload=[__name__])
+        context = processes.context(PRELOAD)
         stop = context.Event()
         reports, sender = context.Pipe(duplex=False)
         child = context.Process(
