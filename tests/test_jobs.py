@@ -134,7 +134,8 @@ def test_automatic_names_stay_unique_while_jobs_wait(tmp_path, small):
     queue = TrainingQueue(tmp_path, data=small)
     jobs = [queue.submit(TINY, tiny_train()) for _ in range(3)]
     assert len({job.name for job in jobs}) == 3
-    for job in jobs:
+    for job in jobs:  # none needs to train
+        job.cancel()
         wait(job)
 
 
@@ -170,6 +171,7 @@ def test_the_queue_is_bounded(tmp_path, small):
         queue.submit(TINY, tiny_train(), name="refused")
     assert [job.name for job in queue.active()] == ["running", "waiting"]
     waiting.cancel()
+    running.cancel()
     release.touch()
     wait(running)
 
@@ -196,6 +198,7 @@ def test_a_reloaded_page_finds_its_job_by_name(tmp_path, small):
     queue = TrainingQueue(tmp_path, data=small)
     job = queue.submit(TINY, tiny_train(), prefix="custom")
     assert job.name.startswith("custom-") and queue.find(job.name) is job and queue.find("nope") is None
+    job.cancel()
     wait(job)
 
 
