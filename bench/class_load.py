@@ -3,22 +3,32 @@
 What a teacher's class would do to one server on a 2-core machine. Every session is its
 own browser context (its own Streamlit session) in one headless Chromium. The first
 session opens the Draw page of a cold server (its time is the cold first page); the
-others join. One more session starts the quick preset on the Train page; meanwhile each
-drawing session, round after round, clicks Clear and at once draws a 1 or a 7 (in turn)
-and waits for the page to read it: that wait is the draw-to-prediction time. A round
-whose digit is not read within the timeout counts as a stroke lost; an exception on the
-page as an error. Chromium's own CPU time is measured, so its share of the machine is
-said beside the server's (the server trains in its own threads, so both run on the same
-2 cores).
+others join, each picking one of ``--models`` models in the sidebar (copies of the
+default model that differ in their bytes, so the server loads and measures each). One
+more session starts the quick preset on the Train page (``--no-train``: none does);
+meanwhile each drawing session, round after round, clicks Clear and at once draws a 1
+or a 7 (in turn) and waits for the page to read it: that wait is the draw-to-prediction
+time. A round whose digit is not read within the timeout counts as a stroke lost; an
+exception on the page as an error. Chromium's own CPU time is measured, so its share of
+the machine is said beside the server's (the server trains in a child process, niced,
+on the same cores). Memory is the server's and its children's proportional set size
+(shared pages counted once), at its peak.
 
-    python bench/class_load.py                        # 10 sessions, until the Quick run is saved
-    python bench/class_load.py --sessions 3 --seconds 60
+``strokes``: one session, each round Clear and then 7 or 8 ones drawn at once, without
+waiting; the page must read every one of them (a number of 7 or 8 ones). 27 rounds are
+203 strokes after a Clear.
+
+    python bench/class_load.py                        # 10 sessions on 5 models, until the Quick run is saved
+    python bench/class_load.py --sessions 3 --models 2 --seconds 60
+    python bench/class_load.py --sessions 1 --no-train --seconds 60   # one session alone
+    python bench/class_load.py strokes --rounds 27
 """
 
 from __future__ import annotations
 
 import argparse
 import asyncio
+import contextlib
 import os
 import shutil
 import statistics
@@ -30,7 +40,7 @@ import psutil
 from app import CHROMIUM_ARGS, REPO, free_port, start_server, stop_server
 from playwright.async_api import Page, async_playwright
 
-READ_TIMEOUT_S = 30.0  # a digit not read within this long after the pen lifts is a lost stroke
+READ_TIMEOUT_S = 120.0  # a digit not read within this long after the pen lifts is a lost stroke, not a slow one
 
 
 async def open_draw(page: Page, url: str) -> float:
@@ -57,6 +67,33 @@ async def draw(page: Page, digit: int) -> None:
     for dx, dy in path[1:]:
         await page.mouse.move(x + dx, y + dy)
     await page.mouse.up()
+
+
+async def pick_model(page: Page, name: str) -> None:
+    """Make ``name`` the session's active model in the sidebar, and wait for the page to use it."""
+    await page.get_by_role("combobox", name="Active model").click()
+    await page.get_by_role("option", name=f"{name} · ").first.click()
+    await page.get_by_text("No digit found").wait_for(state="visible")
+
+
+def make_models(folder: Path, count: int) -> list[str]:
+    """``default`` and ``count - 1`` copies of it that differ in their bytes (a tag): models the server caches apart."""
+    from mnist_core.checkpoints import load_checkpoint, save_checkpoint
+
+    base = load_checkpoint(folder / "default.pt")
+    for n in range(1, count):
+        save_checkpoint(
+            folder / f"model-{n}.pt",
+            base.model,
+            base.train_config,
+            base.metrics,
+            base.history,
+            base.dataset_sha256,
+            tags={"copy": n},
+            watch=base.watch or None,
+            digit_score=base.digit_score,
+        )
+    return ["default", *(f"model-{n}" for n in range(1, count))]
 
 
 async def drawing_session(page: Page, until: asyncio.Event, results: dict) -> None:
@@ -97,12 +134,26 @@ def family(root: psutil.Process) -> list[psutil.Process]:
         return []
 
 
+def memory(processes: list[psutil.Process]) -> int:
+    """Bytes of proportional set size: a page shared by the server and its children (torch's code) counted once."""
+    total = 0
+    for process in processes:
+        with contextlib.suppress(psutil.Error):
+            total += process.memory_full_info().pss
+    return total
+
+
 async def measure(args: argparse.Namespace) -> None:
     port = free_port()
     url = f"http://127.0.0.1:{port}"
     checkpoints = Path(tempfile.mkdtemp(prefix="bench-class-"))
     shutil.copy(REPO / "mnist_core" / "default.pt", checkpoints)
-    print(f"{args.sessions} drawing sessions; load average at start {os.getloadavg()[0]:.2f}, {os.cpu_count()} CPUs")
+    models = make_models(checkpoints, args.models)
+    print(
+        f"{args.sessions} drawing sessions on {len(models)} model(s), "
+        f"{'a Quick run training' if args.train else 'no run'}; "
+        f"load average at start {os.getloadavg()[0]:.2f}, {os.cpu_count()} CPUs"
+    )
     async with async_playwright() as playwright:
         browser = await playwright.chromium.launch(executable_path=args.chromium, args=CHROMIUM_ARGS)
         pages = []
@@ -121,27 +172,38 @@ async def measure(args: argparse.Namespace) -> None:
             print(f"  of which the page itself: {first:.1f} s")
 
             trainer, drawers = pages[-1], pages[:-1]
-            await trainer.goto(f"{url}/Train")
-            await trainer.get_by_text("Run history").wait_for(state="visible")
-            estimate = await trainer.get_by_text("Takes about").first.inner_text()
+            estimate = ""
+            if args.train:
+                await trainer.goto(f"{url}/Train")
+                await trainer.get_by_text("Run history").wait_for(state="visible")
+                estimate = await trainer.get_by_text("Takes about").first.inner_text()
             chromium_before, server_before = cpu_seconds(chromium), cpu_seconds(family(server_process))
             window = time.perf_counter()
-            await trainer.get_by_role("button", name="Start training").click()
+            if args.train:
+                await trainer.get_by_role("button", name="Start training").click()
 
             joins = await asyncio.gather(*(open_draw(page, url) for page in drawers[1:]))
             if joins:
                 print(f"new sessions under load, Draw page ready: {min(joins):.1f}-{max(joins):.1f} s")
+            picked = time.perf_counter()
+            await asyncio.gather(
+                *(pick_model(page, models[n % len(models)]) for n, page in enumerate(drawers) if n % len(models))
+            )
+            if len(models) > 1:
+                print(f"sessions switched to their models in {time.perf_counter() - picked:.1f} s")
             until = asyncio.Event()
             results: dict = {"latencies": [], "lost": 0, "errors": 0}
-            memory: list[int] = []
+            used: list[int] = []
 
             async def stop_when_done() -> None:
                 deadline = time.perf_counter() + (args.seconds or 3600)
                 saved = trainer.get_by_text("saved: test accuracy")
-                while time.perf_counter() < deadline and not await saved.count():
-                    memory.append(sum(p.memory_info().rss for p in family(server_process) if p.is_running()))
+                while time.perf_counter() < deadline and not (args.train and await saved.count()):
+                    used.append(memory(family(server_process)))
                     await asyncio.sleep(1)
-                if await saved.count():
+                if not args.train:
+                    print(f"stopped after {args.seconds:.0f} s")
+                elif await saved.count():
                     print(f"Quick run trained and saved in {time.perf_counter() - window:.0f} s ({estimate})")
                 else:
                     print(f"stopped after {args.seconds:.0f} s, the Quick run unfinished ({estimate})")
@@ -166,8 +228,8 @@ async def measure(args: argparse.Namespace) -> None:
                 f"({chromium_cpu / wall / cores:.0%} of the machine), "
                 f"server and its children {server_cpu:.0f} s ({server_cpu / wall / cores:.0%})"
             )
-            if memory:
-                print(f"server memory (with its children), peak: {max(memory) / 2**30:.2f} GB")
+            if used:
+                print(f"server memory (with its children, proportional set size), peak: {max(used) / 2**30:.2f} GB")
         finally:
             await browser.close()
             stop_server(server)
@@ -175,18 +237,66 @@ async def measure(args: argparse.Namespace) -> None:
     print(f"load average at end {os.getloadavg()[0]:.2f}")
 
 
+async def strokes_after_clear(args: argparse.Namespace) -> None:
+    """One session: each round Clear, then 7 or 8 ones at once; every one must be read."""
+    port = free_port()
+    checkpoints = Path(tempfile.mkdtemp(prefix="bench-strokes-"))
+    shutil.copy(REPO / "mnist_core" / "default.pt", checkpoints)
+    async with async_playwright() as playwright:
+        browser = await playwright.chromium.launch(executable_path=args.chromium, args=CHROMIUM_ARGS)
+        page = await (await browser.new_context(viewport={"width": 1400, "height": 1200})).new_page()
+        server = start_server(port, checkpoints)
+        try:
+            await open_draw(page, f"http://127.0.0.1:{port}")
+            box = await page.locator("canvas.upper-canvas").bounding_box()
+            assert box is not None
+            drawn = lost = 0
+            started = time.perf_counter()
+            for round in range(args.rounds):
+                ones = 8 - round % 2  # each round's number differs in length from the last
+                await page.get_by_role("button", name="Clear").click()
+                for i in range(ones):
+                    x, y = box["x"] + 20 + i * 40 + round % 3 * 2, box["y"] + 90
+                    await page.mouse.move(x, y)
+                    await page.mouse.down()
+                    for k in range(1, 5):
+                        await page.mouse.move(x, y + 35 * k)
+                    await page.mouse.up()
+                drawn += ones
+                number = page.get_by_test_id("predicted-number")
+                try:
+                    await number.filter(has_text="1" * ones).wait_for(timeout=READ_TIMEOUT_S * 1000)
+                    read = ones
+                except Exception:
+                    read = (await number.inner_text()).count("1") if await number.count() else 0
+                lost += ones - min(read, ones)
+            elapsed = time.perf_counter() - started
+            print(f"{drawn} strokes after Clear in {args.rounds} rounds ({elapsed:.0f} s): {lost} lost")
+        finally:
+            await browser.close()
+            stop_server(server)
+            shutil.rmtree(checkpoints, ignore_errors=True)
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("part", nargs="?", choices=["class", "strokes"], default="class", help="(default: class)")
     parser.add_argument("--sessions", type=int, default=10, help="drawing sessions (default: 10)")
+    parser.add_argument("--models", type=int, default=5, help="models the sessions are spread over (default: 5)")
+    parser.add_argument("--no-train", dest="train", action="store_false", help="no Quick run meanwhile")
     parser.add_argument(
         "--seconds", type=float, default=None, help="stop drawing after this long (default: when saved)"
     )
+    parser.add_argument("--rounds", type=int, default=27, help="strokes: rounds of Clear and 7 or 8 ones (default: 27)")
     parser.add_argument(
         "--chromium",
         default=shutil.which("chromium") or "/usr/bin/chromium",
         help="Chromium executable for Playwright (default: chromium on PATH)",
     )
-    asyncio.run(measure(parser.parse_args()))
+    args = parser.parse_args()
+    if not args.train and args.seconds is None:
+        parser.error("--no-train needs --seconds")
+    asyncio.run(strokes_after_clear(args) if args.part == "strokes" else measure(args))
 
 
 if __name__ == "__main__":

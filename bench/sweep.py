@@ -1,13 +1,15 @@
 """Sweeps at scale: reading a large study again, and trials per hour with one and two workers on PostgreSQL.
 
 ``journal``: a journal of 3,000 finished trials read the first time and again (what a
-page pays on each rerun). ``workers``: the ``sweep`` command started as 1 and as 2
+page pays on each rerun). ``page``: the Train page (Streamlit's AppTest, in this process)
+rerun with that study shown, each figure in turn. ``workers``: the ``sweep`` command started as 1 and as 2
 worker processes (one torch thread each) on a throwaway PostgreSQL server, small
 trials (1 epoch on 5,000 images); then 2 workers again with one killed (SIGKILL)
 mid-trial, to show what a dead worker costs: its trial's work so far, and the
 heartbeat's grace period before another worker runs the trial again.
 
     python bench/sweep.py journal
+    python bench/sweep.py page
     python bench/sweep.py workers --trials 8 --heartbeat 2
 """
 
@@ -49,6 +51,37 @@ def journal(trials: int) -> None:
             print(f"{trials:,} trials, {label}: {time.perf_counter() - start:.3f} s")
 
 
+def page(trials: int) -> None:
+    from dashboard_helpers import open_page  # imports streamlit: only this part needs it
+
+    with tempfile.TemporaryDirectory() as folder:
+        os.environ["MNIST_CHECKPOINTS"] = folder
+        write_journal(Path(folder) / "sweeps.journal", trials)
+        at = open_page("1_Train.py")
+        at.selectbox(key="sweep_study").set_value("s").run()
+        sweep_view = sys.modules["sweep_view"]  # as the page imported it: its panel is timed apart
+        panel, spent = sweep_view.panel, []
+
+        def timed(*args: object) -> None:
+            start = time.perf_counter()
+            panel(*args)
+            spent.append(time.perf_counter() - start)
+
+        sweep_view.panel = timed  # type: ignore[attr-defined]
+        for figure in at.button_group(key="sweep_figure").options:
+            at.button_group(key="sweep_figure").set_value(figure).run()  # drawn the first time
+            times = []
+            for _ in range(5):
+                start = time.perf_counter()
+                at.run()
+                times.append(time.perf_counter() - start)
+            assert not at.exception, at.exception
+            print(
+                f"Train page, {trials:,} trials, {figure}: rerun {min(times):.3f}-{max(times):.3f} s, "
+                f"of which the sweep panel {min(spent[-5:]):.3f}-{max(spent[-5:]):.3f} s (5 reruns)"
+            )
+
+
 def workers(url: str, count: int, trials: int, heartbeat: int, kill: bool) -> None:
     folder = Path(tempfile.mkdtemp())
     command = [
@@ -84,12 +117,15 @@ def workers(url: str, count: int, trials: int, heartbeat: int, kill: bool) -> No
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("part", choices=["journal", "workers"])
+    parser.add_argument("part", choices=["journal", "page", "workers"])
     parser.add_argument("--trials", type=int, default=8)
     parser.add_argument("--heartbeat", type=int, default=2)
     args = parser.parse_args()
     if args.part == "journal":
         journal(3000)
+        return
+    if args.part == "page":
+        page(3000)
         return
     bin_dir = binaries()
     assert bin_dir is not None, "PostgreSQL is not installed"

@@ -207,8 +207,9 @@ def dataset() -> MNIST:
 
 @st.cache_resource
 def training_queue(directory: str) -> TrainingQueue:
-    """The server's only training queue for that folder: every session submits here."""
-    return TrainingQueue(directory, load_data=dataset)
+    """The server's only training queue for that folder: every session submits here; its training process loads
+    MNIST itself."""
+    return TrainingQueue(directory)
 
 
 # How a cache names a model: by its file's bytes (Checkpoint.sha256). A copy of a file is the same model and is

@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import os
 import shutil
-from collections.abc import Callable
+from collections import Counter
 from pathlib import Path
 
 import optuna
@@ -21,21 +21,21 @@ import pandas as pd
 import plotly.graph_objects as go
 import streamlit as st
 from optuna import visualization
-from optuna.trial import FrozenTrial
+from optuna.trial import TrialState
 
 import common
-from mnist_core import settings
-from mnist_core.data import MNIST
 from mnist_core.jobs import Job, TrainingQueue
 from mnist_core.journal import TORN_SUFFIX, torn
 from mnist_core.places import CheckpointError, release
-from mnist_core.studies import SweepError, journal_path, view_storage
-from mnist_core.sweep import DEFAULT_STUDY, FINISHED, reserve_trial_file, run_sweep, search_space, summary
+from mnist_core.studies import SweepError, check_page_artifacts, check_page_storage, journal_path, view_storage
+from mnist_core.sweep import DEFAULT_STUDY, FINISHED, reserve_trial_file, search_space, summary
 from mnist_core.train import PRESETS, Progress
 from mnist_core.trials import fetch as fetch_trial
 from wording import describe_seconds, literal
 
 SEARCHED = "searched"
+LINES = 300  # the parallel coordinates show at most this many trials, the best ones
+FIRST = "Optimisation history"
 
 
 def _load_study(url: str | None, directory: str, name: str) -> optuna.Study | None:
@@ -71,13 +71,39 @@ def _figures(url: str | None, directory: str, name: str, finished: int) -> dict[
     assert study is not None
     figures: dict[str, go.Figure | str] = {
         "Optimisation history": visualization.plot_optimization_history(study, target_name="validation accuracy"),
-        "Parallel coordinates": visualization.plot_parallel_coordinate(study, target_name="validation accuracy"),
+        "Parallel coordinates": visualization.plot_parallel_coordinate(_best(study), target_name="validation accuracy"),
     }
     try:
         figures["Parameter importances"] = visualization.plot_param_importances(study)
     except (RuntimeError, ValueError) as exc:  # too few finished trials, or none that differ
         figures["Parameter importances"] = f"Not yet: {exc}"
     return figures
+
+
+def _best(study: optuna.Study) -> optuna.Study:
+    """The study, or an in-memory copy of its ``LINES`` best completed trials: the parallel coordinates draw a line
+    (a Plotly trace, sent to the browser on every rerun) per trial, and thousands of them hide each other anyway."""
+    completed = study.get_trials(deepcopy=False, states=(TrialState.COMPLETE,))
+    if len(completed) <= LINES:
+        return study
+    best = optuna.create_study(direction="maximize")
+    best.add_trials(sorted(completed, key=lambda t: t.value or 0.0)[-LINES:])
+    return best
+
+
+@st.cache_resource(max_entries=16)
+def _view(url: str | None, directory: str, name: str, state: tuple) -> tuple[dict, pd.DataFrame]:
+    """The study's summary and trial table, made again only when a trial changed state (``state`` is the cache key):
+    a study of thousands of trials costs a rerun what its table and charts cost to send, not to build."""
+    study = _load_study(url, directory, name)
+    assert study is not None
+    result = summary(study)
+    return result, _table(result)
+
+
+def _state(study: optuna.Study) -> tuple:
+    """What ``_view`` is made from, in a few numbers: how many trials are in each state."""
+    return tuple(sorted(Counter(t.state.name for t in study.get_trials(deepcopy=False)).items()))
 
 
 def _own_file(trial: dict) -> Path | None:
@@ -117,38 +143,13 @@ def _start(
     trials: int,
     epochs: int | str,
 ) -> Job:
-    directory = common.checkpoint_dir()
     fixed = {} if epochs == SEARCHED else {"epochs": int(epochs)}
-    queued: list[Job] = []  # the job, once submitted: each finished trial moves its progress on
-
-    def counted(trial: FrozenTrial) -> None:
-        if trial.state in FINISHED:
-            queued[0].unit_done()
-
-    def work(data: MNIST, on_progress: Callable[[Progress], None], should_stop: Callable[[], bool]) -> None:
-        run_sweep(
-            trials,
-            data,
-            directory,
-            study,
-            url,
-            preset=preset,
-            fixed=fixed,
-            on_progress=on_progress,
-            on_trial=counted,
-            should_stop=should_stop,
-            artifacts=artifacts,
-        )
-
     try:
-        existing = _load_study(url, str(directory), study)
+        existing = _load_study(url, str(common.checkpoint_dir()), study)
     except SweepError:
         existing = None
     done = len(existing.get_trials(deepcopy=False, states=FINISHED)) if existing is not None else 0
-    model_config, train_config = PRESETS[preset]
-    train_config = settings.apply(train_config, fixed)  # what each trial costs, for the time left
-    queued.append(queue.submit_work(f"sweep {study}", work, model_config, train_config, units=trials - done))
-    return queued[0]
+    return queue.submit_sweep(study, trials, url, preset, fixed, artifacts, units=trials - done)
 
 
 def panel(queue: TrainingQueue) -> None:
@@ -185,6 +186,7 @@ def panel(queue: TrainingQueue) -> None:
         ).strip()
         or None
     )
+    url, artifacts = _permitted(url, artifacts, directory)
     follow = follow_col.toggle("Live", key="sweep_follow", help="Redraw the study every two seconds, whoever runs it")
 
     name_col, preset_col, trials_col, epochs_col = st.columns(4)
@@ -218,6 +220,22 @@ def panel(queue: TrainingQueue) -> None:
         assert job is not None
         job.cancel()
     st.fragment(run_every=2.0 if busy or follow else None)(_live)(job, url, artifacts, directory, study, busy)
+
+
+def _permitted(url: str | None, artifacts: str | None, directory: str) -> tuple[str | None, str | None]:
+    """The storage and artifact folder typed, or, where a session may not point the server there, the server's own
+    journal and no artifact folder, with a message saying why."""
+    try:
+        check_page_storage(url, directory, os.environ.get("MNIST_SWEEP_STORAGE"))
+    except SweepError as exc:
+        st.error(f"Not this storage: {literal(str(exc))}. This server's own journal is shown.")
+        url = None
+    try:
+        check_page_artifacts(artifacts, directory, os.environ.get("MNIST_SWEEP_ARTIFACTS"))
+    except SweepError as exc:
+        st.error(f"Not this artifact folder: {literal(str(exc))}.")
+        artifacts = None
+    return url, artifacts
 
 
 def _job_status(job: Job, busy: bool) -> None:
@@ -276,7 +294,7 @@ def _live(job: Job | None, url: str | None, artifacts: str | None, directory: st
     if study is None:
         st.caption(f"No study named {literal(repr(name))} yet." if name else "Name a study.")
         return
-    result = summary(study)
+    result, table = _view(url, directory, name, _state(study))
     st.markdown(f"Study **{literal(name)}**: {result['done']} trial(s) done, {result['running']} running.")
     best = result["best"]
     if best is not None:
@@ -296,7 +314,7 @@ def _live(job: Job | None, url: str | None, artifacts: str | None, directory: st
                     common.select_model(local.stem)
                     st.rerun(scope="app")  # the sidebar's picker too
     st.dataframe(
-        _table(result),
+        table,
         hide_index=True,
         column_config={
             "val accuracy": st.column_config.NumberColumn(format="percent"),
@@ -305,9 +323,13 @@ def _live(job: Job | None, url: str | None, artifacts: str | None, directory: st
     )
     if best is not None:  # Optuna's figures need a completed trial
         figures = _figures(url, directory, name, result["done"])
-        for tab, (title, figure) in zip(st.tabs(list(figures)), figures.items()):
-            with tab:
-                if isinstance(figure, str):
-                    st.caption(literal(figure))
-                else:
-                    st.plotly_chart(figure, width="stretch", key=f"sweep-{title}")
+        # One figure at a time: tabs would send every figure on every rerun, the hidden ones too.
+        title = st.segmented_control("Figure", list(figures), default=FIRST, key="sweep_figure") or FIRST
+        figure = figures[title]
+        completed = sum(t["state"] == "COMPLETE" for t in result["trials"])
+        if title == "Parallel coordinates" and completed > LINES:
+            st.caption(f"The {LINES} best of the {completed:,} completed trials.")
+        if isinstance(figure, str):
+            st.caption(literal(figure))
+        else:
+            st.plotly_chart(figure, width="stretch", key=f"sweep-{title}")

@@ -9,12 +9,9 @@ among its nearest neighbours in feature space, the same way for both methods.
 
 from __future__ import annotations
 
-import multiprocessing
 import os
-import sys
 import threading
 import time
-import types
 import warnings
 from dataclasses import dataclass, field
 from multiprocessing.connection import Connection
@@ -23,6 +20,7 @@ from multiprocessing.process import BaseProcess
 import numpy as np
 import torch
 
+from . import processes
 from .inference import forward_batches
 from .model import CNN
 
@@ -128,20 +126,12 @@ class BackgroundProjection:
         return self._error
 
     def _start(self) -> None:
-        context = multiprocessing.get_context("spawn")  # a fork of a process running threads could deadlock
+        context = processes.context()
         self.receiver, sender = context.Pipe(duplex=False)
         self.process = context.Process(
             target=_project_into, args=(sender, self.features, self.method, self.seed), daemon=True
         )
-        # A spawned child first re-runs the parent's __main__. Under Streamlit or AppTest that is a page script,
-        # which the child does not need (and, away from the dashboard's folder, cannot even import: the child
-        # died and the parent waited forever), so the child is started from an empty __main__.
-        main = sys.modules["__main__"]
-        sys.modules["__main__"] = types.ModuleType("__main__")
-        try:
-            self.process.start()
-        finally:
-            sys.modules["__main__"] = main
+        processes.start(self.process)
         sender.close()  # the child holds its own end
         self.started = time.time()
 

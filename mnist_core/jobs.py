@@ -1,4 +1,4 @@
-"""A server-wide training queue: one worker thread runs training jobs one at a time.
+"""A server-wide training queue: jobs run one at a time, each in a training process of its own.
 
 The dashboard serves many browser tabs from one process on a couple of CPU cores.
 Two trainings at once would each run at half speed and fight over memory, so every
@@ -6,22 +6,31 @@ request goes through one queue: a job waits until the one ahead of it ends. The 
 object is what a page watches: its status, every progress report (for live curves),
 and the error of a failed run. Jobs live in the server process, not in a browser
 session, so training carries on while the user looks at other pages.
+
+The training itself runs in a child process at a lower priority than the server, which
+only relays its reports to the job: a heavy run never takes the CPU from the pages'
+reruns, and a run that crashes, or is killed, fails its job and never the server.
 """
 
 from __future__ import annotations
 
+import functools
 import os
 import queue
+import signal
 import threading
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from multiprocessing.connection import Connection
+from multiprocessing.synchronize import Event
 from pathlib import Path
 from typing import Literal
 
 import torch
 
-from .checkpoints import Checkpoint
+from . import processes, settings
+from .checkpoints import Checkpoint, load_checkpoint
 from .cost import Estimate, estimate
 from .data import MNIST, load_mnist
 from .finetune import EXPECTED_SECONDS, finetune_checkpoint
@@ -29,7 +38,8 @@ from .model import ModelConfig
 from .places import checkpoint_path, release, reserve, reserve_new_run
 from .runs import log_not_started, run_training
 from .samples import read_set
-from .train import Progress, TrainConfig, TrainingCancelled
+from .sweep import FINISHED, run_sweep
+from .train import PRESETS, Progress, TrainConfig, TrainingCancelled
 from .watch import WatchPanel, watch_panel
 
 Status = Literal["queued", "running", "finished", "cancelled", "failed"]
@@ -38,10 +48,19 @@ Phase = Literal["queued", "loading", "training", "evaluating", "finished", "canc
 
 MAX_WAITING = 4  # queued jobs, beyond the running one: a bound on how long a new request can wait
 ABANDON_AFTER_S = 600.0  # a queued job without a heartbeat for this long is dropped when its turn comes
-# The training thread, and the threads torch starts from it, yield the CPU to the pages' reruns: at the server's
-# own priority a Quick run took a core from every drawing session (bench/class_load.py). On Linux a nice value
-# is a thread's own; UMAP's process (embed.BACKGROUND_NICENESS) comes after training.
+# The training process yields the CPU to the pages' reruns: at the server's own priority a Quick run took a core
+# from every drawing session (bench/class_load.py). UMAP's process (embed.BACKGROUND_NICENESS) comes after training.
 TRAINING_NICENESS = 5
+POLL_S = 0.2  # how often the server looks for a Cancel while the training process is silent
+# Imported once by the fork server that starts the training processes, so that no run pays for them: this module,
+# and torch._dynamo, which building any torch.optim optimizer imports (seconds, see train._make_optimizer).
+PRELOAD = [__name__, "torch._dynamo"]
+
+# A job's work, run in the training process: it trains on the data, reports as ``report(kind, value)`` (see
+# ``_train_in_child``) and returns the checkpoint it saved, if any. It is sent to that process, so it is picklable:
+# a module-level function, or a ``functools.partial`` of one.
+Report = Callable[[str, object], None]
+Task = Callable[[MNIST, Report, Callable[[], bool]], Path | None]
 
 
 class QueueFull(RuntimeError):
@@ -69,12 +88,10 @@ class Job:
     started: float | None = None  # when the worker took it (time.time)
     ended: float | None = None
     last_heartbeat: float = field(default_factory=time.time)  # refreshed by its owner: see ``heartbeat``
-    drawing: torch.Tensor | None = None  # the user's drawing (1, 28, 28), watched with the test panel
     watch: WatchPanel | None = None  # set when the job starts: the images whose predictions each epoch records
-    # Other training work run in the job's place, such as a sweep: called as work(data, on_progress, should_stop).
-    work: Callable[[MNIST, Callable[[Progress], None], Callable[[], bool]], object] | None = field(
-        default=None, repr=False
-    )
+    kind: Literal["run", "sweep", "teach"] = "run"  # a run's queue logs it if it never starts; the others log their own
+    task: Task | None = field(default=None, repr=False)
+    pid: int | None = None  # the training process, while it runs
     # Work made of several runs (a sweep's trials): how many there are and how many are done, so progress and
     # time left cover the whole of it. ``unit_done`` is the work's to call.
     units: int = 1
@@ -187,31 +204,31 @@ class Job:
     def _not_started(self, reason: str) -> None:
         """A run that ends before it began gives its name back and still appears in the run log."""
         release(self.path)  # a sweep's path is the folder, which it never reserved: nothing happens
-        if self.work is None:  # other work (a sweep) logs its own runs
+        if self.kind == "run":
             log_not_started(self.path, self.model_config, self.train_config, reason)
 
 
 class TrainingQueue:
-    """Runs submitted jobs one after another in a single background thread.
+    """Runs submitted jobs one after another, each in a training process, from a single background thread.
 
-    ``load_data`` is called in the worker, once per job, so a page that submits a
-    job never waits for MNIST to load; pass a cached loader to share one copy.
-    At most ``max_waiting`` jobs wait behind the running one, and a waiting job whose
-    owner stopped calling ``Job.heartbeat`` for ``abandon_after_s`` is dropped when its
-    turn comes instead of running for nobody.
+    ``data`` is MNIST, or a function that loads it; either is sent to the training process
+    (so a function must be picklable: a module-level one), where it is loaded once per job,
+    so neither the server nor a page waits for it. At most ``max_waiting`` jobs wait behind the
+    running one, and a waiting job whose owner stopped calling ``Job.heartbeat`` for
+    ``abandon_after_s`` is dropped when its turn comes instead of running for nobody.
     """
 
     def __init__(
         self,
         directory: Path | str,
-        load_data: Callable[[], MNIST] = load_mnist,
+        data: MNIST | Callable[[], MNIST] = load_mnist,
         max_waiting: int = MAX_WAITING,
         abandon_after_s: float = ABANDON_AFTER_S,
     ) -> None:
         self.directory = Path(directory)
         self.max_waiting = max_waiting
         self.abandon_after_s = abandon_after_s
-        self._load_data = load_data
+        self._data = data
         self._pending: queue.Queue[Job] = queue.Queue()
         self._jobs: list[Job] = []
         self._lock = threading.Lock()
@@ -235,61 +252,52 @@ class TrainingQueue:
         """
         forecast = estimate(model_config, train_config, history)
         with self._lock:
-            if sum(job.status == "queued" for job in self._jobs) >= self.max_waiting:
-                raise QueueFull(f"{self.max_waiting} runs are already waiting; start yours when one of them has begun")
+            self._check_room()
             # Reserved until the job ends, so no other job, session or process can take the name.
             path = reserve(checkpoint_path(name, self.directory)) if name else reserve_new_run(self.directory, prefix)
-            job = Job(path.stem, model_config, train_config, path, estimate=forecast, drawing=drawing)
+            task = functools.partial(_train, model_config, train_config, path, drawing)
+            job = Job(path.stem, model_config, train_config, path, estimate=forecast, task=task)
             self._enqueue(job)
         return job
 
-    def submit_work(
+    def submit_sweep(
         self,
-        name: str,
-        work: Callable[[MNIST, Callable[[Progress], None], Callable[[], bool]], object],
-        model_config: ModelConfig,
-        train_config: TrainConfig,
-        units: int = 1,
+        study: str,
+        trials: int,
+        storage: str | None = None,
+        preset: str = "quick",
+        fixed: dict | None = None,
+        artifacts: str | None = None,
+        units: int | None = None,
     ) -> Job:
-        """Queue training work other than one run (a sweep), with the same status, events and cancel as a run.
-
-        ``work`` raises ``TrainingCancelled`` when its ``should_stop`` fired; the configs
-        are what the work trains around (a sweep's preset), for pages that show them and
-        for its time estimate; ``units`` is how many such runs it makes (``Job.unit_done``).
-        """
+        """Queue a sweep (``sweep.run_sweep`` into this queue's folder) as the job ``sweep <study>``, with the same
+        status, events and cancel as a run; ``units`` is how many trials it has left to run (default ``trials``),
+        so progress and time left cover all of them."""
+        model_config, train_config = PRESETS[preset]
+        train_config = settings.apply(train_config, fixed or {})  # what each trial costs, for the time left
+        task = functools.partial(_sweep, trials, self.directory, study, storage, preset, fixed, artifacts)
         with self._lock:
-            if sum(job.status == "queued" for job in self._jobs) >= self.max_waiting:
-                raise QueueFull(f"{self.max_waiting} runs are already waiting; start yours when one of them has begun")
-            job = Job(name, model_config, train_config, self.directory, work=work, units=max(1, units))
+            self._check_room()
+            job = Job(f"sweep {study}", model_config, train_config, self.directory, kind="sweep", task=task)
+            job.units = max(1, trials if units is None else units)
             self._enqueue(job)
         return job
 
     def submit_finetune(self, base: Checkpoint, samples: Path | str) -> Job:
         """Queue teaching ``base`` the sample set in the folder ``samples`` (``finetune.finetune_checkpoint``),
         saved as a fresh ``taught-<date>-<time>``; the set is read when the job starts, with what it holds then."""
-        samples = Path(samples)
         with self._lock:
-            if sum(job.status == "queued" for job in self._jobs) >= self.max_waiting:
-                raise QueueFull(f"{self.max_waiting} runs are already waiting; start yours when one of them has begun")
+            self._check_room()
             path = reserve_new_run(self.directory, "taught")
-            job = Job(path.stem, base.model_config, base.train_config, path, estimate=Estimate(1.0, *EXPECTED_SECONDS))
-
-            def work(data: MNIST, on_progress: Callable[[Progress], None], should_stop: Callable[[], bool]) -> None:
-                found = read_set(samples)
-                job.checkpoint = finetune_checkpoint(
-                    base,
-                    found,
-                    samples.name,
-                    data,
-                    path,
-                    reserved=True,
-                    on_progress=on_progress,
-                    should_stop=should_stop,
-                ).checkpoint
-
-            job.work = work
+            task = functools.partial(_teach, base, Path(samples), path)
+            forecast = Estimate(1.0, *EXPECTED_SECONDS)
+            job = Job(path.stem, base.model_config, base.train_config, path, estimate=forecast, kind="teach", task=task)
             self._enqueue(job)
         return job
+
+    def _check_room(self) -> None:
+        if sum(job.status == "queued" for job in self._jobs) >= self.max_waiting:
+            raise QueueFull(f"{self.max_waiting} runs are already waiting; start yours when one of them has begun")
 
     def _enqueue(self, job: Job) -> None:
         """Add a job (holding the lock) and start the worker on the first one."""
@@ -325,9 +333,6 @@ class TrainingQueue:
         return sum(j.remaining_seconds() for j in self.ahead_of(job))
 
     def _work(self) -> None:
-        if hasattr(os, "setpriority"):
-            me = threading.get_native_id()
-            os.setpriority(os.PRIO_PROCESS, me, min(os.getpriority(os.PRIO_PROCESS, me) + TRAINING_NICENESS, 19))
         while True:
             self._run(self._pending.get())
 
@@ -335,28 +340,132 @@ class TrainingQueue:
         if not job._begin(self.abandon_after_s):
             return
         try:
-            data = self._load_data()
-            if job.work is not None:
-                job.work(data, job.events.append, job._stop.is_set)
-            else:
-                job.watch = watch_panel(data, job.drawing)
-                job.checkpoint = run_training(
-                    job.model_config,
-                    job.train_config,
-                    data,
-                    job.path,
-                    on_progress=job.events.append,
-                    should_stop=job._stop.is_set,
-                    reserved=True,
-                    watch=job.watch,
-                )
-        except TrainingCancelled:
-            job.status = "cancelled"
+            outcome, detail = self._in_child(job)
+            if outcome == "finished" and isinstance(detail, Path):
+                job.checkpoint = load_checkpoint(detail)
         except Exception as exc:  # the worker must survive any failure to run the next job
-            job.error = f"{type(exc).__name__}: {exc}"
-            job.status = "failed"
-        else:
-            job.status = "finished"
+            outcome, detail = "failed", f"{type(exc).__name__}: {exc}"
         finally:
             release(job.path)
+        job.error = detail if outcome == "failed" and isinstance(detail, str) else ""
+        job.status = outcome
         job.ended = time.time()
+
+    def _in_child(self, job: Job) -> tuple[Status, object]:
+        """Run the job's task in a training process, relaying its reports to the job; its outcome and the detail
+        sent with it (the checkpoint's path, an error), or a failure if the process died without one."""
+        context = processes.context(PRELOAD)
+        stop = context.Event()
+        reports, sender = context.Pipe(duplex=False)
+        child = context.Process(
+            target=_train_in_child, args=(job.task, self._data, sender, stop), name=f"training {job.name}", daemon=True
+        )
+        processes.start(child)
+        sender.close()  # the child holds its own end: once it exits, reading says so
+        job.pid = child.pid
+        try:
+            while True:
+                if job.cancel_requested:
+                    stop.set()
+                if not reports.poll(POLL_S):
+                    continue
+                try:
+                    kind, value = reports.recv()
+                except EOFError:
+                    child.join()
+                    return "failed", f"the training process stopped without a result ({_exit(child.exitcode)})"
+                if kind == "progress":
+                    job.events.append(value)
+                elif kind == "watch":
+                    job.watch = value
+                elif kind == "unit":
+                    job.unit_done()
+                else:
+                    child.join()
+                    return kind, value
+        finally:
+            reports.close()
+            job.pid = None
+
+
+def _exit(code: int | None) -> str:
+    if code is not None and code < 0:
+        return f"killed by {signal.Signals(-code).name}"
+    return f"exit code {code}"
+
+
+def _train_in_child(task: Task, data: MNIST | Callable[[], MNIST], reports: Connection, stop: Event) -> None:
+    """The training process: niced, it runs ``task`` and sends the server ``(kind, value)`` pairs: "watch" (the
+    panel), "progress" (a ``train.Progress``), "unit" (a sweep's trial ended), then its outcome: "finished" (the
+    checkpoint's path or None), "cancelled" or "failed" (the error)."""
+    if hasattr(os, "nice"):
+        os.nice(TRAINING_NICENESS)
+
+    def report(kind: str, value: object) -> None:
+        reports.send((kind, value))
+
+    try:
+        path = task(data() if callable(data) else data, report, stop.is_set)
+    except TrainingCancelled:
+        report("cancelled", None)
+    except Exception as exc:
+        report("failed", f"{type(exc).__name__}: {exc}")
+    else:
+        report("finished", path)
+
+
+def _train(
+    model_config: ModelConfig,
+    train_config: TrainConfig,
+    path: Path,
+    drawing: torch.Tensor | None,
+    data: MNIST,
+    report: Report,
+    should_stop: Callable[[], bool],
+) -> Path:
+    """A run's task: the test panel (and ``drawing``) watched as it learns; its checkpoint saved to ``path``."""
+    watch = watch_panel(data, drawing)
+    report("watch", watch)
+    progress: Callable[[Progress], None] = functools.partial(report, "progress")
+    run_training(model_config, train_config, data, path, progress, should_stop, reserved=True, watch=watch)
+    return path
+
+
+def _teach(
+    base: Checkpoint, samples: Path, path: Path, data: MNIST, report: Report, should_stop: Callable[[], bool]
+) -> Path:
+    """A fine-tune's task: the sample set as it is now, taught to ``base``, saved to ``path``."""
+    progress: Callable[[Progress], None] = functools.partial(report, "progress")
+    finetune_checkpoint(
+        base, read_set(samples), samples.name, data, path, reserved=True, on_progress=progress, should_stop=should_stop
+    )
+    return path
+
+
+def _sweep(
+    trials: int,
+    directory: Path,
+    study: str,
+    storage: str | None,
+    preset: str,
+    fixed: dict | None,
+    artifacts: str | None,
+    data: MNIST,
+    report: Report,
+    should_stop: Callable[[], bool],
+) -> None:
+    """A sweep's task: ``sweep.run_sweep``, each finished trial reported as a "unit" done."""
+    run_sweep(
+        trials,
+        data,
+        directory,
+        study,
+        storage,
+        preset=preset,
+        fixed=fixed,
+        on_progress=functools.partial(report, "progress"),
+        on_trial=lambda trial: report("unit", None) if trial.state in FINISHED else None,
+        should_stop=should_stop,
+        artifacts=artifacts,
+    )
+    return None

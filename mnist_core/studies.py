@@ -99,6 +99,40 @@ def journal_path(url: str | None, directory: Path | str) -> Path:
     return Path(url.removeprefix("journal:")) if url else Path(directory) / DEFAULT_JOURNAL
 
 
+def check_page_storage(url: str | None, directory: Path | str, configured: str | None) -> None:
+    """Raise ``SweepError`` unless a page may open ``url``: the server's own journal (None), a ``*.journal`` file in
+    its checkpoints folder ``directory``, or the storage its operator configured (``configured``).
+
+    The pages' storage field is typed by any session; without this, it would make the server read whatever file
+    or database a visitor names, and a sweep write there.
+    """
+    if url is None or url == (configured or "").strip():
+        return
+    if url.startswith("journal:") and _inside(journal_path(url, directory), directory, ".journal"):
+        return
+    raise SweepError(
+        "only this server's journal, a .journal file in its checkpoints folder, or the storage set by whoever runs "
+        "the server (MNIST_SWEEP_STORAGE) can be used here; for any other, run python -m mnist_core sweep --storage"
+    )
+
+
+def check_page_artifacts(folder: str | None, directory: Path | str, configured: str | None) -> None:
+    """Raise ``SweepError`` unless a page may use the artifact folder ``folder`` (which a sweep writes to): none, a
+    folder inside the checkpoints folder ``directory``, or the one its operator configured (``configured``)."""
+    if folder is None or folder == (configured or "").strip() or _inside(Path(folder), directory):
+        return
+    raise SweepError(
+        "only a folder inside this server's checkpoints folder, or the one set by whoever runs the server "
+        "(MNIST_SWEEP_ARTIFACTS), can be used here; for any other, run python -m mnist_core sweep --artifacts"
+    )
+
+
+def _inside(path: Path, directory: Path | str, suffix: str | None = None) -> bool:
+    """Whether ``path``, links followed, lies in ``directory`` (and ends in ``suffix``, if given)."""
+    resolved = path.resolve()
+    return resolved.is_relative_to(Path(directory).resolve()) and (suffix is None or resolved.suffix == suffix)
+
+
 def worker_name() -> str:
     """Who runs a trial: this machine and process, as ``host:pid``."""
     return f"{socket.gethostname()}:{os.getpid()}"

@@ -2,13 +2,14 @@
 
 from __future__ import annotations
 
+import functools
 import json
-import threading
 import time
 
 import pytest
 import torch
 from test_cli import run
+from test_jobs import held
 from writer import model_inputs, writer_digits
 
 from mnist_core.checkpoints import load_checkpoint, save_checkpoint
@@ -118,19 +119,14 @@ def test_the_training_queue_teaches_a_set_and_a_cancelled_one_gives_its_name_bac
             int(mnist.test_labels[index]),
             to_pixels(mnist.test_images[index : index + 1])[0],
         )
-    hold = threading.Event()
-
-    def load_data():
-        hold.wait(timeout=60)
-        return mnist
-
-    queue = TrainingQueue(tmp_path / "runs", load_data=load_data)
+    hold = tmp_path / "go"
+    queue = TrainingQueue(tmp_path / "runs", data=functools.partial(held, hold, mnist))
     job = queue.submit_finetune(tiny_base, tmp_path / "samples" / "mine")
     waiting = queue.submit_finetune(tiny_base, tmp_path / "samples" / "mine")
     assert job.name.startswith("taught-") and waiting.name != job.name and waiting.remaining_seconds() > 0
     waiting.cancel()
     assert waiting.status == "cancelled" and not list((tmp_path / "runs").glob(f".{waiting.path.name}.reserved"))
-    hold.set()
+    hold.touch()
     deadline = time.monotonic() + 120
     while not job.done:
         assert time.monotonic() < deadline

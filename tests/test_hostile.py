@@ -20,9 +20,11 @@ import zipfile
 import numpy as np
 import pytest
 import torch
+from dashboard_helpers import open_page, texts
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from PIL import Image
+from test_sweep_journal import write_journal
 
 from mnist_core import checkpoints
 from mnist_core.checkpoints import CheckpointError, load_checkpoint, save_checkpoint, scan_checkpoints
@@ -33,6 +35,7 @@ from mnist_core.inference import predict_probabilities
 from mnist_core.model import CNN, ModelConfig
 from mnist_core.places import release, reserve, reserve_new_run
 from mnist_core.runs import RUN_LOG, read_runs, run_training, scan_runs
+from mnist_core.studies import SweepError, check_page_artifacts, check_page_storage
 from mnist_core.train import TrainConfig
 
 TINY = ModelConfig(conv1_channels=4, conv2_channels=8, hidden_units=16)
@@ -521,3 +524,40 @@ def test_predicting_never_changes_the_callers_model_so_threads_can_share_it():
     for t in threads:
         t.join()
     assert all(torch.allclose(r, expected, atol=1e-5) for r in results + direct)
+
+
+def test_storage_a_page_may_open_is_the_servers_own_or_its_operators(tmp_path):
+    own, outside = tmp_path / "checkpoints", tmp_path / "elsewhere"
+    own.mkdir()
+    outside.mkdir()
+    (own / "link.journal").symlink_to(outside / "secret.journal")
+    for url in (None, f"journal:{own / 'other.journal'}", "postgresql://lab@db/sweeps"):
+        check_page_storage(url, own, "postgresql://lab@db/sweeps")  # the operator's storage too
+    for url in (
+        f"journal:{outside / 'secret.journal'}",
+        f"journal:{own / 'link.journal'}",  # a link out of the folder
+        f"journal:{own / '..' / 'elsewhere' / 'secret.journal'}",
+        f"journal:{own / 'runs.jsonl'}",  # not a journal
+        f"sqlite:///{outside / 'new.db'}",
+        "postgresql://someone@host/db",
+    ):
+        with pytest.raises(SweepError, match="only this server's journal"):
+            check_page_storage(url, own, None)
+    check_page_artifacts(str(own / "shared"), own, None)
+    check_page_artifacts(str(outside), own, str(outside))
+    with pytest.raises(SweepError, match="only a folder inside this server's checkpoints folder"):
+        check_page_artifacts(str(outside), own, None)
+
+
+@pytest.mark.slow  # page runs
+def test_the_train_page_refuses_storage_and_folders_outside_the_server_and_keeps_working(folder, tmp_path_factory):
+    outside = tmp_path_factory.mktemp("elsewhere")
+    write_journal(outside / "secret.journal", 2, study="secret")
+    write_journal(folder / "sweeps.journal", 2, study="own")
+    at = open_page("1_Train.py")
+    at.text_input(key="sweep_storage_url").input(f"journal:{outside / 'secret.journal'}")
+    at.text_input(key="sweep_artifacts").input(str(outside)).run()
+    assert not at.exception and "Not this storage: only this server's journal" in texts(at)
+    assert "Not this artifact folder" in texts(at)
+    assert "secret" not in at.selectbox(key="sweep_study").options and "own" in at.selectbox(key="sweep_study").options
+    assert "Run history" in [h.value for h in at.header]

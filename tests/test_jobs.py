@@ -1,8 +1,10 @@
 """The training queue: one job at a time, cancellation and failures leave a consistent history."""
 
+import functools
 import os
-import threading
+import signal
 import time
+from pathlib import Path
 
 import pytest
 from synthetic_mnist import synthetic_mnist
@@ -28,6 +30,23 @@ def small() -> MNIST:
     return synthetic_mnist(3000, 1000)
 
 
+def held(release: Path, data: MNIST) -> MNIST:
+    """Loads ``data`` once the file ``release`` exists: a job's training process held at its start."""
+    while not release.exists():
+        time.sleep(0.01)
+    return data
+
+
+def broken_once(marker: Path, data: MNIST) -> MNIST:
+    """``data`` with labels that do not exist the first time (cross-entropy fails in the first batch), then as is."""
+    if marker.exists():
+        return data
+    marker.touch()
+    return MNIST(
+        data.train_images, data.train_labels.clone().fill_(10), data.test_images, data.test_labels, data.sha256
+    )
+
+
 def wait(job: Job, timeout: float = 120) -> None:
     deadline = time.monotonic() + timeout
     while not job.done:
@@ -37,20 +56,15 @@ def wait(job: Job, timeout: float = 120) -> None:
 
 @pytest.mark.slow
 def test_jobs_run_one_at_a_time_in_submission_order(tmp_path, small):
-    both_submitted, seen_when_loading = threading.Event(), []
-
-    def load_data() -> MNIST:
-        both_submitted.wait(timeout=60)
-        seen_when_loading.append([j.status for j in queue.jobs()])
-        return small
-
-    queue = TrainingQueue(tmp_path, load_data=load_data)
+    queue = TrainingQueue(tmp_path, data=functools.partial(held, tmp_path / "go", small))
     first = queue.submit(TINY, tiny_train(), name="first")
     second = queue.submit(TINY, tiny_train(), name="second")
-    assert queue.ahead_of(second) == [first]
-    both_submitted.set()
+    while first.status != "running":
+        time.sleep(0.01)
+    assert queue.ahead_of(second) == [first] and second.status == "queued"
+    (tmp_path / "go").touch()
     wait(second)
-    assert seen_when_loading == [["running", "queued"], ["finished", "running"]]
+    assert first.started < first.ended <= second.started  # type: ignore[operator]
     assert (first.status, second.status) == ("finished", "finished")
     assert second.checkpoint.path == tmp_path / "second.pt"
     assert second.checkpoint.metrics["test_accuracy"] > 0.5  # chance is 0.1
@@ -60,7 +74,7 @@ def test_jobs_run_one_at_a_time_in_submission_order(tmp_path, small):
 
 @pytest.mark.slow
 def test_cancel_mid_epoch_leaves_no_checkpoint_and_the_next_run_works(tmp_path, small):
-    queue = TrainingQueue(tmp_path, load_data=lambda: small)
+    queue = TrainingQueue(tmp_path, data=small)
     job = queue.submit(TINY, tiny_train(batch_size=8), name="stopped")
     while not job.events and not job.done:
         time.sleep(0.005)
@@ -78,7 +92,7 @@ def test_cancel_mid_epoch_leaves_no_checkpoint_and_the_next_run_works(tmp_path, 
 
 @pytest.mark.slow
 def test_a_queued_job_cancelled_before_it_starts_never_runs(tmp_path, small):
-    queue = TrainingQueue(tmp_path, load_data=lambda: small)
+    queue = TrainingQueue(tmp_path, data=small)
     first = queue.submit(TINY, tiny_train(), name="first")
     skipped = queue.submit(TINY, tiny_train(), name="skipped")
     skipped.cancel()
@@ -90,11 +104,7 @@ def test_a_queued_job_cancelled_before_it_starts_never_runs(tmp_path, small):
 
 @pytest.mark.slow
 def test_a_failing_job_records_its_error_and_the_next_job_works(tmp_path, small):
-    broken = MNIST(
-        small.train_images, small.train_labels.clone().fill_(10), small.test_images, small.test_labels, small.sha256
-    )  # label 10 does not exist: cross-entropy fails inside the first batch
-    datasets = iter([broken, small])
-    queue = TrainingQueue(tmp_path, load_data=lambda: next(datasets))
+    queue = TrainingQueue(tmp_path, data=functools.partial(broken_once, tmp_path / "broken", small))
     failed = queue.submit(TINY, tiny_train(), name="broken")
     wait(failed)
     assert failed.status == "failed" and "out of bounds" in failed.error
@@ -108,7 +118,7 @@ def test_a_failing_job_records_its_error_and_the_next_job_works(tmp_path, small)
 
 @pytest.mark.slow
 def test_submit_rejects_bad_and_taken_names(tmp_path, small):
-    queue = TrainingQueue(tmp_path, load_data=lambda: small)
+    queue = TrainingQueue(tmp_path, data=small)
     with pytest.raises(CheckpointError, match="invalid run name"):
         queue.submit(TINY, tiny_train(), name="../escape")
     job = queue.submit(TINY, tiny_train(), name="mine")
@@ -121,22 +131,18 @@ def test_submit_rejects_bad_and_taken_names(tmp_path, small):
 
 @pytest.mark.slow
 def test_automatic_names_stay_unique_while_jobs_wait(tmp_path, small):
-    queue = TrainingQueue(tmp_path, load_data=lambda: small)
+    queue = TrainingQueue(tmp_path, data=small)
     jobs = [queue.submit(TINY, tiny_train()) for _ in range(3)]
     assert len({job.name for job in jobs}) == 3
-    for job in jobs:
+    for job in jobs:  # none needs to train
+        job.cancel()
         wait(job)
 
 
-def blocked_queue(tmp_path, small, **options) -> tuple[TrainingQueue, threading.Event]:
-    """A queue whose first job holds the worker (loading data) until the returned event is set."""
-    release = threading.Event()
-
-    def load_data() -> MNIST:
-        release.wait(timeout=60)
-        return small
-
-    return TrainingQueue(tmp_path, load_data=load_data, **options), release
+def blocked_queue(tmp_path, small, **options) -> tuple[TrainingQueue, Path]:
+    """A queue whose jobs hold the worker (their training process loading data) until the returned file exists."""
+    release = tmp_path / "release"
+    return TrainingQueue(tmp_path, data=functools.partial(held, release, small), **options), release
 
 
 @pytest.mark.slow
@@ -149,7 +155,7 @@ def test_cancelling_a_queued_job_takes_effect_at_once_and_is_logged(tmp_path, sm
     assert waiting.status == "cancelled" and waiting.done
     assert {r["name"]: r["status"] for r in read_runs(tmp_path)}["waiting"] == "cancelled"
     assert queue.active() == [first]
-    release.set()
+    release.touch()
     wait(first)
     assert first.status == "finished" and not waiting.events and not waiting.path.exists()
 
@@ -165,7 +171,8 @@ def test_the_queue_is_bounded(tmp_path, small):
         queue.submit(TINY, tiny_train(), name="refused")
     assert [job.name for job in queue.active()] == ["running", "waiting"]
     waiting.cancel()
-    release.set()
+    running.cancel()
+    release.touch()
     wait(running)
 
 
@@ -176,7 +183,7 @@ def test_a_queued_job_nobody_watches_is_dropped_when_its_turn_comes(tmp_path, sm
     watched = queue.submit(TINY, tiny_train(), name="watched")
     orphan = queue.submit(TINY, tiny_train(), name="orphan")
     orphan.last_heartbeat -= 120  # its owner (a browser tab) went away two minutes ago
-    release.set()
+    release.touch()
     wait(orphan)
     wait(watched)
     assert (watched.status, orphan.status) == ("finished", "cancelled")
@@ -188,9 +195,10 @@ def test_a_queued_job_nobody_watches_is_dropped_when_its_turn_comes(tmp_path, sm
 
 @pytest.mark.slow
 def test_a_reloaded_page_finds_its_job_by_name(tmp_path, small):
-    queue = TrainingQueue(tmp_path, load_data=lambda: small)
+    queue = TrainingQueue(tmp_path, data=small)
     job = queue.submit(TINY, tiny_train(), prefix="custom")
     assert job.name.startswith("custom-") and queue.find(job.name) is job and queue.find("nope") is None
+    job.cancel()
     wait(job)
 
 
@@ -213,22 +221,46 @@ def test_phase_fraction_and_time_left_follow_the_run(tmp_path):
     assert (job.phase, job.remaining_seconds()) == ("finished", 0.0)
 
 
+@pytest.mark.slow
 @pytest.mark.skipif(not hasattr(os, "setpriority"), reason="no nice values on this system")
-def test_training_yields_the_cpu_to_the_pages(tmp_path, small):
-    """A Quick run at the server's priority slowed every drawing session: the queue's thread runs niced, the page's
-    threads keep their priority."""
-    mine = os.getpriority(os.PRIO_PROCESS, threading.get_native_id())
-    seen = []
-    job = TrainingQueue(tmp_path, load_data=lambda: small).submit_work(
-        "niced", lambda *_: seen.append(os.getpriority(os.PRIO_PROCESS, threading.get_native_id())), TINY, tiny_train()
-    )
+def test_training_runs_in_a_process_of_its_own_that_yields_the_cpu_to_the_pages(tmp_path, small):
+    """A Quick run at the server's priority slowed every drawing session: training runs in a child process, niced;
+    the server keeps its priority."""
+    mine = os.getpriority(os.PRIO_PROCESS, 0)
+    queue, release = blocked_queue(tmp_path, small)
+    job = queue.submit(TINY, tiny_train(), name="niced")
+    deadline = time.monotonic() + 60
+    while job.pid is None or os.getpriority(os.PRIO_PROCESS, job.pid) != min(mine + TRAINING_NICENESS, 19):
+        assert time.monotonic() < deadline and not job.done, job.error
+        time.sleep(0.01)
+    assert job.pid != os.getpid()
+    release.touch()
     wait(job)
-    assert job.status == "finished" and seen == [min(mine + TRAINING_NICENESS, 19)]
-    assert os.getpriority(os.PRIO_PROCESS, threading.get_native_id()) == mine
+    assert job.status == "finished" and os.getpriority(os.PRIO_PROCESS, 0) == mine
+
+
+@pytest.mark.slow
+def test_a_training_process_killed_mid_run_fails_its_job_and_the_next_job_runs(tmp_path, small):
+    queue = TrainingQueue(tmp_path, data=small)
+    killed = queue.submit(TINY, tiny_train(batch_size=8), name="killed")
+    after = queue.submit(TINY, tiny_train(), name="after")
+    while not killed.events:  # its progress arrives from the training process
+        assert not killed.done, killed.error
+        time.sleep(0.01)
+    assert killed.pid is not None and killed.latest.kind == "batch" and killed.phase == "training"
+    os.kill(killed.pid, signal.SIGKILL)  # a crash of the process, or the system out of memory
+    wait(after)
+    assert (killed.status, killed.error) == (
+        "failed",
+        "the training process stopped without a result (killed by SIGKILL)",
+    )
+    assert after.status == "finished" and after.checkpoint is not None
+    assert not killed.path.exists() and not list(tmp_path.glob(".killed*"))
+    assert {r["name"]: r["status"] for r in read_runs(tmp_path)} == {"killed": "interrupted", "after": "finished"}
 
 
 def test_a_sweep_jobs_fraction_is_that_of_its_trial_in_flight(tmp_path):
-    sweep = Job("sweep", TINY, tiny_train(), tmp_path, status="running", work=lambda *_: None)
+    sweep = Job("sweep", TINY, tiny_train(), tmp_path, status="running", kind="sweep")
     sweep.events += [progress("batch", 1, 5), progress("epoch", 2, 10)]
     assert sweep.fraction == 1.0  # the first trial's training is done
     sweep.events.append(progress("batch", 1, 1))  # the next trial's first batch
@@ -237,7 +269,7 @@ def test_a_sweep_jobs_fraction_is_that_of_its_trial_in_flight(tmp_path):
 
 def test_a_sweep_of_several_trials_shows_progress_and_time_left_over_all_of_them(tmp_path):
     queue = TrainingQueue(tmp_path)
-    sweep = Job("sweep", TINY, tiny_train(), tmp_path, estimate=Estimate(2.0, 100.0, 10.0), work=print, units=4)
+    sweep = Job("sweep", TINY, tiny_train(), tmp_path, estimate=Estimate(2.0, 100.0, 10.0), kind="sweep", units=4)
     behind = Job("run", TINY, tiny_train(), tmp_path / "run.pt", estimate=Estimate(2.0, 100.0, 10.0))
     queue._jobs += [sweep, behind]
     assert sweep.remaining_seconds() == 4 * 112.0 and queue.starts_in(behind) == 4 * 112.0

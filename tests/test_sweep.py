@@ -24,7 +24,6 @@ from mnist_core.jobs import TrainingQueue
 from mnist_core.runs import read_runs
 from mnist_core.studies import SweepError, open_storage
 from mnist_core.sweep import run_sweep, search_space, summary
-from mnist_core.train import PRESETS
 
 # Fixed for every trial, so each takes seconds; the rest (lr, batch size, dropout, augmentation) is searched.
 TINY = {"epochs": 1, "train_size": 2000, "val_size": 500, "conv1_channels": 4, "conv2_channels": 8, "hidden_units": 16}
@@ -89,21 +88,8 @@ def test_bad_settings_and_another_presets_study_are_refused_before_any_trial(tmp
 
 @pytest.mark.slow
 def test_a_sweep_job_goes_through_the_queue_and_stops_when_cancelled(tmp_path, mnist, sweep_storage):
-    queue = TrainingQueue(tmp_path, load_data=lambda: mnist)
-
-    def work(data, on_progress, should_stop):
-        run_sweep(
-            5,
-            data,
-            tmp_path,
-            "queued",
-            sweep_storage,
-            fixed={**TINY, "batch_size": 16},
-            on_progress=on_progress,
-            should_stop=should_stop,
-        )
-
-    job = queue.submit_work("sweep queued", work, *PRESETS["quick"])
+    queue = TrainingQueue(tmp_path, data=mnist)
+    job = queue.submit_sweep("queued", 5, sweep_storage, fixed={**TINY, "batch_size": 16})
     deadline = time.monotonic() + 120
     while not job.events:
         assert time.monotonic() < deadline and not job.done, job.error

@@ -122,6 +122,30 @@ def test_reading_a_study_again_costs_what_changed(tmp_path):
     assert len(view_storage(f"journal:{journal}", tmp_path).get_all_trials(0)) == 3001
 
 
+@pytest.mark.slow  # no training, but page runs
+def test_the_train_page_redraws_a_large_study_from_its_caches_and_sends_one_bounded_figure(folder, monkeypatch):
+    monkeypatch.syspath_prepend(str(REPO / "dashboard"))
+    import sweep_view  # the module the page imports
+
+    monkeypatch.setattr(sweep_view, "LINES", 20)  # as with 300 of thousands, in a study that is quick to draw
+    write_journal(folder / "sweeps.journal", 30)
+    at = open_page("1_Train.py")
+    at.selectbox(key="sweep_study").set_value("s").run()
+    made = []
+    monkeypatch.setattr(sweep_view, "summary", lambda study: made.append(study) or summary(study))
+    at.button_group(key="sweep_figure").set_value("Parallel coordinates").run()
+    assert not at.exception and not made  # nothing changed: the table and the figures come from the caches
+    sent = [json.loads(chart.proto.spec) for chart in at.get("plotly_chart")]
+    shown = [figure for figure in sent if "Parallel" in figure["layout"]["title"]["text"]]
+    assert len(shown) == 1 and len(shown[0]["data"]) == 20 + 1  # a line per trial, and the colour bar
+    assert not any("Optimization History" in figure["layout"]["title"]["text"] for figure in sent)  # one at a time
+    assert "The 20 best of the 30 completed trials." in texts(at)
+    with (folder / "sweeps.journal").open("a") as f:  # another worker finishes one more
+        f.write((folder / "sweeps.journal").read_text().splitlines()[-1] + "\n")
+    at.run()
+    assert len(made) == 1 and "Study **s**: 31 trial(s) done, 0 running." in texts(at)
+
+
 @pytest.mark.slow  # no training, but 6 s of page runs: more than the fast tier can spare
 def test_the_train_page_on_a_torn_journal_or_a_foreign_file_keeps_working_and_writes_nothing(folder):
     journal = folder / "sweeps.journal"

@@ -39,7 +39,7 @@ def test_a_drawing_joins_the_panel_and_survives_the_checkpoint_format(mnist):
 def test_a_job_records_the_panels_predictions_every_epoch_for_replay(tmp_path, mnist):
     small = MNIST(mnist.train_images[:2000], mnist.train_labels[:2000], mnist.test_images, mnist.test_labels, "x")
     drawing = mnist.test_images[1]
-    job = TrainingQueue(tmp_path, load_data=lambda: small).submit(
+    job = TrainingQueue(tmp_path, data=small).submit(
         TINY, TrainConfig(epochs=2, batch_size=100, val_size=200), name="watched", drawing=drawing
     )
     deadline = time.monotonic() + 120
