@@ -67,7 +67,7 @@ CHUNK = 1000  # digits per forward pass and per distance matrix: (CHUNK, C*49) m
 SIDE_AUGMENTED = 2000  # references augmented once more for the line, so that it keeps untidy digits on their side
 SIDE_OTHERS = 4000  # letters and scribbles it is fitted against, a third scribbles
 SIDE_WEIGHT = 3.0  # the line's part counts as much as the three distances together
-SIDE_STEPS = 100  # L-BFGS iterations: the loss has settled well before
+SIDE_STEPS = 50  # L-BFGS iterations: the loss has settled well before
 SIDE_RIDGE = 1e-4  # weight decay on the line's standardised weights
 PARTS = (
     "Mahalanobis, channel means",
