@@ -1,15 +1,16 @@
-"""Letters and symbols as MNIST-like images, drawn from fonts every install has: non-digits for outlier exposure.
+"""Letters and symbols as MNIST-like images, drawn from fonts every install has: what "not a digit" learns from.
 
-A model taught only scribbles and digit pairs to be "no digit" still reads a B as 8 and a Z
-as 2. Letters are the non-digits people most often bring, so training shows it many,
-written as a pen would: OpenCV's Hershey fonts are single-stroke (plotter) alphabets,
-eight faces, upright and italic, drawn at any pen width; Pillow's built-in scalable font
-adds filled outlines. Both come with the package's own dependencies, so the default model
-can be rebuilt anywhere, and neither is a font the tests draw their letters with.
+Distances to digits alone still let a B pass as an 8 and a Z as a 2. Letters are the
+non-digits people most often bring, so the "not a digit" score (``ood``) draws a line
+between digits and many letters, written as a pen would: OpenCV's Hershey fonts are
+single-stroke (plotter) alphabets, eight faces, upright and italic, drawn at any pen
+width; Pillow's built-in scalable font adds filled outlines. Both come with the package's
+own dependencies, so any checkpoint's score can be fitted anywhere, and neither is a
+font the tests draw their letters with.
 
 Characters a careful reader could not tell from a digit either are left out: O and o,
 and the single strokes I, l, |, /, !, brackets and parentheses, which are a 0 or a 1 as
-often written; teaching the model that a plain ring is no digit would teach it to refuse 0s.
+often written; drawing the line past a plain ring would refuse 0s.
 """
 
 from __future__ import annotations

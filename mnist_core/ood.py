@@ -2,7 +2,8 @@
 
 Softmax spreads all belief over ten digits, so an "A" or a smiley still gets a confident
 answer. The score here asks how far a picture's last convolutional features lie from
-those of digits the model trained on, in three ways, each blind to what another sees:
+those of digits the model trained on, in three ways, each blind to what another sees,
+and on which side of a line between digits and letters they fall:
 
 - what strokes: the channels averaged over the image, their Mahalanobis distance to the
   nearest class mean (Lee et al., 2018; per-class means, one shared covariance);
@@ -13,24 +14,25 @@ those of digits the model trained on, in three ways, each blind to what another 
   distance on the whole 7x7 map, normalised and projected on its first LAYOUT_AXES
   principal axes so that it costs little;
 - which side of a line it is on, which tells a B from an 8 better than any distance: a
-  logistic regression on the 7x7 map pooled to 3x3 and to channel means, fitted on training digits (plain and
-  augmented) against letters and symbols (``letters``) and scribbles (``data.outliers``).
-  Distances only know digits, so a letter that lies as close to them as an untidy digit
-  does passes; the line is drawn where letters actually lie. It is weighted as much as
-  the three distances together (SIDE_WEIGHT).
+  logistic regression on the 7x7 map pooled to 3x3 and to channel means, fitted on
+  training digits (plain and augmented) against letters and symbols (``letters``) and
+  scribbles (``data.outliers``). Distances only know digits, so a letter that lies as
+  close to them as an untidy digit does passes; the line is drawn where letters lie.
+  It is weighted as much as the three distances together (SIDE_WEIGHT).
 
 Each part is put on one scale by its median and its 1 - REJECT_RATE quantile on held-out
 digits, and the score is their weighted sum: one number, one threshold, the value only
 REJECT_RATE of held-out MNIST digits exceed, so real digits are almost never refused.
 
-Measured (bench/photos.py, bench/RESULTS.md) on generated letters, symbols, shapes and
-scribbles, at 0.5% of held-out MNIST digits refused, developed on seeds the tests do not
-use: the sum flagged 82%, 81% and 88% of non-digit images on three development seeds,
-where the Mahalanobis distance alone (the score before) flagged about 53%, with 0.51% of
-MNIST test digits refused. Each part alone, the distance on penultimate features, the
-energy score (Liu et al., 2020), the top softmax probability, Mahalanobis on 2x2 or 3x3
-pooled maps, relative Mahalanobis (Ren et al., 2021), per-layer ensembles over both conv
-layers and a pixel-space PCA reconstruction error all flagged fewer (9% to 73%).
+bench/digit_score.py --figures measures each part and the softmax scores on letters
+written like digits (tests/not_digits.py), and bench/photos.py on letters, shapes and
+scribbles; bench/RESULTS.md has the figures. Each distance alone, the distance on
+penultimate features, the energy score (Liu et al., 2020), the top softmax probability,
+Mahalanobis on pooled maps, relative Mahalanobis (Ren et al., 2021), per-layer ensembles
+and a pixel-space PCA reconstruction error all flagged fewer than the sum, and the sum
+of the distances flagged fewer letters than the sum with the line. Outlier exposure to
+the same letters in training, without the line, moved the distances little and cost
+MNIST accuracy.
 
 The fit runs at the end of every training run, so its size is set by what it costs.
 More references flag a little more (20,000 with 64 axes: 82%, 78%, 85% with the axes
@@ -38,8 +40,9 @@ from 2,000 of them, 86%, 82%, 89% from all), but each one is a forward pass at f
 time and C + LAYOUT_AXES half-precision numbers in the checkpoint, and held-out digits
 (the training set's writers) find closer neighbours than the test set's writers do, so
 MNIST test refusals creep towards 1% (0.95% with all 55,000). 10,000 references and 32
-axes from 2,000 of them cost about what the Mahalanobis score alone did: bench/digit_score.py measures the fit (quick
-preset about 1 s, best about 5 s, at most 0.3 GB more memory) and the stored score
+axes from 2,000 of them cost about what the Mahalanobis score alone did; the line adds
+SIDE_AUGMENTED + SIDE_OTHERS forward passes, fewer of them flagging fewer letters.
+bench/digit_score.py measures the fit's time and memory and the stored score's size
 (``digit_score``, 2 MB for the default model). Scoring one digit costs well under a
 millisecond on one thread, most of it the two nearest-neighbour searches.
 """

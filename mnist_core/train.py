@@ -25,7 +25,6 @@ import torch.nn.functional as F
 
 from . import settings
 from .data import MNIST, augment, outliers
-from .letters import written_letters
 from .model import CNN, ModelConfig
 from .settings import Interval, Setting, setting
 
@@ -103,7 +102,7 @@ class TrainConfig:
     outlier_exposure: float = setting(
         0.0,
         "Outlier exposure",
-        "weight of the loss that teaches non-digits (letters, scribbles, digit pairs) to look like none; 0 is off",
+        "weight of the loss that teaches non-digits (scribbles, digit pairs) to look like none; 0 is off",
         low=0.0,
         high=10.0,
         rare=True,
@@ -289,17 +288,14 @@ def _batch(
 ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
     """A batch's images and labels, augmented in the epochs that are, and the non-digits that go with it.
 
-    Outlier exposure makes as many non-digits as half the batch, half of them scribbles and digit
-    pairs (``data.outliers``) and half letters and symbols (``letters.written_letters``); without it
+    Outlier exposure makes as many non-digits as half the batch (``data.outliers``); without it
     there are none (zero rows). Everything is made on the device the batch is on.
     """
     x, y = train_data.images[index], train_data.labels[index]
     if epoch <= config.augmented_epochs:
         x = augment(x, generator, y)
-    if not config.outlier_exposure:
-        return x, y, x[:0]
-    shapes = outliers(x[: len(x) // 4], generator)
-    return x, y, torch.cat([shapes, written_letters(len(x) // 2 - len(shapes), generator, x.device)])
+    odd = outliers(x[: len(x) // 2], generator) if config.outlier_exposure else x[:0]
+    return x, y, odd
 
 
 def train_step(
