@@ -1,4 +1,5 @@
-"""Outlier exposure: generated non-digits, and a model trained to find them no digit in particular."""
+"""Non-digits: generated scribbles and letters, a model trained to find them no digit in particular, and the
+"not a digit" score that flags letters shaped like digits."""
 
 import dataclasses
 from dataclasses import replace
@@ -29,7 +30,7 @@ def test_outliers_are_seeded_normalized_images_unlike_the_digits_they_came_from(
     assert not any(torch.equal(m, d) for m in made for d in digits)
 
 
-def test_training_letters_are_mnist_like_and_written_differently_each_time():
+def test_the_scores_letters_are_mnist_like_and_written_differently_each_time():
     bank = letters()
     assert bank.shape[1:] == (1, 28, 28) and len(bank) >= 3000 and torch.equal(bank, letters())
     assert bank.min() >= -1 and bank.max() <= 1 and ((bank > 0).flatten(1).sum(1) >= 10).all()
