@@ -37,16 +37,21 @@ from .data import normalize
 from .images import ImageError, ImageSource, from_array, load_image
 
 WORK_SIZE = 512  # the ink is found at most at this size: plenty for 20x20 results, even six in a row, and fast
-MIN_WORK_SIZE = 128  # a drawing is halved where its strokes are wide, but never below this size
+MIN_WORK_SIZE = 128  # a smaller picture is enlarged to this size; a drawing is halved, but never below it
 THICKEN = 2  # pixels, at the decoded size: gaps in a stroke that pieces of ink are thickened to bridge
 STROKE_PIXELS = 3  # strokes this wide are enough to find and label a drawing's ink: twice as wide, it is halved
 MIN_CONTRAST = 32.0  # of 255 levels: fainter marks are paper texture, faint paper lines, shadows or noise
+CLEAN = 0.8  # of the variance explained by Otsu's split: a picture of two clean levels (a canvas, a scan)
+BALANCED = 0.35  # the smaller of those two levels' shares: above it, either could be the ink
+EDGE_PAPER = 0.85  # ... and the level of at least this share of the picture's edge is the paper (a shadow takes less)
 AMBIGUOUS = 0.2  # of the level range: a median closer than this to its middle is dim paper, not a dark ground
+INK_SHARE = 0.25  # of a picture: more is a digit cropped close, whose ink is no noise
 NOISE_LEVELS = 5.0  # ink stands this many noise deviations above the paper (JPEG and grain are correlated)
 OPENING_SIZE = 1 / 6  # of the longer side: the top-hat's square, wider than any pen stroke of a written digit
 DUST = 0.02  # pieces with less ink than this share of the biggest piece are dust, dropped before grouping
 MIN_DIGIT_SIZE = 0.04  # of the image's longer side: anything smaller is a speck, not a digit
 MIN_ELONGATION = 2.5  # a digit is longer than 2.5 stroke widths; a dot or blot is not
+SPAN = 0.8  # a digit's strokes, end to end, reach at least this share across it; a few specks close together do not
 ROW_HEIGHT = (0.4, 2.5)  # a digit beside the tallest one in a number is between these multiples of its height
 MAX_GAP = 1.5  # digits of one number are at most this many digit heights apart
 DIGIT_ASPECT = 0.75  # a digit's typical width / height, to count digits that touch
@@ -57,6 +62,7 @@ BOX = 20  # MNIST scales digits to fit 20x20 ...
 SIZE = 28  # ... and centres them in 28x28
 
 Box = tuple[int, int, int, int]  # x0, y0, x1, y1 (exclusive), in pixels
+REPLICATE = cv2.BORDER_REPLICATE
 CROSS = cv2.getStructuringElement(cv2.MORPH_CROSS, (3, 3))  # a pixel and its 4 neighbours
 
 
@@ -118,6 +124,9 @@ def _grayscale(image: Image.Image) -> np.ndarray:
     if scale < 1:
         size = (max(1, round(image.width * scale)), max(1, round(image.height * scale)))
         image = image.resize(size, Image.Resampling.BOX)
+    elif max(image.size) < MIN_WORK_SIZE:  # MNIST's own 28x28: a stroke two pixels wide is too few to measure
+        scale = MIN_WORK_SIZE / max(image.size)
+        image = image.resize((round(image.width * scale), round(image.height * scale)), Image.Resampling.BICUBIC)
     pixels = np.asarray(image)
     if not has_alpha:
         return (pixels if pixels.ndim == 2 else pixels.max(axis=2)).astype(np.float32)
@@ -170,7 +179,10 @@ def _stroke_width(mask: np.ndarray) -> float:
     Edge pixels are those with a 4-neighbour outside the mask (beyond the image counts as outside).
     """
     area = cv2.countNonZero(mask.view(np.uint8))
-    inner = cv2.erode(mask.view(np.uint8), CROSS, borderType=cv2.BORDER_CONSTANT, borderValue=0)
+    inner = cv2.erode(
+        mask.view(np.uint8),
+        CROSS,
+    )
     edge = area - cv2.countNonZero(inner)
     return 2 * area / edge if edge else 0.0
 
@@ -192,7 +204,7 @@ def _top_hat(ink_up: np.ndarray, drawing: bool) -> np.ndarray:
     width = 0.0
     # Only a picture of two clean levels (a canvas, a scan) is measured: Otsu's split explains most of its
     # variance. In a photo the split also takes in shadows, which would look like very wide strokes.
-    if explained >= 0.8:
+    if explained >= CLEAN:
         width = _stroke_width(ink_up > level)
         width = width if width <= max(ink_up.shape) / 3 else 0.0  # wider is a page or a region, not a stroke
     if drawing and width >= 2 * STROKE_PIXELS and max(ink_up.shape) >= 2 * MIN_WORK_SIZE:
@@ -201,13 +213,37 @@ def _top_hat(ink_up: np.ndarray, drawing: bool) -> np.ndarray:
         width /= 2
     size = max(3, round(OPENING_SIZE * max(ink_up.shape)), round(3 * width))
     square = np.ones((size | 1, size | 1), np.uint8)  # odd, so the opening is centred on each pixel
-    return ink_up - cv2.morphologyEx(ink_up, cv2.MORPH_OPEN, square)
+    return ink_up - cv2.morphologyEx(_edges_opened(ink_up, size | 1), cv2.MORPH_OPEN, square, borderType=REPLICATE)
+
+
+def _edges_opened(image: np.ndarray, size: int) -> np.ndarray:
+    """The image with its four edge lines opened along their length, as the picture's edge is continued outwards.
+
+    Beyond the picture is taken to be what lies along its edge without the strokes that
+    cross it: a digit cropped close is strokes that end at the edge, not the side of a
+    region wider than the opening's square, which the opening would keep (and the
+    top-hat drop), while a shadow, the desk or a dark corner at the edge goes on beyond it.
+    """
+    edged = image.copy()
+    line = np.ones((1, size), np.uint8)
+    for index in (0, -1):
+        edged[index] = cv2.morphologyEx(image[index][None], cv2.MORPH_OPEN, line, borderType=REPLICATE)[0]
+        edged[:, index] = cv2.morphologyEx(image[:, index][None], cv2.MORPH_OPEN, line, borderType=REPLICATE)[0]
+    return edged
 
 
 def _floor(residual: np.ndarray) -> float:
-    """The lowest level that is ink: MIN_CONTRAST, or NOISE_LEVELS times the noise."""
+    """The lowest level that is ink: MIN_CONTRAST, or NOISE_LEVELS times the noise.
+
+    The noise is the residual's spread, or, where its upper class (Otsu) is a large share,
+    that of its lower class, the paper: in a digit cropped close ink can be half the picture,
+    and would count as noise.
+    """
     sample = residual[::2, ::2]  # every 4th pixel estimates the noise as well, 4x faster
-    return max(MIN_CONTRAST, NOISE_LEVELS * 1.4826 * float(np.median(np.abs(sample - np.median(sample)))))
+    paper = sample[sample <= _otsu(_histogram(_levels(sample)))[0]]
+    if paper.size >= (1 - INK_SHARE) * sample.size:
+        paper = sample
+    return max(MIN_CONTRAST, NOISE_LEVELS * 1.4826 * float(np.median(np.abs(paper - np.median(paper)))))
 
 
 def _polarity(gray: np.ndarray, drawing: bool) -> tuple[np.ndarray, float]:
@@ -224,6 +260,16 @@ def _polarity(gray: np.ndarray, drawing: bool) -> tuple[np.ndarray, float]:
     median = float(np.median(gray[::2, ::2]))  # every 4th pixel is as good a median, 4x faster
     low, high = float(gray.min()), float(gray.max())
     light_ink = median < (low + high) / 2 - AMBIGUOUS * (high - low)
+    level, explained = _otsu(_histogram(_levels(gray)))
+    dark = float(np.mean(gray[::2, ::2] <= level))
+    if explained >= CLEAN and min(dark, 1 - dark) >= BALANCED:
+        # A digit cropped close with a fat pen can be more ink than paper, so the median is ink. In a clean
+        # two-level picture (a scan, a canvas) the picture's edge is then mostly paper, where the ink touches
+        # it only at a few points.
+        ring = np.concatenate([gray[0], gray[-1], gray[1:-1, 0], gray[1:-1, -1]])
+        dark_edge = float(np.mean(ring <= level))
+        if dark_edge >= EDGE_PAPER or dark_edge <= 1 - EDGE_PAPER:
+            light_ink = dark_edge >= EDGE_PAPER
     residual = _top_hat(gray if light_ink else 255 - gray, drawing)
     return residual, _floor(residual)
 
@@ -257,14 +303,14 @@ def _ink(gray: np.ndarray, drawing: bool) -> tuple[np.ndarray, np.ndarray, np.nd
 def _is_digit(piece: np.ndarray, image_size: int) -> bool:
     """Whether a group of ink could be a digit and not a speck (too small), a dot or blot (a digit
     is longer than MIN_ELONGATION stroke widths) or a few specks close together (their strokes are
-    too short to reach across the group)."""
+    too short to reach across the group: a 1 cut at both ends by the picture's edge only just does)."""
     rows, cols = np.nonzero(piece)
     if not len(rows):
         return False
     extent = max(np.ptp(rows), np.ptp(cols)) + 1
     width = _stroke_width(piece)
     length = np.count_nonzero(piece) / max(width, 1.0)
-    return bool(extent >= MIN_DIGIT_SIZE * image_size and extent >= MIN_ELONGATION * width and length >= extent)
+    return bool(extent >= MIN_DIGIT_SIZE * image_size and extent >= MIN_ELONGATION * width and length >= SPAN * extent)
 
 
 @dataclass
@@ -457,8 +503,9 @@ def _centre(patch: np.ndarray) -> np.ndarray:
     return out
 
 
-def _digit(ink: np.ndarray, offset: tuple[int, int], scale: float) -> Digit | None:
-    """One digit's ink (uint8, zero elsewhere) made MNIST-like; None if nothing is left of it."""
+def _digit(ink: np.ndarray, offset: tuple[int, int], scale: float, size: tuple[int, int]) -> Digit | None:
+    """One digit's ink (uint8, zero elsewhere) made MNIST-like, its box in the ``size`` of the input image; None if
+    nothing is left of it."""
     cropped, (x0, y0, x1, y1) = _crop(ink)
     fitted = _fit_box(cropped)
     if not fitted.any():
@@ -468,8 +515,8 @@ def _digit(ink: np.ndarray, offset: tuple[int, int], scale: float) -> Digit | No
     box = (
         int((ox + x0) * scale),
         int((oy + y0) * scale),
-        int(np.ceil((ox + x1) * scale)),
-        int(np.ceil((oy + y1) * scale)),
+        min(int(np.ceil((ox + x1) * scale)), size[0]),
+        min(int(np.ceil((oy + y1) * scale)), size[1]),
     )
     return Digit(normalize(torch.from_numpy(steps["28x28"])[None])[0], box, steps)
 
@@ -509,7 +556,7 @@ def preprocess(source: ImageSource) -> Preprocessed:
         )
         digit_width = float(np.median(single)) if len(single) >= 2 else DIGIT_ASPECT * group.height
         for part in _split(group, piece_ink, max(digit_width, 0.5 * group.height)):
-            digit = _digit(part, (group.box[0], group.box[1]), scale)
+            digit = _digit(part, (group.box[0], group.box[1]), scale, size)
             if digit is not None:
                 digits.append(digit)
     if len(digits) == 1:

@@ -360,3 +360,50 @@ def smiley() -> Image.Image:
     pen.ellipse((115, 65, 135, 85), fill=0)
     pen.arc((60, 90, 140, 150), 20, 160, fill=0, width=10)
     return picture
+
+
+def _scan(coverage: np.ndarray, rng: np.random.Generator, light_on_dark: bool) -> Image.Image:
+    """Ink coverage (0..1) as a flat grayscale scan: paper and ink levels, a little blur, noise and maybe JPEG."""
+    paper, ink = rng.uniform(170, 255), rng.uniform(0, 90)
+    if light_on_dark:
+        paper, ink = rng.uniform(0, 60), rng.uniform(170, 255)
+    gray = paper + (ink - paper) * coverage + rng.normal(0, rng.uniform(0, 5), coverage.shape)
+    image = Image.fromarray(np.clip(gray, 0, 255).astype(np.uint8))
+    if rng.random() < 0.4 and min(image.size) >= 16:
+        buffer = io.BytesIO()
+        image.convert("RGB").save(buffer, "JPEG", quality=int(rng.integers(70, 95)))
+        return Image.open(io.BytesIO(buffer.getvalue()))
+    return image
+
+
+def tight_crops(count: int = 100, seed: int = 4) -> list[Sample]:
+    """Digits cropped close, as scans are cropped and as digit collections store them.
+
+    In turn: dark on light cropped to the ink (sometimes a pixel or two into it), 16-400
+    pixels high, light on dark likewise, and MNIST's own format, white ink on black fitted
+    to 20x20 in 28x28, or 28 pixels high edge to edge. A flat scan, where photos() has
+    uneven light: a different recipe, developed on seeds 10-13, asserted on others.
+    """
+    rng = np.random.default_rng(seed)
+    samples = []
+    for i in range(count):
+        label, kind = i % 10, ("dark on light", "light on dark", "28x28")[(i // 10) % 3]
+        height = float(rng.uniform(60, 300))
+        glyph = _digit_glyph(label, height, rng.uniform(0.05, 0.14) * height, rng)
+        if kind == "28x28":
+            if rng.random() < 0.5:  # as MNIST made it: the longer side 20 pixels, centred in 28x28
+                glyph.thumbnail((20, 20), Image.Resampling.LANCZOS)
+                frame = Image.new("L", (28, 28), 0)
+                frame.paste(glyph, ((28 - glyph.width) // 2, (28 - glyph.height) // 2))
+                glyph = frame
+            else:
+                glyph.thumbnail((28, 28), Image.Resampling.LANCZOS)
+            samples.append(Sample(glyph, str(label), "tight 28x28"))
+            continue
+        cut = int(rng.integers(0, 3)) if rng.random() < 0.3 else 0  # a crop one or two pixels into the ink
+        glyph = glyph.crop((cut, cut, glyph.width - cut, glyph.height - cut))
+        target = float(rng.uniform(16, 400)) / glyph.height
+        glyph = glyph.resize((max(4, round(glyph.width * target)), max(4, round(glyph.height * target))))
+        coverage = np.asarray(glyph, dtype=np.float32) / 255
+        samples.append(Sample(_scan(coverage, rng, kind == "light on dark"), str(label), f"tight {kind}"))
+    return samples

@@ -10,7 +10,7 @@ from collections import defaultdict
 import numpy as np
 import pytest
 from custom_digits import draw_digit
-from photo_digits import canvases, non_digits, numbers, photos
+from photo_digits import canvases, non_digits, numbers, photos, tight_crops
 from PIL import Image
 
 from mnist_core.checkpoints import load_checkpoint
@@ -32,6 +32,17 @@ def test_photos_of_one_digit():
         by_ink[s.kind].append(p.number == s.label)
     assert _accuracy(samples, predictions) >= 0.97, {k: np.mean(v) for k, v in by_ink.items()}
     assert all(p.digit == int(p.number) for p in predictions if p.number and len(p.number) == 1)
+
+
+@pytest.mark.slow
+def test_digits_cropped_close_and_mnist_28x28_are_read_as_with_a_margin():
+    samples = tight_crops(90, seed=20)
+    predictions = predict([s.image for s in samples])
+    by_kind = defaultdict(list)
+    for s, p in zip(samples, predictions):
+        by_kind[s.kind].append(p.number == s.label)
+    assert _accuracy(samples, predictions) >= 0.95, {k: np.mean(v) for k, v in by_kind.items()}
+    assert np.mean([p.error is not None for p in predictions]) <= 0.03
 
 
 def test_canvas_drawings_including_flagged_ones_and_open_fours():
