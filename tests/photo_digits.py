@@ -407,3 +407,31 @@ def tight_crops(count: int = 100, seed: int = 4) -> list[Sample]:
         coverage = np.asarray(glyph, dtype=np.float32) / 255
         samples.append(Sample(_scan(coverage, rng, kind == "light on dark"), str(label), f"tight {kind}"))
     return samples
+
+
+def pages(
+    count: int = 40, seed: int = 5, lines: tuple[int, int] = (1, 5), digits: tuple[int, int] = (2, 8)
+) -> list[Sample]:
+    """Photos of lines of numbers, one under another (a list, a date under a phone number); the label is the
+    lines joined by a space, top to bottom. With ``digits`` (10, 16), long numbers on one line."""
+    rng = np.random.default_rng(seed)
+    samples = []
+    for _ in range(count):
+        texts = [
+            "".join(str(d) for d in rng.integers(0, 10, int(rng.integers(digits[0], digits[1] + 1))))
+            for _ in range(int(rng.integers(lines[0], lines[1] + 1)))
+        ]
+        ink = str(rng.choice(list(INKS)))
+        longest = max(len(t) for t in texts)
+        height = float(rng.uniform(45, 80))
+        pen = rng.uniform(*INKS[ink][1]) * height
+        spacing = height * rng.uniform(1.5, 2.2)
+        size = (int(longest * height * rng.uniform(1.3, 1.5) + 2 * height), int(len(texts) * spacing + 1.5 * height))
+        page = Image.new("L", size, 0)
+        for row, text in enumerate(texts):
+            glyphs = [_digit_glyph(int(d), height * rng.uniform(0.92, 1.05), pen, rng) for d in text]
+            line = _on_page(glyphs, rng, (size[0], round(spacing)), rng.uniform(0.08, 0.3))
+            page.paste(255, (int(rng.uniform(-0.05, 0.05) * height), round(0.5 * height + row * spacing)), line)
+        image = _photograph(page, rng, ink, 0)  # as written: a phone's megapixels would only cost time here
+        samples.append(Sample(image, " ".join(texts), "page" if len(texts) > 1 else "number"))
+    return samples
