@@ -44,6 +44,7 @@ STROKE_PIXELS = 3  # strokes this wide are enough to find and label a drawing's 
 MIN_CONTRAST = 32.0  # of 255 levels: fainter marks are paper texture, faint paper lines, shadows or noise
 CLEAN = 0.8  # of the variance explained by Otsu's split: a picture of two clean levels (a canvas, a scan)
 BALANCED = 0.35  # the smaller of those two levels' shares: above it, either could be the ink
+STROKE_SHARE = 0.25  # of the shorter side: a wider "stroke" is a region of the page (lit, shadowed), not ink
 EDGE_PAPER = 0.85  # ... and the level of at least this share of the picture's edge is the paper (a shadow takes less)
 AMBIGUOUS = 0.2  # of the level range: a median closer than this to its middle is dim paper, not a dark ground
 INK_SHARE = 0.25  # of a picture: more is a digit cropped close, whose ink is no noise
@@ -291,7 +292,10 @@ def _polarity(gray: np.ndarray, drawing: bool) -> tuple[np.ndarray, float]:
         ring = np.concatenate([gray[0], gray[-1], gray[1:-1, 0], gray[1:-1, -1]])
         dark_edge = float(np.mean(ring <= level))
         if dark_edge >= EDGE_PAPER or dark_edge <= 1 - EDGE_PAPER:
-            light_ink = dark_edge >= EDGE_PAPER
+            # ... and the other level is strokes: a lit page beside a shadow, framed by the desk, is not
+            ink = gray[::2, ::2] > level if dark_edge >= EDGE_PAPER else gray[::2, ::2] <= level
+            if _stroke_width(ink) <= STROKE_SHARE * min(ink.shape):
+                light_ink = dark_edge >= EDGE_PAPER
     residual = _top_hat(gray if light_ink else 255 - gray, drawing)
     return residual, _floor(residual)
 

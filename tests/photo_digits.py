@@ -201,8 +201,11 @@ def _paper(size: tuple[int, int], rng: np.random.Generator, kind: str) -> np.nda
     return np.asarray(image, dtype=np.float32)
 
 
-def _photograph(coverage: Image.Image, rng: np.random.Generator, ink: str, megapixels: float) -> Image.Image:
-    """Put ink on paper and take a phone photo of it."""
+def _photograph(
+    coverage: Image.Image, rng: np.random.Generator, ink: str, megapixels: float, softness: float | None = None
+) -> Image.Image:
+    """Put ink on paper and take a phone photo of it; with ``softness``, always under a shadow whose edge is
+    that soft (a share of the picture), across the page's middle third."""
     colour, _, grainy = INKS[ink]
     height, width = coverage.height, coverage.width
     paper = _paper((width, height), rng, str(rng.choice(["plain", "ruled", "squared"])))
@@ -215,7 +218,11 @@ def _photograph(coverage: Image.Image, rng: np.random.Generator, ink: str, megap
     y, x = (a.astype(np.float32) for a in np.mgrid[0 : 1 : height * 1j, 0 : 1 : width * 1j])
     light = 1 + rng.uniform(-0.25, 0.25) * (x - 0.5) + rng.uniform(-0.25, 0.25) * (y - 0.5)
     light -= rng.uniform(0, 0.35) * ((x - 0.5) ** 2 + (y - 0.5) ** 2)  # dark corners
-    if rng.random() < 0.7:  # a hand's or the phone's shadow: a half-plane, soft or fairly sharp at its edge
+    if softness is not None:
+        angle, offset = rng.uniform(0, 2 * np.pi), rng.uniform(-0.17, 0.17)
+        side = (x - 0.5) * np.cos(angle) + (y - 0.5) * np.sin(angle) - offset
+        light *= 1 - rng.uniform(0.3, 0.55) / (1 + np.exp(-side / softness))
+    elif rng.random() < 0.7:  # a hand's or the phone's shadow: a half-plane, soft or fairly sharp at its edge
         angle = rng.uniform(0, 2 * np.pi)
         offset = rng.uniform(0.15, 0.45) * rng.choice([-1, 1])
         side = (x - 0.5) * np.cos(angle) + (y - 0.5) * np.sin(angle) - offset
@@ -303,9 +310,11 @@ def canvases(count: int = 100, seed: int = 1) -> list[Sample]:
     return samples
 
 
-def numbers(count: int = 40, seed: int = 2) -> list[Sample]:
-    """Photos of numbers of 2 to 6 digits written in a row; some digits nearly touch."""
+def numbers(count: int = 40, seed: int = 2, gap: tuple[float, float] = (0.05, 0.35)) -> list[Sample]:
+    """Photos of numbers of 2 to 6 digits written in a row; some digits nearly touch. ``gap`` is the space
+    between digits in digit heights: (-0.2, 0) makes digits that touch or overlap by up to a third of a width."""
     rng = np.random.default_rng(seed)
+    kind = "number" if gap[0] > 0 else "touching number"
     samples = []
     for _ in range(count):
         text = "".join(str(d) for d in rng.integers(0, 10, int(rng.integers(2, 7))))
@@ -314,8 +323,8 @@ def numbers(count: int = 40, seed: int = 2) -> list[Sample]:
         height = rng.uniform(0.5, 0.8) * min(size[1], size[0] / (0.9 * len(text) + 1))
         pen = rng.uniform(*INKS[ink][1]) * height
         glyphs = [_digit_glyph(int(d), height * rng.uniform(0.92, 1.05), pen, rng) for d in text]
-        image = _photograph(_on_page(glyphs, rng, size, rng.uniform(0.05, 0.35)), rng, ink, rng.uniform(1, 4))
-        samples.append(Sample(image, text, "number"))
+        image = _photograph(_on_page(glyphs, rng, size, rng.uniform(*gap)), rng, ink, rng.uniform(1, 4))
+        samples.append(Sample(image, text, kind))
     return samples
 
 
@@ -434,4 +443,20 @@ def pages(
             page.paste(255, (int(rng.uniform(-0.05, 0.05) * height), round(0.5 * height + row * spacing)), line)
         image = _photograph(page, rng, ink, 0)  # as written: a phone's megapixels would only cost time here
         samples.append(Sample(image, " ".join(texts), "page" if len(texts) > 1 else "number"))
+    return samples
+
+
+def shadowed(count: int = 60, seed: int = 6) -> list[Sample]:
+    """Photos of one digit under a shadow whose edge crosses the page's middle, from sharp (a thousandth of the
+    picture) to very soft (a fifth), often across the digit itself; thin ballpoint and faint pencil included."""
+    rng = np.random.default_rng(seed)
+    samples = []
+    for i in range(count):
+        ink = str(rng.choice(list(INKS)))
+        size = (int(rng.integers(600, 900)), int(rng.integers(600, 900)))
+        height = rng.uniform(0.25, 0.45) * min(size)
+        glyph = _digit_glyph(i % 10, height, rng.uniform(*INKS[ink][1]) * height, rng)
+        softness = float(np.exp(rng.uniform(np.log(0.001), np.log(0.2))))
+        image = _photograph(_on_page([glyph], rng, size, 0), rng, ink, 0, softness)
+        samples.append(Sample(image, str(i % 10), f"shadow {ink}"))
     return samples

@@ -9,7 +9,7 @@ import common
 import explain_view
 import teach_view
 from mnist_core.images import ImageError, load_image
-from mnist_core.predict import NOT_A_DIGIT, Prediction, predict
+from mnist_core.predict import NOT_A_DIGIT, TOO_MANY_LINES, Prediction, predict
 from wording import literal
 
 SHOWN = 720  # pixels on the picture's longer side, as drawn on the page
@@ -120,6 +120,10 @@ with answer:
     except ImageError as exc:
         st.error(f"That file cannot be read as an image: {literal(exc)}")
         st.stop()
+    if prediction is not None and prediction.error == TOO_MANY_LINES:
+        st.markdown("### Too many lines to read at once")
+        st.caption(f"Read: {prediction.error}.")
+        st.stop()
     if prediction is None or not prediction.digits:
         st.markdown("### No digit found")
         st.caption("Draw a digit (or upload or snap a picture of one, or of a number) and the prediction appears here.")
@@ -134,9 +138,10 @@ with answer:
         )
     else:
         single = len(prediction.digits) == 1
+        lines = "<br>".join(prediction.lines)  # digits and "?" only, one line of the picture each
         st.markdown(
             f"<div style='font-size:{7 if single else 5}rem;font-weight:700;line-height:1;text-align:center' "
-            f"data-testid='{'predicted-digit' if single else 'predicted-number'}'>{prediction.number}</div>",
+            f"data-testid='{'predicted-digit' if single else 'predicted-number'}'>{lines}</div>",
             unsafe_allow_html=True,
         )
         if prediction.probabilities is not None:
