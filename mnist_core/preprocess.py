@@ -6,7 +6,7 @@ misreads a digit that is dark on white, small, off-centre, on grey paper or draw
 a much thinner or thicker pen, so every input is first brought to that form:
 
     decode at reduced size -> grayscale -> ink (polarity, top-hat background, threshold)
-        -> pieces (labelled) -> digits (grouped, in a row, left to right, touching ones split)
+        -> pieces (labelled) -> digits (grouped, in up to 5 lines, each left to right, touching ones split)
         -> per digit: crop -> MNIST's stroke width, fit 20x20 -> centre of mass at (14, 14) -> [-1, 1]
 
 Phone photos are why the ink is found by shape and not by darkness: a shadow, the desk at
