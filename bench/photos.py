@@ -1,13 +1,16 @@
 """What people bring, read by a model: accuracy by kind on the generated set, "not a digit" scores compared, latency.
 
 Prints, for tests/photo_digits.py's set: the accuracy on photos (by ink), canvas
-drawings and whole numbers, the share of non-digits flagged, and the share of MNIST
+drawings, whole numbers (digits apart, and touching or overlapping by up to a third),
+digits cropped close (and MNIST's 28x28), photos under a shadow edge of every softness,
+and pages of 2-5 lines (lines counted and read right), the share of non-digits flagged, and the share of MNIST
 test digits refused; then, at the same share of held-out MNIST digits refused (0.5%),
 how many non-digit pieces each candidate score flags (ood.py's sum of three distances,
 each of them alone, the first of which was the score before, the Mahalanobis distance
 on the penultimate features, the energy score and the top softmax probability); then
 p50/p95 of preprocess + predict for a canvas (each call another generated canvas: the
-pen width sets the cost), a 12-megapixel phone JPEG and a photo of a 5-digit number.
+pen width sets the cost), a 12-megapixel phone JPEG, a photo of a 5-digit number, of a
+6-digit number whose digits touch, and of a page of 5 lines.
 
     python bench/photos.py            # on a quiet machine: the latency targets are for an idle CPU
     python bench/photos.py --checkpoint checkpoints/run-20250101-120000.pt --repeats 20
@@ -27,7 +30,7 @@ import numpy as np
 import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "tests"))
-from photo_digits import canvases, non_digits, numbers, photos
+from photo_digits import canvases, non_digits, numbers, pages, photos, shadowed, tight_crops
 
 from mnist_core.checkpoints import Checkpoint, load_checkpoint
 from mnist_core.data import load_mnist
@@ -81,6 +84,12 @@ def compare_scores(checkpoint: Checkpoint, score: DigitScore, pieces: torch.Tens
         print(f"  {name:<45} non-digit pieces flagged {flagged:6.1%}   MNIST test refused {refused:.2%}")
 
 
+def _jpeg(image) -> bytes:
+    buffer = io.BytesIO()
+    image.convert("RGB").save(buffer, "JPEG", quality=88)
+    return buffer.getvalue()
+
+
 def latency(checkpoint, repeats: int) -> None:
     def timed(sources: list) -> tuple[float, float]:
         predict(sources[0], checkpoint)  # warm-up
@@ -98,13 +107,16 @@ def latency(checkpoint, repeats: int) -> None:
     photo.save(buffer, "JPEG", quality=88)
     jpeg = buffer.getvalue()
     five = next(s.image for s in numbers(40) if len(s.label) == 5)
-    buffer = io.BytesIO()
-    five.save(buffer, "JPEG", quality=88)
+    six = next(s.image for s in numbers(40, seed=7, gap=(-0.2, 0.0)) if len(s.label) == 6)
+    page = next(s.image for s in pages(20, seed=8) if len(s.label.split()) == 5)
+    five_jpeg, six_jpeg, page_jpeg = (_jpeg(image) for image in (five, six, page))
     print("\npreprocess + predict, one image (ms):")
     for name, sources, target in (
         (f"320x320 canvases (RGBA arrays, {len(drawings)})", drawings, 10),
         ("12-megapixel phone JPEG (4000x3000 bytes)", [jpeg], 80),
-        (f"photo of a 5-digit number ({five.width}x{five.height} JPEG)", [buffer.getvalue()], 150),
+        (f"photo of a 5-digit number ({five.width}x{five.height} JPEG)", [five_jpeg], 150),
+        (f"photo of a 6-digit touching number ({six.width}x{six.height} JPEG)", [six_jpeg], 150),
+        (f"photo of a 5-line page ({page.width}x{page.height} JPEG)", [page_jpeg], 400),
     ):
         p50, p95 = timed(sources)
         print(f"  {name:<52} p50 {p50:6.1f}  p95 {p95:6.1f}  (target p95 <= {target})")
@@ -131,10 +143,18 @@ def main() -> None:
         return
 
     by_kind = defaultdict(list)
-    for sample_set in (photos(args.count), canvases(args.count), numbers(args.count // 2)):
+    touching = numbers(args.count // 2, seed=9, gap=(-0.2, 0.0))
+    sample_sets = (photos(args.count), canvases(args.count), numbers(args.count // 2), touching)
+    for sample_set in (*sample_sets, tight_crops(args.count, seed=10), shadowed(args.count, seed=11)):
         for s, p in zip(sample_set, predict([s.image for s in sample_set], checkpoint)):
             by_kind[s.kind].append(p.number == s.label)
             by_kind[s.kind.split()[0] + " (all)"].append(p.number == s.label)
+    lined = pages(args.count // 4, seed=12, lines=(2, 5))
+    for s, p in zip(lined, predict([s.image for s in lined], checkpoint)):
+        written = s.label.split()
+        by_kind["page: lines counted right"].append(len(p.lines) == len(written))
+        if len(p.lines) == len(written):
+            by_kind["page: lines read right"].extend(a == b for a, b in zip(p.lines, written))
     for kind, results in sorted(by_kind.items()):
         print(f"  {kind:<28} {np.mean(results):6.1%} of {len(results)}")
     odd = non_digits(args.count)

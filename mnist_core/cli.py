@@ -215,7 +215,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument(
         "--json",
         action="store_true",
-        help='print one JSON object per image, one per line: "number", "digit" (when exactly one), "digits" with boxes',
+        help='print one JSON object per image, one per line: "number", "digit" (when exactly one), '
+        '"digits" with boxes, "lines" (each line\'s number, top to bottom)',
     )
 
     p = commands.add_parser("export", help="write a checkpoint as ONNX or TorchScript, for other runtimes")
@@ -491,7 +492,7 @@ def _record(path: Path, checkpoint: Checkpoint) -> dict:
     so a script reads every record the same way; "error" says why no number was read."""
     from .predict import predict  # imports OpenCV: only for this command, so the others start without it
 
-    nothing: dict[str, object] = {"digit": None, "number": None, "probabilities": None, "digits": []}
+    nothing: dict[str, object] = {"digit": None, "number": None, "probabilities": None, "digits": [], "lines": []}
     try:
         [prediction] = predict([path], checkpoint)
     except ImageError as exc:
@@ -505,6 +506,7 @@ def _record(path: Path, checkpoint: Checkpoint) -> dict:
         "number": prediction.number,
         "probabilities": prediction.probabilities,
         "digits": [{"digit": r.digit, "probabilities": r.probabilities, "box": list(r.box)} for r in prediction.digits],
+        "lines": prediction.lines,
         "error": prediction.error,
     }
 

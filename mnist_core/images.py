@@ -117,7 +117,8 @@ def _decode(data: bytes, max_side: int | None = None) -> Image.Image:
             raise ImageError(f"the JPEG has {scans} scans; at most {MAX_JPEG_SCANS} are decoded")
         if max_side is not None:
             image.draft(image.mode, (max_side, max_side))
-    factor = max(image.size) // max_side if max_side is not None else 1  # what reduce() divides by
+    # What reduce() divides by: at least max_side is kept on the longer side, and half of it on the shorter one.
+    factor = min(max(image.size) // max_side, 2 * min(image.size) // max_side) if max_side is not None else 1
     needed = _decoding_bytes(image, full_size, factor >= 2)
     if needed > MAX_DECODED_BYTES:
         raise ImageError(
@@ -170,7 +171,9 @@ def load_image(source: ImageSource, max_side: int | None = None) -> Image.Image:
     With ``max_side``, a JPEG is decoded at a reduced scale (Pillow's ``draft``: the
     decoder skips detail, 1/2 to 1/8) that still keeps at least ``max_side`` pixels on
     its longer side, so a 12-megapixel photo never exists in memory at full size; any
-    other image is reduced (Pillow's ``reduce``, a box filter) right after decoding.
+    other image is reduced (Pillow's ``reduce``, a box filter) right after decoding, keeping
+    at least ``max_side`` on its longer side and half of it on its shorter one (a long
+    number, written across a wide picture, keeps its digits' detail).
 
     Raises ImageError, with a message a user can act on, for anything that is not a
     usable image: missing or empty files, anything but a regular file (pipes, devices),

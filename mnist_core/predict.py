@@ -22,10 +22,13 @@ from .inference import features_and_logits
 from .model import CNN
 from .ood import DigitScore, fit_digit_score
 from .places import default_checkpoint
-from .preprocess import Box, preprocess
+from .preprocess import MAX_LINES, Box, Preprocessed, preprocess
 
 NO_DIGIT = "no digit found"
 NOT_A_DIGIT = "not a digit"
+TOO_MANY_LINES = (
+    f"more than {MAX_LINES} lines of digits, or digits too small to read: crop the picture to {MAX_LINES} lines"
+)
 
 
 @dataclass
@@ -38,6 +41,7 @@ class DigitReading:
     is_digit: bool
     image: torch.Tensor  # the (1, 28, 28) model input
     steps: dict[str, np.ndarray]  # "cropped", "20x20", "28x28"
+    line: int = 0  # which line of the picture, from the top
 
 
 @dataclass
@@ -45,8 +49,10 @@ class Prediction:
     """What one image says.
 
     ``number`` is the digits left to right, "?" for a piece that does not look like a
-    digit; None when nothing was read. ``digit``, ``probabilities`` and ``image`` are the
-    digit's when exactly one digit was read; for a single piece that is not a digit,
+    digit; None when nothing was read. A picture of several lines has each in ``lines``,
+    top to bottom, and ``number`` is them joined by a space; ``digits`` are in that order.
+    ``digit``, ``probabilities`` and ``image`` are the digit's when exactly one digit was
+    read; for a single piece that is not a digit,
     ``probabilities`` are still given (its closest digit) and ``error`` says "not a digit".
     """
 
@@ -56,8 +62,9 @@ class Prediction:
     steps: dict[str, np.ndarray]  # preprocessing's images, for display
     number: str | None = None
     digits: list[DigitReading] = field(default_factory=list)
-    error: str | None = None  # NO_DIGIT or NOT_A_DIGIT
+    error: str | None = None  # NO_DIGIT, NOT_A_DIGIT or TOO_MANY_LINES
     size: tuple[int, int] = (0, 0)  # the image's width and height in pixels, which the boxes refer to
+    lines: list[str] = field(default_factory=list)  # each line's reading, top to bottom
 
 
 @lru_cache(maxsize=8)
@@ -92,7 +99,7 @@ def digit_score(checkpoint: Checkpoint) -> DigitScore | None:
     return _fitted(checkpoint.path.resolve(), mtime_ns, checkpoint.model, config.val_size, config.seed)
 
 
-def _read(prepared: list, checkpoint: Checkpoint) -> list[Prediction]:
+def _read(prepared: list[Preprocessed], checkpoint: Checkpoint) -> list[Prediction]:
     digits = [d for p in prepared for d in p.digits]
     readings: list[DigitReading] = []
     if digits:
@@ -100,19 +107,20 @@ def _read(prepared: list, checkpoint: Checkpoint) -> list[Prediction]:
         score = digit_score(checkpoint)
         looks_like = score.is_digit(features).tolist() if score is not None else [True] * len(digits)
         for d, probs, ok in zip(digits, logits.softmax(dim=1).tolist(), looks_like):
-            readings.append(DigitReading(int(np.argmax(probs)), probs, d.box, bool(ok), d.tensor, d.steps))
+            readings.append(DigitReading(int(np.argmax(probs)), probs, d.box, bool(ok), d.tensor, d.steps, d.line))
     predictions, start = [], 0
     for p in prepared:
         mine = readings[start : start + len(p.digits)]
         start += len(p.digits)
         if not mine:
-            predictions.append(Prediction(None, None, None, p.steps, error=NO_DIGIT, size=p.size))
+            error = TOO_MANY_LINES if p.crowded else NO_DIGIT
+            predictions.append(Prediction(None, None, None, p.steps, error=error, size=p.size))
         elif not any(r.is_digit for r in mine):
             single = mine[0] if len(mine) == 1 else None
             probs = single.probabilities if single else None
             predictions.append(Prediction(None, probs, None, p.steps, None, mine, NOT_A_DIGIT, p.size))
         else:
-            number = "".join(str(r.digit) if r.is_digit else "?" for r in mine)
+            lines = ["".join(str(r.digit) if r.is_digit else "?" for r in mine if r.line == k) for k in range(p.lines)]
             one = mine[0] if len(mine) == 1 else None
             predictions.append(
                 Prediction(
@@ -120,9 +128,10 @@ def _read(prepared: list, checkpoint: Checkpoint) -> list[Prediction]:
                     one.probabilities if one else None,
                     one.image if one else None,
                     p.steps,
-                    number,
+                    " ".join(lines),
                     mine,
                     size=p.size,
+                    lines=lines,
                 )
             )
     return predictions

@@ -6,7 +6,7 @@ misreads a digit that is dark on white, small, off-centre, on grey paper or draw
 a much thinner or thicker pen, so every input is first brought to that form:
 
     decode at reduced size -> grayscale -> ink (polarity, top-hat background, threshold)
-        -> pieces (labelled) -> digits (grouped, in a row, left to right, touching ones split)
+        -> pieces (labelled) -> digits (grouped, in up to 5 lines, each left to right, touching ones split)
         -> per digit: crop -> MNIST's stroke width, fit 20x20 -> centre of mass at (14, 14) -> [-1, 1]
 
 Phone photos are why the ink is found by shape and not by darkness: a shadow, the desk at
@@ -26,7 +26,7 @@ Every step is kept as an image, so the dashboard can show what the model sees.
 from __future__ import annotations
 
 import itertools
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 import cv2
 import numpy as np
@@ -37,26 +37,39 @@ from .data import normalize
 from .images import ImageError, ImageSource, from_array, load_image
 
 WORK_SIZE = 512  # the ink is found at most at this size: plenty for 20x20 results, even six in a row, and fast
-MIN_WORK_SIZE = 128  # a drawing is halved where its strokes are wide, but never below this size
+WIDE_GAIN = 3  # a picture over twice as wide as high keeps its shorter side at WORK_SIZE / 2, up to this many times
+MIN_WORK_SIZE = 128  # a smaller picture is enlarged to this size; a drawing is halved, but never below it
 THICKEN = 2  # pixels, at the decoded size: gaps in a stroke that pieces of ink are thickened to bridge
 STROKE_PIXELS = 3  # strokes this wide are enough to find and label a drawing's ink: twice as wide, it is halved
 MIN_CONTRAST = 32.0  # of 255 levels: fainter marks are paper texture, faint paper lines, shadows or noise
+CLEAN = 0.8  # of the variance explained by Otsu's split: a picture of two clean levels (a canvas, a scan)
+BALANCED = 0.35  # the smaller of those two levels' shares: above it, either could be the ink
+STROKE_SHARE = 0.25  # of the shorter side: a wider "stroke" is a region of the page (lit, shadowed), not ink
+EDGE_PAPER = 0.85  # ... and the level of at least this share of the picture's edge is the paper (a shadow takes less)
 AMBIGUOUS = 0.2  # of the level range: a median closer than this to its middle is dim paper, not a dark ground
+INK_SHARE = 0.25  # of a picture: more is a digit cropped close, whose ink is no noise
 NOISE_LEVELS = 5.0  # ink stands this many noise deviations above the paper (JPEG and grain are correlated)
 OPENING_SIZE = 1 / 6  # of the longer side: the top-hat's square, wider than any pen stroke of a written digit
 DUST = 0.02  # pieces with less ink than this share of the biggest piece are dust, dropped before grouping
 MIN_DIGIT_SIZE = 0.04  # of the image's longer side: anything smaller is a speck, not a digit
 MIN_ELONGATION = 2.5  # a digit is longer than 2.5 stroke widths; a dot or blot is not
+SPAN = 0.8  # a digit's strokes, end to end, reach at least this share across it; a few specks close together do not
 ROW_HEIGHT = (0.4, 2.5)  # a digit beside the tallest one in a number is between these multiples of its height
 MAX_GAP = 1.5  # digits of one number are at most this many digit heights apart
 DIGIT_ASPECT = 0.75  # a digit's typical width / height, to count digits that touch
 SPLIT_ASPECT = 1.3  # ink wider than this times its height is digits that touch; one digit never is
 MAIN_SHARE = 0.3  # the digits read hold at least this share of all ink; dust is many small pieces
+MAX_LINES = 5  # lines of digits read from one picture: a list, a date under a phone number
+LINE_HEIGHT = 0.5  # another line's biggest digit is at least this share of the first line's height ...
+LINE_MASS = 0.25  # ... and of its ink: a smaller mark is a note or a stray stroke, not another number
+CROWDED = 3 * MAX_LINES  # this many digit-shaped marks, all too small to be read, are a page of many lines
+STACKED = 1.4  # pieces of one digit, one above the other, are at most this many times the taller one's height
 STROKE_RANGE = (0.12, 0.18)  # MNIST's stroke width relative to its digit's longer side (middle half)
 BOX = 20  # MNIST scales digits to fit 20x20 ...
 SIZE = 28  # ... and centres them in 28x28
 
 Box = tuple[int, int, int, int]  # x0, y0, x1, y1 (exclusive), in pixels
+REPLICATE = cv2.BORDER_REPLICATE
 CROSS = cv2.getStructuringElement(cv2.MORPH_CROSS, (3, 3))  # a pixel and its 4 neighbours
 
 
@@ -71,14 +84,17 @@ class Digit:
     tensor: torch.Tensor  # (1, 28, 28) float32 in [-1, 1]
     box: Box
     steps: dict[str, np.ndarray]
+    line: int = 0  # which line of the picture, from the top
 
 
 @dataclass
 class Preprocessed:
-    """The digits found, left to right, and the images along the way for display.
+    """The digits found, line by line from the top, each line left to right, and the images along the way.
 
     ``digits`` is empty when no digit was found, so a blank canvas is reported as such
-    instead of being given a confident guess. ``steps`` maps names to uint8 2-D images in
+    instead of being given a confident guess, and when the picture holds more than
+    MAX_LINES lines of digits or many digits too small to read (``crowded``), rather
+    than some of them. ``steps`` maps names to uint8 2-D images in
     pipeline order: "grayscale" and "ink" for the whole picture, then, when exactly one
     digit was found, its own "cropped", "20x20" and "28x28".
     """
@@ -86,6 +102,11 @@ class Preprocessed:
     digits: list[Digit]
     steps: dict[str, np.ndarray]
     size: tuple[int, int] = (0, 0)  # the input's width and height in pixels, which boxes refer to
+    crowded: bool = False  # more than MAX_LINES lines of digits, or many too small: none read, rather than some
+
+    @property
+    def lines(self) -> int:
+        return max((d.line for d in self.digits), default=-1) + 1
 
     @property
     def found(self) -> bool:
@@ -98,7 +119,7 @@ class Preprocessed:
 
 
 def _grayscale(image: Image.Image) -> np.ndarray:
-    """Gray levels 0..255 as float32, at most WORK_SIZE on the longer side.
+    """Gray levels 0..255 as float32, at most WORK_SIZE on the longer side (more for a wide picture, _work_side).
 
     Colour pictures take their brightest channel, in which ruled paper's light blue lines
     and red margin are nearly paper white while blue, black and pencil ink stay dark. A
@@ -114,10 +135,13 @@ def _grayscale(image: Image.Image) -> np.ndarray:
         image = image.convert("RGBA" if has_alpha else "L" if len(image.getbands()) == 1 else "RGB")
     except ValueError as exc:
         raise ImageError(f"images in mode {image.mode} are not supported") from exc
-    scale = WORK_SIZE / max(image.size)
+    scale = _work_side(image.size) / max(image.size)
     if scale < 1:
         size = (max(1, round(image.width * scale)), max(1, round(image.height * scale)))
         image = image.resize(size, Image.Resampling.BOX)
+    elif max(image.size) < MIN_WORK_SIZE:  # MNIST's own 28x28: a stroke two pixels wide is too few to measure
+        scale = MIN_WORK_SIZE / max(image.size)
+        image = image.resize((round(image.width * scale), round(image.height * scale)), Image.Resampling.BICUBIC)
     pixels = np.asarray(image)
     if not has_alpha:
         return (pixels if pixels.ndim == 2 else pixels.max(axis=2)).astype(np.float32)
@@ -131,6 +155,12 @@ def _grayscale(image: Image.Image) -> np.ndarray:
     if opaque.mean() < 0.5:
         shade = 0.0 if shade > 127.5 else 255.0
     return gray * alpha + shade * (1 - alpha)
+
+
+def _work_side(size: tuple[int, int]) -> int:
+    """The longer side the ink is found at: WORK_SIZE, or more for a wide picture (up to WIDE_GAIN times), so that
+    a long number's digits keep the detail of a short one's."""
+    return round(WORK_SIZE * min(max(max(size) / min(size) / 2, 1), WIDE_GAIN))
 
 
 def _histogram(levels: np.ndarray, where: np.ndarray | None = None) -> np.ndarray:
@@ -170,7 +200,10 @@ def _stroke_width(mask: np.ndarray) -> float:
     Edge pixels are those with a 4-neighbour outside the mask (beyond the image counts as outside).
     """
     area = cv2.countNonZero(mask.view(np.uint8))
-    inner = cv2.erode(mask.view(np.uint8), CROSS, borderType=cv2.BORDER_CONSTANT, borderValue=0)
+    inner = cv2.erode(
+        mask.view(np.uint8),
+        CROSS,
+    )
     edge = area - cv2.countNonZero(inner)
     return 2 * area / edge if edge else 0.0
 
@@ -179,8 +212,9 @@ def _top_hat(ink_up: np.ndarray, drawing: bool) -> np.ndarray:
     """Ink minus its background (light ink on dark), blurred 3x3 first to quiet sensor noise and paper grain.
 
     The background is the opening by a square wider than the strokes: what is left of the
-    picture once every stroke is erased. The square is OPENING_SIZE of the longer side, or
-    three stroke widths where a fat brush fills a small canvas.
+    picture once every stroke is erased. The square is OPENING_SIZE of the longer side (of
+    twice the shorter side, in a picture over twice as wide as high), or three stroke
+    widths where a fat brush fills a small canvas.
 
     The result of a drawing may be half the input's size: where its strokes are at least
     twice STROKE_PIXELS wide (the Draw page's pen is 6-40 px), the pixels between are wasted
@@ -192,22 +226,47 @@ def _top_hat(ink_up: np.ndarray, drawing: bool) -> np.ndarray:
     width = 0.0
     # Only a picture of two clean levels (a canvas, a scan) is measured: Otsu's split explains most of its
     # variance. In a photo the split also takes in shadows, which would look like very wide strokes.
-    if explained >= 0.8:
+    if explained >= CLEAN:
         width = _stroke_width(ink_up > level)
         width = width if width <= max(ink_up.shape) / 3 else 0.0  # wider is a page or a region, not a stroke
     if drawing and width >= 2 * STROKE_PIXELS and max(ink_up.shape) >= 2 * MIN_WORK_SIZE:
         rows, cols = ink_up.shape
         ink_up = cv2.resize(ink_up, (round(cols / 2), round(rows / 2)), interpolation=cv2.INTER_AREA)
         width /= 2
-    size = max(3, round(OPENING_SIZE * max(ink_up.shape)), round(3 * width))
+    side = min(max(ink_up.shape), 2 * min(ink_up.shape))  # a wide picture's digits are as high as it allows
+    size = max(3, round(OPENING_SIZE * side), round(3 * width))
     square = np.ones((size | 1, size | 1), np.uint8)  # odd, so the opening is centred on each pixel
-    return ink_up - cv2.morphologyEx(ink_up, cv2.MORPH_OPEN, square)
+    return ink_up - cv2.morphologyEx(_edges_opened(ink_up, size | 1), cv2.MORPH_OPEN, square, borderType=REPLICATE)
+
+
+def _edges_opened(image: np.ndarray, size: int) -> np.ndarray:
+    """The image with its four edge lines opened along their length, as the picture's edge is continued outwards.
+
+    Beyond the picture is taken to be what lies along its edge without the strokes that
+    cross it: a digit cropped close is strokes that end at the edge, not the side of a
+    region wider than the opening's square, which the opening would keep (and the
+    top-hat drop), while a shadow, the desk or a dark corner at the edge goes on beyond it.
+    """
+    edged = image.copy()
+    line = np.ones((1, size), np.uint8)
+    for index in (0, -1):
+        edged[index] = cv2.morphologyEx(image[index][None], cv2.MORPH_OPEN, line, borderType=REPLICATE)[0]
+        edged[:, index] = cv2.morphologyEx(image[:, index][None], cv2.MORPH_OPEN, line, borderType=REPLICATE)[0]
+    return edged
 
 
 def _floor(residual: np.ndarray) -> float:
-    """The lowest level that is ink: MIN_CONTRAST, or NOISE_LEVELS times the noise."""
+    """The lowest level that is ink: MIN_CONTRAST, or NOISE_LEVELS times the noise.
+
+    The noise is the residual's spread, or, where its upper class (Otsu) is a large share,
+    that of its lower class, the paper: in a digit cropped close ink can be half the picture,
+    and would count as noise.
+    """
     sample = residual[::2, ::2]  # every 4th pixel estimates the noise as well, 4x faster
-    return max(MIN_CONTRAST, NOISE_LEVELS * 1.4826 * float(np.median(np.abs(sample - np.median(sample)))))
+    paper = sample[sample <= _otsu(_histogram(_levels(sample)))[0]]
+    if paper.size >= (1 - INK_SHARE) * sample.size:
+        paper = sample
+    return max(MIN_CONTRAST, NOISE_LEVELS * 1.4826 * float(np.median(np.abs(paper - np.median(paper)))))
 
 
 def _polarity(gray: np.ndarray, drawing: bool) -> tuple[np.ndarray, float]:
@@ -224,6 +283,19 @@ def _polarity(gray: np.ndarray, drawing: bool) -> tuple[np.ndarray, float]:
     median = float(np.median(gray[::2, ::2]))  # every 4th pixel is as good a median, 4x faster
     low, high = float(gray.min()), float(gray.max())
     light_ink = median < (low + high) / 2 - AMBIGUOUS * (high - low)
+    level, explained = _otsu(_histogram(_levels(gray)))
+    dark = float(np.mean(gray[::2, ::2] <= level))
+    if explained >= CLEAN and min(dark, 1 - dark) >= BALANCED:
+        # A digit cropped close with a fat pen can be more ink than paper, so the median is ink. In a clean
+        # two-level picture (a scan, a canvas) the picture's edge is then mostly paper, where the ink touches
+        # it only at a few points.
+        ring = np.concatenate([gray[0], gray[-1], gray[1:-1, 0], gray[1:-1, -1]])
+        dark_edge = float(np.mean(ring <= level))
+        if dark_edge >= EDGE_PAPER or dark_edge <= 1 - EDGE_PAPER:
+            # ... and the other level is strokes: a lit page beside a shadow, framed by the desk, is not
+            ink = gray[::2, ::2] > level if dark_edge >= EDGE_PAPER else gray[::2, ::2] <= level
+            if _stroke_width(ink) <= STROKE_SHARE * min(ink.shape):
+                light_ink = dark_edge >= EDGE_PAPER
     residual = _top_hat(gray if light_ink else 255 - gray, drawing)
     return residual, _floor(residual)
 
@@ -254,17 +326,17 @@ def _ink(gray: np.ndarray, drawing: bool) -> tuple[np.ndarray, np.ndarray, np.nd
     return ink, mask, at_edge & mask
 
 
-def _is_digit(piece: np.ndarray, image_size: int) -> bool:
+def _is_digit(piece: np.ndarray, image_size: int, smallest: float = MIN_DIGIT_SIZE) -> bool:
     """Whether a group of ink could be a digit and not a speck (too small), a dot or blot (a digit
     is longer than MIN_ELONGATION stroke widths) or a few specks close together (their strokes are
-    too short to reach across the group)."""
+    too short to reach across the group: a 1 cut at both ends by the picture's edge only just does)."""
     rows, cols = np.nonzero(piece)
     if not len(rows):
         return False
     extent = max(np.ptp(rows), np.ptp(cols)) + 1
     width = _stroke_width(piece)
     length = np.count_nonzero(piece) / max(width, 1.0)
-    return bool(extent >= MIN_DIGIT_SIZE * image_size and extent >= MIN_ELONGATION * width and length >= extent)
+    return bool(extent >= smallest * image_size and extent >= MIN_ELONGATION * width and length >= SPAN * extent)
 
 
 @dataclass
@@ -291,11 +363,17 @@ def _same_digit(a: _Group, b: _Group) -> bool:
     """Pieces one above the other belong together: the flag of a 5, the bar of a 7, the two strokes of a 4.
 
     Digits of a number sit side by side, so pieces that share most of the narrower
-    one's columns and are vertically close are one digit.
+    one's columns and are vertically close are one digit, unless together they are much
+    taller than either: digits of two lines.
     """
     overlap = min(a.box[2], b.box[2]) - max(a.box[0], b.box[0])
     gap = max(a.box[1], b.box[1]) - min(a.box[3], b.box[3])
-    return overlap >= 0.5 * min(a.width, b.width) and gap <= 0.5 * max(a.height, b.height)
+    height = max(a.box[3], b.box[3]) - min(a.box[1], b.box[1])
+    return (
+        overlap >= 0.5 * min(a.width, b.width)
+        and gap <= 0.5 * max(a.height, b.height)
+        and height <= STACKED * max(a.height, b.height)  # not two lines' digits, one under the other
+    )
 
 
 def _boxes(stats: np.ndarray) -> np.ndarray:
@@ -334,31 +412,70 @@ def _touches_border(boxes: np.ndarray, shape: tuple[int, ...]) -> np.ndarray:
     return (x0 <= 0) | (y0 <= 0) | (x1 >= shape[1]) | (y1 >= shape[0])
 
 
-def _row(groups: list[_Group], pieces: np.ndarray, ink: np.ndarray) -> list[_Group]:
-    """The digits read: the biggest digit-shaped group and its neighbours in a row, left to right.
+def _lines(groups: list[_Group], pieces: np.ndarray, ink: np.ndarray) -> tuple[list[list[_Group]], bool]:
+    """The digits read, line by line from the top, each line left to right; and whether there were more than
+    MAX_LINES lines, or only many digits too small to read.
 
-    Ink at the picture's edge (the desk, the page edge, a shadow's border) is only read
-    when nothing else is there; groups that are not digit-shaped (dust, dots) never are.
+    A line grows from its biggest digit-shaped group to its neighbours in a row; the next
+    line starts from the biggest group left that lies outside the lines already read and
+    is a digit like the first line's (not a speck or a stray mark). Ink at the picture's
+    edge (the desk, the page edge, a shadow's border) is only read when nothing else is
+    there; groups that are not digit-shaped (dust, dots) never are.
     """
     size = max(pieces.shape)
     total = float(ink[pieces > 0].sum())
     shaped = [g for g in groups if _is_digit(np.isin(pieces[_slice(g.box)], g.labels, kind="table"), size)]
+
+    def crowded() -> bool:  # many digits, each too small to read: a page of many lines, not a blank one
+        small = [g for g in groups if _is_digit(np.isin(pieces[_slice(g.box)], g.labels, kind="table"), size, 0)]
+        return len(small) >= CROWDED
+
+    if not shaped:
+        return [], crowded()
     at_border = _touches_border(np.array([g.box for g in shaped]).reshape(-1, 4), pieces.shape)
     inside = [g for g, edge in zip(shaped, at_border, strict=True) if not edge]
     candidates = inside or shaped
-    if not candidates:
-        return []
     masses = {
         id(g): float(ink[_slice(g.box)][np.isin(pieces[_slice(g.box)], g.labels, kind="table")].sum())
         for g in candidates
     }
-    main = max(candidates, key=lambda g: masses[id(g)])
+    lines: list[list[_Group]] = []
+    left = sorted(candidates, key=lambda g: -masses[id(g)])
+    while left:
+        main = left[0]
+        first = lines[0][0] if lines else main
+        if lines and (main.height < LINE_HEIGHT * first.height or masses[id(main)] < LINE_MASS * masses[id(first)]):
+            break
+        if len(lines) == MAX_LINES:
+            return _sorted(lines), True
+        row = _row(main, left, masses)
+        lines.append(row)
+        top, bottom = min(g.box[1] for g in row), max(g.box[3] for g in row)
+        left = [g for g in left if g not in row and not _overlap(g.box[1], g.box[3], top, bottom) > 0.5 * g.height]
+    if sum(masses[id(g)] for row in lines for g in row) < MAIN_SHARE * total:
+        return [], crowded()
+    return _sorted(lines), False
+
+
+def _overlap(a0: int, a1: int, b0: int, b1: int) -> int:
+    return min(a1, b1) - max(a0, b0)
+
+
+def _sorted(lines: list[list[_Group]]) -> list[list[_Group]]:
+    """Lines top to bottom (by their middle), each left to right."""
+    return sorted(
+        (sorted(row, key=lambda g: g.box[0]) for row in lines),
+        key=lambda row: float(np.mean([(g.box[1] + g.box[3]) / 2 for g in row])),
+    )
+
+
+def _row(main: _Group, candidates: list[_Group], masses: dict[int, float]) -> list[_Group]:
+    """``main`` and its neighbours in a row: similar height, level with it, at most MAX_GAP heights apart."""
     low, high = ROW_HEIGHT
 
     def beside(g: _Group, of: _Group) -> bool:
-        overlap = min(g.box[3], of.box[3]) - max(g.box[1], of.box[1])
         return (
-            overlap >= 0.5 * min(g.height, of.height)
+            _overlap(g.box[1], g.box[3], of.box[1], of.box[3]) >= 0.5 * min(g.height, of.height)
             and low * main.height <= g.height <= high * main.height
             and masses[id(g)] >= 0.1 * masses[id(main)]
         )
@@ -378,9 +495,7 @@ def _row(groups: list[_Group], pieces: np.ndarray, ink: np.ndarray) -> list[_Gro
         ]:
             edge = min(near, key=lambda g: gap(g, edge, direction))
             row.append(edge)
-    if sum(masses[id(g)] for g in row) < MAIN_SHARE * total:
-        return []
-    return sorted(row, key=lambda g: g.box[0])
+    return row
 
 
 def _slice(box: Box) -> tuple[slice, slice]:
@@ -457,8 +572,9 @@ def _centre(patch: np.ndarray) -> np.ndarray:
     return out
 
 
-def _digit(ink: np.ndarray, offset: tuple[int, int], scale: float) -> Digit | None:
-    """One digit's ink (uint8, zero elsewhere) made MNIST-like; None if nothing is left of it."""
+def _digit(ink: np.ndarray, offset: tuple[int, int], scale: float, size: tuple[int, int]) -> Digit | None:
+    """One digit's ink (uint8, zero elsewhere) made MNIST-like, its box in the ``size`` of the input image; None if
+    nothing is left of it."""
     cropped, (x0, y0, x1, y1) = _crop(ink)
     fitted = _fit_box(cropped)
     if not fitted.any():
@@ -468,8 +584,8 @@ def _digit(ink: np.ndarray, offset: tuple[int, int], scale: float) -> Digit | No
     box = (
         int((ox + x0) * scale),
         int((oy + y0) * scale),
-        int(np.ceil((ox + x1) * scale)),
-        int(np.ceil((oy + y1) * scale)),
+        min(int(np.ceil((ox + x1) * scale)), size[0]),
+        min(int(np.ceil((oy + y1) * scale)), size[1]),
     )
     return Digit(normalize(torch.from_numpy(steps["28x28"])[None])[0], box, steps)
 
@@ -479,7 +595,7 @@ def preprocess(source: ImageSource) -> Preprocessed:
 
     Accepts whatever load_image accepts, and raises ImageError where it does.
     """
-    image = load_image(source, max_side=WORK_SIZE)
+    image = load_image(source, max_side=WORK_SIZE)  # and at least WORK_SIZE / 2 on the shorter side
     size = image.info.get("original_size", image.size)
     gray = _grayscale(image)
     steps = {"grayscale": np.clip(gray, 0, 255).astype(np.uint8)}
@@ -496,22 +612,23 @@ def preprocess(source: ImageSource) -> Preprocessed:
         # piece, and their soft edges, below the threshold, are kept with them.
         thickened = cv2.dilate(usable.view(np.uint8), CROSS, iterations=thicken)
         _, pieces, stats, _ = cv2.connectedComponentsWithStats(thickened, connectivity=4)
-        row = _row(_groups(pieces, _boxes(stats), ink), pieces * usable, ink)
-        if row:
+        lines, crowded = _lines(_groups(pieces, _boxes(stats), ink), pieces * usable, ink)
+        if lines:
             break
-    single = [g.width for g in row if g.width <= SPLIT_ASPECT * g.height]
+    if crowded:
+        return Preprocessed([], steps, size, crowded=True)
     scale = max(size) / max(ink.shape)
     digits = []
-    for group in row:
-        region = _slice(group.box)
-        piece_ink = np.where(np.isin(pieces[region], group.labels, kind="table"), steps["ink"][region], 0).astype(
-            np.uint8
-        )
-        digit_width = float(np.median(single)) if len(single) >= 2 else DIGIT_ASPECT * group.height
-        for part in _split(group, piece_ink, max(digit_width, 0.5 * group.height)):
-            digit = _digit(part, (group.box[0], group.box[1]), scale)
-            if digit is not None:
-                digits.append(digit)
+    for number, row in enumerate(lines):
+        single = [g.width for g in row if g.width <= SPLIT_ASPECT * g.height]
+        for group in row:
+            region = _slice(group.box)
+            piece_ink = np.where(np.isin(pieces[region], group.labels, kind="table"), steps["ink"][region], 0)
+            digit_width = float(np.median(single)) if len(single) >= 2 else DIGIT_ASPECT * group.height
+            for part in _split(group, piece_ink.astype(np.uint8), max(digit_width, 0.5 * group.height)):
+                digit = _digit(part, (group.box[0], group.box[1]), scale, size)
+                if digit is not None:
+                    digits.append(replace(digit, line=number))
     if len(digits) == 1:
         steps.update(digits[0].steps)
     return Preprocessed(digits, steps, size)

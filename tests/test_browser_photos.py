@@ -1,11 +1,13 @@
 """The Draw page in Chromium with what people bring: a phone photo of a digit, a photo of a number, a letter.
 
-Screenshots land in artifacts/screenshots/ (draw-photo, draw-number, draw-letter).
+Screenshots land in artifacts/screenshots/ (draw-photo, draw-number, draw-lines, draw-letter).
 """
 
 import pytest
+from custom_digits import draw_digit
 from dashboard_helpers import screenshot, wait_for_rerun
 from photo_digits import _letter, _on_page, _photograph, numbers, photos
+from PIL import Image
 from playwright.sync_api import expect
 
 from mnist_core.predict import predict
@@ -47,6 +49,18 @@ def test_photo_number_and_letter_on_the_draw_page(server, page, tmp_path):
     expect(page.locator("[data-testid='predicted-number']")).to_have_text(number.label)
     wait_for_rerun(page)
     screenshot(page, "draw-number")
+
+    date = Image.new("L", (760, 560), 255)  # two lines: each read on its own, top to bottom
+    for row, text in enumerate(("0612", "2026")):
+        for i, d in enumerate(text):
+            digit = draw_digit(int(d), size=(170, 240), top_left=(30, 30), height=180, pen=14)
+            date.paste(0, (40 + 175 * i, 20 + 280 * row), digit)
+    date.save(tmp_path / "date.png")
+    uploader.set_input_files(tmp_path / "date.png")
+    expect(page.locator("[data-testid='predicted-number']")).to_have_text("06122026")  # text without the break
+    assert page.locator("[data-testid='predicted-number']").inner_text() == "0612\n2026"
+    wait_for_rerun(page)
+    screenshot(page, "draw-lines")
 
     uploader.set_input_files(_letter_photo(tmp_path))
     expect(page.get_by_text("This does not look like a digit")).to_be_visible()

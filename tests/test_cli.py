@@ -145,7 +145,8 @@ def test_predict_json_reads_digits_reports_bad_files_and_keeps_order(capsys, tmp
     assert [records[i]["digit"] for i in (0, 2, 5)] == mnist.test_labels[:3].tolist()
     assert all(len(records[i]["probabilities"]) == 10 for i in (0, 2, 5))
     assert records[1]["error"] and records[4]["error"] and records[1]["digit"] is None
-    empty = {"path": argv[5], "digit": None, "number": None, "probabilities": None, "digits": [], "error": None}
+    empty = {"path": argv[5], "digit": None, "number": None, "probabilities": None, "digits": [], "lines": []}
+    empty["error"] = None
     assert records[3] == {**empty, "error": "no digit found"}
 
     code, out, _ = run(capsys, "predict", str(paths[0]))

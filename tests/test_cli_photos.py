@@ -24,6 +24,12 @@ def files(tmp_path):
     for i, d in enumerate("2026"):
         number.paste(draw_digit(int(d), size=(170, 300), top_left=(30, 60), height=180, pen=14), (50 + 175 * i, 0))
     Image.eval(number, lambda v: 255 - v).save(tmp_path / "2026.png")
+    date = Image.new("L", (760, 560), 0)  # 0612 above 2026, as a date is written under a day and month
+    for row, text in enumerate(("0612", "2026")):
+        for i, d in enumerate(text):
+            digit = draw_digit(int(d), size=(170, 240), top_left=(30, 30), height=180, pen=14)
+            date.paste(digit, (40 + 175 * i, 20 + 280 * row), digit)
+    Image.eval(date, lambda v: 255 - v).save(tmp_path / "date.png")
     Image.eval(draw_digit(7, pen=16), lambda v: 255 - v).save(tmp_path / "seven.png")
     letter = _letter("W", 200, np.random.default_rng(0))  # the CLI's format; how many letters are caught: test_photos
     page = Image.new("L", (320, 320), 0)
@@ -43,6 +49,16 @@ def test_predict_json_gives_the_number_digits_and_boxes(capsys, files):
         len(d["box"]) == 4 and len(d["probabilities"]) == 10 for d in number["digits"]
     )
     assert seven["digit"] == 7 and seven["number"] == "7" and len(seven["probabilities"]) == 10
+    assert number["lines"] == ["2026"] and seven["lines"] == ["7"]
+
+
+def test_predict_json_reads_two_lines_top_to_bottom(capsys, files):
+    code, out, _ = run(capsys, "predict", "--json", str(files / "date.png"))
+    record = json.loads(out)
+    assert code == 0
+    assert record["lines"] == ["0612", "2026"] and record["number"] == "0612 2026"
+    tops = [d["box"][1] for d in record["digits"]]
+    assert max(tops[:4]) < min(tops[4:])  # the first line's digits first
 
 
 def test_predict_reports_a_letter_as_not_a_digit(capsys, files):
@@ -66,7 +82,7 @@ def test_predict_json_gives_the_same_fields_for_every_kind_of_reading(capsys, fi
     assert code == 2
     assert len(two_pieces["digits"]) == 2 and two_pieces["error"] == "not a digit"
     assert two_pieces["probabilities"] is None and two_pieces["number"] is None  # no single closest digit
-    fields = ["path", "digit", "number", "probabilities", "digits", "error"]
+    fields = ["path", "digit", "number", "probabilities", "digits", "lines", "error"]
     assert [list(record) for record in (seven, number, letter, two_pieces)] == [fields] * 4
 
 

@@ -10,12 +10,12 @@ from collections import defaultdict
 import numpy as np
 import pytest
 from custom_digits import draw_digit
-from photo_digits import canvases, non_digits, numbers, photos
+from photo_digits import canvases, non_digits, numbers, pages, photos, tight_crops
 from PIL import Image
 
 from mnist_core.checkpoints import load_checkpoint
 from mnist_core.places import default_checkpoint
-from mnist_core.predict import NO_DIGIT, NOT_A_DIGIT, predict
+from mnist_core.predict import NO_DIGIT, NOT_A_DIGIT, TOO_MANY_LINES, predict
 from mnist_core.preprocess import preprocess
 
 
@@ -32,6 +32,17 @@ def test_photos_of_one_digit():
         by_ink[s.kind].append(p.number == s.label)
     assert _accuracy(samples, predictions) >= 0.97, {k: np.mean(v) for k, v in by_ink.items()}
     assert all(p.digit == int(p.number) for p in predictions if p.number and len(p.number) == 1)
+
+
+@pytest.mark.slow
+def test_digits_cropped_close_and_mnist_28x28_are_read_as_with_a_margin():
+    samples = tight_crops(90, seed=20)
+    predictions = predict([s.image for s in samples])
+    by_kind = defaultdict(list)
+    for s, p in zip(samples, predictions):
+        by_kind[s.kind].append(p.number == s.label)
+    assert _accuracy(samples, predictions) >= 0.95, {k: np.mean(v) for k, v in by_kind.items()}
+    assert np.mean([p.error is not None for p in predictions]) <= 0.03
 
 
 def test_canvas_drawings_including_flagged_ones_and_open_fours():
@@ -53,6 +64,27 @@ def test_whole_numbers_are_read_left_to_right():
                 0 <= r.box[0] < r.box[2] <= s.image.width and 0 <= r.box[1] < r.box[3] <= s.image.height
                 for r in p.digits
             )
+
+
+@pytest.mark.slow
+def test_lines_are_read_top_to_bottom_and_no_number_is_cut_short_silently():
+    samples = pages(10, seed=43, lines=(2, 5))
+    predictions = predict([s.image for s in samples])
+    counted = [len(p.lines) == len(s.label.split()) for s, p in zip(samples, predictions)]
+    assert np.mean(counted) >= 0.9
+    read = [a == b for s, p, ok in zip(samples, predictions, counted) if ok for a, b in zip(p.lines, s.label.split())]
+    assert np.mean(read) >= 0.85
+    for p in predictions:
+        assert p.number == " ".join(p.lines) and [r.line for r in p.digits] == sorted(r.line for r in p.digits)
+        middles = [np.mean([(r.box[1] + r.box[3]) / 2 for r in p.digits if r.line == k]) for k in range(len(p.lines))]
+        assert middles == sorted(middles)  # top to bottom
+
+    long = pages(8, seed=44, lines=(1, 1), digits=(10, 16))  # one line of 10 to 16 digits
+    predictions = predict([s.image for s in long])
+    assert np.mean([len(p.number or "") == len(s.label) for s, p in zip(long, predictions)]) >= 0.85
+
+    crowded = pages(3, seed=45, lines=(6, 9))  # more lines than are read: said so, never some of them
+    assert [p.error for p in predict([s.image for s in crowded])] == [TOO_MANY_LINES] * 3
 
 
 def test_non_digits_are_flagged_not_guessed():

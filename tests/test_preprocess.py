@@ -85,6 +85,39 @@ def test_polarity_is_found_without_being_told(seven, reference, ink, paper):
     assert similarity(result.steps["28x28"], reference) > 0.95
 
 
+@pytest.mark.parametrize("ink, paper", [(0, 255), (255, 0)])
+@pytest.mark.parametrize("side", [28, 300])
+def test_a_digit_cropped_close_reads_as_with_a_margin(seven, reference, ink, paper, side):
+    """Ink touching every edge is the digit, not the desk: MNIST's own 28x28 and a scan cropped to the ink."""
+    drawing = np.asarray(seven, dtype=np.float64) / 255
+    rows, cols = np.nonzero(drawing > 0.5)
+    tight = drawing[rows.min() : rows.max() + 1, cols.min() : cols.max() + 1]
+    image = Image.fromarray(np.rint(paper + (ink - paper) * tight).astype(np.uint8))
+    image = image.resize((round(side * image.width / image.height), side), Image.Resampling.LANCZOS)
+    result = preprocess(image)
+    assert len(result.digits) == 1
+    assert result.digits[0].box == (0, 0, *image.size)
+    assert similarity(result.steps["28x28"], reference) > 0.9
+
+
+@pytest.mark.parametrize("label", [0, 2, 8])
+@pytest.mark.parametrize("ink, paper", [(40, 230), (255, 0)])
+@pytest.mark.parametrize("mnist_size", [False, True])
+def test_a_fat_digit_cropped_close_is_found_even_as_mnist_28x28(label, ink, paper, mnist_size):
+    """Cropped to the ink, a fat pen's digit is about as much ink as paper; at 28x28 its strokes are 4 pixels."""
+    pen = 24 if mnist_size else 34
+    drawn = draw_digit(label, size=(200, 200), top_left=(40, 20), height=160, pen=pen, ink=ink, paper=paper)
+    rows, cols = np.nonzero(np.abs(np.asarray(drawn, dtype=np.int16) - paper) > 60)
+    tight = drawn.crop((cols.min(), rows.min(), cols.max() + 1, rows.max() + 1))
+    if mnist_size:
+        tight.thumbnail((28, 28), Image.Resampling.LANCZOS)
+    result = preprocess(tight)
+    assert len(result.digits) == 1 and result.steps["28x28"][0, 0] == 0
+    x0, y0, x1, y1 = result.digits[0].box
+    assert max(x0, y0, tight.width - x1, tight.height - y1) <= (3 if mnist_size else 1)  # anti-aliased edges
+    assert x1 <= tight.width and y1 <= tight.height
+
+
 def test_uneven_light_noise_and_jpeg_are_not_ink(seven, reference):
     result = preprocess(paper_photo(seven))
     assert result.found

@@ -9,7 +9,7 @@ import common
 import explain_view
 import teach_view
 from mnist_core.images import ImageError, load_image
-from mnist_core.predict import NOT_A_DIGIT, Prediction, predict
+from mnist_core.predict import NOT_A_DIGIT, TOO_MANY_LINES, Prediction, predict
 from wording import certainty, literal
 
 SHOWN = 720  # pixels on the picture's longer side, as drawn on the page
@@ -151,6 +151,10 @@ with answer:
     except ImageError as exc:
         st.error(f"That file cannot be read as an image: {literal(exc)}")
         st.stop()
+    if prediction is not None and prediction.error == TOO_MANY_LINES:
+        st.markdown("### Too many lines to read at once")
+        st.caption(f"Read: {prediction.error}.")
+        st.stop()
     if prediction is None or not prediction.digits:
         st.markdown("### No digit found")
         st.caption("Draw a digit (or upload or snap a picture of one, or of a number) and the prediction appears here.")
@@ -169,10 +173,11 @@ with answer:
         sure = min(max(reading.probabilities) for reading in prediction.digits)
         alternative = runner_up(prediction.probabilities) if prediction.probabilities is not None else None
         size, colour, words = certainty(sure, alternative)
+        lines = "<br>".join(prediction.lines)  # digits and "?" only, one line of the picture each
         st.markdown(
             f"<div style='font-size:{size * (1 if single else 0.7)}rem;font-weight:700;line-height:1;"
             f"text-align:center;color:{colour}' data-testid='{'predicted-digit' if single else 'predicted-number'}'>"
-            f"{prediction.number}</div><p style='text-align:center' data-testid='certainty'>{words}</p>",
+            f"{lines}</div><p style='text-align:center' data-testid='certainty'>{words}</p>",
             unsafe_allow_html=True,
         )
         with phone_reading:
