@@ -7,19 +7,27 @@ over every weight, which is what makes small batches slow), for augmentation (pe
 image), for the validation images after each epoch, and for the 10,000 test images
 at the end. A tiny model is dominated by the per-step and per-image overheads, a
 large one by its multiply-accumulates; the constants below were measured on a 2-core
-CPU (``bench/estimate.py``). The history then says how fast *this* machine is: the
-median ratio of measured to modelled time over the newest finished runs, within
-bounds, so one run on a busy machine cannot make every forecast absurd.
+CPU (``bench/estimate.py``).
+
+How fast *this* machine is *now*, for *this* model, is measured, not assumed: a few real
+training steps of the model at its batch size, timed (``measure_speed``), or the pace of
+the run in flight (``jobs.Job.speed``), so the estimate before a run and the time left
+during one come from the same throughput and agree. Without a measure, the history
+says it: the median ratio of measured to modelled time over the newest finished runs,
+within bounds, so one run on a busy machine cannot make every forecast absurd.
 """
 
 from __future__ import annotations
 
 import os
 import statistics
+import time
 from dataclasses import dataclass
 
-from .model import ModelConfig
-from .train import TrainConfig
+import torch
+
+from .model import CNN, ModelConfig
+from .train import CHECK_IMAGES, TrainConfig, _make_optimizer, _make_schedule, checks_per_epoch, pick_device, train_step
 
 TEST_IMAGES = 10000
 
@@ -39,6 +47,8 @@ HISTORY_RUNS = 5  # the newest finished runs that calibrate the machine's speed
 # How far the history may move the forecast from the constants: a faster or slower machine than the
 # one they were fitted on. The history is divided by the load it ran under first (``sharing``).
 SPEED_BOUNDS = (1 / 4, 10.0)
+PROBE_SECONDS = 0.25  # how long ``measure_speed`` times training steps, after its warm-up steps
+PROBE_WARMUP_STEPS = 1  # the first steps of a fresh model build its kernels: slower than the rest
 
 
 @dataclass(frozen=True)
@@ -48,6 +58,7 @@ class Estimate:
     loading: float
     training: float  # the training loop, validation after each epoch included
     finishing: float  # the test-set evaluation and saving the checkpoint
+    speed: float = 1.0  # the factor applied to the cost model's seconds: this machine now, against the constants
 
     @property
     def total(self) -> float:
@@ -77,6 +88,44 @@ def steps_per_epoch(train_config: TrainConfig) -> int:
     return -(-train_config.images_per_epoch // train_config.batch_size)
 
 
+def checked_images(train_config: TrainConfig) -> int:
+    """Images each epoch only forwards to measure the model (``train.checks_per_epoch``): the validation split and a
+    training subset at its end, a part of each at every check within it."""
+    subset = min(CHECK_IMAGES, train_config.images_per_epoch)
+    within = checks_per_epoch(train_config.epochs) - 1 if train_config.val_size else 0
+    return train_config.val_size + subset + within * (min(CHECK_IMAGES, train_config.val_size) + subset)
+
+
+def _step_seconds(model_config: ModelConfig, batch_size: int) -> float:
+    """The cost model's seconds for one optimizer step on a full batch, without augmentation."""
+    per_image = 3 * multiply_accumulates(model_config) / MACS_PER_SECOND + SECONDS_PER_IMAGE
+    return batch_size * per_image + SECONDS_PER_STEP + weights(model_config) * SECONDS_PER_WEIGHT_STEP
+
+
+def measure_speed(model_config: ModelConfig, train_config: TrainConfig, seconds: float = PROBE_SECONDS) -> float:
+    """Measured over modelled time of a few training steps of this model at this batch size, on this machine now.
+
+    The steps are real (``train.train_step`` on random images), so whatever else keeps the
+    machine busy slows them as it would slow the run; the warm-up steps are not timed.
+    """
+    device = pick_device(train_config.device)
+    generator = torch.Generator().manual_seed(0)
+    model = CNN(model_config).to(device).to(memory_format=torch.channels_last).train()
+    optimizer = _make_optimizer(model, train_config, device)
+    scheduler = _make_schedule(optimizer, train_config, 1000)
+    x = torch.randn(train_config.batch_size, 1, 28, 28, generator=generator).to(device)
+    y = torch.randint(0, 10, (train_config.batch_size,), generator=generator).to(device)
+    none = x[:0]
+    for _ in range(PROBE_WARMUP_STEPS):
+        train_step(model, optimizer, scheduler, x, y, none, train_config)
+    steps, started = 0, time.perf_counter()
+    while steps < 2 or time.perf_counter() - started < seconds:
+        loss, _ = train_step(model, optimizer, scheduler, x, y, none, train_config)
+        loss.item()  # waits for an accelerator
+        steps += 1
+    return (time.perf_counter() - started) / steps / _step_seconds(model_config, train_config.batch_size)
+
+
 def _modelled(model_config: ModelConfig, train_config: TrainConfig) -> Estimate:
     """The cost model with the measured constants, before any calibration."""
     macs = multiply_accumulates(model_config)
@@ -85,7 +134,7 @@ def _modelled(model_config: ModelConfig, train_config: TrainConfig) -> Estimate:
     per_image = 3 * macs / MACS_PER_SECOND + SECONDS_PER_IMAGE
     per_step = SECONDS_PER_STEP + weights(model_config) * SECONDS_PER_WEIGHT_STEP
     per_forward = macs / FORWARD_MACS_PER_SECOND + SECONDS_PER_FORWARD_IMAGE
-    epoch = images * per_image + steps * per_step + train_config.val_size * per_forward
+    epoch = images * per_image + steps * per_step + checked_images(train_config) * per_forward
     augmenting = train_config.augmented_epochs * images * SECONDS_PER_AUGMENTED_IMAGE
     return Estimate(
         loading=LOADING_SECONDS,
@@ -131,11 +180,19 @@ def machine_speed(runs: list[dict] | None) -> float:
 
 
 def estimate(
-    model_config: ModelConfig, train_config: TrainConfig, runs: list[dict] | None = None, load: float | None = None
+    model_config: ModelConfig,
+    train_config: TrainConfig,
+    runs: list[dict] | None = None,
+    load: float | None = None,
+    speed: float | None = None,
 ) -> Estimate:
-    """The forecast for a run on this machine now; ``runs`` (``runs.read_runs``, newest first) calibrate it.
+    """The forecast for a run on this machine now.
 
-    ``load`` is the machine's load average (read now when ``None``; 0 for an idle machine).
+    ``speed`` is a measured one (``measure_speed``, ``jobs.Job.speed``); without it the history
+    ``runs`` (``runs.read_runs``, newest first) calibrate the constants and ``load``, the
+    machine's load average (read now when ``None``; 0 for an idle machine), slows them.
     """
-    base, speed = _modelled(model_config, train_config), machine_speed(runs) * sharing(load)
-    return Estimate(base.loading * speed, base.training * speed, base.finishing * speed)
+    base = _modelled(model_config, train_config)
+    if speed is None:
+        speed = machine_speed(runs) * sharing(load)
+    return Estimate(base.loading * speed, base.training * speed, base.finishing * speed, speed)

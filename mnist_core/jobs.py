@@ -137,29 +137,50 @@ class Job:
         """Called by whoever owns the job, as long as it still wants it (``TrainingQueue``'s ``abandon_after_s``)."""
         self.last_heartbeat = time.time()
 
-    def remaining_seconds(self) -> float:
-        """Seconds until the job ends, from the cost model corrected by the speed measured so far.
+    def _forecast(self) -> Estimate:
+        return self.estimate or estimate(self.model_config, self.train_config)
 
-        The correction is phased in over the first tenth of the run, so the figure moves
-        smoothly instead of jumping with the first noisy batches and each validation pause.
+    @property
+    def pace(self) -> float:
+        """Measured over forecast time so far: above 1, the job runs slower than forecast (1 before any measure).
+
+        A run's measure is phased in over its first tenth, so the figure moves smoothly instead of
+        jumping with the first noisy batches and each validation pause; work of several runs (a
+        sweep, whose trials differ and may be pruned) is measured by its finished ones.
         """
-        if self.done:
-            return 0.0
-        forecast = self.estimate or estimate(self.model_config, self.train_config)
-        left = max(0, self.units - self.units_done)
         if self.started is None:
-            return forecast.total * left
-        if self.units > 1:  # the trial in flight, then the rest at the forecast (no per-run speed to correct by)
-            return (1 - self.in_flight) * forecast.training + forecast.finishing + (left - 1) * forecast.total
-        elapsed = time.time() - self.started
+            return 1.0
+        forecast, elapsed = self._forecast(), (self.ended or time.time()) - self.started
+        if self.units > 1:
+            if not self.units_done:
+                return 1.0
+            weight = min(1.0, self.units_done / 2)
+            return weight * elapsed / ((self.units_done + self.in_flight) * forecast.total) + (1 - weight)
         done = self.in_flight
         expected = forecast.loading + done * forecast.training
         speed = elapsed / expected if expected > 0 and done > 0 else 1.0
         weight = min(1.0, done / 0.1)
-        factor = weight * speed + (1 - weight)
+        return weight * speed + (1 - weight)
+
+    @property
+    def speed(self) -> float:
+        """This machine's measured speed against the cost model's constants (``cost.Estimate.speed``), as this job
+        runs: what a new run's estimate is scaled by, so it agrees with this job's time left."""
+        return self._forecast().speed * self.pace
+
+    def remaining_seconds(self) -> float:
+        """Seconds until the job ends: the forecast, scaled by the pace measured so far (``pace``)."""
+        if self.done:
+            return 0.0
+        forecast, pace = self._forecast(), self.pace
+        left = max(0, self.units - self.units_done)
+        if self.started is None:
+            return forecast.total * left
+        if self.units > 1:  # the trial in flight, then the rest
+            return pace * ((1 - self.in_flight) * forecast.training + forecast.finishing + (left - 1) * forecast.total)
         if self.phase == "evaluating":
-            return max(0.0, forecast.total * factor - elapsed)
-        return max(0.0, factor * ((1 - done) * forecast.training + forecast.finishing))
+            return max(0.0, forecast.total * pace - (time.time() - self.started))
+        return max(0.0, pace * ((1 - self.in_flight) * forecast.training + forecast.finishing))
 
     def cancel(self) -> None:
         """Stop the job: a queued one is cancelled now and never starts, a running one stops before its next batch."""
@@ -225,15 +246,17 @@ class TrainingQueue:
         history: list[dict] | None = None,
         prefix: str = "run",
         drawing: torch.Tensor | None = None,
+        forecast: Estimate | None = None,
     ) -> Job:
         """Queue a run; ``name`` (user-typed, validated) defaults to a fresh ``<prefix>-<date>-<time>``.
 
         Every job watches the test panel of ``watch.watch_panel`` learn, and ``drawing`` with it if given.
-        ``history`` (``runs.read_runs``) calibrates the job's time estimate. Raises
+        ``forecast`` is the job's time estimate (the one the page showed); without it ``history``
+        (``runs.read_runs``) calibrates one. Raises
         ``CheckpointError`` for an invalid name or one already taken by a checkpoint or
         by a job that has not finished yet, and ``QueueFull`` when too many jobs wait.
         """
-        forecast = estimate(model_config, train_config, history)
+        forecast = forecast or estimate(model_config, train_config, history)
         with self._lock:
             if sum(job.status == "queued" for job in self._jobs) >= self.max_waiting:
                 raise QueueFull(f"{self.max_waiting} runs are already waiting; start yours when one of them has begun")
@@ -250,17 +273,21 @@ class TrainingQueue:
         model_config: ModelConfig,
         train_config: TrainConfig,
         units: int = 1,
+        forecast: Estimate | None = None,
     ) -> Job:
         """Queue training work other than one run (a sweep), with the same status, events and cancel as a run.
 
         ``work`` raises ``TrainingCancelled`` when its ``should_stop`` fired; the configs
         are what the work trains around (a sweep's preset), for pages that show them and
-        for its time estimate; ``units`` is how many such runs it makes (``Job.unit_done``).
+        for its time estimate (``forecast``, one run's, if given); ``units`` is how many such runs it makes
+        (``Job.unit_done``).
         """
         with self._lock:
             if sum(job.status == "queued" for job in self._jobs) >= self.max_waiting:
                 raise QueueFull(f"{self.max_waiting} runs are already waiting; start yours when one of them has begun")
-            job = Job(name, model_config, train_config, self.directory, work=work, units=max(1, units))
+            job = Job(
+                name, model_config, train_config, self.directory, estimate=forecast, work=work, units=max(1, units)
+            )
             self._enqueue(job)
         return job
 
