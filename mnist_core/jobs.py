@@ -80,6 +80,7 @@ class Job:
     units: int = 1
     units_done: int = 0
     _unit_mark: int = field(default=0, repr=False)  # len(events) when the last unit ended
+    _unit_ended: float | None = field(default=None, repr=False)  # when (time.time)
     _stop: threading.Event = field(default_factory=threading.Event, repr=False)
     _lock: threading.Lock = field(default_factory=threading.Lock, repr=False)
 
@@ -123,7 +124,7 @@ class Job:
     def unit_done(self) -> None:
         """One of the work's runs ended: progress and time left move on to the next."""
         self.units_done += 1
-        self._unit_mark = len(self.events)
+        self._unit_mark, self._unit_ended = len(self.events), time.time()
 
     @property
     def cancel_requested(self) -> bool:
@@ -152,10 +153,11 @@ class Job:
             return 1.0
         forecast, elapsed = self._forecast(), (self.ended or time.time()) - self.started
         if self.units > 1:
-            if not self.units_done:
+            if self._unit_ended is None:
                 return 1.0
             weight = min(1.0, self.units_done / 2)
-            return weight * elapsed / ((self.units_done + self.in_flight) * forecast.total) + (1 - weight)
+            measured = (self._unit_ended - self.started) / (self.units_done * forecast.total)
+            return weight * measured + (1 - weight)
         done = self.in_flight
         expected = forecast.loading + done * forecast.training
         speed = elapsed / expected if expected > 0 and done > 0 else 1.0
