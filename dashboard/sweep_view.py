@@ -43,7 +43,7 @@ from mnist_core.sweep import (
     target,
     typical_trial,
 )
-from mnist_core.train import PRESETS, Progress
+from mnist_core.train import PRESETS, Progress, TrainingCancelled
 from mnist_core.trials import fetch as fetch_trial
 from wording import describe_seconds, literal
 
@@ -194,6 +194,8 @@ def _start(
             should_stop=should_stop,
             artifacts=artifacts,
         )
+        if should_stop():  # stopped between two trials: the sweep did not finish
+            raise TrainingCancelled("stopped between trials")
 
     existing = _quiet_study(url, str(directory), study)
     done = len(existing.get_trials(deepcopy=False, states=FINISHED)) if existing is not None else 0
