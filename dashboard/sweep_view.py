@@ -317,7 +317,7 @@ def _job_status(job: Job, busy: bool) -> None:
             text=f"**{literal(job.name)}** · {job.units_done} of {job.units} trial(s) done · trial in flight: "
             f"epoch {latest.epoch}/{latest.epochs}, batch {latest.batch}/{latest.batches}, "
             f"{latest.images_per_sec:,.0f} images/s · "
-            f"about {describe_seconds(job.remaining_seconds())} left for the sweep",
+            f"{describe_seconds(job.remaining_seconds())} left for the sweep",
         )
     elif job.status == "running":
         st.info(f"**{literal(job.name)}**: loading MNIST and the study…")

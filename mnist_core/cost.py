@@ -49,6 +49,7 @@ HISTORY_RUNS = 5  # the newest finished runs that calibrate the machine's speed
 SPEED_BOUNDS = (1 / 4, 10.0)
 PROBE_SECONDS = 0.25  # how long ``measure_speed`` times training steps, after its warm-up steps
 PROBE_WARMUP_STEPS = 1  # the first steps of a fresh model build its kernels: slower than the rest
+PROBE_STEPS = 5  # at least, timed: their median, so one step slowed by a burst of other work does not count
 
 
 @dataclass(frozen=True)
@@ -106,7 +107,8 @@ def measure_speed(model_config: ModelConfig, train_config: TrainConfig, seconds:
     """Measured over modelled time of a few training steps of this model at this batch size, on this machine now.
 
     The steps are real (``train.train_step`` on random images), so whatever else keeps the
-    machine busy slows them as it would slow the run; the warm-up steps are not timed.
+    machine busy slows them as it would slow the run; the warm-up steps are not timed, and
+    the median step stands for them all.
     """
     device = pick_device(train_config.device)
     generator = torch.Generator().manual_seed(0)
@@ -118,12 +120,14 @@ def measure_speed(model_config: ModelConfig, train_config: TrainConfig, seconds:
     none = x[:0]
     for _ in range(PROBE_WARMUP_STEPS):
         train_step(model, optimizer, scheduler, x, y, none, train_config)
-    steps, started = 0, time.perf_counter()
-    while steps < 2 or time.perf_counter() - started < seconds:
+    steps: list[float] = []
+    started = time.perf_counter()
+    while len(steps) < PROBE_STEPS or time.perf_counter() - started < seconds:
+        begun = time.perf_counter()
         loss, _ = train_step(model, optimizer, scheduler, x, y, none, train_config)
         loss.item()  # waits for an accelerator
-        steps += 1
-    return (time.perf_counter() - started) / steps / _step_seconds(model_config, train_config.batch_size)
+        steps.append(time.perf_counter() - begun)
+    return statistics.median(steps) / _step_seconds(model_config, train_config.batch_size)
 
 
 def _modelled(model_config: ModelConfig, train_config: TrainConfig) -> Estimate:

@@ -42,6 +42,7 @@ ABANDON_AFTER_S = 600.0  # a queued job without a heartbeat for this long is dro
 # own priority a Quick run took a core from every drawing session (bench/class_load.py). On Linux a nice value
 # is a thread's own; UMAP's process (embed.BACKGROUND_NICENESS) comes after training.
 TRAINING_NICENESS = 5
+RECENT_S = 300.0  # how long a finished run's measured speed stands for the machine's (``measured_speed``)
 
 
 class QueueFull(RuntimeError):
@@ -152,6 +153,8 @@ class Job:
         if self.started is None:
             return 1.0
         forecast, elapsed = self._forecast(), (self.ended or time.time()) - self.started
+        if self.status == "finished" and self.units == 1:
+            return elapsed / forecast.total
         if self.units > 1:
             if self._unit_ended is None:
                 return 1.0
@@ -339,6 +342,17 @@ class TrainingQueue:
 
     def running(self) -> Job | None:
         return next((job for job in self.jobs() if job.status == "running"), None)
+
+    def measured_speed(self, within_s: float = RECENT_S) -> float | None:
+        """This machine's speed as last measured by training (``Job.speed``): the running job's, or the newest run
+        that finished in the last ``within_s`` seconds; None when neither says how fast the machine is now."""
+        running = self.running()
+        if running is not None and running.latest is not None:
+            return running.speed
+        recent = [j for j in self.jobs() if j.status == "finished" and j.units == 1 and j.work is None]
+        if recent and time.time() - (recent[-1].ended or 0) < within_s:
+            return recent[-1].speed
+        return None
 
     def active(self) -> list[Job]:
         """The running job and the waiting ones, in the order they run: what every session sees."""

@@ -6,7 +6,7 @@ import time
 import pytest
 
 from mnist_core.cost import SPEED_BOUNDS, estimate, machine_speed, measure_speed, steps_per_epoch
-from mnist_core.jobs import Job
+from mnist_core.jobs import Job, TrainingQueue
 from mnist_core.model import ModelConfig
 from mnist_core.train import PRESETS, Progress, TrainConfig
 
@@ -123,3 +123,15 @@ def test_a_sweeps_time_left_follows_its_finished_trials():
     assert sweep.pace == pytest.approx(0.5, rel=0.01)
     in_flight = forecast.training + forecast.finishing  # started: its loading is done
     assert sweep.remaining_seconds() == pytest.approx(0.5 * (in_flight + forecast.total), rel=0.01)
+
+
+def test_a_run_that_just_ended_says_how_fast_the_machine_is_now(tmp_path):
+    model, train = PRESETS["quick"]
+    forecast = estimate(model, train, speed=2.0)
+    queue = TrainingQueue(tmp_path)
+    assert queue.measured_speed() is None  # nothing measured yet: the page times a few steps instead
+    ended = Job("a", model, train, tmp_path / "a.pt", estimate=forecast, status="finished")
+    ended.started, ended.ended = time.time() - 3 * forecast.total, time.time()  # three times the forecast
+    queue._jobs.append(ended)
+    assert queue.measured_speed() == pytest.approx(6.0, rel=0.01)
+    assert queue.measured_speed(within_s=0.0) is None  # too long ago to stand for now

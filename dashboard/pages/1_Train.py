@@ -72,14 +72,10 @@ def measured_speed(model_config: ModelConfig, train_config: TrainConfig) -> floa
 
 
 def speed_now() -> float:
-    """This machine's speed now: the run in flight's measured pace, else a few timed steps of these settings.
-
-    While a run trains, timing steps beside it would slow it and measure the two sharing the
-    machine, whereas a new run starts after it, alone."""
-    running = queue.running()
-    if running is not None and running.latest is not None:
-        return running.speed
-    return measured_speed(model_config, train_config)
+    """This machine's speed now: measured by the run in flight or one that just ended, else by timing a few training
+    steps of these settings (not beside a run: that would slow it, and measure the two sharing the machine)."""
+    measured = queue.measured_speed()
+    return measured if measured is not None else measured_speed(model_config, train_config)
 
 
 def start() -> None:
@@ -122,14 +118,25 @@ middle.button(
     disabled=not busy or (job is not None and job.cancel_requested),
     on_click=job.cancel if job else None,
 )
-right.markdown(
-    f"**{'Takes' if not (busy or sweeping) else 'A new run takes'} {describe_seconds(forecast.total)}** "
-    f"· {'the ' + st.session_state.preset + ' preset' if unchanged else 'custom settings'} "
-    f"· {train_config.epochs} epoch(s) × {steps_per_epoch(train_config):,} batches of {train_config.batch_size} "
-    f"({train_config.images_per_epoch:,} images)",
-    help="From a model of the work (arithmetic, optimizer steps, augmentation, evaluation), scaled by the speed "
-    "measured now: the run in flight's, or a few training steps of these settings timed on this machine.",
-)
+
+
+@st.fragment(run_every=3.0 if queue.active() else None)
+def forecast_line() -> None:
+    """The estimate, redrawn while anything trains: it follows the speed the run in flight measures."""
+    forecast = estimate(model_config, train_config, speed=speed_now())
+    busy_now = (job is not None and not job.done) or sweep_view.own_sweep() is not None
+    st.markdown(
+        f"**{'Takes' if not busy_now else 'A new run takes'} {describe_seconds(forecast.total)}** "
+        f"· {'the ' + st.session_state.preset + ' preset' if unchanged else 'custom settings'} "
+        f"· {train_config.epochs} epoch(s) × {steps_per_epoch(train_config):,} batches of {train_config.batch_size} "
+        f"({train_config.images_per_epoch:,} images)",
+        help="From a model of the work (arithmetic, optimizer steps, augmentation, evaluation), scaled by the speed "
+        "measured now: the run in flight's or one just ended, or a few training steps of these settings timed here.",
+    )
+
+
+with right:
+    forecast_line()
 if st.session_state.get("start_problem"):
     st.error(literal(st.session_state.start_problem))
 
