@@ -89,7 +89,7 @@ def start() -> None:
             name=typed or None,
             prefix=st.session_state.preset if unchanged else "custom",
             drawing=st.session_state.get("last_drawing"),
-            forecast=forecast,  # the estimate shown, so the time left starts from it
+            forecast=st.session_state.forecast,  # the estimate shown, so the time left starts from it
         )
     except (CheckpointError, QueueFull) as exc:
         st.session_state.start_problem = str(exc)
@@ -103,7 +103,6 @@ st.title("Train a model")
 job: Job | None = st.session_state.get("job")
 busy = job is not None and not job.done
 sweeping = sweep_view.own_sweep() is not None
-forecast = estimate(model_config, train_config, speed=speed_now())
 left, middle, right = st.columns([1, 1, 4], vertical_alignment="center")
 left.button(
     "Start training",
@@ -123,7 +122,7 @@ middle.button(
 @st.fragment(run_every=3.0 if queue.active() else None)
 def forecast_line() -> None:
     """The estimate, redrawn while anything trains: it follows the speed the run in flight measures."""
-    forecast = estimate(model_config, train_config, speed=speed_now())
+    forecast = st.session_state.forecast = estimate(model_config, train_config, speed=speed_now())
     busy_now = (job is not None and not job.done) or sweep_view.own_sweep() is not None
     st.markdown(
         f"**{'Takes' if not busy_now else 'A new run takes'} {describe_seconds(forecast.total)}** "
