@@ -3,8 +3,9 @@
 For each load (a number of busy processes, each spinning one core, started for the
 measurement and stopped after it) and each setting, the run goes through the
 dashboard's own queue (data already in memory) with the estimate the page shows
-before it starts: the cost model scaled by a few timed training steps of the
-settings (``cost.measure_speed``). While it runs, the page's time left is read at
+before it starts: the cost model scaled by the speed the run just before measured
+(``TrainingQueue.measured_speed``), or for the first run of a load by the history
+of the runs at earlier loads and the load average now. While it runs, the page's time left is read at
 each quarter: estimated total (elapsed + time left) over the real time. The real
 time is from the moment the worker takes the job to the saved checkpoint. A sweep
 runs its trials as the sweep panel does, its estimate a typical trial's times the
@@ -27,10 +28,11 @@ import tempfile
 import time
 from collections.abc import Callable
 
-from mnist_core.cost import estimate, measure_speed
+from mnist_core.cost import Estimate, estimate
 from mnist_core.data import MNIST, load_mnist
 from mnist_core.jobs import Job, TrainingQueue
 from mnist_core.model import ModelConfig
+from mnist_core.runs import read_runs
 from mnist_core.sweep import FINISHED, run_sweep, typical_trial
 from mnist_core.train import PRESETS, Progress, TrainConfig
 
@@ -53,7 +55,7 @@ def busy(processes: int) -> list[subprocess.Popen]:
     return [subprocess.Popen([sys.executable, "-c", "while True: pass"]) for _ in range(processes)]
 
 
-def submit_sweep(queue: TrainingQueue, folder: str, trials: int, speed: float) -> Job:
+def submit_sweep(queue: TrainingQueue, folder: str, trials: int, forecast: Estimate) -> Job:
     """A sweep of ``trials`` around the quick preset as the sweep panel queues it (``dashboard/sweep_view.py``)."""
     model_config, train_config = typical_trial("quick")
     jobs: list[Job] = []
@@ -69,23 +71,25 @@ def submit_sweep(queue: TrainingQueue, folder: str, trials: int, speed: float) -
             should_stop=should_stop,
         )
 
-    forecast = estimate(model_config, train_config, speed=speed)
     jobs.append(queue.submit_work("sweep bench", work, model_config, train_config, units=trials, forecast=forecast))
     return jobs[0]
 
 
-def measure(queue: TrainingQueue, folder: str, name: str, shortened: dict[str, int], trials: int) -> dict:
+def measure(
+    queue: TrainingQueue, folder: str, history: list[dict], name: str, shortened: dict[str, int], trials: int
+) -> dict:
     """One run: the estimate before it, the estimated total at each quarter, the real time."""
+    speed = queue.measured_speed()
     if name == "sweep":
         model_config, train_config = typical_trial("quick")
-        speed = measure_speed(model_config, train_config)
-        job = submit_sweep(queue, folder, trials, speed)
-        before = estimate(model_config, train_config, speed=speed).total * trials
+        forecast = estimate(model_config, train_config, history, speed=speed)
+        job = submit_sweep(queue, folder, trials, forecast)
+        before = forecast.total * trials
     else:
         model_config, train_config = SETTINGS[name]
         if name in shortened:
             train_config = dataclasses.replace(train_config, epochs=shortened[name])
-        forecast = estimate(model_config, train_config, speed=measure_speed(model_config, train_config))
+        forecast = estimate(model_config, train_config, history, speed=speed)
         job = queue.submit(model_config, train_config, name=f"{name}-{time.time_ns()}", forecast=forecast)
         before = forecast.total
     totals: dict[float, float] = {}
@@ -111,13 +115,14 @@ def main() -> None:
     data = load_mnist()
     print(f"{os.cpu_count()} cores; estimated total over real time: before the run, then at each quarter of it")
     print(f"{'load':>4s} {'setting':8s} {'before':>7s} {'real':>7s} {'ratio':>5s} {'1/4':>5s} {'1/2':>5s} {'3/4':>5s}")
+    history = tempfile.TemporaryDirectory()  # the run log of every load: what calibrates a first run
     for load in args.load:
         spinners = busy(load)
         try:
             with tempfile.TemporaryDirectory() as folder:
-                queue = TrainingQueue(folder, load_data=lambda: data)
+                queue = TrainingQueue(history.name, load_data=lambda: data)  # a new queue: no speed measured yet
                 for name in args.preset:
-                    m = measure(queue, folder, name, shortened, args.trials)
+                    m = measure(queue, folder, read_runs(history.name), name, shortened, args.trials)
                     ratios = [
                         m["before"] / m["real"],
                         *(m["totals"].get(q, float("nan")) / m["real"] for q in QUARTERS),

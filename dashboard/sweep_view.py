@@ -27,7 +27,7 @@ from optuna import visualization
 from optuna.trial import FrozenTrial
 
 import common
-from mnist_core.cost import estimate
+from mnist_core.cost import Estimate, estimate
 from mnist_core.data import MNIST
 from mnist_core.jobs import Job, QueueFull, TrainingQueue
 from mnist_core.journal import TORN_SUFFIX, torn
@@ -168,7 +168,7 @@ def _start(
     preset: str,
     trials: int,
     epochs: int | str,
-    speed: float,
+    forecast: Estimate,
 ) -> None:
     """Queue the sweep as this session's (a callback of Start sweep), its study in the address for a reload."""
     common.ensure_downloaded()
@@ -199,8 +199,7 @@ def _start(
 
     existing = _quiet_study(url, str(directory), study)
     done = len(existing.get_trials(deepcopy=False, states=FINISHED)) if existing is not None else 0
-    model_config, train_config = typical_trial(preset, fixed)  # what a trial costs, for the time left
-    forecast = estimate(model_config, train_config, speed=speed)
+    model_config, train_config = typical_trial(preset, fixed)  # what a trial costs (``forecast``), for the time left
     try:
         queued.append(
             queue.submit_work(
@@ -214,10 +213,10 @@ def _start(
     st.query_params["sweep"] = study
 
 
-def panel(queue: TrainingQueue, speed: float) -> None:
+def panel(queue: TrainingQueue, history: list[dict], speed: float | None) -> None:
     """The whole panel: settings, start and stop, then the live view of the study named in the settings.
 
-    ``speed`` is this machine's measured speed (``cost.Estimate.speed``), for the sweep's estimate."""
+    ``history`` (``runs.read_runs``) and ``speed`` (``TrainingQueue.measured_speed``) make the sweep's estimate."""
     st.header("Hyperparameter sweep")
     st.caption(
         "Optuna tries settings around a preset, stops poor trials after an epoch, and learns from every trial "
@@ -277,7 +276,7 @@ def panel(queue: TrainingQueue, speed: float) -> None:
 
     done = len(study_now.get_trials(deepcopy=False, states=FINISHED)) if study_now is not None else 0
     fixed = {} if epochs == SEARCHED else {"epochs": int(epochs)}
-    trial = estimate(*typical_trial(preset, fixed), speed=speed)
+    trial = estimate(*typical_trial(preset, fixed), history, speed=speed)
     own_run = st.session_state.get("job")
     running_run = own_run is not None and not own_run.done
     start, stop, cost = st.columns([1, 1, 4], vertical_alignment="center")
@@ -286,7 +285,7 @@ def panel(queue: TrainingQueue, speed: float) -> None:
         disabled=busy or running_run or not study,
         help="Your run is training: cancel it above, or wait for it to end" if running_run else None,
         on_click=_start,  # a callback: the whole page, Start training included, then draws the sweep as running
-        args=(queue, url, artifacts, study, preset, int(trials), epochs, speed),
+        args=(queue, url, artifacts, study, preset, int(trials), epochs, trial),
     )
     stop.button(
         "Stop sweep",

@@ -9,25 +9,24 @@ at the end. A tiny model is dominated by the per-step and per-image overheads, a
 large one by its multiply-accumulates; the constants below were measured on a 2-core
 CPU (``bench/estimate.py``).
 
-How fast *this* machine is *now*, for *this* model, is measured, not assumed: a few real
-training steps of the model at its batch size, timed (``measure_speed``), or the pace of
-the run in flight (``jobs.Job.speed``), so the estimate before a run and the time left
-during one come from the same throughput and agree. Without a measure, the history
-says it: the median ratio of measured to modelled time over the newest finished runs,
-within bounds, so one run on a busy machine cannot make every forecast absurd.
+How fast *this* machine is *now* is measured, not assumed, wherever training measures it:
+the pace of the run in flight, or of one that has just ended (``jobs.TrainingQueue.measured_speed``),
+so the estimate before a run and the time left during one come from the same throughput
+and agree. Without such a measure, the history says it: the median ratio of measured to
+modelled time over the newest finished runs, within bounds, so one run on a busy machine
+cannot make every forecast absurd, slowed by the load on the machine now. (Timing a few
+training steps instead was tried: the first steps of each new shape in a process run
+several times slower than the rest, for seconds, which no short probe can tell apart.)
 """
 
 from __future__ import annotations
 
 import os
 import statistics
-import time
 from dataclasses import dataclass
 
-import torch
-
-from .model import CNN, ModelConfig
-from .train import CHECK_IMAGES, TrainConfig, _make_optimizer, _make_schedule, checks_per_epoch, pick_device, train_step
+from .model import ModelConfig
+from .train import CHECK_IMAGES, TrainConfig, checks_per_epoch
 
 TEST_IMAGES = 10000
 
@@ -47,9 +46,6 @@ HISTORY_RUNS = 5  # the newest finished runs that calibrate the machine's speed
 # How far the history may move the forecast from the constants: a faster or slower machine than the
 # one they were fitted on. The history is divided by the load it ran under first (``sharing``).
 SPEED_BOUNDS = (1 / 4, 10.0)
-PROBE_SECONDS = 0.25  # how long ``measure_speed`` times training steps, after its warm-up steps
-PROBE_WARMUP_STEPS = 1  # the first steps of a fresh model build its kernels: slower than the rest
-PROBE_STEPS = 5  # at least, timed: their median, so one step slowed by a burst of other work does not count
 
 
 @dataclass(frozen=True)
@@ -95,39 +91,6 @@ def checked_images(train_config: TrainConfig) -> int:
     subset = min(CHECK_IMAGES, train_config.images_per_epoch)
     within = checks_per_epoch(train_config.epochs) - 1 if train_config.val_size else 0
     return train_config.val_size + subset + within * (min(CHECK_IMAGES, train_config.val_size) + subset)
-
-
-def _step_seconds(model_config: ModelConfig, batch_size: int) -> float:
-    """The cost model's seconds for one optimizer step on a full batch, without augmentation."""
-    per_image = 3 * multiply_accumulates(model_config) / MACS_PER_SECOND + SECONDS_PER_IMAGE
-    return batch_size * per_image + SECONDS_PER_STEP + weights(model_config) * SECONDS_PER_WEIGHT_STEP
-
-
-def measure_speed(model_config: ModelConfig, train_config: TrainConfig, seconds: float = PROBE_SECONDS) -> float:
-    """Measured over modelled time of a few training steps of this model at this batch size, on this machine now.
-
-    The steps are real (``train.train_step`` on random images), so whatever else keeps the
-    machine busy slows them as it would slow the run; the warm-up steps are not timed, and
-    the median step stands for them all.
-    """
-    device = pick_device(train_config.device)
-    generator = torch.Generator().manual_seed(0)
-    model = CNN(model_config).to(device).to(memory_format=torch.channels_last).train()
-    optimizer = _make_optimizer(model, train_config, device)
-    scheduler = _make_schedule(optimizer, train_config, 1000)
-    x = torch.randn(train_config.batch_size, 1, 28, 28, generator=generator).to(device)
-    y = torch.randint(0, 10, (train_config.batch_size,), generator=generator).to(device)
-    none = x[:0]
-    for _ in range(PROBE_WARMUP_STEPS):
-        train_step(model, optimizer, scheduler, x, y, none, train_config)
-    steps: list[float] = []
-    started = time.perf_counter()
-    while len(steps) < PROBE_STEPS or time.perf_counter() - started < seconds:
-        begun = time.perf_counter()
-        loss, _ = train_step(model, optimizer, scheduler, x, y, none, train_config)
-        loss.item()  # waits for an accelerator
-        steps.append(time.perf_counter() - begun)
-    return statistics.median(steps) / _step_seconds(model_config, train_config.batch_size)
 
 
 def _modelled(model_config: ModelConfig, train_config: TrainConfig) -> Estimate:
@@ -192,7 +155,7 @@ def estimate(
 ) -> Estimate:
     """The forecast for a run on this machine now.
 
-    ``speed`` is a measured one (``measure_speed``, ``jobs.Job.speed``); without it the history
+    ``speed`` is a measured one (``jobs.Job.speed``); without it the history
     ``runs`` (``runs.read_runs``, newest first) calibrate the constants and ``load``, the
     machine's load average (read now when ``None``; 0 for an idle machine), slows them.
     """

@@ -5,7 +5,7 @@ import time
 
 import pytest
 
-from mnist_core.cost import SPEED_BOUNDS, estimate, machine_speed, measure_speed, steps_per_epoch
+from mnist_core.cost import SPEED_BOUNDS, estimate, machine_speed, steps_per_epoch
 from mnist_core.jobs import Job, TrainingQueue
 from mnist_core.model import ModelConfig
 from mnist_core.train import PRESETS, Progress, TrainConfig
@@ -85,12 +85,9 @@ def test_an_epoch_takes_one_step_per_batch_the_last_one_short():
     assert steps_per_epoch(TrainConfig(batch_size=250, train_size=1000)) == 4
 
 
-@pytest.mark.slow  # it times real training steps
-def test_a_measured_speed_scales_the_estimate_and_travels_with_it():
-    speed = measure_speed(TINY, TrainConfig(batch_size=32), seconds=0.05)  # real steps, timed
-    assert 0 < speed < 1000
+def test_a_measured_speed_replaces_the_history_and_the_load_and_travels_with_the_estimate():
     model, train = PRESETS["quick"]
-    measured = estimate(model, train, load=100.0, speed=3.0)  # a measure replaces the history and the load
+    measured = estimate(model, train, load=100.0, speed=3.0)
     assert measured.speed == 3.0 and measured.total == pytest.approx(3 * estimate(model, train, load=0).total)
 
 

@@ -15,13 +15,11 @@ import experiments_view
 import explain_view
 import settings_view
 import sweep_view
-from mnist_core import cost
 from mnist_core.checkpoints import CheckpointError
 from mnist_core.cost import estimate, steps_per_epoch
 from mnist_core.jobs import Job, QueueFull
-from mnist_core.model import ModelConfig
 from mnist_core.runs import history_rows, scan_runs
-from mnist_core.train import CHECK_IMAGES, PRESETS, Progress, TrainConfig
+from mnist_core.train import CHECK_IMAGES, PRESETS, Progress
 from wording import describe_seconds, literal, no_model_reason
 
 common.page("Train", ":material/model_training:", own_run=False)
@@ -63,19 +61,6 @@ with st.sidebar:
     )
 
 unchanged = (model_config, train_config) == PRESETS[st.session_state.preset]
-
-
-@st.cache_data(ttl=60, show_spinner=False, max_entries=64)
-def measured_speed(model_config: ModelConfig, train_config: TrainConfig) -> float:
-    """A few timed training steps of these settings (``cost.measure_speed``), measured again after a minute."""
-    return cost.measure_speed(model_config, train_config)
-
-
-def speed_now() -> float:
-    """This machine's speed now: measured by the run in flight or one that just ended, else by timing a few training
-    steps of these settings (not beside a run: that would slow it, and measure the two sharing the machine)."""
-    measured = queue.measured_speed()
-    return measured if measured is not None else measured_speed(model_config, train_config)
 
 
 def start() -> None:
@@ -122,7 +107,7 @@ middle.button(
 @st.fragment(run_every=3.0 if queue.active() else None)
 def forecast_line() -> None:
     """The estimate, redrawn while anything trains: it follows the speed the run in flight measures."""
-    forecast = st.session_state.forecast = estimate(model_config, train_config, speed=speed_now())
+    forecast = st.session_state.forecast = estimate(model_config, train_config, history, speed=queue.measured_speed())
     busy_now = (job is not None and not job.done) or sweep_view.own_sweep() is not None
     st.markdown(
         f"**{'Takes' if not busy_now else 'A new run takes'} {describe_seconds(forecast.total)}** "
@@ -130,7 +115,7 @@ def forecast_line() -> None:
         f"· {train_config.epochs} epoch(s) × {steps_per_epoch(train_config):,} batches of {train_config.batch_size} "
         f"({train_config.images_per_epoch:,} images)",
         help="From a model of the work (arithmetic, optimizer steps, augmentation, evaluation), scaled by the speed "
-        "measured now: the run in flight's or one just ended, or a few training steps of these settings timed here.",
+        "the run in flight or one just ended measures, else by this machine's recent runs and its load now.",
     )
 
 
@@ -269,7 +254,7 @@ st.header("Queue")
 queue_view()
 
 # ---- Sweeps: Optuna searches the settings, one trial at a time through the same queue ----
-sweep_view.panel(queue, speed_now())
+sweep_view.panel(queue, history, queue.measured_speed())
 
 # ---- Replay: how a finished run's predictions changed, epoch by epoch ----
 explain_view.watch_replay(common.all_checkpoints()[0], preferred=job.name if job is not None else None)
