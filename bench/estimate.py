@@ -93,7 +93,7 @@ def measure(
         job = queue.submit(model_config, train_config, name=f"{name}-{time.time_ns()}", forecast=forecast)
         before = forecast.total
     totals: dict[float, float] = {}
-    while not job.done:
+    while job.ended is None:  # set just after the status
         time.sleep(0.2)
         job.heartbeat()
         quarter = next((q for q in QUARTERS if q not in totals and job.fraction >= q), None)
