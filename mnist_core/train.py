@@ -195,8 +195,8 @@ class Progress:
     val_loss: float | None = None  # on epoch events, and on the batch events of a check within the epoch
     val_accuracy: float | None = None
     watch: list[list[float]] | None = None  # epoch events of a run given ``watch`` images: their 10 probabilities
-    # Wherever there is a validation, the same measure on a fixed subset of the training images (``check_training``):
-    # ``loss`` and ``accuracy`` above are a running mean over an epoch of augmented images and smoothed labels.
+    # Wherever there is a validation, the same measure on the first ``CHECK_IMAGES`` training images: ``loss`` and
+    # ``accuracy`` above are a running mean over the epoch's batches, augmented and smoothed where the settings say.
     train_loss: float | None = None
     train_accuracy: float | None = None
 
