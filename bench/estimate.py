@@ -3,9 +3,9 @@
 For each load (a number of busy processes, each spinning one core, started for the
 measurement and stopped after it) and each setting, the run goes through the
 dashboard's own queue (data already in memory) with the estimate the page shows
-before it starts: the cost model scaled by the speed the run just before measured
-(``TrainingQueue.measured_speed``), or for the first run of a load by the history
-of the runs at earlier loads and the load average now. While it runs, the page's time left is read at
+before it starts: the cost model scaled by the speed a run of the same model just
+measured (``TrainingQueue.measured_speed``), else calibrated by the history of the runs
+before it (earlier loads included) and slowed by the load average now. While it runs, the page's time left is read at
 each quarter: estimated total (elapsed + time left) over the real time. The real
 time is from the moment the worker takes the job to the saved checkpoint. A sweep
 runs its trials as the sweep panel does, its estimate a typical trial's times the
@@ -79,9 +79,9 @@ def measure(
     queue: TrainingQueue, folder: str, history: list[dict], name: str, shortened: dict[str, int], trials: int
 ) -> dict:
     """One run: the estimate before it, the estimated total at each quarter, the real time."""
-    speed = queue.measured_speed()
     if name == "sweep":
         model_config, train_config = typical_trial("quick")
+        speed = queue.measured_speed(model_config, train_config.batch_size)
         forecast = estimate(model_config, train_config, history, speed=speed)
         job = submit_sweep(queue, folder, trials, forecast)
         before = forecast.total * trials
@@ -89,6 +89,7 @@ def measure(
         model_config, train_config = SETTINGS[name]
         if name in shortened:
             train_config = dataclasses.replace(train_config, epochs=shortened[name])
+        speed = queue.measured_speed(model_config, train_config.batch_size)
         forecast = estimate(model_config, train_config, history, speed=speed)
         job = queue.submit(model_config, train_config, name=f"{name}-{time.time_ns()}", forecast=forecast)
         before = forecast.total

@@ -213,10 +213,10 @@ def _start(
     st.query_params["sweep"] = study
 
 
-def panel(queue: TrainingQueue, history: list[dict], speed: float | None) -> None:
+def panel(queue: TrainingQueue, history: list[dict]) -> None:
     """The whole panel: settings, start and stop, then the live view of the study named in the settings.
 
-    ``history`` (``runs.read_runs``) and ``speed`` (``TrainingQueue.measured_speed``) make the sweep's estimate."""
+    ``history`` (``runs.read_runs``) calibrates the sweep's estimate where no run measures the machine now."""
     st.header("Hyperparameter sweep")
     st.caption(
         "Optuna tries settings around a preset, stops poor trials after an epoch, and learns from every trial "
@@ -276,7 +276,8 @@ def panel(queue: TrainingQueue, history: list[dict], speed: float | None) -> Non
 
     done = len(study_now.get_trials(deepcopy=False, states=FINISHED)) if study_now is not None else 0
     fixed = {} if epochs == SEARCHED else {"epochs": int(epochs)}
-    trial = estimate(*typical_trial(preset, fixed), history, speed=speed)
+    typical = typical_trial(preset, fixed)
+    trial = estimate(*typical, history, speed=queue.measured_speed(typical[0], typical[1].batch_size))
     own_run = st.session_state.get("job")
     running_run = own_run is not None and not own_run.done
     start, stop, cost = st.columns([1, 1, 4], vertical_alignment="center")

@@ -343,16 +343,26 @@ class TrainingQueue:
     def running(self) -> Job | None:
         return next((job for job in self.jobs() if job.status == "running"), None)
 
-    def measured_speed(self, within_s: float = RECENT_S) -> float | None:
-        """This machine's speed as last measured by training (``Job.speed``): the running job's, or the newest run
-        that finished in the last ``within_s`` seconds; None when neither says how fast the machine is now."""
+    def measured_speed(
+        self, model_config: ModelConfig | None = None, batch_size: int | None = None, within_s: float = RECENT_S
+    ) -> float | None:
+        """This machine's speed as last measured by training (``Job.speed``): the running job's, or that of the newest
+        run of this model and batch size that finished in the last ``within_s`` seconds (the cost model's shape is
+        least sure across sizes); None when neither says how fast the machine is now."""
         running = self.running()
         if running is not None and running.latest is not None:
             return running.speed
-        recent = [j for j in self.jobs() if j.status == "finished" and j.units == 1 and j.work is None]
-        if recent and time.time() - (recent[-1].ended or 0) < within_s:
-            return recent[-1].speed
-        return None
+        recent = [
+            j
+            for j in self.jobs()
+            if j.status == "finished"
+            and j.units == 1
+            and j.work is None
+            and time.time() - (j.ended or 0) < within_s
+            and model_config in (None, j.model_config)
+            and batch_size in (None, j.train_config.batch_size)
+        ]
+        return recent[-1].speed if recent else None
 
     def active(self) -> list[Job]:
         """The running job and the waiting ones, in the order they run: what every session sees."""

@@ -132,3 +132,5 @@ def test_a_run_that_just_ended_says_how_fast_the_machine_is_now(tmp_path):
     queue._jobs.append(ended)
     assert queue.measured_speed() == pytest.approx(6.0, rel=0.01)
     assert queue.measured_speed(within_s=0.0) is None  # too long ago to stand for now
+    assert queue.measured_speed(model, train.batch_size) == pytest.approx(6.0, rel=0.01)
+    assert queue.measured_speed(TINY, train.batch_size) is None  # another model: the history says

@@ -107,7 +107,9 @@ middle.button(
 @st.fragment(run_every=3.0 if queue.active() else None)
 def forecast_line() -> None:
     """The estimate, redrawn while anything trains: it follows the speed the run in flight measures."""
-    forecast = st.session_state.forecast = estimate(model_config, train_config, history, speed=queue.measured_speed())
+    forecast = st.session_state.forecast = estimate(
+        model_config, train_config, history, speed=queue.measured_speed(model_config, train_config.batch_size)
+    )
     busy_now = (job is not None and not job.done) or sweep_view.own_sweep() is not None
     st.markdown(
         f"**{'Takes' if not busy_now else 'A new run takes'} {describe_seconds(forecast.total)}** "
@@ -254,7 +256,7 @@ st.header("Queue")
 queue_view()
 
 # ---- Sweeps: Optuna searches the settings, one trial at a time through the same queue ----
-sweep_view.panel(queue, history, queue.measured_speed())
+sweep_view.panel(queue, history)
 
 # ---- Replay: how a finished run's predictions changed, epoch by epoch ----
 explain_view.watch_replay(common.all_checkpoints()[0], preferred=job.name if job is not None else None)
