@@ -50,16 +50,12 @@ QUARTERS = (0.25, 0.5, 0.75)
 BAR = 1.5
 
 
-SETTLE_S = 60.0  # the 1-minute load average, which the estimate reads, takes about this long to show new work
+SETTLE_S = 60.0  # the 1-minute load average takes about this long to show new work
 
 
 def busy(processes: int) -> list[subprocess.Popen]:
-    """``processes`` programs that each keep one core busy until stopped, running long enough for the load average
-    to show them (as it would on a machine that has been busy for a while)."""
-    spinners = [subprocess.Popen([sys.executable, "-c", "while True: pass"]) for _ in range(processes)]
-    if processes:
-        time.sleep(SETTLE_S)
-    return spinners
+    """``processes`` programs that each keep one core busy until stopped."""
+    return [subprocess.Popen([sys.executable, "-c", "while True: pass"]) for _ in range(processes)]
 
 
 def submit_sweep(queue: TrainingQueue, folder: str, trials: int, forecast: Estimate) -> Job:
@@ -125,9 +121,10 @@ def main() -> None:
     print(f"{'load':>4s} {'setting':8s} {'before':>7s} {'real':>7s} {'ratio':>5s} {'1/4':>5s} {'1/2':>5s} {'3/4':>5s}")
     history = tempfile.TemporaryDirectory()  # the run log of every load: what calibrates a first run
     for load in args.load:
-        spinners = []
+        spinners = busy(load)
         try:
-            spinners = busy(load)
+            if spinners:  # as on a machine busy for a while: the load average, which the estimate reads, shows them
+                time.sleep(SETTLE_S)
             with tempfile.TemporaryDirectory() as folder:
                 queue = TrainingQueue(history.name, load_data=lambda: data)  # a new queue: no speed measured yet
                 for name in args.preset:
