@@ -7,6 +7,9 @@ beside the checkpoints, or in the shared storage named in the panel (or
 sweep`` with that storage, whichever machine runs them, and a stopped sweep started
 again with the same study name resumes it. A trial trained elsewhere becomes the
 active model through the shared artifact folder (``MNIST_SWEEP_ARTIFACTS``).
+
+The sweep a session started is its own wherever it shows (the queue, the buttons) and
+after a reload: its study travels in the address (``?sweep=study``), as a run's name does.
 """
 
 from __future__ import annotations
@@ -24,11 +27,12 @@ from optuna import visualization
 from optuna.trial import TrialState
 
 import common
-from mnist_core.jobs import Job, TrainingQueue
+from mnist_core.cost import Estimate, estimate
+from mnist_core.jobs import Job, QueueFull, TrainingQueue
 from mnist_core.journal import TORN_SUFFIX, torn
 from mnist_core.places import CheckpointError, release
 from mnist_core.studies import SweepError, check_page_artifacts, check_page_storage, journal_path, view_storage
-from mnist_core.sweep import DEFAULT_STUDY, FINISHED, reserve_trial_file, search_space, summary
+from mnist_core.sweep import DEFAULT_STUDY, FINISHED, reserve_trial_file, search_space, summary, target, typical_trial
 from mnist_core.train import PRESETS, Progress
 from mnist_core.trials import fetch as fetch_trial
 from wording import describe_seconds, literal
@@ -36,6 +40,46 @@ from wording import describe_seconds, literal
 SEARCHED = "searched"
 LINES = 300  # the parallel coordinates show at most this many trials, the best ones
 FIRST = "Optimisation history"
+DEFAULT_TRIALS = 20
+JOB_PREFIX = "sweep "  # a sweep's job is named for its study: "sweep <study>"
+
+
+def own_sweep() -> Job | None:
+    """This session's sweep while it is unfinished."""
+    job: Job | None = st.session_state.get("sweep_job")
+    return job if job is not None and not job.done else None
+
+
+def from_address(queue: TrainingQueue) -> None:
+    """After a reload, the sweep named in the address is this session's again, and its study the one shown."""
+    name = st.query_params.get("sweep")
+    if st.session_state.get("sweep_job") is not None or not name:
+        return
+    job = queue.find(JOB_PREFIX + name)
+    if job is not None:
+        st.session_state.update(sweep_job=job, sweep_study=name)
+
+
+def _quiet_study(url: str | None, directory: str, name: str) -> optuna.Study | None:
+    """The study, or None where there is none or its storage cannot be read (said above the panel's settings)."""
+    try:
+        return _load_study(url, directory, name) if name else None
+    except SweepError:
+        return None
+
+
+def _follow_study(study: optuna.Study | None, key: tuple[str | None, str]) -> None:
+    """When another study is picked, the trials and preset fields show that study's own (before they are drawn)."""
+    if st.session_state.get("sweep_fields_of") == key:
+        return
+    st.session_state.sweep_fields_of = key
+    if study is None:
+        st.session_state.setdefault("sweep_trials", DEFAULT_TRIALS)
+        return
+    done = len(study.get_trials(deepcopy=False, states=FINISHED))
+    st.session_state.sweep_trials = min(max(target(study) or done, 1), 500)
+    if study.user_attrs.get("preset") in PRESETS:
+        st.session_state.sweep_preset = study.user_attrs["preset"]
 
 
 def _load_study(url: str | None, directory: str, name: str) -> optuna.Study | None:
@@ -142,18 +186,26 @@ def _start(
     preset: str,
     trials: int,
     epochs: int | str,
-) -> Job:
+    forecast: Estimate,
+) -> None:
+    """Queue the sweep as this session's (a callback of Start sweep), its study in the address for a reload."""
+    common.ensure_downloaded()
     fixed = {} if epochs == SEARCHED else {"epochs": int(epochs)}
-    try:
-        existing = _load_study(url, str(common.checkpoint_dir()), study)
-    except SweepError:
-        existing = None
+    existing = _quiet_study(url, str(common.checkpoint_dir()), study)
     done = len(existing.get_trials(deepcopy=False, states=FINISHED)) if existing is not None else 0
-    return queue.submit_sweep(study, trials, url, preset, fixed, artifacts, units=trials - done)
+    try:
+        job = queue.submit_sweep(study, trials, url, preset, fixed, artifacts, units=trials - done, forecast=forecast)
+    except QueueFull as exc:
+        st.session_state.sweep_problem = str(exc)
+        return
+    st.session_state.update(sweep_job=job, sweep_problem="")
+    st.query_params["sweep"] = study
 
 
-def panel(queue: TrainingQueue) -> None:
-    """The whole panel: settings, start and stop, then the live view of the study named in the settings."""
+def panel(queue: TrainingQueue, history: list[dict]) -> None:
+    """The whole panel: settings, start and stop, then the live view of the study named in the settings.
+
+    ``history`` (``runs.read_runs``) calibrates the sweep's estimate where no run measures the machine now."""
     st.header("Hyperparameter sweep")
     st.caption(
         "Optuna tries settings around a preset, stops poor trials after an epoch, and learns from every trial "
@@ -198,12 +250,13 @@ def panel(queue: TrainingQueue) -> None:
         accept_new_options=True,
         help="Pick a study to watch or resume it, or type a new name to start one",
     )
+    study_now = _quiet_study(url, directory, study)
+    _follow_study(study_now, (url, study))
     preset = preset_col.selectbox("Around preset", list(PRESETS), key="sweep_preset", format_func=str.title)
     trials = trials_col.number_input(
         "Trials in the study",
         1,
         500,
-        20,
         key="sweep_trials",
         help="The sweep runs until the study has this many finished (complete or pruned) trials, those of earlier "
         "sweeps and other workers included",
@@ -211,14 +264,36 @@ def panel(queue: TrainingQueue) -> None:
     low, high = search_space(preset)["epochs"]
     epochs = epochs_col.selectbox("Epochs per trial", [SEARCHED, *range(int(low), int(high) + 1)], key="sweep_epochs")
 
-    start, stop, _ = st.columns([1, 1, 4])
-    if start.button("Start sweep", disabled=busy or not study):
-        common.ensure_downloaded()
-        job = st.session_state.sweep_job = _start(queue, url, artifacts, study, preset, int(trials), epochs)
-        busy = True
-    if stop.button("Stop sweep", disabled=not busy, help="The trial in flight is dropped; the study keeps the rest"):
-        assert job is not None
-        job.cancel()
+    done = len(study_now.get_trials(deepcopy=False, states=FINISHED)) if study_now is not None else 0
+    fixed = {} if epochs == SEARCHED else {"epochs": int(epochs)}
+    typical = typical_trial(preset, fixed)
+    trial = estimate(*typical, history, speed=queue.measured_speed(typical[0], typical[1].batch_size))
+    own_run = st.session_state.get("job")
+    running_run = own_run is not None and not own_run.done
+    start, stop, cost = st.columns([1, 1, 4], vertical_alignment="center")
+    start.button(
+        "Start sweep",
+        disabled=busy or running_run or not study,
+        help="Your run is training: cancel it above, or wait for it to end" if running_run else None,
+        on_click=_start,  # a callback: the whole page, Start training included, then draws the sweep as running
+        args=(queue, url, artifacts, study, preset, int(trials), epochs, trial),
+    )
+    stop.button(
+        "Stop sweep",
+        disabled=not busy,
+        help="The trial in flight is dropped; the study keeps the rest",
+        on_click=job.cancel if job is not None else None,
+    )
+    if st.session_state.get("sweep_problem"):
+        st.error(literal(st.session_state.sweep_problem))
+    if not busy:
+        left = max(0, int(trials) - done)
+        cost.markdown(
+            f"**Takes {describe_seconds(left * trial.total)}** for {left} more trial(s), each "
+            f"{describe_seconds(trial.total)} at most (fewer epochs where Optuna prunes it)"
+            if left
+            else f"The study has its {int(trials)} trial(s): raise the number to run more."
+        )
     st.fragment(run_every=2.0 if busy or follow else None)(_live)(job, url, artifacts, directory, study, busy)
 
 
@@ -245,10 +320,10 @@ def _job_status(job: Job, busy: bool) -> None:
     elif job.status == "running" and latest is not None:
         st.progress(
             job.fraction,
-            text=f"**{literal(job.name)}** · trial {job.units_done + 1} of {job.units}: "
-            f"epoch {latest.epoch}/{latest.epochs} · batch {latest.batch}/{latest.batches} · "
+            text=f"**{literal(job.name)}** · {job.units_done} of {job.units} trial(s) done · trial in flight: "
+            f"epoch {latest.epoch}/{latest.epochs}, batch {latest.batch}/{latest.batches}, "
             f"{latest.images_per_sec:,.0f} images/s · "
-            f"about {describe_seconds(job.remaining_seconds())} left",
+            f"{describe_seconds(job.remaining_seconds())} left for the sweep",
         )
     elif job.status == "running":
         st.info(f"**{literal(job.name)}**: loading MNIST and the study…")
@@ -262,6 +337,13 @@ def _job_status(job: Job, busy: bool) -> None:
         st.rerun()  # the sweep ended: redraw the page, so its runs join the history
 
 
+def _value(trial: dict) -> str:
+    """A trial's validation accuracy as the table says it: a running trial has none yet, a stopped one none."""
+    if trial["value"] is not None:
+        return f"{trial['value']:.2%}"
+    return "running" if trial["state"] == "RUNNING" else ""
+
+
 def _table(result: dict) -> pd.DataFrame:
     """One row per trial, newest first: who ran it (the worker's host), how it ended, its value and the best so far."""
     rows, best = [], None
@@ -273,7 +355,7 @@ def _table(result: dict) -> pd.DataFrame:
                 "trial": t["trial"],
                 "worker": (t["worker"] or "").rpartition(":")[0],
                 "state": t["state"].lower(),
-                "val accuracy": t["value"],
+                "val accuracy": _value(t),
                 "best so far": best,
                 **t["params"],
                 "run": Path(t["checkpoint"]).stem if t["checkpoint"] else "",
@@ -287,10 +369,7 @@ def _live(job: Job | None, url: str | None, artifacts: str | None, directory: st
     trials and Optuna's figures."""
     if job is not None:
         _job_status(job, busy)
-    try:
-        study = _load_study(url, directory, name) if name else None
-    except SweepError:  # said above the panel's settings
-        study = None
+    study = _quiet_study(url, directory, name)
     if study is None:
         st.caption(f"No study named {literal(repr(name))} yet." if name else "Name a study.")
         return
@@ -316,8 +395,9 @@ def _live(job: Job | None, url: str | None, artifacts: str | None, directory: st
     st.dataframe(
         table,
         hide_index=True,
+        placeholder="",  # no best before the first complete trial: an empty cell, not "None"
         column_config={
-            "val accuracy": st.column_config.NumberColumn(format="percent"),
+            "val accuracy": st.column_config.TextColumn(),
             "best so far": st.column_config.NumberColumn(format="percent"),
         },
     )

@@ -198,6 +198,8 @@ HISTORY_CHECKS = {
     "accuracy": _NUMBER_OR_NONE,
     "val_loss": _NUMBER_OR_NONE,
     "val_accuracy": _NUMBER_OR_NONE,
+    "train_loss": _NUMBER_OR_NONE,
+    "train_accuracy": _NUMBER_OR_NONE,
 }
 CURVES = ("loss", "accuracy", "val_loss", "val_accuracy")  # what Compare draws of each epoch
 

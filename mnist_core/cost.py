@@ -7,9 +7,16 @@ over every weight, which is what makes small batches slow), for augmentation (pe
 image), for the validation images after each epoch, and for the 10,000 test images
 at the end. A tiny model is dominated by the per-step and per-image overheads, a
 large one by its multiply-accumulates; the constants below were measured on a 2-core
-CPU (``bench/estimate.py``). The history then says how fast *this* machine is: the
-median ratio of measured to modelled time over the newest finished runs, within
-bounds, so one run on a busy machine cannot make every forecast absurd.
+CPU (``bench/estimate.py``).
+
+How fast *this* machine is *now* is measured, not assumed, wherever training measures it:
+the pace of the run in flight, or of one that has just ended (``jobs.TrainingQueue.measured_speed``),
+so the estimate before a run and the time left during one come from the same throughput
+and agree. Without such a measure, the history says it: the median ratio of measured to
+modelled time over the newest finished runs, within bounds, so one run on a busy machine
+cannot make every forecast absurd, slowed by the load on the machine now. (Timing a few
+training steps instead was tried: the first steps of each new shape in a process run
+several times slower than the rest, for seconds, which no short probe can tell apart.)
 """
 
 from __future__ import annotations
@@ -19,7 +26,7 @@ import statistics
 from dataclasses import dataclass
 
 from .model import ModelConfig
-from .train import TrainConfig
+from .train import CHECK_IMAGES, TrainConfig, checks_per_epoch
 
 TEST_IMAGES = 10000
 
@@ -48,6 +55,7 @@ class Estimate:
     loading: float
     training: float  # the training loop, validation after each epoch included
     finishing: float  # the test-set evaluation and saving the checkpoint
+    speed: float = 1.0  # the factor applied to the cost model's seconds: this machine now, against the constants
 
     @property
     def total(self) -> float:
@@ -77,6 +85,14 @@ def steps_per_epoch(train_config: TrainConfig) -> int:
     return -(-train_config.images_per_epoch // train_config.batch_size)
 
 
+def checked_images(train_config: TrainConfig) -> int:
+    """Images each epoch only forwards to measure the model (``train.checks_per_epoch``): the validation split and a
+    training subset at its end, a part of each at every check within it."""
+    subset = min(CHECK_IMAGES, train_config.images_per_epoch)
+    within = checks_per_epoch(train_config.epochs) - 1 if train_config.val_size else 0
+    return train_config.val_size + subset + within * (min(CHECK_IMAGES, train_config.val_size) + subset)
+
+
 def _modelled(model_config: ModelConfig, train_config: TrainConfig) -> Estimate:
     """The cost model with the measured constants, before any calibration."""
     macs = multiply_accumulates(model_config)
@@ -85,7 +101,7 @@ def _modelled(model_config: ModelConfig, train_config: TrainConfig) -> Estimate:
     per_image = 3 * macs / MACS_PER_SECOND + SECONDS_PER_IMAGE
     per_step = SECONDS_PER_STEP + weights(model_config) * SECONDS_PER_WEIGHT_STEP
     per_forward = macs / FORWARD_MACS_PER_SECOND + SECONDS_PER_FORWARD_IMAGE
-    epoch = images * per_image + steps * per_step + train_config.val_size * per_forward
+    epoch = images * per_image + steps * per_step + checked_images(train_config) * per_forward
     augmenting = train_config.augmented_epochs * images * SECONDS_PER_AUGMENTED_IMAGE
     return Estimate(
         loading=LOADING_SECONDS,
@@ -131,11 +147,19 @@ def machine_speed(runs: list[dict] | None) -> float:
 
 
 def estimate(
-    model_config: ModelConfig, train_config: TrainConfig, runs: list[dict] | None = None, load: float | None = None
+    model_config: ModelConfig,
+    train_config: TrainConfig,
+    runs: list[dict] | None = None,
+    load: float | None = None,
+    speed: float | None = None,
 ) -> Estimate:
-    """The forecast for a run on this machine now; ``runs`` (``runs.read_runs``, newest first) calibrate it.
+    """The forecast for a run on this machine now.
 
-    ``load`` is the machine's load average (read now when ``None``; 0 for an idle machine).
+    ``speed`` is a measured one (``jobs.Job.speed``); without it the history
+    ``runs`` (``runs.read_runs``, newest first) calibrate the constants and ``load``, the
+    machine's load average (read now when ``None``; 0 for an idle machine), slows them.
     """
-    base, speed = _modelled(model_config, train_config), machine_speed(runs) * sharing(load)
-    return Estimate(base.loading * speed, base.training * speed, base.finishing * speed)
+    base = _modelled(model_config, train_config)
+    if speed is None:
+        speed = machine_speed(runs) * sharing(load)
+    return Estimate(base.loading * speed, base.training * speed, base.finishing * speed, speed)

@@ -29,7 +29,7 @@ from typing import Literal
 
 import torch
 
-from . import processes, settings
+from . import processes
 from .checkpoints import Checkpoint, load_checkpoint
 from .cost import Estimate, estimate
 from .data import MNIST, load_mnist
@@ -38,8 +38,8 @@ from .model import ModelConfig
 from .places import checkpoint_path, release, reserve, reserve_new_run
 from .runs import log_not_started, run_training
 from .samples import read_set
-from .sweep import FINISHED, run_sweep
-from .train import PRESETS, Progress, TrainConfig, TrainingCancelled
+from .sweep import FINISHED, run_sweep, typical_trial
+from .train import Progress, TrainConfig, TrainingCancelled
 from .watch import WatchPanel, watch_panel
 
 Status = Literal["queued", "running", "finished", "cancelled", "failed"]
@@ -61,6 +61,7 @@ PRELOAD = [__name__, "torch._dynamo"]
 # a module-level function, or a ``functools.partial`` of one.
 Report = Callable[[str, object], None]
 Task = Callable[[MNIST, Report, Callable[[], bool]], Path | None]
+RECENT_S = 300.0  # how long a finished run's measured speed stands for the machine's (``measured_speed``)
 
 
 class QueueFull(RuntimeError):
@@ -97,6 +98,7 @@ class Job:
     units: int = 1
     units_done: int = 0
     _unit_mark: int = field(default=0, repr=False)  # len(events) when the last unit ended
+    _unit_ended: float | None = field(default=None, repr=False)  # when (time.time)
     _stop: threading.Event = field(default_factory=threading.Event, repr=False)
     _lock: threading.Lock = field(default_factory=threading.Lock, repr=False)
 
@@ -140,7 +142,7 @@ class Job:
     def unit_done(self) -> None:
         """One of the work's runs ended: progress and time left move on to the next."""
         self.units_done += 1
-        self._unit_mark = len(self.events)
+        self._unit_mark, self._unit_ended = len(self.events), time.time()
 
     @property
     def cancel_requested(self) -> bool:
@@ -154,29 +156,53 @@ class Job:
         """Called by whoever owns the job, as long as it still wants it (``TrainingQueue``'s ``abandon_after_s``)."""
         self.last_heartbeat = time.time()
 
-    def remaining_seconds(self) -> float:
-        """Seconds until the job ends, from the cost model corrected by the speed measured so far.
+    def _forecast(self) -> Estimate:
+        return self.estimate or estimate(self.model_config, self.train_config)
 
-        The correction is phased in over the first tenth of the run, so the figure moves
-        smoothly instead of jumping with the first noisy batches and each validation pause.
+    @property
+    def pace(self) -> float:
+        """Measured over forecast time so far: above 1, the job runs slower than forecast (1 before any measure).
+
+        A run's measure is phased in over its first tenth, so the figure moves smoothly instead of
+        jumping with the first noisy batches and each validation pause; work of several runs (a
+        sweep, whose trials differ and may be pruned) is measured by its finished ones.
         """
-        if self.done:
-            return 0.0
-        forecast = self.estimate or estimate(self.model_config, self.train_config)
-        left = max(0, self.units - self.units_done)
         if self.started is None:
-            return forecast.total * left
-        if self.units > 1:  # the trial in flight, then the rest at the forecast (no per-run speed to correct by)
-            return (1 - self.in_flight) * forecast.training + forecast.finishing + (left - 1) * forecast.total
-        elapsed = time.time() - self.started
+            return 1.0
+        forecast, elapsed = self._forecast(), (self.ended or time.time()) - self.started
+        if self.status == "finished" and self.units == 1:
+            return elapsed / forecast.total
+        if self.units > 1:
+            if self._unit_ended is None:
+                return 1.0
+            weight = min(1.0, self.units_done / 2)
+            measured = (self._unit_ended - self.started) / (self.units_done * forecast.total)
+            return weight * measured + (1 - weight)
         done = self.in_flight
         expected = forecast.loading + done * forecast.training
         speed = elapsed / expected if expected > 0 and done > 0 else 1.0
         weight = min(1.0, done / 0.1)
-        factor = weight * speed + (1 - weight)
+        return weight * speed + (1 - weight)
+
+    @property
+    def speed(self) -> float:
+        """This machine's measured speed against the cost model's constants (``cost.Estimate.speed``), as this job
+        runs: what a new run's estimate is scaled by, so it agrees with this job's time left."""
+        return self._forecast().speed * self.pace
+
+    def remaining_seconds(self) -> float:
+        """Seconds until the job ends: the forecast, scaled by the pace measured so far (``pace``)."""
+        if self.done:
+            return 0.0
+        forecast, pace = self._forecast(), self.pace
+        left = max(0, self.units - self.units_done)
+        if self.started is None:
+            return forecast.total * left
+        if self.units > 1:  # the trial in flight, then the rest
+            return pace * ((1 - self.in_flight) * forecast.training + forecast.finishing + (left - 1) * forecast.total)
         if self.phase == "evaluating":
-            return max(0.0, forecast.total * factor - elapsed)
-        return max(0.0, factor * ((1 - done) * forecast.training + forecast.finishing))
+            return max(0.0, forecast.total * pace - (time.time() - self.started))
+        return max(0.0, pace * ((1 - self.in_flight) * forecast.training + forecast.finishing))
 
     def cancel(self) -> None:
         """Stop the job: a queued one is cancelled now and never starts, a running one stops before its next batch."""
@@ -242,15 +268,17 @@ class TrainingQueue:
         history: list[dict] | None = None,
         prefix: str = "run",
         drawing: torch.Tensor | None = None,
+        forecast: Estimate | None = None,
     ) -> Job:
         """Queue a run; ``name`` (user-typed, validated) defaults to a fresh ``<prefix>-<date>-<time>``.
 
         Every job watches the test panel of ``watch.watch_panel`` learn, and ``drawing`` with it if given.
-        ``history`` (``runs.read_runs``) calibrates the job's time estimate. Raises
+        ``forecast`` is the job's time estimate (the one the page showed); without it ``history``
+        (``runs.read_runs``) calibrates one. Raises
         ``CheckpointError`` for an invalid name or one already taken by a checkpoint or
         by a job that has not finished yet, and ``QueueFull`` when too many jobs wait.
         """
-        forecast = estimate(model_config, train_config, history)
+        forecast = forecast or estimate(model_config, train_config, history)
         with self._lock:
             self._check_room()
             # Reserved until the job ends, so no other job, session or process can take the name.
@@ -269,16 +297,18 @@ class TrainingQueue:
         fixed: dict | None = None,
         artifacts: str | None = None,
         units: int | None = None,
+        forecast: Estimate | None = None,
     ) -> Job:
         """Queue a sweep (``sweep.run_sweep`` into this queue's folder) as the job ``sweep <study>``, with the same
         status, events and cancel as a run; ``units`` is how many trials it has left to run (default ``trials``),
-        so progress and time left cover all of them."""
-        model_config, train_config = PRESETS[preset]
-        train_config = settings.apply(train_config, fixed or {})  # what each trial costs, for the time left
+        so progress and time left cover all of them; ``forecast`` is one trial's estimate (the one the page showed)."""
+        model_config, train_config = typical_trial(preset, fixed)  # what a trial costs, for the time left
         task = functools.partial(_sweep, trials, self.directory, study, storage, preset, fixed, artifacts)
         with self._lock:
             self._check_room()
-            job = Job(f"sweep {study}", model_config, train_config, self.directory, kind="sweep", task=task)
+            job = Job(
+                f"sweep {study}", model_config, train_config, self.directory, estimate=forecast, kind="sweep", task=task
+            )
             job.units = max(1, trials if units is None else units)
             self._enqueue(job)
         return job
@@ -318,6 +348,27 @@ class TrainingQueue:
 
     def running(self) -> Job | None:
         return next((job for job in self.jobs() if job.status == "running"), None)
+
+    def measured_speed(
+        self, model_config: ModelConfig | None = None, batch_size: int | None = None, within_s: float = RECENT_S
+    ) -> float | None:
+        """This machine's speed as last measured by training (``Job.speed``): the running job's, or that of the newest
+        run of this model and batch size that finished in the last ``within_s`` seconds (the cost model's shape is
+        least sure across sizes); None when neither says how fast the machine is now."""
+        running = self.running()
+        if running is not None and running.latest is not None:
+            return running.speed
+        recent = [
+            j
+            for j in self.jobs()
+            if j.status == "finished"
+            and j.units == 1
+            and j.kind == "run"
+            and time.time() - (j.ended or 0) < within_s
+            and model_config in (None, j.model_config)
+            and batch_size in (None, j.train_config.batch_size)
+        ]
+        return recent[-1].speed if recent else None
 
     def active(self) -> list[Job]:
         """The running job and the waiting ones, in the order they run: what every session sees."""
@@ -468,4 +519,5 @@ def _sweep(
         should_stop=should_stop,
         artifacts=artifacts,
     )
-    return None
+    if should_stop():  # stopped between two trials: the sweep did not finish
+        raise TrainingCancelled("stopped between trials")

@@ -64,6 +64,23 @@ def suggest(trial: optuna.Trial, preset: str, fixed: dict | None = None) -> tupl
     return settings.apply(model, {**values, **fixed}), settings.apply(train, {**values, **fixed})
 
 
+def typical_trial(preset: str, fixed: dict | None = None) -> tuple[ModelConfig, TrainConfig]:
+    """What a trial costs on average, for time estimates: the preset with ``fixed``, and searched epochs in the middle
+    of their range (the other searched settings move the cost both ways)."""
+    fixed = dict(fixed or {})
+    epochs = search_space(preset).get("epochs")
+    if "epochs" not in fixed and isinstance(epochs, Interval):
+        fixed["epochs"] = round((epochs.low + epochs.high) / 2)
+    model, train = PRESETS[preset]
+    return settings.apply(model, fixed), settings.apply(train, fixed)
+
+
+def target(study: optuna.Study) -> int | None:
+    """How many finished trials the latest sweep of ``study`` asked for (None for a study made elsewhere)."""
+    value = study.user_attrs.get("trials")
+    return value if isinstance(value, int) and not isinstance(value, bool) else None
+
+
 def check_fixed(preset: str, fixed: dict) -> None:
     """Refuse, before any trial starts, settings that no config has or that a config rejects."""
     unknown = set(fixed) - {s.name for s in run_settings()}
@@ -151,6 +168,7 @@ def run_sweep(
         study.set_user_attr("preset", preset)
     elif made_with != preset:
         raise SweepError(f"study {study_name!r} searches the {made_with!r} preset, not {preset!r}")
+    study.set_user_attr("trials", trials)  # what a page shows for the study (``target``)
 
     def objective(trial: optuna.Trial) -> float:
         ahead = study.get_trials(deepcopy=False)[: trial.number]

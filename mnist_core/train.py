@@ -180,7 +180,8 @@ class Progress:
     """One report from the loop: after a batch (``kind="batch"``) and after every epoch (``kind="epoch"``).
 
     On the CPU every batch is reported; on an accelerator at most every ``REPORT_INTERVAL_S``
-    and at each epoch's last batch (see ``Meter``).
+    and at each epoch's last batch (see ``Meter``). A batch report that carries ``val_loss``
+    is a check within the epoch (``checks_per_epoch``).
     """
 
     kind: Literal["batch", "epoch"]
@@ -192,9 +193,13 @@ class Progress:
     accuracy: float  # running training accuracy over the epoch so far
     images_per_sec: float
     eta_s: float
-    val_loss: float | None = None  # only on epoch events
+    val_loss: float | None = None  # on epoch events, and on the batch events of a check within the epoch
     val_accuracy: float | None = None
     watch: list[list[float]] | None = None  # epoch events of a run given ``watch`` images: their 10 probabilities
+    # Wherever there is a validation, the same measure on the first ``CHECK_IMAGES`` training images: ``loss`` and
+    # ``accuracy`` above are a running mean over the epoch's batches, augmented and smoothed where the settings say.
+    train_loss: float | None = None
+    train_accuracy: float | None = None
 
 
 @dataclass
@@ -362,6 +367,8 @@ class Meter:
         val_loss: float | None = None,
         val_accuracy: float | None = None,
         watch: list[list[float]] | None = None,
+        train_loss: float | None = None,
+        train_accuracy: float | None = None,
     ) -> Progress:
         loss, accuracy = self.loss_sum.item() / self.count, self.correct.item() / self.count
         self.reported = time.perf_counter()
@@ -380,11 +387,32 @@ class Meter:
             val_loss,
             val_accuracy,
             watch,
+            train_loss,
+            train_accuracy,
         )
+
+
+# A one-epoch run would otherwise draw its validation curve as one point at the very end: runs of few epochs are
+# also checked within each epoch, on the first ``CHECK_IMAGES`` validation images, so a Quick run has a curve.
+CHECKS_PER_RUN = 4
+CHECK_IMAGES = 1000  # validation images of a check within an epoch, and training images of every check
+
+
+def checks_per_epoch(epochs: int) -> int:
+    """Validations in each epoch, the one at its end included: ``CHECKS_PER_RUN`` over the run, at least one each."""
+    return max(1, CHECKS_PER_RUN // epochs)
+
+
+def check_batches(batches: int, epochs: int) -> set[int]:
+    """The batches (1-based) after which a check within the epoch runs: evenly spaced, the last batch left out."""
+    checks = checks_per_epoch(epochs)
+    return {round(batches * k / checks) for k in range(1, checks)} - {0, batches}
 
 
 @torch.inference_mode()
 def _validate(model: CNN, images: torch.Tensor, labels: torch.Tensor, device: torch.device) -> tuple[float, float]:
+    """Loss and accuracy as a test would measure them: evaluation mode, images as they are, labels unsmoothed."""
+    training = model.training
     model.eval()
     loss_sum = torch.zeros((), dtype=_sum_dtype(device), device=device)
     correct = torch.zeros((), dtype=torch.int64, device=device)
@@ -395,6 +423,7 @@ def _validate(model: CNN, images: torch.Tensor, labels: torch.Tensor, device: to
             logits = model(x).float()
         loss_sum += F.cross_entropy(logits, y, reduction="sum").to(loss_sum.dtype)
         correct += (logits.argmax(1) == y).sum()
+    model.train(training)
     return loss_sum.item() / max(len(labels), 1), correct.item() / max(len(labels), 1)
 
 
@@ -456,6 +485,10 @@ def train(
     interval = 0.0 if device.type == "cpu" else REPORT_INTERVAL_S
     meter = Meter(device, config.epochs, batches, len(train_data.rows), interval)
     result = TrainResult(model=model)
+    # Training images measured as validation is, so the two curves compare (see ``Progress.train_loss``).
+    fixed = train_data.rows[:CHECK_IMAGES]
+    check_images, check_labels = train_data.images[fixed], train_data.labels[fixed]
+    within = check_batches(batches, config.epochs)
 
     for epoch in range(1, config.epochs + 1):
         model.train()
@@ -467,11 +500,24 @@ def train(
             x, y, odd = _batch(train_data, index, epoch, config, generator)
             loss, logits = train_step(model, optimizer, scheduler, x, y, odd, config)
             meter.add(loss, logits, y)
-            if on_progress is not None and meter.due(batch):
+            if on_progress is not None and batch in within and len(train_data.val_labels):
+                val = _validate(
+                    model, train_data.val_images[:CHECK_IMAGES], train_data.val_labels[:CHECK_IMAGES], device
+                )
+                same_way = _validate(model, check_images, check_labels, device)
+                on_progress(meter.report("batch", batch, *val, None, *same_way))
+            elif on_progress is not None and meter.due(batch):
                 on_progress(meter.report("batch", batch))
 
         val_loss, val_accuracy = _validate(model, train_data.val_images, train_data.val_labels, device)
-        report = meter.report("epoch", batches, val_loss, val_accuracy, _watch(model, watch, device))
+        report = meter.report(
+            "epoch",
+            batches,
+            val_loss,
+            val_accuracy,
+            _watch(model, watch, device),
+            *_validate(model, check_images, check_labels, device),
+        )
         result.history.append(asdict(report))
         if on_progress is not None:
             on_progress(report)

@@ -23,6 +23,16 @@ def open_page(page: str | None = None) -> AppTest:
     return at
 
 
+def reloaded(name: str, key: str = "run") -> AppTest:
+    """The Train tab reloaded: a new session, with only the address (``?run=name``, ``?sweep=study``) to go on."""
+    at = AppTest.from_file(HOME, default_timeout=120)
+    at.query_params[key] = name
+    at.run()
+    at.switch_page("pages/1_Train.py").run()
+    assert not at.exception, at.exception
+    return at
+
+
 def texts(at: AppTest) -> str:
     """Everything the page says in Markdown, captions and alerts, as one string to search."""
     parts = [*at.markdown, *at.caption, *at.info, *at.success, *at.warning, *at.error, *at.subheader]

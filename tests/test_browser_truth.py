@@ -1,5 +1,5 @@
-"""Two browser sessions on one server: the queue, a cancel from the other session, a reload mid-run,
-and a matrix click that brings its images into view and filters the error explorer.
+"""Two browser sessions on one server: the queue, a cancel from the other session, a reload mid-run, a sweep
+reloaded, and a matrix click that brings its images into view and filters the error explorer.
 
 Screenshots of both sessions land in artifacts/screenshots/.
 """
@@ -8,7 +8,7 @@ import re
 
 import pytest
 from conftest import offline_page
-from dashboard_helpers import expect_local_icon, screenshot, start_run
+from dashboard_helpers import expect_local_icon, screenshot, start_run, wait_for_rerun
 from playwright.sync_api import expect
 
 from mnist_core.runs import read_runs
@@ -63,6 +63,28 @@ def test_two_sessions_share_the_queue_cancel_each_other_and_survive_a_reload(ser
             page.get_by_text("b-waiting was cancelled (while waiting in the queue): it left no model to use.")
         ).to_be_visible()
         screenshot(page, "truth-history-cancelled-row")
+
+        # A sweep is its session's in the queue and the buttons, and still after a reload from the address.
+        wait_for_rerun(page)
+        study = page.get_by_role("combobox", name="Study")
+        study.click()
+        study.press_sequentially("bsweep")
+        study.press("Enter")
+        wait_for_rerun(page)
+        page.get_by_role("spinbutton", name="Trials in the study").fill("2")
+        page.get_by_role("spinbutton", name="Trials in the study").press("Enter")
+        expect(page.get_by_text(re.compile(r"for 2 more trial\(s\), each about"))).to_be_visible()
+        page.get_by_role("button", name="Start sweep").click()
+        expect(page.get_by_text(re.compile(r"^sweep bsweep \(yours\) · "))).to_be_visible(timeout=30_000)
+        expect(page.get_by_role("button", name="Start training")).to_be_disabled()
+        page.reload()
+        expect(page.get_by_text("Study bsweep: 0 trial(s) done, 1 running.")).to_be_visible(timeout=60_000)
+        expect(page.get_by_role("spinbutton", name="Trials in the study")).to_have_value("2")  # the study's own
+        expect(page.get_by_role("button", name="Start training")).to_be_disabled()
+        screenshot(page, "truth-sweep-reloaded")
+        page.get_by_role("button", name="Stop sweep").click()
+        expect(page.get_by_text("sweep bsweep was stopped")).to_be_visible(timeout=30_000)
+        expect(page.get_by_role("button", name="Start training")).to_be_enabled()
 
     finally:
         other.context.close()

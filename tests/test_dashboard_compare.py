@@ -4,7 +4,7 @@ import socket
 
 import optuna
 import pytest
-from dashboard_helpers import button, open_page, run_until, texts
+from dashboard_helpers import button, open_page, reloaded, run_until, texts
 from postgres import new_database
 
 from mnist_core.checkpoints import load_checkpoint
@@ -72,18 +72,28 @@ def test_the_sweep_panel_shows_a_study_and_makes_its_best_trial_active(folder, m
 
 
 @pytest.mark.slow
-def test_a_sweep_started_from_the_panel_runs_in_the_queue_and_stops(folder):
+def test_a_sweep_started_from_the_panel_runs_in_the_queue_is_yours_after_a_reload_and_stops(folder):
     at = open_page("1_Train.py")
     assert at.selectbox(key="sweep_study").value == "sweep"  # the default study, new here
     at.number_input(key="sweep_trials").set_value(3).run()
     at.selectbox(key="sweep_epochs").set_value(1).run()
+    assert "for 3 more trial(s), each about" in texts(at)  # an estimate before it starts
     button(at, "Start sweep").click().run()
+    assert button(at, "Start training").disabled and at.query_params["sweep"] in ("sweep", ["sweep"])
     run_until(at, lambda at: at.session_state.sweep_job.latest is not None)  # a trial is training
     assert "Study **sweep**: 0 trial(s) done, 1 running." in texts(at)
-    button(at, "Stop sweep").click().run()
+    assert "**sweep sweep** (yours) · trial 1 of 3 · epoch" in texts(at)  # the queue knows whose it is
+    assert at.dataframe[0].value["val accuracy"].tolist() == ["running"]
+
+    again = reloaded("sweep", key="sweep")  # a new session, with only the address
+    assert again.session_state.sweep_job is at.session_state.sweep_job
+    assert again.selectbox(key="sweep_study").value == "sweep" and again.number_input(key="sweep_trials").value == 3
+    assert button(again, "Start training").disabled and not button(again, "Stop sweep").disabled
+    button(again, "Stop sweep").click().run()
     run_until(at, lambda at: "sweep sweep** was stopped" in texts(at))
     study = optuna.load_study(study_name="sweep", storage=open_storage(None, folder))
     assert [t.state.name for t in study.trials] == ["FAIL"] and study.user_attrs["preset"] == "quick"
+    assert study.user_attrs["trials"] == 3
     assert not list(folder.glob("sweep-trial-*.pt"))
 
 

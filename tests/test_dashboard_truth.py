@@ -8,21 +8,11 @@ from pathlib import Path
 import numpy as np
 import pytest
 import torch
-from dashboard_helpers import HOME, button, open_page, run_until, texts, tiny_settings
+from dashboard_helpers import button, open_page, reloaded, run_until, texts, tiny_settings
 from streamlit.testing.v1 import AppTest
 
 from mnist_core.checkpoints import load_checkpoint
 from mnist_core.runs import read_runs
-
-
-def reloaded(name: str) -> AppTest:
-    """The Train tab reloaded: a new session, with only the address (``?run=name``) to go on."""
-    at = AppTest.from_file(HOME, default_timeout=120)
-    at.query_params["run"] = name
-    at.run()
-    at.switch_page("pages/1_Train.py").run()
-    assert not at.exception, at.exception
-    return at
 
 
 def progress_texts(at: AppTest) -> str:

@@ -7,6 +7,7 @@ from mnist_core.data import MNIST
 from mnist_core.evaluate import evaluate
 from mnist_core.model import CNN, ModelConfig
 from mnist_core.train import (
+    CHECK_IMAGES,
     PRESETS,
     REPORT_INTERVAL_S,
     Meter,
@@ -16,6 +17,9 @@ from mnist_core.train import (
     _make_optimizer,
     _make_schedule,
     _training_data,
+    _validate,
+    check_batches,
+    checks_per_epoch,
     train,
     train_step,
 )
@@ -63,6 +67,27 @@ def test_progress_reports_every_batch_and_epoch(small):
     assert all(e.images_per_sec > 0 and e.eta_s >= 0 for e in events)
     assert batches[-1].eta_s == pytest.approx(0, abs=1e-6)
     assert all(0 <= e.val_accuracy <= 1 and e.val_loss > 0 for e in epochs)
+    checks = [e for e in events if e.val_loss is not None]  # a two-epoch run is also checked halfway through each
+    where = [(e.kind, e.epoch, e.batch) for e in checks]
+    assert where == [("batch", 1, 3), ("epoch", 1, 6), ("batch", 2, 3), ("epoch", 2, 6)]
+    assert all(0 <= e.train_accuracy <= 1 and e.train_loss > 0 for e in checks)
+    assert all(e.train_loss is None for e in batches if e.val_loss is None)
+
+
+@pytest.mark.slow
+def test_a_short_run_is_checked_within_its_epochs_and_training_measured_as_validation(small):
+    assert [checks_per_epoch(n) for n in (1, 2, 3, 8)] == [4, 2, 1, 1]
+    assert check_batches(430, 1) == {108, 215, 322} and check_batches(430, 3) == set()
+    assert check_batches(2, 1) == {1}  # fewer batches than checks: each batch at most once, never the last
+    config = TrainConfig(epochs=1, batch_size=100, train_size=1200, val_size=200, label_smoothing=0.1, augment=True)
+    events = []
+    result = train(TINY_MODEL, config, small, on_progress=events.append)
+    assert [e.batch for e in events if e.val_loss is not None] == [3, 6, 9, 12]
+    # The last report's training numbers are the finished model's, on the first CHECK_IMAGES training images as they
+    # are and without label smoothing: what validation measures on its own images.
+    rows = _training_data(small, config, torch.device("cpu")).rows[:CHECK_IMAGES]
+    loss, accuracy = _validate(result.model, small.train_images[rows], small.train_labels[rows], torch.device("cpu"))
+    assert (events[-1].train_loss, events[-1].train_accuracy) == pytest.approx((loss, accuracy), abs=2e-3)
 
 
 def test_the_running_sums_are_read_only_for_a_report_and_an_accelerator_reports_batches_sparingly():

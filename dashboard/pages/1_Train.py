@@ -1,8 +1,8 @@
 """Train: every setting in the sidebar, a live view of your run, the server's queue, and the history of every run.
 
 The page always shows the true state of what the user started, from any session and
-after a reload: the run's name travels in the address (``?run=name``), so a reloaded
-tab finds its run again in the server's queue.
+after a reload: the run's name travels in the address (``?run=name``, and a sweep's study
+as ``?sweep=study``), so a reloaded tab finds its run or sweep again in the server's queue.
 """
 
 import pandas as pd
@@ -19,7 +19,7 @@ from mnist_core.checkpoints import CheckpointError
 from mnist_core.cost import estimate, steps_per_epoch
 from mnist_core.jobs import Job, QueueFull
 from mnist_core.runs import history_rows, scan_runs
-from mnist_core.train import PRESETS
+from mnist_core.train import CHECK_IMAGES, PRESETS, Progress
 from wording import describe_seconds, literal, no_model_reason
 
 common.page("Train", ":material/model_training:", own_run=False)
@@ -29,6 +29,7 @@ history, skipped_lines = scan_runs(common.checkpoint_dir())  # damaged log lines
 # ---- Your run after a reload: the address names it ----
 if st.session_state.get("job") is None and (name := st.query_params.get("run")):
     st.session_state.job = queue.find(name)
+sweep_view.from_address(queue)
 
 
 # ---- Settings: every setting, from its declaration (or a shared experiment's link) ----
@@ -71,9 +72,9 @@ def start() -> None:
             model_config,
             train_config,
             name=typed or None,
-            history=history,
             prefix=st.session_state.preset if unchanged else "custom",
             drawing=st.session_state.get("last_drawing"),
+            forecast=st.session_state.forecast,  # the estimate shown, so the time left starts from it
         )
     except (CheckpointError, QueueFull) as exc:
         st.session_state.start_problem = str(exc)
@@ -86,63 +87,100 @@ def start() -> None:
 st.title("Train a model")
 job: Job | None = st.session_state.get("job")
 busy = job is not None and not job.done
-forecast = estimate(model_config, train_config, history)
+sweeping = sweep_view.own_sweep() is not None
 left, middle, right = st.columns([1, 1, 4], vertical_alignment="center")
-left.button("Start training", type="primary", disabled=busy or bool(refused), on_click=start)
+left.button(
+    "Start training",
+    type="primary",
+    disabled=busy or sweeping or bool(refused),
+    on_click=start,
+    help="Your sweep is running: stop it below, or wait for it to end" if sweeping else None,
+)
 middle.button(
     "Cancel",
     key="cancel-own",
     disabled=not busy or (job is not None and job.cancel_requested),
     on_click=job.cancel if job else None,
 )
-right.markdown(
-    f"**{'Takes' if not busy else 'A new run takes'} {describe_seconds(forecast.total)}** "
-    f"· {'the ' + st.session_state.preset + ' preset' if unchanged else 'custom settings'} "
-    f"· {train_config.epochs} epoch(s) × {steps_per_epoch(train_config):,} batches of {train_config.batch_size} "
-    f"({train_config.images_per_epoch:,} images)",
-    help="From a model of the work (arithmetic, optimizer steps, augmentation, evaluation), "
-    "calibrated on this machine's recent runs.",
-)
+
+
+@st.fragment(run_every=3.0 if queue.active() else None)
+def forecast_line() -> None:
+    """The estimate, redrawn while anything trains: it follows the speed the run in flight measures."""
+    forecast = st.session_state.forecast = estimate(
+        model_config, train_config, history, speed=queue.measured_speed(model_config, train_config.batch_size)
+    )
+    busy_now = (job is not None and not job.done) or sweep_view.own_sweep() is not None
+    st.markdown(
+        f"**{'Takes' if not busy_now else 'A new run takes'} {describe_seconds(forecast.total)}** "
+        f"· {'the ' + st.session_state.preset + ' preset' if unchanged else 'custom settings'} "
+        f"· {train_config.epochs} epoch(s) × {steps_per_epoch(train_config):,} batches of {train_config.batch_size} "
+        f"({train_config.images_per_epoch:,} images)",
+        help="From a model of the work (arithmetic, optimizer steps, augmentation, evaluation), scaled by the speed "
+        "the run in flight or one just ended measures, else by this machine's recent runs and its load now.",
+    )
+
+
+with right:
+    forecast_line()
 if st.session_state.get("start_problem"):
     st.error(literal(st.session_state.start_problem))
 
 
 # ---- Your run ----
 def curves(job: Job) -> go.Figure:
-    """Loss and accuracy: the running training mean after each batch, validation after each epoch."""
+    """Loss and accuracy of the training and validation images, both measured the same way at every check
+    (``train.checks_per_epoch``), and the running mean of the batches as they are trained on, in grey."""
     events = list(job.events)
     step = max(1, len(events) // 400)  # a few hundred points draw fast and look the same
     batches = [e for e in events[::step] if e.kind == "batch"]
-    epochs = [e for e in events if e.kind == "epoch"]
-    x = [e.epoch - 1 + e.batch / e.batches for e in batches]
+    checks = [e for e in events if e.val_loss is not None]
+
+    def at(e: Progress) -> float:
+        return e.epoch - 1 + e.batch / e.batches
+
     figure = make_subplots(rows=1, cols=2, subplot_titles=("Loss", "Accuracy"))
-    for col, train_of, val_of in (
-        (1, lambda e: e.loss, lambda e: e.val_loss),
-        (2, lambda e: e.accuracy, lambda e: e.val_accuracy),
+    for col, (running, training, validation) in enumerate(
+        (("loss", "train_loss", "val_loss"), ("accuracy", "train_accuracy", "val_accuracy")), start=1
     ):
-        figure.add_scatter(
-            x=x,
-            y=[train_of(e) for e in batches],
-            name="training",
-            row=1,
-            col=col,
-            line_color="#1f77b4",
-            showlegend=col == 1,
-        )
-        figure.add_scatter(
-            x=[e.epoch for e in epochs],
-            y=[val_of(e) for e in epochs],
-            name="validation",
-            row=1,
-            col=col,
-            mode="lines+markers",
-            line_color="#ff7f0e",
-            showlegend=col == 1,
-        )
+        for name, color, points, attribute in (
+            ("batches (running mean)", "#bbbbbb", batches, running),
+            ("training", "#1f77b4", checks, training),
+            ("validation", "#ff7f0e", checks, validation),
+        ):
+            figure.add_scatter(
+                x=[at(e) for e in points],
+                y=[getattr(e, attribute) for e in points],
+                name=name,
+                row=1,
+                col=col,
+                mode="lines" if points is batches else "lines+markers",
+                line_color=color,
+                showlegend=col == 1,
+            )
     figure.update_xaxes(title="epoch", range=[0, job.train_config.epochs * 1.03])  # room for the last marker
     figure.update_yaxes(tickformat=".0%", row=1, col=2)
     figure.update_layout(height=340, margin=dict(l=10, r=10, t=40, b=10), legend=dict(orientation="h", y=-0.25))
     return figure
+
+
+def curves_note(job: Job) -> str:
+    """Why the grey line reads worse than the two measured ones: what the batches are trained with."""
+    extras = [
+        what
+        for what, applies in (
+            ("augmentation", job.train_config.augmented_epochs > 0),
+            ("label smoothing", job.train_config.label_smoothing > 0),
+            ("dropout", job.model_config.dropout > 0),
+        )
+        if applies
+    ]
+    trained_with = f", with {', '.join(extras)}" if extras else ""
+    return (
+        f"Training and validation are measured the same way at each point: the model as it is now, on {CHECK_IMAGES:,} "
+        "fixed training images and on the held-out validation images, as they are. The grey line is the mean over "
+        f"this epoch's batches as they were trained on{trained_with}: it lags behind the model."
+    )
 
 
 # Fragments redraw parts of the page on a timer without rerunning the rest. The progress line is cheap and
@@ -162,6 +200,7 @@ def live_progress(job: Job) -> None:
 def live_curves(job: Job) -> None:
     if job.events:
         st.plotly_chart(curves(job), width="stretch", key="curves", on_select="ignore")
+        st.caption(curves_note(job))
         explain_view.watch_live(job.watch, [e.watch for e in job.epochs() if e.watch is not None])
 
 
@@ -190,7 +229,7 @@ def queue_view() -> None:
         st.caption("Nothing is training now; a run you start begins at once.")
         return
     for position, other in enumerate(active):
-        mine = other is st.session_state.get("job")
+        mine = other is st.session_state.get("job") or other is sweep_view.own_sweep()
         text, cancel = st.columns([6, 1], vertical_alignment="center")
         with text:
             who = "yours" if mine else "another session's"
@@ -217,7 +256,7 @@ st.header("Queue")
 queue_view()
 
 # ---- Sweeps: Optuna searches the settings, one trial at a time through the same queue ----
-sweep_view.panel(queue)
+sweep_view.panel(queue, history)
 
 # ---- Replay: how a finished run's predictions changed, epoch by epoch ----
 explain_view.watch_replay(common.all_checkpoints()[0], preferred=job.name if job is not None else None)
