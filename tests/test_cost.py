@@ -112,7 +112,7 @@ def test_the_time_left_and_a_new_runs_estimate_come_from_the_same_measured_pace(
 def test_a_sweeps_time_left_follows_its_finished_trials():
     model, train = PRESETS["quick"]
     forecast = estimate(model, train, speed=1.0)
-    sweep = Job("sweep s", model, train, None, estimate=forecast, work=lambda *_: None, units=4)
+    sweep = Job("sweep s", model, train, None, estimate=forecast, kind="sweep", units=4)
     assert sweep.remaining_seconds() == pytest.approx(4 * forecast.total)  # before it starts: the forecast
     sweep.status, sweep.started = "running", time.time() - forecast.total  # two trials pruned early, in half the time
     sweep.unit_done()

@@ -65,7 +65,8 @@ def test_the_sweep_panel_shows_a_study_and_makes_its_best_trial_active(folder, m
     at.selectbox(key="sweep_study").set_value("panel").run()
     assert "Study **panel**: 2 trial(s) done, 0 running." in texts(at)
     assert f"Best so far: trial {best['trial']}, validation accuracy {best['value']:.2%}" in texts(at)
-    assert [t.label for t in at.tabs] == ["Optimisation history", "Parallel coordinates", "Parameter importances"]
+    figures = at.button_group(key="sweep_figure")  # one figure sent at a time, picked here
+    assert list(figures.options) == ["Optimisation history", "Parallel coordinates", "Parameter importances"]
     button(at, "Make best trial active").click().run()
     assert at.session_state.active_model == f"panel-trial-{best['trial']}"
     assert at.sidebar.selectbox(key="model_picker").value == f"panel-trial-{best['trial']}"
@@ -98,13 +99,19 @@ def test_a_sweep_started_from_the_panel_runs_in_the_queue_is_yours_after_a_reloa
 
 
 @pytest.mark.slow
-def test_the_sweep_panel_follows_a_study_trained_on_another_machine(folder, mnist, tmp_path_factory, postgres_server):
+def test_the_sweep_panel_follows_a_study_trained_on_another_machine(
+    folder, mnist, tmp_path_factory, postgres_server, monkeypatch
+):
     elsewhere, artifacts = tmp_path_factory.mktemp("gpu-box"), tmp_path_factory.mktemp("shared")
     url = new_database(postgres_server, "panel_shared")
     small = {**TINY, "train_size": 1000, "val_size": 200}
     best = summary(run_sweep(2, mnist, elsewhere, "remote", url, fixed=small, artifacts=artifacts))["best"]
+    # The server's operator names the shared storage and artifact folder; a session may only point at those.
+    monkeypatch.setenv("MNIST_SWEEP_STORAGE", url)
+    monkeypatch.setenv("MNIST_SWEEP_ARTIFACTS", str(artifacts))
     at = open_page("1_Train.py")
-    at.text_input(key="sweep_storage_url").input(url).run()
+    assert at.text_input(key="sweep_storage_url").value == url
+    at.text_input(key="sweep_artifacts").input("").run()
     assert at.selectbox(key="sweep_study").options == ["remote", "sweep"]
     at.selectbox(key="sweep_study").set_value("remote").run()
     assert "Study **remote**: 2 trial(s) done, 0 running." in texts(at)
