@@ -284,26 +284,18 @@ def _watch_panel(value: object) -> dict:
     return {"images": images, "labels": labels}
 
 
-_OLD_DIGIT_SCORES = (
-    {"means", "precision", "threshold"},
-    {"means", "precision", "channels", "centre", "axes", "layouts", "scale", "threshold"},
-)
-
-
 def _digit_score(value: object, channels: int) -> dict | None:
     """The "not a digit" statistics (``ood.DigitScore.to_dict``): finite tensors of matching shapes and a threshold.
 
     A score saved before it had nearest neighbours (class means, precision and threshold
-    only) or before it had a line between digits and letters (no "side") is dropped, so
-    the current score is fitted on demand instead.
+    only) is dropped, so the current score is fitted on demand instead.
     """
-    if value is None or (isinstance(value, dict) and set(value) in _OLD_DIGIT_SCORES):
+    if value is None or (isinstance(value, dict) and set(value) == {"means", "precision", "threshold"}):
         return None
     problem = CheckpointError("digit_score must hold finite class means, reference digits, scales and a threshold")
     if not isinstance(value, dict) or not _is_number(value.get("threshold")):
         raise problem
-    keys = ("means", "precision", "channels", "centre", "axes", "layouts", "side", "scale")
-    tensors = {k: value.get(k) for k in keys}
+    tensors = {k: value.get(k) for k in ("means", "precision", "channels", "centre", "axes", "layouts", "scale")}
     if not all(isinstance(t, torch.Tensor) and t.is_floating_point() and t.dim() in (1, 2) for t in tensors.values()):
         raise problem
     references, axes = value["layouts"].shape[0], value["axes"].shape[-1]
@@ -314,8 +306,7 @@ def _digit_score(value: object, channels: int) -> dict | None:
         "centre": (channels * 7 * 7,),
         "axes": (channels * 7 * 7, axes),
         "layouts": (references, axes),
-        "side": (channels * 10 + 1,),
-        "scale": (4, 2),
+        "scale": (3, 2),
     }
     if not all(
         tuple(value[k].shape) == shape and bool(torch.isfinite(value[k]).all()) for k, shape in expected.items()
