@@ -72,10 +72,10 @@ def _follow_study(study: optuna.Study | None, key: tuple[str | None, str]) -> No
     """When another study is picked, the trials and preset fields show that study's own (before they are drawn)."""
     if st.session_state.get("sweep_fields_of") == key:
         return
-    st.session_state.sweep_fields_of = key
-    if study is None:
+    if study is None:  # not made yet (a sweep just queued makes it when it starts): followed once it exists
         st.session_state.setdefault("sweep_trials", DEFAULT_TRIALS)
         return
+    st.session_state.sweep_fields_of = key
     done = len(study.get_trials(deepcopy=False, states=FINISHED))
     st.session_state.sweep_trials = min(max(target(study) or done, 1), 500)
     if study.user_attrs.get("preset") in PRESETS:
@@ -373,6 +373,8 @@ def _live(job: Job | None, url: str | None, artifacts: str | None, directory: st
     if study is None:
         st.caption(f"No study named {literal(repr(name))} yet." if name else "Name a study.")
         return
+    if st.session_state.get("sweep_fields_of") != (url, name):
+        st.rerun(scope="app")  # the study appeared since the panel was drawn: its fields follow it (``_follow_study``)
     result, table = _view(url, directory, name, _state(study))
     st.markdown(f"Study **{literal(name)}**: {result['done']} trial(s) done, {result['running']} running.")
     best = result["best"]
