@@ -81,9 +81,9 @@ def test_a_sweep_started_from_the_panel_runs_in_the_queue_is_yours_after_a_reloa
     assert "for 3 more trial(s), each about" in texts(at)  # an estimate before it starts
     button(at, "Start sweep").click().run()
     assert button(at, "Start training").disabled and at.query_params["sweep"] in ("sweep", ["sweep"])
-    run_until(at, lambda at: at.session_state.sweep_job.latest is not None)  # a trial is training
+    # A trial is training (the page drawn after the training process's first report: the check runs after the draw).
+    run_until(at, lambda at: "**sweep sweep** (yours) · trial 1 of 3 · epoch" in texts(at))  # the queue knows whose
     assert "Study **sweep**: 0 trial(s) done, 1 running." in texts(at)
-    assert "**sweep sweep** (yours) · trial 1 of 3 · epoch" in texts(at)  # the queue knows whose it is
     assert at.dataframe[0].value["val accuracy"].tolist() == ["running"]
 
     again = reloaded("sweep", key="sweep")  # a new session, with only the address
