@@ -27,6 +27,7 @@ from optuna import visualization
 from optuna.trial import TrialState
 
 import common
+import settings_view
 from mnist_core.cost import Estimate, estimate
 from mnist_core.jobs import Job, QueueFull, TrainingQueue
 from mnist_core.journal import TORN_SUFFIX, torn
@@ -357,7 +358,7 @@ def _table(result: dict) -> pd.DataFrame:
                 "state": t["state"].lower(),
                 "val accuracy": _value(t),
                 "best so far": best,
-                **t["params"],
+                **settings_view.worded(t["params"]),  # "0.0035", "on": as the run history says them
                 "run": Path(t["checkpoint"]).stem if t["checkpoint"] else "",
             }
         )

@@ -117,6 +117,8 @@ def test_the_sweep_panel_follows_a_study_trained_on_another_machine(
     assert "Study **remote**: 2 trial(s) done, 0 running." in texts(at)
     table = at.dataframe[0].value
     assert list(table["trial"]) == [1, 0] and set(table["worker"]) == {socket.gethostname()}
+    assert all(lr == f"{float(lr):.2g}" for lr in table["lr"])  # settings worded as in the run history: "0.0035"
+    assert set(table["augment"]) <= {"on", "off"}
     assert table["best so far"].iloc[0] == best["value"]
     assert button(at, "Make best trial active").disabled  # trained elsewhere, and no artifact folder given
     at.text_input(key="sweep_artifacts").input(str(artifacts)).run()
