@@ -116,7 +116,7 @@ def drawable_canvas(page: Page) -> dict[str, float]:
 
     A new canvas (on the page's first load, after a new pen width) exists before its first data from Python:
     until then it has the default size and no pen, and a stroke drawn on it would be lost. The data sizes it to
-    320 px and gives it the pen. Clear keeps the canvas (``test_strokes_drawn_right_after_clear_all_reach_python``).
+    320 px and gives it the pen. Clear keeps the canvas (``test_browser.py``'s Draw story: no stroke lost after Clear).
     """
     canvas = page.locator("canvas.upper-canvas")
     expect(canvas).to_have_attribute("width", "320")
