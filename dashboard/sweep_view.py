@@ -188,12 +188,12 @@ def _start(
     trials: int,
     epochs: int | str,
     forecast: Estimate,
+    done: int,
 ) -> None:
-    """Queue the sweep as this session's (a callback of Start sweep), its study in the address for a reload."""
+    """Queue the sweep as this session's (a callback of Start sweep), its study in the address for a reload;
+    ``done`` is how many trials the study had finished when the panel was drawn."""
     common.ensure_downloaded()
     fixed = {} if epochs == SEARCHED else {"epochs": int(epochs)}
-    existing = _quiet_study(url, str(common.checkpoint_dir()), study)
-    done = len(existing.get_trials(deepcopy=False, states=FINISHED)) if existing is not None else 0
     try:
         job = queue.submit_sweep(study, trials, url, preset, fixed, artifacts, units=trials - done, forecast=forecast)
     except QueueFull as exc:
@@ -215,8 +215,8 @@ def panel(queue: TrainingQueue, history: list[dict]) -> None:
         "or on other machines with the same shared storage."
     )
     directory = str(common.checkpoint_dir())
-    job: Job | None = st.session_state.get("sweep_job")
-    busy = job is not None and not job.done
+    job: Job | None = st.session_state.get("sweep_job")  # kept once done: the panel says how it ended
+    busy = own_sweep() is not None
 
     storage_col, artifacts_col, follow_col = st.columns([3, 3, 1], vertical_alignment="bottom")
     url = (
@@ -277,7 +277,7 @@ def panel(queue: TrainingQueue, history: list[dict]) -> None:
         disabled=busy or running_run or not study,
         help="Your run is training: cancel it above, or wait for it to end" if running_run else None,
         on_click=_start,  # a callback: the whole page, Start training included, then draws the sweep as running
-        args=(queue, url, artifacts, study, preset, int(trials), epochs, trial),
+        args=(queue, url, artifacts, study, preset, int(trials), epochs, trial, done),
     )
     stop.button(
         "Stop sweep",
