@@ -44,7 +44,8 @@ STROKE_PIXELS = 3  # strokes this wide are enough to find and label a drawing's 
 MIN_CONTRAST = 32.0  # of 255 levels: fainter marks are paper texture, faint paper lines, shadows or noise
 CLEAN = 0.8  # of the variance explained by Otsu's split: a picture of two clean levels (a canvas, a scan)
 BALANCED = 0.35  # the smaller of those two levels' shares: above it, either could be the ink
-STROKE_SHARE = 0.25  # of the shorter side: a wider "stroke" is a region of the page (lit, shadowed), not ink
+STROKE_SHARE = 0.38  # of the shorter side: a disc this wide fits in a region of the page (lit, shadowed), not in ink
+REGION_EDGE = 1 / 3  # of the picture's edge: a wide piece that runs along more is a region of the page, not ink
 EDGE_PAPER = 0.85  # ... and the level of at least this share of the picture's edge is the paper (a shadow takes less)
 AMBIGUOUS = 0.2  # of the level range: a median closer than this to its middle is dim paper, not a dark ground
 INK_SHARE = 0.25  # of a picture: more is a digit cropped close, whose ink is no noise
@@ -208,6 +209,34 @@ def _stroke_width(mask: np.ndarray) -> float:
     return 2 * area / edge if edge else 0.0
 
 
+def _inscribed(mask: np.ndarray) -> np.ndarray:
+    """Each pixel's distance to the nearest one outside the mask: the radius of the widest disc inside it there.
+
+    The picture's edge is not the mask's edge, as a region of the page that reaches it goes on beyond it.
+    """
+    return cv2.distanceTransform(mask.view(np.uint8), cv2.DIST_L2, 3)
+
+
+def _piece_width(mask: np.ndarray, widest: float) -> float:
+    """Mean stroke width of a mask (as _stroke_width), leaving out the lit or shadowed regions of the page: pieces
+    that hold a disc wider than ``widest`` and run along more than REGION_EDGE of the picture's edge.
+
+    Such a region is no stroke, and counted with the strokes beside it, it would widen them. A
+    fat pen's digit cropped close can hold as wide a disc, but it meets the edge only where its
+    strokes end.
+    """
+    deep = 2 * _inscribed(mask) > widest
+    if not deep.any():
+        return _stroke_width(mask)
+    count, labels = cv2.connectedComponents(mask.view(np.uint8), connectivity=4)
+    ring = np.concatenate([labels[0], labels[-1], labels[1:-1, 0], labels[1:-1, -1]])
+    regions = np.zeros(count, bool)
+    regions[labels[deep]] = True
+    regions &= np.bincount(ring, minlength=count) > REGION_EDGE * len(ring)
+    regions[0] = False  # the background
+    return _stroke_width(mask & ~regions[labels])
+
+
 def _top_hat(ink_up: np.ndarray, drawing: bool) -> np.ndarray:
     """Ink minus its background (light ink on dark), blurred 3x3 first to quiet sensor noise and paper grain.
 
@@ -227,8 +256,7 @@ def _top_hat(ink_up: np.ndarray, drawing: bool) -> np.ndarray:
     # Only a picture of two clean levels (a canvas, a scan) is measured: Otsu's split explains most of its
     # variance. In a photo the split also takes in shadows, which would look like very wide strokes.
     if explained >= CLEAN:
-        width = _stroke_width(ink_up > level)
-        width = width if width <= max(ink_up.shape) / 3 else 0.0  # wider is a page or a region, not a stroke
+        width = _piece_width(ink_up > level, max(ink_up.shape) / 3)  # wider is a page or a region, not a stroke
     if drawing and width >= 2 * STROKE_PIXELS and max(ink_up.shape) >= 2 * MIN_WORK_SIZE:
         rows, cols = ink_up.shape
         ink_up = cv2.resize(ink_up, (round(cols / 2), round(rows / 2)), interpolation=cv2.INTER_AREA)
@@ -294,7 +322,7 @@ def _polarity(gray: np.ndarray, drawing: bool) -> tuple[np.ndarray, float]:
         if dark_edge >= EDGE_PAPER or dark_edge <= 1 - EDGE_PAPER:
             # ... and the other level is strokes: a lit page beside a shadow, framed by the desk, is not
             ink = gray[::2, ::2] > level if dark_edge >= EDGE_PAPER else gray[::2, ::2] <= level
-            if _stroke_width(ink) <= STROKE_SHARE * min(ink.shape):
+            if 2 * _inscribed(ink).max() <= STROKE_SHARE * min(ink.shape):
                 light_ink = dark_edge >= EDGE_PAPER
     residual = _top_hat(gray if light_ink else 255 - gray, drawing)
     return residual, _floor(residual)
