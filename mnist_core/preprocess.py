@@ -12,7 +12,9 @@ a much thinner or thicker pen, so every input is first brought to that form:
 Phone photos are why the ink is found by shape and not by darkness: a shadow, the desk at
 the border or uneven light is darker than the paper but wider than any pen stroke, so a
 morphological top-hat (the image minus its opening by a square wider than the strokes)
-keeps the strokes and drops the rest, sharp shadow edges included. Ruled paper's light
+keeps the strokes and drops the rest, sharp shadow edges included; divided by that
+background, the paper's brightness, ink in a shadow is as strong as in the light. A lit or
+shadowed region is wider than any stroke, so it is never taken for the ink. Ruled paper's light
 blue lines and red margin vanish in the brightest colour channel, where ink stays dark.
 
 The image operations are OpenCV's (headless): measured faster than scipy.ndimage's
@@ -44,11 +46,14 @@ STROKE_PIXELS = 3  # strokes this wide are enough to find and label a drawing's 
 MIN_CONTRAST = 32.0  # of 255 levels: fainter marks are paper texture, faint paper lines, shadows or noise
 CLEAN = 0.8  # of the variance explained by Otsu's split: a picture of two clean levels (a canvas, a scan)
 BALANCED = 0.35  # the smaller of those two levels' shares: above it, either could be the ink
-STROKE_SHARE = 0.25  # of the shorter side: a wider "stroke" is a region of the page (lit, shadowed), not ink
+STROKE_SHARE = 0.38  # of the shorter side: a disc this wide fits in a region of the page (lit, shadowed), not in ink
+REGION_EDGE = 1 / 3  # of the picture's edge: a wide piece that runs along more is a region of the page, not ink
 EDGE_PAPER = 0.85  # ... and the level of at least this share of the picture's edge is the paper (a shadow takes less)
 AMBIGUOUS = 0.2  # of the level range: a median closer than this to its middle is dim paper, not a dark ground
 INK_SHARE = 0.25  # of a picture: more is a digit cropped close, whose ink is no noise
 NOISE_LEVELS = 5.0  # ink stands this many noise deviations above the paper (JPEG and grain are correlated)
+LIT_PAPER = 95  # percentile of the paper's brightness: the light that ink in a shadow is given its contrast in
+DARKEST_PAPER = 0.35  # of that brightness: darker is the desk or a deep corner, not paper whose ink is to be found
 OPENING_SIZE = 1 / 6  # of the longer side: the top-hat's square, wider than any pen stroke of a written digit
 DUST = 0.02  # pieces with less ink than this share of the biggest piece are dust, dropped before grouping
 MIN_DIGIT_SIZE = 0.04  # of the image's longer side: anything smaller is a speck, not a digit
@@ -208,13 +213,46 @@ def _stroke_width(mask: np.ndarray) -> float:
     return 2 * area / edge if edge else 0.0
 
 
-def _top_hat(ink_up: np.ndarray, drawing: bool) -> np.ndarray:
+def _inscribed(mask: np.ndarray) -> np.ndarray:
+    """Each pixel's distance to the nearest one outside the mask: the radius of the widest disc inside it there.
+
+    The picture's edge is not the mask's edge, as a region of the page that reaches it goes on beyond it.
+    """
+    return cv2.distanceTransform(mask.view(np.uint8), cv2.DIST_L2, 3)
+
+
+def _piece_width(mask: np.ndarray, widest: float) -> float:
+    """Mean stroke width of a mask (as _stroke_width), leaving out the lit or shadowed regions of the page: pieces
+    that hold a disc wider than ``widest`` and run along more than REGION_EDGE of the picture's edge.
+
+    Such a region is no stroke, and counted with the strokes beside it, it would widen them (and
+    so the top-hat's square, until the region itself is taken for ink). A fat pen's digit cropped
+    close can hold as wide a disc, but it meets the picture's edge only where its strokes end.
+    """
+    deep = 2 * _inscribed(mask) > widest
+    if not deep.any():
+        return _stroke_width(mask)
+    count, labels = cv2.connectedComponents(mask.view(np.uint8), connectivity=4)
+    ring = np.concatenate([labels[0], labels[-1], labels[1:-1, 0], labels[1:-1, -1]])
+    regions = np.zeros(count, bool)
+    regions[labels[deep]] = True
+    regions &= np.bincount(ring, minlength=count) > REGION_EDGE * len(ring)
+    regions[0] = False  # the background
+    return _stroke_width(mask & ~regions[labels])
+
+
+def _top_hat(ink_up: np.ndarray, drawing: bool, shaded: bool) -> np.ndarray:
     """Ink minus its background (light ink on dark), blurred 3x3 first to quiet sensor noise and paper grain.
 
     The background is the opening by a square wider than the strokes: what is left of the
     picture once every stroke is erased. The square is OPENING_SIZE of the longer side (of
     twice the shorter side, in a picture over twice as wide as high), or three stroke
     widths where a fat brush fills a small canvas.
+
+    With ``shaded`` (dark ink on paper in a photo) the ink is then divided by the paper's
+    brightness under it, the background: a stroke in a shadow is as strong as one in the light
+    (a faint pencil stroke there would fall under MIN_CONTRAST), and across a shadow's edge a
+    digit keeps one stroke strength.
 
     The result of a drawing may be half the input's size: where its strokes are at least
     twice STROKE_PIXELS wide (the Draw page's pen is 6-40 px), the pixels between are wasted
@@ -227,8 +265,7 @@ def _top_hat(ink_up: np.ndarray, drawing: bool) -> np.ndarray:
     # Only a picture of two clean levels (a canvas, a scan) is measured: Otsu's split explains most of its
     # variance. In a photo the split also takes in shadows, which would look like very wide strokes.
     if explained >= CLEAN:
-        width = _stroke_width(ink_up > level)
-        width = width if width <= max(ink_up.shape) / 3 else 0.0  # wider is a page or a region, not a stroke
+        width = _piece_width(ink_up > level, OPENING_SIZE * max(ink_up.shape))
     if drawing and width >= 2 * STROKE_PIXELS and max(ink_up.shape) >= 2 * MIN_WORK_SIZE:
         rows, cols = ink_up.shape
         ink_up = cv2.resize(ink_up, (round(cols / 2), round(rows / 2)), interpolation=cv2.INTER_AREA)
@@ -236,7 +273,18 @@ def _top_hat(ink_up: np.ndarray, drawing: bool) -> np.ndarray:
     side = min(max(ink_up.shape), 2 * min(ink_up.shape))  # a wide picture's digits are as high as it allows
     size = max(3, round(OPENING_SIZE * side), round(3 * width))
     square = np.ones((size | 1, size | 1), np.uint8)  # odd, so the opening is centred on each pixel
-    return ink_up - cv2.morphologyEx(_edges_opened(ink_up, size | 1), cv2.MORPH_OPEN, square, borderType=REPLICATE)
+    if not shaded:
+        return ink_up - cv2.morphologyEx(_edges_opened(ink_up, size | 1), cv2.MORPH_OPEN, square, borderType=REPLICATE)
+    # The picture is continued beyond its edge before the opening, not by the opening's own border rule (which
+    # continues the eroded picture instead), so a shadow's edge meeting the picture's edge at a slant leaves no
+    # wedge of "ink" there; not where fat strokes were measured: a scan cropped close, with no shadow.
+    pad = size // 2 + 1 if 3 * width < OPENING_SIZE * side else 0
+    padded = cv2.copyMakeBorder(_edges_opened(ink_up, size | 1), pad, pad, pad, pad, REPLICATE)
+    opened = cv2.morphologyEx(padded, cv2.MORPH_OPEN, square, borderType=REPLICATE)
+    background = opened[pad : pad + ink_up.shape[0], pad : pad + ink_up.shape[1]]
+    paper = 255 - background  # how bright the paper is under each pixel, ink erased
+    lit = float(np.percentile(paper[::4, ::4], LIT_PAPER))
+    return (ink_up - background) * (lit / np.maximum(paper, DARKEST_PAPER * lit))
 
 
 def _edges_opened(image: np.ndarray, size: int) -> np.ndarray:
@@ -294,9 +342,9 @@ def _polarity(gray: np.ndarray, drawing: bool) -> tuple[np.ndarray, float]:
         if dark_edge >= EDGE_PAPER or dark_edge <= 1 - EDGE_PAPER:
             # ... and the other level is strokes: a lit page beside a shadow, framed by the desk, is not
             ink = gray[::2, ::2] > level if dark_edge >= EDGE_PAPER else gray[::2, ::2] <= level
-            if _stroke_width(ink) <= STROKE_SHARE * min(ink.shape):
+            if 2 * _inscribed(ink).max() <= STROKE_SHARE * min(ink.shape):
                 light_ink = dark_edge >= EDGE_PAPER
-    residual = _top_hat(gray if light_ink else 255 - gray, drawing)
+    residual = _top_hat(gray if light_ink else 255 - gray, drawing, shaded=not (light_ink or drawing))
     return residual, _floor(residual)
 
 

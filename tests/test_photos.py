@@ -10,7 +10,7 @@ from collections import defaultdict
 import numpy as np
 import pytest
 from custom_digits import draw_digit
-from photo_digits import canvases, non_digits, numbers, pages, photos, tight_crops
+from photo_digits import canvases, non_digits, numbers, pages, photos, shadowed, tight_crops
 from PIL import Image
 
 from mnist_core.checkpoints import load_checkpoint
@@ -32,6 +32,14 @@ def test_photos_of_one_digit():
         by_ink[s.kind].append(p.number == s.label)
     assert _accuracy(samples, predictions) >= 0.97, {k: np.mean(v) for k, v in by_ink.items()}
     assert all(p.digit == int(p.number) for p in predictions if p.number and len(p.number) == 1)
+
+
+@pytest.mark.slow
+def test_photos_under_a_shadow_edge_sharp_to_very_soft():
+    """Developed on seeds 11 and 50-52; asserted on another."""
+    samples = shadowed(40, seed=60)
+    predictions = predict([s.image for s in samples])
+    assert _accuracy(samples, predictions) >= 0.97, [(s.label, p.number) for s, p in zip(samples, predictions)]
 
 
 @pytest.mark.slow

@@ -1,6 +1,7 @@
 """Preprocessing: every kind of input reaches the same MNIST-like 28x28, and bad input fails clearly."""
 
 import io
+import itertools
 import struct
 import zlib
 
@@ -34,6 +35,25 @@ def paper_photo(ink: Image.Image | None, seed: int = 0) -> Image.Image:
     y, x = np.mgrid[0 : 1 : rows * 1j, 0 : 1 : cols * 1j]
     light = 1 - 0.35 * x - 0.2 * ((x - 0.5) ** 2 + (y - 0.5) ** 2)
     gray = (215 * (1 - coverage) + 50 * coverage) * light + rng.normal(0, 6, (rows, cols))
+    image = Image.fromarray(np.clip(gray, 0, 255).astype(np.uint8)).filter(ImageFilter.GaussianBlur(1))
+    buffer = io.BytesIO()
+    image.convert("RGB").save(buffer, "JPEG", quality=75)
+    return Image.open(io.BytesIO(buffer.getvalue()))
+
+
+def shadowed_photo(
+    ink: Image.Image | None, softness: float, angle: float, ink_level: float = 50.0, shadow: float = 0.55
+) -> Image.Image:
+    """A phone photo of paper under a shadow that takes ``shadow`` of the light, its edge ``softness`` of the picture
+    wide (a thousandth is sharp, a fifth very soft), through the middle at ``angle`` degrees; ink at 160 is pencil.
+    """
+    rng = np.random.default_rng(0)
+    rows = cols = 400
+    coverage = np.zeros((rows, cols)) if ink is None else np.asarray(ink.resize((cols, rows)), dtype=np.float64) / 255
+    y, x = np.mgrid[0 : 1 : rows * 1j, 0 : 1 : cols * 1j]
+    side = (x - 0.5) * np.cos(np.radians(angle)) + (y - 0.5) * np.sin(np.radians(angle))
+    light = 1 - shadow * (1 + np.tanh(side / (2 * softness))) / 2
+    gray = (215 * (1 - coverage) + ink_level * coverage) * light + rng.normal(0, 4, (rows, cols))
     image = Image.fromarray(np.clip(gray, 0, 255).astype(np.uint8)).filter(ImageFilter.GaussianBlur(1))
     buffer = io.BytesIO()
     image.convert("RGB").save(buffer, "JPEG", quality=75)
@@ -312,6 +332,23 @@ def test_no_digit_is_reported_not_guessed(kind):
 def test_a_faint_digit_on_the_same_paper_is_found(seven, reference):
     """The other side of the previous test: the blank photo was rejected for being blank, not for being a photo."""
     assert similarity(preprocess(paper_photo(seven, seed=3)).steps["28x28"], reference) > 0.9
+
+
+@pytest.fixture(scope="module")
+def unshadowed(seven) -> dict[int, np.ndarray]:
+    """The 28x28 of the seven photographed in even light, by ink level."""
+    return {level: preprocess(shadowed_photo(seven, 0.1, 0, level, shadow=0)).steps["28x28"] for level in (50, 160)}
+
+
+@pytest.mark.parametrize("softness", [0.002, 0.03, 0.2])
+@pytest.mark.parametrize("angle", [0, 35, 160])  # the seven in the shadow, across its edge, in the light
+def test_an_edge_of_light_is_never_ink_and_a_faint_stroke_in_a_shadow_is_found(seven, unshadowed, softness, angle):
+    assert not preprocess(shadowed_photo(None, softness, angle)).found
+    for level, even in unshadowed.items():  # ballpoint, and pencil that a shadow makes as faint as paper texture
+        result = preprocess(shadowed_photo(seven, softness, angle, level))
+        assert len(result.digits) == 1
+        shifts = itertools.product((-1, 0, 1), repeat=2)  # its centre of mass may round to the next pixel
+        assert max(similarity(np.roll(result.steps["28x28"], shift, (0, 1)), even) for shift in shifts) > 0.9
 
 
 @settings(deadline=None, max_examples=150)
