@@ -267,7 +267,7 @@ def _batch(inputs: list[np.ndarray]) -> tuple[torch.Tensor, torch.Tensor]:
 
 
 def train_reader(
-    steps: int = 2000, batch_size: int = 32, seed: int = 0, out: Path = WEIGHTS, log_every: int = 100
+    steps: int = 4000, batch_size: int = 32, seed: int = 0, out: Path = WEIGHTS, log_every: int = 100
 ) -> SequenceReader:
     """Train the sequence reader from scratch on composed MNIST training strings and save it to ``out``.
 
@@ -302,7 +302,7 @@ def train_reader(
 
 def main() -> None:
     parser = argparse.ArgumentParser(description="train the sequence reader for touching digits")
-    parser.add_argument("--steps", type=int, default=2000)
+    parser.add_argument("--steps", type=int, default=4000)
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--out", type=Path, default=WEIGHTS)
     args = parser.parse_args()
