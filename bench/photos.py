@@ -1,7 +1,8 @@
 """What people bring, read by a model: accuracy by kind on the generated set, "not a digit" scores compared, latency.
 
 Prints, for tests/photo_digits.py's set: the accuracy on photos (by ink), canvas
-drawings, whole numbers (digits apart, and touching or overlapping by up to a third),
+drawings, whole numbers (digits apart, and touching or overlapping by up to a third; both also
+as cut by columns alone, without the sequence reader),
 digits cropped close (and MNIST's 28x28), photos under a shadow edge of every softness,
 and pages of 2-5 lines (lines counted and read right), the share of non-digits flagged, and the share of MNIST
 test digits refused; then, at the same share of held-out MNIST digits refused (0.5%),
@@ -25,6 +26,7 @@ import sys
 import time
 from collections import defaultdict
 from pathlib import Path
+from unittest.mock import patch
 
 import numpy as np
 import torch
@@ -32,6 +34,7 @@ import torch
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "tests"))
 from photo_digits import canvases, non_digits, numbers, pages, photos, shadowed, tight_crops
 
+from mnist_core import sequence
 from mnist_core.checkpoints import Checkpoint, load_checkpoint
 from mnist_core.data import load_mnist
 from mnist_core.embed import hidden_layer, penultimate
@@ -157,6 +160,11 @@ def main() -> None:
             by_kind["page: lines read right"].extend(a == b for a, b in zip(p.lines, written))
     for kind, results in sorted(by_kind.items()):
         print(f"  {kind:<28} {np.mean(results):6.1%} of {len(results)}")
+    with patch.object(sequence, "WIDER", float("inf")):  # no piece read again: the digits as cut by columns
+        for name, sample_set in (("apart", sample_sets[2]), ("touching", touching)):
+            predictions = predict([s.image for s in sample_set], checkpoint)
+            right = [p.number == s.label for s, p in zip(sample_set, predictions)]
+            print(f"  {'number ' + name + ', cut only':<28} {np.mean(right):6.1%} of {len(right)}")
     odd = non_digits(args.count)
     predictions = predict([s.image for s in odd], checkpoint)
     flagged = [p.error in (NOT_A_DIGIT, NO_DIGIT) or "?" in (p.number or "") for p in predictions]

@@ -2,6 +2,8 @@
 
 Each digit found is also asked whether it is a digit at all (``ood.DigitScore``), so a
 letter or a smiley is reported as "not a digit" instead of getting a confident guess.
+A piece of ink wider than it is high, which may be digits that touch, is read again
+by the sequence reader (``sequence``), which parts it where it read each digit.
 """
 
 from __future__ import annotations
@@ -15,6 +17,7 @@ from typing import cast
 import numpy as np
 import torch
 
+from . import sequence
 from .checkpoints import Checkpoint, load_checkpoint
 from .data import is_downloaded, load_mnist
 from .images import ImageError, ImageSource
@@ -23,6 +26,7 @@ from .model import CNN
 from .ood import DigitScore, fit_digit_score
 from .places import default_checkpoint
 from .preprocess import MAX_LINES, Box, Preprocessed, preprocess
+from .sequence import Read
 
 NO_DIGIT = "no digit found"
 NOT_A_DIGIT = "not a digit"
@@ -99,14 +103,19 @@ def digit_score(checkpoint: Checkpoint) -> DigitScore | None:
     return _fitted(checkpoint.path.resolve(), mtime_ns, checkpoint.model, config.val_size, config.seed)
 
 
-def _read(prepared: list[Preprocessed], checkpoint: Checkpoint) -> list[Prediction]:
+def _read(prepared: list[Preprocessed], reads: list[Read | None], checkpoint: Checkpoint) -> list[Prediction]:
+    """Each digit read by the model; where the sequence reader read it too (``reads``), by both: their
+    probabilities multiplied, and "?" when the reader saw no digit there."""
     digits = [d for p in prepared for d in p.digits]
     readings: list[DigitReading] = []
     if digits:
         features, logits = features_and_logits(checkpoint.model, torch.stack([d.tensor for d in digits]))
         score = digit_score(checkpoint)
         looks_like = score.is_digit(features).tolist() if score is not None else [True] * len(digits)
-        for d, probs, ok in zip(digits, logits.softmax(dim=1).tolist(), looks_like):
+        for d, probs, ok, seen in zip(digits, logits.softmax(dim=1).tolist(), looks_like, reads):
+            if seen is not None:  # what both saw; a digit the sequence reader read must still look like one
+                both = np.asarray(seen.probabilities) * np.asarray(probs)
+                probs, ok = (both / both.sum()).tolist(), ok and seen.digit >= 0
             readings.append(DigitReading(int(np.argmax(probs)), probs, d.box, bool(ok), d.tensor, d.steps, d.line))
     predictions, start = [], 0
     for p in prepared:
@@ -158,4 +167,6 @@ def predict(
             if len(batch) == 1:
                 raise
             raise ImageError(f"image {number}: {exc}") from exc
-    return _read(prepared, loaded)
+    model = sequence.reader()
+    reread = [sequence.reread(p, model) for p in prepared]
+    return _read([p for p, _ in reread], [r for _, reads in reread for r in reads], loaded)

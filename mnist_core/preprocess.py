@@ -28,7 +28,7 @@ Every step is kept as an image, so the dashboard can show what the model sees.
 from __future__ import annotations
 
 import itertools
-from dataclasses import dataclass, replace
+from dataclasses import dataclass, field, replace
 
 import cv2
 import numpy as np
@@ -93,6 +93,23 @@ class Digit:
 
 
 @dataclass
+class Piece:
+    """One group of ink of a line, as found, before it was cut into digits: what a sequence reader reads again.
+
+    ``ink`` is uint8, cropped to the group's box at the size the ink was found at;
+    ``offset`` is that box's top-left corner there and ``scale`` the factor to the
+    input's pixels. Its digits are ``Preprocessed.digits[first : first + count]``.
+    """
+
+    ink: np.ndarray
+    offset: tuple[int, int]
+    scale: float
+    first: int
+    count: int
+    line: int = 0
+
+
+@dataclass
 class Preprocessed:
     """The digits found, line by line from the top, each line left to right, and the images along the way.
 
@@ -108,6 +125,7 @@ class Preprocessed:
     steps: dict[str, np.ndarray]
     size: tuple[int, int] = (0, 0)  # the input's width and height in pixels, which boxes refer to
     crowded: bool = False  # more than MAX_LINES lines of digits, or many too small: none read, rather than some
+    pieces: list[Piece] = field(default_factory=list)  # the groups the digits were cut from, in the same order
 
     @property
     def lines(self) -> int:
@@ -666,17 +684,20 @@ def preprocess(source: ImageSource) -> Preprocessed:
     if crowded:
         return Preprocessed([], steps, size, crowded=True)
     scale = max(size) / max(ink.shape)
-    digits = []
+    digits: list[Digit] = []
+    sources: list[Piece] = []  # the groups the digits are cut from
     for number, row in enumerate(lines):
         single = [g.width for g in row if g.width <= SPLIT_ASPECT * g.height]
         for group in row:
             region = _slice(group.box)
             piece_ink = np.where(np.isin(pieces[region], group.labels, kind="table"), steps["ink"][region], 0)
             digit_width = float(np.median(single)) if len(single) >= 2 else DIGIT_ASPECT * group.height
+            first, offset = len(digits), (group.box[0], group.box[1])
             for part in _split(group, piece_ink.astype(np.uint8), max(digit_width, 0.5 * group.height)):
-                digit = _digit(part, (group.box[0], group.box[1]), scale, size)
+                digit = _digit(part, offset, scale, size)
                 if digit is not None:
                     digits.append(replace(digit, line=number))
+            sources.append(Piece(piece_ink.astype(np.uint8), offset, scale, first, len(digits) - first, number))
     if len(digits) == 1:
         steps.update(digits[0].steps)
-    return Preprocessed(digits, steps, size)
+    return Preprocessed(digits, steps, size, pieces=sources)

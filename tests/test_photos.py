@@ -2,7 +2,8 @@
 
 The set is generated (photo_digits.py) by a different recipe than custom_digits.py. The
 issue's targets are photos of one digit 97%, whole numbers exactly right 90%, non-digits
-flagged 80% and MNIST test digits refused at most 1%, all asserted for the committed model.
+flagged 80% and MNIST test digits refused at most 1%, all asserted for the committed model;
+numbers whose digits touch are asserted at what the sequence reader reaches, short of the 85% asked.
 """
 
 from collections import defaultdict
@@ -72,6 +73,21 @@ def test_whole_numbers_are_read_left_to_right():
                 0 <= r.box[0] < r.box[2] <= s.image.width and 0 <= r.box[1] < r.box[3] <= s.image.height
                 for r in p.digits
             )
+
+
+@pytest.mark.slow
+def test_touching_and_overlapping_digits_are_read_one_by_one_with_a_box_each():
+    """Digits that touch or overlap by up to a third of a width, read by the sequence reader, on a seed not
+    developed on; the digits apart are test_whole_numbers_are_read_left_to_right's. The issue asks 85%: not met
+    yet (bench/photos.py prints both ways); cut by columns alone, 0-10% were read right."""
+    samples = numbers(16, seed=31, gap=(-0.2, 0.0))
+    predictions = predict([s.image for s in samples])
+    assert _accuracy(samples, predictions) >= 0.2, [(s.label, p.number) for s, p in zip(samples, predictions)]
+    for s, p in zip(samples, predictions):
+        if p.number == s.label:
+            boxes = [r.box for r in p.digits]
+            assert len(boxes) == len(s.label) and [b[0] for b in boxes] == sorted(b[0] for b in boxes)
+            assert all(0 <= x0 < x1 <= s.image.width and 0 <= y0 < y1 <= s.image.height for x0, y0, x1, y1 in boxes)
 
 
 @pytest.mark.slow
