@@ -8,7 +8,6 @@ from streamlit_drawable_canvas import st_canvas
 import common
 import explain_view
 import teach_view
-from mnist_core.checkpoints import Checkpoint
 from mnist_core.images import ImageError, load_image
 from mnist_core.predict import NOT_A_DIGIT, TOO_MANY_LINES, Prediction, predict
 from wording import certainty, literal
@@ -80,136 +79,6 @@ def picture_with_boxes(source: bytes, prediction: Prediction) -> go.Figure:
     return figure
 
 
-@st.fragment
-def reader(model: Checkpoint) -> None:
-    """The canvas (or a picture) and all that is read from it, a fragment: a stroke (or Clear) reruns this part
-    alone, not the sidebar and the title above it, whose rerun and redrawing in every browser cost as much again
-    when a class draws at once. A new model picked in the sidebar reruns the whole page, and so this with it."""
-    drawing, answer = st.columns([1, 1], gap="large")
-    with drawing:
-        picture_slot = st.container()  # the canvas, or the picture being read, first: on a phone it is what fits
-        phone_reading = st.container(key="phone-reading")  # the answer right under it, where the columns stack
-        upload_column, camera_column = st.columns(2)
-        upload = upload_column.file_uploader(
-            "Upload a picture",
-            type=["png", "jpg", "jpeg", "bmp", "gif", "webp"],
-            accept_multiple_files=False,
-            key="upload",
-        )
-        with camera_column.expander("Take a photo", icon=":material/photo_camera:"):
-            photo = st.camera_input("Photo of a digit or a number", label_visibility="collapsed")
-        picture = photo or upload
-    with picture_slot:
-        if picture is None:
-            canvas = st_canvas(
-                stroke_width=st.session_state.get("stroke_width", 18),
-                stroke_color="#000000",
-                background_color="#FFFFFF",
-                height=CANVAS,
-                width=CANVAS,
-                drawing_mode="freedraw",
-                update_streamlit=True,
-                return_image_data=True,
-                key=f"canvas-{st.session_state.canvas_number}",
-            )
-            with st.container(horizontal=True, vertical_alignment="bottom"):  # side by side on a phone too
-                st.slider(
-                    "Pen width",
-                    6,
-                    40,
-                    18,
-                    key="stroke_width",
-                    on_change=new_canvas,
-                    help="A new width starts a new drawing.",
-                )
-                st.button("Clear", key="clear")
-            st.html(CLEAR_IN_THE_BROWSER, unsafe_allow_javascript=True)
-            source = canvas.image_data
-        else:
-            source = picture.getvalue()
-            st.caption(
-                f"Reading **{'the camera photo' if photo else literal(picture.name)}**; "
-                f"{'clear the photo' if photo else 'remove the file'} to draw again."
-            )
-
-    with answer:
-        try:  # a canvas that has sent nothing yet is an empty canvas
-            prediction = predict(source, checkpoint=model)[0] if source is not None else None
-            if prediction is not None and picture is not None:
-                with picture_slot:
-                    st.plotly_chart(picture_with_boxes(source, prediction), key="picture", config={"staticPlot": True})
-        except ImageError as exc:
-            st.error(f"That file cannot be read as an image: {literal(exc)}")
-            st.stop()
-        if prediction is not None and prediction.error == TOO_MANY_LINES:
-            st.markdown("### Too many lines to read at once")
-            st.caption(f"Read: {prediction.error}.")
-            st.stop()
-        if prediction is None or not prediction.digits:
-            st.markdown("### No digit found")
-            st.caption(
-                "Draw a digit (or upload or snap a picture of one, or of a number) and the prediction appears here."
-            )
-            st.stop()
-
-        if prediction.error == NOT_A_DIGIT:
-            st.markdown("### This does not look like a digit")
-            phone_reading.markdown("**Not a digit**, it seems: details below.")
-            closest = prediction.digits[0]
-            st.caption(
-                f"The closest digit is **{closest.digit}**, at {max(closest.probabilities):.0%}; "
-                "a digit written plainly is read with far more certainty."
-            )
-        else:
-            single = len(prediction.digits) == 1
-            sure = min(max(reading.probabilities) for reading in prediction.digits)
-            alternative = runner_up(prediction.probabilities) if prediction.probabilities is not None else None
-            size, colour, words = certainty(sure, alternative)
-            lines = "<br>".join(prediction.lines)  # digits and "?" only, one line of the picture each
-            st.markdown(
-                f"<div style='font-size:{size * (1 if single else 0.7)}rem;font-weight:700;line-height:1;"
-                f"text-align:center;color:{colour}' "
-                f"data-testid='{'predicted-digit' if single else 'predicted-number'}'>"
-                f"{lines}</div><p style='text-align:center' data-testid='certainty'>{words}</p>",
-                unsafe_allow_html=True,
-            )
-            with phone_reading:
-                st.markdown(
-                    f"<div style='display:flex;gap:0.8rem;align-items:baseline' data-testid='phone-reading'>"
-                    f"<span style='font-size:{size * 0.45}rem;font-weight:700;color:{colour}'>"
-                    f"{prediction.number}</span>"
-                    f"<span>{words}</span></div>",
-                    unsafe_allow_html=True,
-                )
-            if "?" in (prediction.number or ""):
-                st.caption("“?” marks a piece of ink that does not look like any digit.")
-
-        st.caption("What the model sees: each digit as 28×28 pixels")
-        for column, reading in zip(st.columns(max(len(prediction.digits), 4)), prediction.digits):
-            label = f"{reading.digit}" if reading.is_digit else f"? (closest {reading.digit})"
-            column.image(
-                common.enlarge(reading.steps["28x28"], 4), caption=f"{label} · {max(reading.probabilities):.0%}"
-            )
-        if prediction.probabilities is not None:
-            st.plotly_chart(
-                common.probability_chart(prediction.probabilities),
-                width="stretch",
-                key="probabilities",
-                on_select="ignore",
-            )
-        if prediction.image is not None:  # exactly one digit: watched by the next training run, shown on the Map
-            st.session_state.last_drawing = prediction.image
-        explain_view.why_panel(model, prediction)
-        # Drawn only while open (the state is kept for the session): a stroke sends none of its pictures otherwise.
-        how = st.expander("How the picture becomes 28×28", key="how", on_change="rerun")
-        if how.open:
-            steps = list(prediction.steps.items())
-            for column, (name, image) in zip(how.columns(len(steps)), steps):
-                column.image(image, caption=name, width="stretch")
-
-    teach_view.corrections(prediction)
-
-
 model = common.page("Draw", ":material/draw:")
 st.title("Draw a digit, or show a number")
 if model is None:
@@ -229,4 +98,114 @@ st.html(
     ".st-key-upload button[aria-label='Add files'] {display: none}</style>"
 )
 st.html(NARROW)
-reader(model)
+drawing, answer = st.columns([1, 1], gap="large")
+with drawing:
+    picture_slot = st.container()  # the canvas, or the picture being read, first: on a phone it is what fits
+    phone_reading = st.container(key="phone-reading")  # the answer right under it, where the columns stack
+    upload_column, camera_column = st.columns(2)
+    upload = upload_column.file_uploader(
+        "Upload a picture", type=["png", "jpg", "jpeg", "bmp", "gif", "webp"], accept_multiple_files=False, key="upload"
+    )
+    with camera_column.expander("Take a photo", icon=":material/photo_camera:"):
+        photo = st.camera_input("Photo of a digit or a number", label_visibility="collapsed")
+    picture = photo or upload
+with picture_slot:
+    if picture is None:
+        canvas = st_canvas(
+            stroke_width=st.session_state.get("stroke_width", 18),
+            stroke_color="#000000",
+            background_color="#FFFFFF",
+            height=CANVAS,
+            width=CANVAS,
+            drawing_mode="freedraw",
+            update_streamlit=True,
+            return_image_data=True,
+            key=f"canvas-{st.session_state.canvas_number}",
+        )
+        with st.container(horizontal=True, vertical_alignment="bottom"):  # side by side on a phone too
+            st.slider(
+                "Pen width",
+                6,
+                40,
+                18,
+                key="stroke_width",
+                on_change=new_canvas,
+                help="A new width starts a new drawing.",
+            )
+            st.button("Clear", key="clear")
+        st.html(CLEAR_IN_THE_BROWSER, unsafe_allow_javascript=True)
+        source = canvas.image_data
+    else:
+        source = picture.getvalue()
+        st.caption(
+            f"Reading **{'the camera photo' if photo else literal(picture.name)}**; "
+            f"{'clear the photo' if photo else 'remove the file'} to draw again."
+        )
+
+with answer:
+    try:  # a canvas that has sent nothing yet is an empty canvas
+        prediction = predict(source, checkpoint=model)[0] if source is not None else None
+        if prediction is not None and picture is not None:
+            with picture_slot:
+                st.plotly_chart(picture_with_boxes(source, prediction), key="picture", config={"staticPlot": True})
+    except ImageError as exc:
+        st.error(f"That file cannot be read as an image: {literal(exc)}")
+        st.stop()
+    if prediction is not None and prediction.error == TOO_MANY_LINES:
+        st.markdown("### Too many lines to read at once")
+        st.caption(f"Read: {prediction.error}.")
+        st.stop()
+    if prediction is None or not prediction.digits:
+        st.markdown("### No digit found")
+        st.caption("Draw a digit (or upload or snap a picture of one, or of a number) and the prediction appears here.")
+        st.stop()
+
+    if prediction.error == NOT_A_DIGIT:
+        st.markdown("### This does not look like a digit")
+        phone_reading.markdown("**Not a digit**, it seems: details below.")
+        closest = prediction.digits[0]
+        st.caption(
+            f"The closest digit is **{closest.digit}**, at {max(closest.probabilities):.0%}; "
+            "a digit written plainly is read with far more certainty."
+        )
+    else:
+        single = len(prediction.digits) == 1
+        sure = min(max(reading.probabilities) for reading in prediction.digits)
+        alternative = runner_up(prediction.probabilities) if prediction.probabilities is not None else None
+        size, colour, words = certainty(sure, alternative)
+        lines = "<br>".join(prediction.lines)  # digits and "?" only, one line of the picture each
+        st.markdown(
+            f"<div style='font-size:{size * (1 if single else 0.7)}rem;font-weight:700;line-height:1;"
+            f"text-align:center;color:{colour}' data-testid='{'predicted-digit' if single else 'predicted-number'}'>"
+            f"{lines}</div><p style='text-align:center' data-testid='certainty'>{words}</p>",
+            unsafe_allow_html=True,
+        )
+        with phone_reading:
+            st.markdown(
+                f"<div style='display:flex;gap:0.8rem;align-items:baseline' data-testid='phone-reading'>"
+                f"<span style='font-size:{size * 0.45}rem;font-weight:700;color:{colour}'>{prediction.number}</span>"
+                f"<span>{words}</span></div>",
+                unsafe_allow_html=True,
+            )
+        if "?" in (prediction.number or ""):
+            st.caption("“?” marks a piece of ink that does not look like any digit.")
+
+    st.caption("What the model sees: each digit as 28×28 pixels")
+    for column, reading in zip(st.columns(max(len(prediction.digits), 4)), prediction.digits):
+        label = f"{reading.digit}" if reading.is_digit else f"? (closest {reading.digit})"
+        column.image(common.enlarge(reading.steps["28x28"], 4), caption=f"{label} · {max(reading.probabilities):.0%}")
+    if prediction.probabilities is not None:
+        st.plotly_chart(
+            common.probability_chart(prediction.probabilities), width="stretch", key="probabilities", on_select="ignore"
+        )
+    if prediction.image is not None:  # exactly one digit: watched by the next training run, shown on the Map
+        st.session_state.last_drawing = prediction.image
+    explain_view.why_panel(model, prediction)
+    # Drawn only while open (the state is kept for the session): a stroke sends none of its pictures otherwise.
+    how = st.expander("How the picture becomes 28×28", key="how", on_change="rerun")
+    if how.open:
+        steps = list(prediction.steps.items())
+        for column, (name, image) in zip(how.columns(len(steps)), steps):
+            column.image(image, caption=name, width="stretch")
+
+teach_view.corrections(prediction)
