@@ -150,11 +150,7 @@ def why_panel(checkpoint: Checkpoint, prediction: Prediction) -> None:
         )
         words.markdown(f"**Why {target} and not {against}?**")
         words.caption(f"Red: speaks for {target} more than for {against}. Blue: speaks for {against} more.")
-    # Drawn only while open (the state is kept for the session): a stroke computes and sends none of it otherwise.
-    network = st.expander("Inside the network: what each conv layer sees", key="why_network", on_change="rerun")
-    if not network.open:
-        return
-    with network:
+    with st.expander("Inside the network: what each conv layer sees"):
         first, second = activation_sheets(checkpoint, pixels)
         st.image(first, caption=f"Conv layer 1: {checkpoint.model_config.conv1_channels} maps, 28×28, after ReLU")
         st.image(second, caption=f"Conv layer 2: {checkpoint.model_config.conv2_channels} maps, 14×14, after ReLU")

@@ -47,9 +47,6 @@ def test_why_panel_explains_the_prediction_or_any_digit_asked_about(folder, mnis
     at.pills(key="why_against").set_value(against).run()
     assert f"Grad-CAM: {other} and not {against}" in captions(at)
     assert f"**Why {other} and not {against}?**" in texts(at)
-    assert not any(c.startswith("Conv layer 1") for c in captions(at))  # drawn only once opened: a stroke costs less
-    at.session_state["why_network"] = True  # "Inside the network" opened
-    at.run()
     assert any(c.startswith("Conv layer 1: 32 maps") for c in captions(at))
     assert isinstance(at.session_state["last_drawing"], torch.Tensor)  # kept for the Train page and the Map
 

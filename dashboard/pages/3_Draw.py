@@ -201,11 +201,9 @@ with answer:
     if prediction.image is not None:  # exactly one digit: watched by the next training run, shown on the Map
         st.session_state.last_drawing = prediction.image
     explain_view.why_panel(model, prediction)
-    # Drawn only while open (the state is kept for the session): a stroke sends none of its pictures otherwise.
-    how = st.expander("How the picture becomes 28×28", key="how", on_change="rerun")
-    if how.open:
+    with st.expander("How the picture becomes 28×28"):
         steps = list(prediction.steps.items())
-        for column, (name, image) in zip(how.columns(len(steps)), steps):
+        for column, (name, image) in zip(st.columns(len(steps)), steps):
             column.image(image, caption=name, width="stretch")
 
 teach_view.corrections(prediction)
