@@ -11,7 +11,9 @@ or a 7 (in turn) and waits for the page to read it: that wait is the draw-to-pre
 time. A round whose digit is not read within the timeout counts as a stroke lost; an
 exception on the page as an error. Chromium's own CPU time is measured, so its share of
 the machine is said beside the server's (the server trains in a child process, niced,
-on the same cores). Memory is the server's and its children's proportional set size
+on the same cores), over the whole window (sessions joining included) and per stroke
+while the sessions draw (Chromium by process, the Train page's live view included; the
+server with the run). Memory is the server's and its children's proportional set size
 (shared pages counted once), at its peak.
 
 ``strokes``: one session, each round Clear and then 7 or 8 ones drawn at once, without
@@ -22,6 +24,13 @@ waiting; the page must read every one of them (a number of 7 or 8 ones). 27 roun
     python bench/class_load.py --sessions 3 --models 2 --seconds 60
     python bench/class_load.py --sessions 1 --no-train --seconds 60   # one session alone
     python bench/class_load.py strokes --rounds 27
+    python bench/class_load.py cost --strokes 20       # CPU seconds per stroke: Chromium's processes, the server
+
+``cost``: one session, no run, the class's rounds (Clear, draw at once, wait for the
+reading, until the page has settled); the CPU seconds each stroke costs Chromium, by
+process (the page's renderer, the GPU process that composites it, the browser and
+utility processes), and the server. CPU seconds, not wall time: a figure that holds on
+a machine shared with other work.
 """
 
 from __future__ import annotations
@@ -116,6 +125,43 @@ async def drawing_session(page: Page, until: asyncio.Event, results: dict) -> No
         digit = 8 - digit  # 1, 7, 1, 7...
 
 
+async def settled(page: Page) -> None:
+    """Until the page's script run has ended."""
+    await page.locator("[data-testid=stApp][data-test-script-state=notRunning]").wait_for()
+
+
+def chromium_kind(process: psutil.Process) -> str:
+    """A Chromium process's part: renderer, gpu-process, utility, zygote, or browser (the one without ``--type``)."""
+    with contextlib.suppress(psutil.Error):
+        for part in process.cmdline():
+            if part.startswith("--type="):
+                return part.removeprefix("--type=")
+    return "browser"
+
+
+def chromium_snapshot() -> dict[int, tuple[str, float]]:
+    """Each Chromium process's part and CPU seconds so far, listed afresh: a page opened later has a new renderer."""
+    return {
+        process.pid: (chromium_kind(process), cpu_seconds([process]))
+        for process in psutil.Process().children(recursive=True)
+        if "chrom" in process.name().lower()
+    }
+
+
+def chromium_used(before: dict[int, tuple[str, float]]) -> dict[str, float]:
+    """CPU seconds each part of Chromium used since ``before`` (a process started since counts from zero)."""
+    used: dict[str, float] = {}
+    for pid, (kind, seconds) in chromium_snapshot().items():
+        used[kind] = used.get(kind, 0.0) + seconds - before.get(pid, (kind, 0.0))[1]
+    return used
+
+
+def describe_cpu(used: dict[str, float], strokes: int) -> str:
+    """ "Chromium X (renderer ..., gpu-process ...)" in CPU seconds per stroke."""
+    parts = ", ".join(f"{kind} {seconds / strokes:.3f}" for kind, seconds in sorted(used.items()) if seconds >= 0.0005)
+    return f"Chromium {sum(used.values()) / strokes:.3f} ({parts})"
+
+
 def cpu_seconds(processes: list[psutil.Process]) -> float:
     total = 0.0
     for process in processes:
@@ -161,8 +207,6 @@ async def measure(args: argparse.Namespace) -> None:
             context = await browser.new_context(viewport={"width": 1400, "height": 1200})
             context.set_default_timeout(180_000)
             pages.append(await context.new_page())
-        chromium = [p for p in psutil.Process().children(recursive=True) if "chrom" in p.name().lower()]
-
         started = time.perf_counter()
         server = start_server(port, checkpoints)
         try:
@@ -177,7 +221,7 @@ async def measure(args: argparse.Namespace) -> None:
                 await trainer.goto(f"{url}/Train")
                 await trainer.get_by_text("Run history").wait_for(state="visible")
                 estimate = await trainer.get_by_text("Takes about").first.inner_text()
-            chromium_before, server_before = cpu_seconds(chromium), cpu_seconds(family(server_process))
+            chromium_before, server_before = chromium_snapshot(), cpu_seconds(family(server_process))
             window = time.perf_counter()
             if args.train:
                 await trainer.get_by_role("button", name="Start training").click()
@@ -193,6 +237,7 @@ async def measure(args: argparse.Namespace) -> None:
                 print(f"sessions switched to their models in {time.perf_counter() - picked:.1f} s")
             until = asyncio.Event()
             results: dict = {"latencies": [], "lost": 0, "errors": 0}
+            drawing_chromium, drawing_server = chromium_snapshot(), cpu_seconds(family(server_process))
             used: list[int] = []
 
             async def stop_when_done() -> None:
@@ -211,8 +256,15 @@ async def measure(args: argparse.Namespace) -> None:
 
             await asyncio.gather(stop_when_done(), *(drawing_session(page, until, results) for page in drawers))
             wall = time.perf_counter() - window
-            chromium_cpu = cpu_seconds(chromium) - chromium_before
+            chromium_cpu = sum(chromium_used(chromium_before).values())
             server_cpu = cpu_seconds(family(server_process)) - server_before
+            strokes = len(results["latencies"]) + results["lost"]
+            if strokes:
+                print(
+                    f"CPU seconds per stroke while drawing (the Train page's live view and the run included): "
+                    f"{describe_cpu(chromium_used(drawing_chromium), strokes)}, "
+                    f"server and its children {(cpu_seconds(family(server_process)) - drawing_server) / strokes:.3f}"
+                )
             latencies = sorted(results["latencies"])
             if latencies:
                 p95 = latencies[min(len(latencies) - 1, int(0.95 * len(latencies)))]
@@ -278,15 +330,60 @@ async def strokes_after_clear(args: argparse.Namespace) -> None:
             shutil.rmtree(checkpoints, ignore_errors=True)
 
 
+async def cost(args: argparse.Namespace) -> None:
+    """One session's rounds of Clear, a stroke and its reading: CPU seconds per stroke, by process."""
+    port = free_port()
+    checkpoints = Path(tempfile.mkdtemp(prefix="bench-cost-"))
+    shutil.copy(REPO / "mnist_core" / "default.pt", checkpoints)
+    async with async_playwright() as playwright:
+        browser = await playwright.chromium.launch(executable_path=args.chromium, args=CHROMIUM_ARGS)
+        page = await (await browser.new_context(viewport={"width": 1400, "height": 1200})).new_page()
+        page.set_default_timeout(READ_TIMEOUT_S * 1000)
+        server = start_server(port, checkpoints)
+        try:
+            await open_draw(page, f"http://127.0.0.1:{port}")
+            server_family = family(psutil.Process(server.pid))
+            for digit in (1, 7):  # the first readings load the model and fill the caches: not counted
+                await page.get_by_role("button", name="Clear").click()
+                await draw(page, digit)
+                await page.get_by_test_id("predicted-digit").filter(has_text=str(digit)).wait_for()
+                await settled(page)
+            idle, idle_started = chromium_snapshot(), time.perf_counter()
+            await asyncio.sleep(3)
+            idle_used = sum(chromium_used(idle).values()) / (time.perf_counter() - idle_started)
+            print(f"a settled Draw page, idle: Chromium {idle_used:.3f} CPU s per second")
+            before, server_before, started = chromium_snapshot(), cpu_seconds(server_family), time.perf_counter()
+            digit = 1
+            for _ in range(args.strokes):
+                await page.get_by_role("button", name="Clear").click()
+                await draw(page, digit)
+                await page.get_by_test_id("predicted-digit").filter(has_text=str(digit)).wait_for()
+                digit = 8 - digit
+            await settled(page)
+            used, server_used = chromium_used(before), cpu_seconds(server_family) - server_before
+            wall = time.perf_counter() - started
+        finally:
+            await browser.close()
+            stop_server(server)
+            shutil.rmtree(checkpoints, ignore_errors=True)
+    print(f"{args.strokes} strokes in {wall:.0f} s; CPU seconds per stroke:")
+    print(f"  {describe_cpu(used, args.strokes)}")
+    print(f"  server {server_used / args.strokes:.3f}")
+    print(f"load average at end {os.getloadavg()[0]:.2f}")
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("part", nargs="?", choices=["class", "strokes"], default="class", help="(default: class)")
+    parser.add_argument(
+        "part", nargs="?", choices=["class", "strokes", "cost"], default="class", help="(default: class)"
+    )
     parser.add_argument("--sessions", type=int, default=10, help="drawing sessions (default: 10)")
     parser.add_argument("--models", type=int, default=5, help="models the sessions are spread over (default: 5)")
     parser.add_argument("--no-train", dest="train", action="store_false", help="no Quick run meanwhile")
     parser.add_argument(
         "--seconds", type=float, default=None, help="stop drawing after this long (default: when saved)"
     )
+    parser.add_argument("--strokes", type=int, default=20, help="cost: strokes measured (default: 20)")
     parser.add_argument("--rounds", type=int, default=27, help="strokes: rounds of Clear and 7 or 8 ones (default: 27)")
     parser.add_argument(
         "--chromium",
@@ -296,7 +393,8 @@ def main() -> None:
     args = parser.parse_args()
     if not args.train and args.seconds is None:
         parser.error("--no-train needs --seconds")
-    asyncio.run(strokes_after_clear(args) if args.part == "strokes" else measure(args))
+    parts = {"class": measure, "strokes": strokes_after_clear, "cost": cost}
+    asyncio.run(parts[args.part](args))
 
 
 if __name__ == "__main__":

@@ -3,11 +3,13 @@
 import numpy as np
 import plotly.graph_objects as go
 import streamlit as st
+from streamlit.delta_generator import DeltaGenerator
 from streamlit_drawable_canvas import st_canvas
 
 import common
 import explain_view
 import teach_view
+from mnist_core.checkpoints import Checkpoint
 from mnist_core.images import ImageError, load_image
 from mnist_core.predict import NOT_A_DIGIT, TOO_MANY_LINES, Prediction, predict
 from wording import certainty, literal
@@ -79,86 +81,29 @@ def picture_with_boxes(source: bytes, prediction: Prediction) -> go.Figure:
     return figure
 
 
-model = common.page("Draw", ":material/draw:")
-st.title("Draw a digit, or show a number")
-if model is None:
-    st.warning("No model to ask yet: train one on the Train page.")
-    st.stop()
-st.caption(
-    f"Draw one digit, large, in the box, or upload or snap a photo of a digit or a whole number written on paper: "
-    f"**{literal(model.name)}** reads it each time you lift the pen."
-)
+def show_reading(
+    model: Checkpoint, source: np.ndarray | bytes | None, picture_slot: DeltaGenerator, phone_reading: DeltaGenerator
+) -> Prediction | None:
+    """What the model reads in ``source`` and why; None where there is nothing to read (a message says so).
 
-st.session_state.setdefault("canvas_number", 0)
-# One way to start again (Clear) and one picture at a time: the canvas component has no option to hide its own
-# toolbar (send, undo, redo, edit, reset), which pops up above the drawing, so its container clips what lies
-# outside the drawing; the uploader's "+" would add a second file, of which only one is read.
-st.html(
-    "<style>[class*='st-key-canvas-'] {clip-path: inset(0)} "
-    ".st-key-upload button[aria-label='Add files'] {display: none}</style>"
-)
-st.html(NARROW)
-drawing, answer = st.columns([1, 1], gap="large")
-with drawing:
-    picture_slot = st.container()  # the canvas, or the picture being read, first: on a phone it is what fits
-    phone_reading = st.container(key="phone-reading")  # the answer right under it, where the columns stack
-    upload_column, camera_column = st.columns(2)
-    upload = upload_column.file_uploader(
-        "Upload a picture", type=["png", "jpg", "jpeg", "bmp", "gif", "webp"], accept_multiple_files=False, key="upload"
-    )
-    with camera_column.expander("Take a photo", icon=":material/photo_camera:"):
-        photo = st.camera_input("Photo of a digit or a number", label_visibility="collapsed")
-    picture = photo or upload
-with picture_slot:
-    if picture is None:
-        canvas = st_canvas(
-            stroke_width=st.session_state.get("stroke_width", 18),
-            stroke_color="#000000",
-            background_color="#FFFFFF",
-            height=CANVAS,
-            width=CANVAS,
-            drawing_mode="freedraw",
-            update_streamlit=True,
-            return_image_data=True,
-            key=f"canvas-{st.session_state.canvas_number}",
-        )
-        with st.container(horizontal=True, vertical_alignment="bottom"):  # side by side on a phone too
-            st.slider(
-                "Pen width",
-                6,
-                40,
-                18,
-                key="stroke_width",
-                on_change=new_canvas,
-                help="A new width starts a new drawing.",
-            )
-            st.button("Clear", key="clear")
-        st.html(CLEAR_IN_THE_BROWSER, unsafe_allow_javascript=True)
-        source = canvas.image_data
-    else:
-        source = picture.getvalue()
-        st.caption(
-            f"Reading **{'the camera photo' if photo else literal(picture.name)}**; "
-            f"{'clear the photo' if photo else 'remove the file'} to draw again."
-        )
-
-with answer:
+    It returns rather than stopping the script: ``st.stop()`` inside the fragment during a full run (a model
+    switch) dropped the fragment rerun a stroke had asked for meanwhile, and the stroke was lost."""
     try:  # a canvas that has sent nothing yet is an empty canvas
         prediction = predict(source, checkpoint=model)[0] if source is not None else None
-        if prediction is not None and picture is not None:
+        if prediction is not None and isinstance(source, bytes):
             with picture_slot:
                 st.plotly_chart(picture_with_boxes(source, prediction), key="picture", config={"staticPlot": True})
     except ImageError as exc:
         st.error(f"That file cannot be read as an image: {literal(exc)}")
-        st.stop()
+        return None
     if prediction is not None and prediction.error == TOO_MANY_LINES:
         st.markdown("### Too many lines to read at once")
         st.caption(f"Read: {prediction.error}.")
-        st.stop()
+        return None
     if prediction is None or not prediction.digits:
         st.markdown("### No digit found")
         st.caption("Draw a digit (or upload or snap a picture of one, or of a number) and the prediction appears here.")
-        st.stop()
+        return None
 
     if prediction.error == NOT_A_DIGIT:
         st.markdown("### This does not look like a digit")
@@ -196,7 +141,10 @@ with answer:
         column.image(common.enlarge(reading.steps["28x28"], 4), caption=f"{label} · {max(reading.probabilities):.0%}")
     if prediction.probabilities is not None:
         st.plotly_chart(
-            common.probability_chart(prediction.probabilities), width="stretch", key="probabilities", on_select="ignore"
+            common.probability_chart(prediction.probabilities),
+            width="stretch",
+            key="probabilities",
+            on_select="ignore",
         )
     if prediction.image is not None:  # exactly one digit: watched by the next training run, shown on the Map
         st.session_state.last_drawing = prediction.image
@@ -205,5 +153,84 @@ with answer:
         steps = list(prediction.steps.items())
         for column, (name, image) in zip(st.columns(len(steps)), steps):
             column.image(image, caption=name, width="stretch")
+    return prediction
 
-teach_view.corrections(prediction)
+
+@st.fragment
+def reader(model: Checkpoint) -> None:
+    """The canvas (or a picture) and all that is read from it, a fragment: a stroke (or Clear) reruns this part
+    alone, not the sidebar and the title above it, whose rerun and redrawing in every browser cost as much again
+    when a class draws at once. A model picked in the sidebar reruns the whole page, and this with it."""
+    drawing, answer = st.columns([1, 1], gap="large")
+    with drawing:
+        picture_slot = st.container()  # the canvas, or the picture being read, first: on a phone it is what fits
+        phone_reading = st.container(key="phone-reading")  # the answer right under it, where the columns stack
+        upload_column, camera_column = st.columns(2)
+        upload = upload_column.file_uploader(
+            "Upload a picture",
+            type=["png", "jpg", "jpeg", "bmp", "gif", "webp"],
+            accept_multiple_files=False,
+            key="upload",
+        )
+        with camera_column.expander("Take a photo", icon=":material/photo_camera:"):
+            photo = st.camera_input("Photo of a digit or a number", label_visibility="collapsed")
+        picture = photo or upload
+    with picture_slot:
+        if picture is None:
+            canvas = st_canvas(
+                stroke_width=st.session_state.get("stroke_width", 18),
+                stroke_color="#000000",
+                background_color="#FFFFFF",
+                height=CANVAS,
+                width=CANVAS,
+                drawing_mode="freedraw",
+                update_streamlit=True,
+                return_image_data=True,
+                key=f"canvas-{st.session_state.canvas_number}",
+            )
+            with st.container(horizontal=True, vertical_alignment="bottom"):  # side by side on a phone too
+                st.slider(
+                    "Pen width",
+                    6,
+                    40,
+                    18,
+                    key="stroke_width",
+                    on_change=new_canvas,
+                    help="A new width starts a new drawing.",
+                )
+                st.button("Clear", key="clear")
+            st.html(CLEAR_IN_THE_BROWSER, unsafe_allow_javascript=True)
+            source = canvas.image_data
+        else:
+            source = picture.getvalue()
+            st.caption(
+                f"Reading **{'the camera photo' if photo else literal(picture.name)}**; "
+                f"{'clear the photo' if photo else 'remove the file'} to draw again."
+            )
+
+    with answer:
+        prediction = show_reading(model, source, picture_slot, phone_reading)
+    if prediction is not None:
+        teach_view.corrections(prediction)
+
+
+model = common.page("Draw", ":material/draw:")
+st.title("Draw a digit, or show a number")
+if model is None:
+    st.warning("No model to ask yet: train one on the Train page.")
+    st.stop()
+st.caption(
+    f"Draw one digit, large, in the box, or upload or snap a photo of a digit or a whole number written on paper: "
+    f"**{literal(model.name)}** reads it each time you lift the pen."
+)
+
+st.session_state.setdefault("canvas_number", 0)
+# One way to start again (Clear) and one picture at a time: the canvas component has no option to hide its own
+# toolbar (send, undo, redo, edit, reset), which pops up above the drawing, so its container clips what lies
+# outside the drawing; the uploader's "+" would add a second file, of which only one is read.
+st.html(
+    "<style>[class*='st-key-canvas-'] {clip-path: inset(0)} "
+    ".st-key-upload button[aria-label='Add files'] {display: none}</style>"
+)
+st.html(NARROW)
+reader(model)
