@@ -21,6 +21,7 @@ waiting; the page must read every one of them (a number of 7 or 8 ones). 27 roun
 203 strokes after a Clear.
 
     python bench/class_load.py                        # 10 sessions on 5 models, until the Quick run is saved
+    python bench/class_load.py --pace 5               # each session a digit every 5 s or so, as a student
     python bench/class_load.py --sessions 3 --models 2 --seconds 60
     python bench/class_load.py --sessions 1 --no-train --seconds 60   # one session alone
     python bench/class_load.py strokes --rounds 27
@@ -39,6 +40,7 @@ import argparse
 import asyncio
 import contextlib
 import os
+import random
 import shutil
 import statistics
 import tempfile
@@ -105,10 +107,16 @@ def make_models(folder: Path, count: int) -> list[str]:
     return ["default", *(f"model-{n}" for n in range(1, count))]
 
 
-async def drawing_session(page: Page, until: asyncio.Event, results: dict) -> None:
-    """Clear, draw at once, wait for the reading; again until ``until`` is set."""
-    digit = 1
+async def drawing_session(page: Page, until: asyncio.Event, results: dict, pace: float, seed: int) -> None:
+    """Clear, draw at once, wait for the reading; again until ``until`` is set.
+
+    With ``pace``, a digit starts every ``pace`` seconds on average (each wait drawn between half and one and a
+    half times it, so the sessions do not keep in step), as a student who looks at the reading before the next;
+    a reading slower than that starts the next digit at once. Without it, the next digit starts at once.
+    """
+    digit, rng = 1, random.Random(seed)
     while not until.is_set():
+        began = time.perf_counter()
         await page.get_by_role("button", name="Clear").click()
         await draw(page, digit)
         lifted = time.perf_counter()
@@ -123,6 +131,8 @@ async def drawing_session(page: Page, until: asyncio.Event, results: dict) -> No
             results["lost"] += 1
         results["errors"] += await page.get_by_test_id("stException").count()
         digit = 8 - digit  # 1, 7, 1, 7...
+        if pace:
+            await asyncio.sleep(max(0.0, rng.uniform(0.5, 1.5) * pace - (time.perf_counter() - began)))
 
 
 async def settled(page: Page) -> None:
@@ -197,7 +207,8 @@ async def measure(args: argparse.Namespace) -> None:
     models = make_models(checkpoints, args.models)
     print(
         f"{args.sessions} drawing sessions on {len(models)} model(s), "
-        f"{'a Quick run training' if args.train else 'no run'}; "
+        f"{'a Quick run training' if args.train else 'no run'}, "
+        f"{f'a digit every {args.pace:g} s on average' if args.pace else 'each digit at once after the last'}; "
         f"load average at start {os.getloadavg()[0]:.2f}, {os.cpu_count()} CPUs"
     )
     async with async_playwright() as playwright:
@@ -254,7 +265,10 @@ async def measure(args: argparse.Namespace) -> None:
                     print(f"stopped after {args.seconds:.0f} s, the Quick run unfinished ({estimate})")
                 until.set()
 
-            await asyncio.gather(stop_when_done(), *(drawing_session(page, until, results) for page in drawers))
+            await asyncio.gather(
+                stop_when_done(),
+                *(drawing_session(page, until, results, args.pace, n) for n, page in enumerate(drawers)),
+            )
             wall = time.perf_counter() - window
             chromium_cpu = sum(chromium_used(chromium_before).values())
             server_cpu = cpu_seconds(family(server_process)) - server_before
@@ -382,6 +396,13 @@ def main() -> None:
     parser.add_argument("--no-train", dest="train", action="store_false", help="no Quick run meanwhile")
     parser.add_argument(
         "--seconds", type=float, default=None, help="stop drawing after this long (default: when saved)"
+    )
+    parser.add_argument(
+        "--pace",
+        type=float,
+        default=0.0,
+        help="a session starts a digit every this many seconds on average, as a student who reads the answer "
+        "first (default: 0, each digit at once after the last reading)",
     )
     parser.add_argument("--strokes", type=int, default=20, help="cost: strokes measured (default: 20)")
     parser.add_argument("--rounds", type=int, default=27, help="strokes: rounds of Clear and 7 or 8 ones (default: 27)")
