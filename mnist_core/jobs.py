@@ -62,6 +62,9 @@ PRELOAD = [__name__, "torch._dynamo"]
 Report = Callable[[str, object], None]
 Task = Callable[[MNIST, Report, Callable[[], bool]], Path | None]
 RECENT_S = 300.0  # how long a finished run's measured speed stands for the machine's (``measured_speed``)
+# The first steps of each new shape in a process run several times slower than the rest: a run's pace is measured
+# after them, and the cost model counts them in its start (``cost.STARTING_SECONDS``).
+WARMUP_STEPS = 10
 PHASE_IN = 0.1  # the part of a run's training loop over which its measured pace takes over from the forecast
 
 
@@ -100,8 +103,8 @@ class Job:
     units_done: int = 0
     _unit_mark: int = field(default=0, repr=False)  # len(events) when the last unit ended
     _unit_ended: float | None = field(default=None, repr=False)  # when (time.time)
-    _loop_mark: tuple[float, float] | None = field(default=None, repr=False)  # the run in flight's first report: when,
-    # and how much of its loop was done
+    _loop_mark: tuple[float, float] | None = field(default=None, repr=False)  # whence the pace of the run in flight
+    # is measured (``add``): when, and how much of its loop was done then
     _reported: float | None = field(default=None, repr=False)  # when the latest report came
     _stop: threading.Event = field(default_factory=threading.Event, repr=False)
     _lock: threading.Lock = field(default_factory=threading.Lock, repr=False)
@@ -142,7 +145,7 @@ class Job:
     def unit_done(self) -> None:
         """One of the work's runs ended: progress and time left move on to the next."""
         self.units_done += 1
-        self._unit_mark, self._unit_ended = len(self.events), time.time()
+        self._unit_mark, self._unit_ended, self._loop_mark = len(self.events), time.time(), None
 
     @property
     def cancel_requested(self) -> bool:
@@ -160,11 +163,11 @@ class Job:
         return self.estimate or estimate(self.model_config, self.train_config, slowed=1.0)
 
     def add(self, progress: Progress) -> None:
-        """A report from the training process, timed: the first of each run marks where its training loop starts, so
-        the pace of the loop is measured apart from the time the run took to start (``pace``)."""
-        now = time.time()
-        if len(self.events) == self._unit_mark:
-            self._loop_mark = (now, self._done(progress))
+        """A report from the training process, timed: the one after a run's first ``WARMUP_STEPS`` steps marks where
+        its loop runs at its pace, measured apart from the time the run took to start (``pace``)."""
+        now, done = time.time(), self._done(progress)
+        if self._loop_mark is None and done * progress.epochs * progress.batches >= WARMUP_STEPS:
+            self._loop_mark = (now, done)
         self._reported = now
         self.events.append(progress)
 
@@ -196,12 +199,14 @@ class Job:
             measured = (self._unit_ended - self.started) / (self.units_done * forecast.total)
             return weight * measured + (1 - weight)
         done = self.in_flight
-        if self._loop_mark is not None and len(self.events) > self._unit_mark:
+        if self._reported is None:  # reports not timed (added straight to the events): measured from the start
+            expected, elapsed = forecast.loading + done * forecast.training, now - self.started
+        elif self._loop_mark is None:  # starting, or its first steps: the forecast stands
+            return 1.0
+        else:
             since, first = self._loop_mark
             done, expected = done - first, (done - first) * forecast.training
-            elapsed = (self._reported if done + first >= 1 and self._reported else now) - since  # the loop, once over
-        else:
-            expected, elapsed = forecast.loading + done * forecast.training, now - self.started
+            elapsed = (self._reported if done + first >= 1 else now) - since  # the loop, up to its end
         if expected <= 0 or done <= 0:
             return 1.0
         weight = min(1.0, done / PHASE_IN)
@@ -393,8 +398,8 @@ class TrainingQueue:
         this size: its speed is carried over by the ratio the history ``history``
         (``runs.read_runs``) sees between the two sizes (``cost.machine_speed``).
         """
-        running = self.running()
-        measured = [running] if running is not None and running.latest is not None and running.kind != "teach" else []
+        running = self.running()  # its forecast's speed until it measures its own
+        measured = [running] if running is not None and running.kind != "teach" else []
         measured += [
             j
             for j in reversed(self.jobs())
