@@ -181,8 +181,8 @@ class Job:
     def pace(self) -> float:
         """Measured over forecast time so far: above 1, the job runs slower than forecast (1 before any measure).
 
-        A run is measured on its training loop once that has reported (before, on its
-        time since it started), phased in over the first ``PHASE_IN`` of the loop, so the
+        A run is measured on its training loop after its first steps (``add``; reports not
+        timed, on its time since it started), phased in over ``PHASE_IN`` of the loop, so the
         figure moves smoothly from the forecast to the measure instead of jumping with the
         first noisy batches; work of several runs (a sweep, whose trials differ from the
         typical one forecast and may be pruned) only by its finished ones.
@@ -198,25 +198,34 @@ class Job:
             weight = min(1.0, self.units_done / 2)
             measured = (self._unit_ended - self.started) / (self.units_done * forecast.total)
             return weight * measured + (1 - weight)
-        done = self.in_flight
+        measured, weight = self._measured()
+        return weight * measured + (1 - weight)
+
+    def _measured(self) -> tuple[float, float]:
+        """The run in flight's measured pace, and how far it has taken over from the forecast (0..1, ``PHASE_IN``)."""
+        forecast, now, done = self._forecast(), time.time(), self.in_flight
         if self._reported is None:  # reports not timed (added straight to the events): measured from the start
-            expected, elapsed = forecast.loading + done * forecast.training, now - self.started
+            expected, elapsed = forecast.loading + done * forecast.training, now - (self.started or now)
         elif self._loop_mark is None:  # starting, or its first steps: the forecast stands
-            return 1.0
+            return 1.0, 0.0
         else:
             since, first = self._loop_mark
             done, expected = done - first, (done - first) * forecast.training
             elapsed = (self._reported if done + first >= 1 else now) - since  # the loop, up to its end
         if expected <= 0 or done <= 0:
-            return 1.0
-        weight = min(1.0, done / PHASE_IN)
-        return weight * elapsed / expected + (1 - weight)
+            return 1.0, 0.0
+        return elapsed / expected, min(1.0, done / PHASE_IN)
 
     @property
     def speed(self) -> float:
         """This machine's measured speed against the cost model's constants (``cost.Estimate.speed``), as this job
-        runs: what a new run's estimate is scaled by, so it agrees with this job's time left."""
-        return self._forecast().speed * self.pace
+        runs: what a new run's estimate is scaled by, so that a new run of the same settings is forecast to take what
+        this one is now expected to take in all (its time so far and its time left)."""
+        forecast = self._forecast()
+        if self.started is None or self.units > 1:
+            return forecast.speed * self.pace
+        took = (self.ended or time.time()) - self.started + self.remaining_seconds()
+        return forecast.speed * took / forecast.total
 
     def remaining_seconds(self) -> float:
         """Seconds until the job ends: the forecast, scaled by the pace measured so far (``pace``)."""
@@ -235,7 +244,11 @@ class Job:
             if self._reported is None:
                 return max(0.0, forecast.total * pace - elapsed)
             return max(0.0, forecast.finishing * pace - (time.time() - self._reported))
-        return max(0.0, pace * ((1 - self.in_flight) * forecast.training + forecast.finishing))
+        # Until the loop is measured, the run's total stays the forecast shown before it (or, once past that, what
+        # is left of the work at the forecast pace); then the measure takes over as it accumulates.
+        measured, weight = self._measured()
+        ahead = (1 - self.in_flight) * forecast.training + forecast.finishing
+        return max(0.0, weight * measured * ahead + (1 - weight) * max(forecast.total - elapsed, ahead))
 
     def cancel(self) -> None:
         """Stop the job: a queued one is cancelled now and never starts, a running one stops before its next batch."""

@@ -236,3 +236,35 @@ def test_the_time_left_measures_the_training_loop_apart_from_a_slow_start(monkey
     assert job.phase == "evaluating" and job.remaining_seconds() == pytest.approx(10.0)  # the end, still whole
     clock["now"] += 4.0
     assert job.remaining_seconds() == pytest.approx(6.0)
+
+
+def test_a_new_run_is_forecast_to_take_what_the_run_in_flight_is_expected_to_take(tmp_path, monkeypatch):
+    clock = timed(monkeypatch)
+    model, train = PRESETS["quick"]
+    queue = TrainingQueue(tmp_path)
+    job = Job("a", model, train, tmp_path / "a.pt", estimate=estimate(model, train, slowed=2.0))
+    queue._jobs.append(job)
+    job.status, job.started = "running", clock["now"]
+    clock["now"] += 1.0
+    assert queue.forecast(model, train, None).total == pytest.approx(job.estimate.total)  # starting: its forecast
+    for batch, seconds in ((1, 5.0), (10, 10.0), (200, 30.0)):  # a quick start, then a slow loop
+        clock["now"] += seconds
+        job.add(Progress("batch", 1, 1, batch, 430, 0.5, 0.9, 1000.0, 10.0))
+        in_flight = clock["now"] - job.started + job.remaining_seconds()
+        assert queue.forecast(model, train, None).total == pytest.approx(in_flight)
+
+
+def test_a_quick_start_does_not_make_the_time_left_start_low(monkeypatch):
+    clock = timed(monkeypatch)
+    model, train = PRESETS["quick"]
+    job = Job("a", model, train, None, estimate=Estimate(30.0, 100.0, 10.0))
+    job.status, job.started = "running", clock["now"]
+    clock["now"] += 5.0  # started in a sixth of its forecast
+    job.add(Progress("batch", 1, 1, 1, 100, 0.5, 0.9, 1000.0, 10.0))
+    assert 5.0 + job.remaining_seconds() == pytest.approx(140.0)  # the total shown before the run, not 114 s
+    for batch in range(10, 101, 10):  # then the loop at twice its forecast pace: the measure phases in
+        clock["now"] += 20.0 if batch > 10 else 18.0
+        job.add(Progress("batch", 1, 1, batch, 100, 0.5, 0.9, 1000.0, 10.0))
+        total = clock["now"] - job.started + job.remaining_seconds()
+        assert 140.0 <= total <= 5.0 + 18.0 + 2 * 100.0 * 0.9 + 2 * 10.0 + 1e-6
+    assert total == pytest.approx(5.0 + 18.0 + 2 * 90.0 + 2 * 10.0)  # measured: the end forecast at the same pace
