@@ -21,6 +21,7 @@ images for best) so that the whole bench, three loads, takes about 20 minutes on
     python bench/estimate.py --full --load 0                   # the presets at full length, on a quiet machine
     python bench/estimate.py --preset best --epochs best=3     # the best preset shortened to 3 epochs
     python bench/estimate.py --preset sweep --trials 4         # a sweep of 4 trials around the quick preset
+    python bench/estimate.py --train-size quick=10000 sweep=5000  # shorter still, on a busy machine
 """
 
 from __future__ import annotations
@@ -34,7 +35,7 @@ import sys
 import tempfile
 import time
 
-from mnist_core.cost import busy_cores, slowdown
+from mnist_core.cost import slowdown_now
 from mnist_core.jobs import TRAINING_NICENESS, TrainingQueue
 from mnist_core.model import ModelConfig
 from mnist_core.runs import read_runs
@@ -53,7 +54,7 @@ SETTINGS: dict[str, tuple[ModelConfig, TrainConfig]] = {
 }
 # Still real runs of each preset's model and batches, only shorter: the whole bench in about 20 minutes.
 SHORT: dict[str, dict] = {"default": {"epochs": 1}, "best": {"epochs": 1, "train_size": 10000}}
-SWEEP_FIXED = {"epochs": 1, "train_size": 20000}  # each trial one epoch on part of the images
+SWEEP_FIXED = {"epochs": 1, "train_size": 20000}  # each trial one epoch on part of the images, unless changed
 QUARTERS = (0.25, 0.5, 0.75)
 BAR = 1.5
 SAMPLE_S = 1.0
@@ -69,9 +70,9 @@ def busy(processes: int) -> list[subprocess.Popen]:
 def measure(queue: TrainingQueue, history: list[dict], name: str, changes: dict, trials: int) -> dict:
     """One run: the estimate before it, the estimated total at each quarter, its largest move, the real time."""
     if name == "sweep":
-        model_config, train_config = typical_trial("quick", SWEEP_FIXED)
+        model_config, train_config = typical_trial("quick", changes)
         forecast = queue.forecast(model_config, train_config, history)
-        job = queue.submit_sweep(f"bench-{time.time_ns()}", trials, fixed=SWEEP_FIXED, forecast=forecast)
+        job = queue.submit_sweep(f"bench-{time.time_ns()}", trials, fixed=changes, forecast=forecast)
         before = forecast.total * trials
     else:
         model_config, train_config = SETTINGS[name]
@@ -105,6 +106,7 @@ def main() -> None:
     parser.add_argument("--trials", type=int, default=3, help="trials of the sweep")
     args = parser.parse_args()
     changes: dict[str, dict] = {name: {} if args.full else SHORT.get(name, {}) for name in SETTINGS}
+    changes["sweep"] = SWEEP_FIXED
     for option, items in (("epochs", args.epochs), ("train_size", args.train_size)):
         for name, n in (item.split("=") for item in items):
             changes[name] = {**changes[name], option: int(n)}
@@ -121,11 +123,11 @@ def main() -> None:
                 time.sleep(SETTLE_S)
             queue = TrainingQueue(history.name)  # a new queue: no speed measured yet; each job loads MNIST
             for name in args.preset:
-                expected = slowdown(*busy_cores(), TRAINING_NICENESS)
-                m = measure(queue, read_runs(history.name), name, changes.get(name, {}), args.trials)
+                expected = slowdown_now(TRAINING_NICENESS)
+                m = measure(queue, read_runs(history.name), name, changes[name], args.trials)
                 ratios = [m["before"] / m["real"], *(m["totals"].get(q, float("nan")) / m["real"] for q in QUARTERS)]
                 within = all(1 / BAR <= r <= BAR for r in ratios)
-                cut = ", ".join(f"{k} {v}" for k, v in changes.get(name, {}).items())
+                cut = ", ".join(f"{k} {v}" for k, v in changes[name].items())
                 print(
                     f"{load:4d} {name:8s} {m['before']:6.0f}s {m['real']:6.0f}s "
                     + " ".join(f"{r:5.2f}" for r in ratios)

@@ -148,16 +148,28 @@ def sharing(load: float) -> float:
     return 1.0 + max(load, 0.0) / (os.cpu_count() or 1)
 
 
-def slowdown(unniced: float, niced: float, niceness: int, cores: int | None = None) -> float:
+def slowdown(
+    unniced: float, niced: float, niceness: int, cores: int | None = None, niced_at: int | None = None
+) -> float:
     """How many times longer a run at ``niceness`` takes beside other work that keeps ``unniced`` cores busy at
-    nice 0 and ``niced`` cores at a positive nice value (taken as the run's own).
+    nice 0 and ``niced`` cores at a positive nice value, ``niced_at`` (by default the run's own).
 
     The scheduler shares each core by weight, and a process at nice 5 weighs about a
     third of one at nice 0: two busy ordinary processes on two cores leave it a quarter
     of each, not the half a fair share would (bench/RESULTS.md).
     """
     cores = cores or os.cpu_count() or 1
-    return 1.0 + (max(unniced, 0.0) * NICE_STEP**niceness + max(niced, 0.0)) / cores
+    niced_at = niceness if niced_at is None else niced_at
+    others = max(unniced, 0.0) * NICE_STEP**niceness + max(niced, 0.0) * NICE_STEP ** (niceness - niced_at)
+    return 1.0 + others / cores
+
+
+def slowdown_now(niceness: int) -> float:
+    """The slowdown a process started from this one, ``niceness`` levels below it, meets beside the work on the
+    machine now (``busy_cores``). Niced work is taken to run at this process's level when this one is niced (so it
+    is with a benchmark run under ``nice``), else at the new process's."""
+    own = os.nice(0)
+    return slowdown(*busy_cores(), own + niceness, niced_at=own or own + niceness)
 
 
 def _cpu_times() -> tuple[float, float] | None:
@@ -282,12 +294,12 @@ def estimate(
 
     ``speed`` is a measured one (``jobs.Job.speed``); without it the history ``runs``
     (``runs.read_runs``, newest first) calibrate the constants, slowed by ``slowed``: the
-    slowdown the run will meet (1 on an idle machine), by default the one a process at
-    ``niceness`` would meet beside the work on the machine now (``busy_cores``).
+    slowdown the run will meet (1 on an idle machine), by default the one a process
+    ``niceness`` levels below this one would meet beside the work on the machine now (``slowdown_now``).
     """
     base = _modelled(model_config, train_config)
     if speed is None:
         if slowed is None:
-            slowed = slowdown(*busy_cores(), niceness)
+            slowed = slowdown_now(niceness)
         speed = machine_speed(runs, model_config, train_config) * slowed
     return Estimate(base.loading * speed, base.training * speed, base.finishing * speed, speed)

@@ -65,7 +65,9 @@ RECENT_S = 300.0  # how long a finished run's measured speed stands for the mach
 # The first steps of each new shape in a process run several times slower than the rest: a run's pace is measured
 # after them, and the cost model counts them in its start (``cost.STARTING_SECONDS``).
 WARMUP_STEPS = 10
-PHASE_IN = 0.1  # the part of a run's training loop over which its measured pace takes over from the forecast
+# The part of a run's loop over which its measured pace takes over from the forecast: up to the first validation
+# within a one-epoch run (``train.checks_per_epoch``), a pause that a shorter measure would take for the pace.
+PHASE_IN = 0.25
 
 
 class QueueFull(RuntimeError):
@@ -214,7 +216,8 @@ class Job:
             elapsed = (self._reported if done + first >= 1 else now) - since  # the loop, up to its end
         if expected <= 0 or done <= 0:
             return 1.0, 0.0
-        return elapsed / expected, min(1.0, done / PHASE_IN)
+        x = min(1.0, done / PHASE_IN)
+        return elapsed / expected, x * x * (3 - 2 * x)  # eased in and out: the first few steps' measure is noisy
 
     @property
     def speed(self) -> float:

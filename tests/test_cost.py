@@ -162,6 +162,7 @@ def test_a_niced_run_gets_less_than_a_fair_share_beside_ordinary_work():
     assert slowdown(0.0, 2.0, TRAINING_NICENESS, cores=2) == pytest.approx(2.0)  # beside niced work: a fair share
     assert slowdown(2.0, 0.0, 0, cores=2) == pytest.approx(2.0)  # an ordinary process beside ordinary work
     assert slowdown(0.0, 0.0, TRAINING_NICENESS) == 1.0
+    assert slowdown(0.0, 2.0, 10, cores=2, niced_at=5) == pytest.approx(1 + 1.25**5)  # all niced, 5 levels apart
 
 
 def test_the_slowdown_a_run_met_is_what_the_other_processes_left_it(monkeypatch):
@@ -181,6 +182,7 @@ def test_the_slowdown_a_run_met_is_what_the_other_processes_left_it(monkeypatch)
 def test_the_forecast_slows_a_niced_run_by_what_the_machine_is_busy_with_now(tmp_path, monkeypatch):
     model, train = PRESETS["quick"]
     monkeypatch.setattr(cost, "busy_cores", lambda: (2.0, 0.0))  # two ordinary processes spinning
+    monkeypatch.setattr(cost.os, "nice", lambda increment: 0)  # the server at the ordinary priority
     forecast = TrainingQueue(tmp_path).forecast(model, train, None)
     assert forecast.speed == pytest.approx(slowdown(2.0, 0.0, TRAINING_NICENESS))
     assert forecast.total == pytest.approx(forecast.speed * estimate(model, train, slowed=1).total)
