@@ -168,7 +168,7 @@ def slowdown_now(niceness: int) -> float:
     """The slowdown a process started from this one, ``niceness`` levels below it, meets beside the work on the
     machine now (``busy_cores``). Niced work is taken to run at this process's level when this one is niced (so it
     is with a benchmark run under ``nice``), else at the new process's."""
-    own = os.nice(0)
+    own = _niceness()
     return slowdown(*busy_cores(), own + niceness, niced_at=own or own + niceness)
 
 
@@ -182,6 +182,10 @@ def _cpu_times() -> tuple[float, float] | None:
     tick = os.sysconf("SC_CLK_TCK")
     user, nice, system, _idle, _iowait, irq, softirq = fields
     return (user + system + irq + softirq) / tick, nice / tick
+
+
+def _niceness() -> int:
+    return os.nice(0) if hasattr(os, "nice") else 0
 
 
 def _own_seconds() -> float:
@@ -207,7 +211,7 @@ class CpuShare:
             return None
         unniced, niced = (b - a for a, b in zip(self._start, end))
         own = _own_seconds() - self._own
-        if os.nice(0) > 0:  # this process's own time is in the niced column
+        if _niceness() > 0:  # this process's own time is in the niced column
             niced -= own
         else:
             unniced -= own

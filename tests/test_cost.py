@@ -171,7 +171,7 @@ def test_the_slowdown_a_run_met_is_what_the_other_processes_left_it(monkeypatch)
     monkeypatch.setattr(cost, "_cpu_times", lambda: clock["cpu"])
     monkeypatch.setattr(cost, "_own_seconds", lambda: clock["own"])
     monkeypatch.setattr(cost.os, "cpu_count", lambda: 2)
-    monkeypatch.setattr(cost.os, "nice", lambda increment: 0)  # an ordinary process, whoever runs the tests
+    monkeypatch.setattr(cost, "_niceness", lambda: 0)  # an ordinary process, whoever runs the tests
     share = CpuShare()
     # 10 s: the machine spent 15 s at nice 0 and 5 s niced, 4 of those this (ordinary) process's own
     clock.update(now=110.0, cpu=(65.0, 25.0), own=7.0)
@@ -182,7 +182,7 @@ def test_the_slowdown_a_run_met_is_what_the_other_processes_left_it(monkeypatch)
 def test_the_forecast_slows_a_niced_run_by_what_the_machine_is_busy_with_now(tmp_path, monkeypatch):
     model, train = PRESETS["quick"]
     monkeypatch.setattr(cost, "busy_cores", lambda: (2.0, 0.0))  # two ordinary processes spinning
-    monkeypatch.setattr(cost.os, "nice", lambda increment: 0)  # the server at the ordinary priority
+    monkeypatch.setattr(cost, "_niceness", lambda: 0)  # the server at the ordinary priority
     forecast = TrainingQueue(tmp_path).forecast(model, train, None)
     assert forecast.speed == pytest.approx(slowdown(2.0, 0.0, TRAINING_NICENESS))
     assert forecast.total == pytest.approx(forecast.speed * estimate(model, train, slowed=1).total)
