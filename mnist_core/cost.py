@@ -59,7 +59,7 @@ SIMILAR = 1.5  # runs whose seconds per image are within this factor of each oth
 # one they were fitted on. The history is divided by the slowdown it ran under first (``slowdown``).
 SPEED_BOUNDS = (1 / 4, 10.0)
 NICE_STEP = 1.25  # Linux's scheduler gives each nice level about 1.25 times less CPU than the level below
-SAMPLE_S = 0.2  # how long ``busy_cores`` watches the machine
+SAMPLE_S = 0.1  # how long ``busy_cores`` watches the machine: ten ticks of the kernel's CPU clock per core
 SAMPLE_TTL_S = 5.0  # how long one sample stands: the pages redraw estimates every few seconds
 
 
