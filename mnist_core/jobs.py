@@ -31,7 +31,7 @@ import torch
 
 from . import processes
 from .checkpoints import Checkpoint, load_checkpoint
-from .cost import Estimate, estimate, machine_speed
+from .cost import Estimate, estimate, machine_speed, similar
 from .data import MNIST, load_mnist
 from .finetune import EXPECTED_SECONDS, finetune_checkpoint
 from .model import ModelConfig
@@ -407,8 +407,8 @@ class TrainingQueue:
         within_s: float = RECENT_S,
     ) -> float | None:
         """This machine's speed now for a run of these settings, as training last measured it (``Job.speed``): the
-        running job's, else that of the newest run that finished in the last ``within_s`` seconds; None when
-        neither says how fast the machine is now.
+        running job's, else that of the newest run of a similar size (``cost.similar``), else of any size, that
+        finished in the last ``within_s`` seconds; None when none says how fast the machine is now.
 
         A run of another size measured the machine's load, not the cost model's error at
         this size: its speed is carried over by the ratio the history ``history``
@@ -423,7 +423,8 @@ class TrainingQueue:
         ]
         if not measured:
             return None
-        job = measured[0]
+        like = [j for j in measured[1:] if similar((j.model_config, j.train_config), (model_config, train_config))]
+        job = measured[0] if running in measured or not like else like[0]
         if (job.model_config, job.train_config) == (model_config, train_config):
             return job.speed
         return (

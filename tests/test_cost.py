@@ -270,3 +270,15 @@ def test_a_quick_start_does_not_make_the_time_left_start_low(monkeypatch):
         total = clock["now"] - job.started + job.remaining_seconds()
         assert 140.0 <= total <= 5.0 + 18.0 + 2 * 100.0 * 0.9 + 2 * 10.0 + 1e-6
     assert total == pytest.approx(5.0 + 18.0 + 2 * 90.0 + 2 * 10.0)  # measured: the end forecast at the same pace
+
+
+def test_a_just_ended_run_of_a_similar_size_speaks_before_a_newer_one_of_another(tmp_path):
+    queue = TrainingQueue(tmp_path)
+    for (model, train), took in ((PRESETS["quick"], 3.0), (PRESETS["best"], 1.0)):  # the best preset ended last
+        forecast = estimate(model, train, speed=1.0)
+        job = Job("a", model, train, tmp_path / "a.pt", estimate=forecast, status="finished")
+        job.started, job.ended = time.time() - took * forecast.total, time.time()
+        queue._jobs.append(job)
+    small = (TINY, TrainConfig(epochs=1, batch_size=32))  # about the quick preset's cost per image
+    assert queue.measured_speed(*small) == pytest.approx(3.0, rel=0.01)
+    assert queue.measured_speed(*PRESETS["default"]) == pytest.approx(1.0, rel=0.01)  # none similar: the newest
