@@ -60,6 +60,8 @@ SIMILAR = 1.5  # runs whose seconds per image are within this factor of each oth
 SPEED_BOUNDS = (1 / 4, 10.0)
 NICE_STEP = 1.25  # Linux's scheduler gives each nice level about 1.25 times less CPU than the level below
 SAMPLE_S = 0.1  # how long ``busy_cores`` watches the machine: ten ticks of the kernel's CPU clock per core
+# The most ``CpuShare.met`` says: near a full machine, what is left is a small difference of two large measures.
+MAX_SLOWDOWN = 50.0
 SAMPLE_TTL_S = 5.0  # how long one sample stands: the pages redraw estimates every few seconds
 
 
@@ -223,7 +225,7 @@ class CpuShare:
         if others is None:
             return None
         cores = os.cpu_count() or 1
-        return cores / max(cores - sum(others), cores / 20)
+        return cores / max(cores - sum(others), cores / MAX_SLOWDOWN)
 
 
 _sampled: tuple[float, tuple[float, float]] | None = None  # (when, busy cores): see ``busy_cores``
