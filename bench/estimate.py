@@ -1,34 +1,42 @@
 """The Train page's estimates against real runs, on a quiet and on a busy machine.
 
-For each load (a number of busy processes, each spinning one core, started for the
-measurement and stopped after it) and each setting, the run goes through the
-dashboard's own queue (each job in a training process that loads MNIST) with the estimate the page shows
-before it starts: the cost model scaled by the speed a run of the same model just
-measured (``TrainingQueue.measured_speed``), else calibrated by the history of the runs
-before it (earlier loads included) and slowed by the load average now. While it runs, the page's time left is read at
-each quarter: estimated total (elapsed + time left) over the real time. The real
-time is from the moment the worker takes the job to the saved checkpoint. A sweep
-runs its trials as the sweep panel does, its estimate a typical trial's times the
-trials. The issue's bar: every figure within 1.5x of the real time.
+For each load (a number of busy processes, each spinning one core at the bench's own
+priority, started for the measurement and stopped after it) and each setting, the run
+goes through the dashboard's own queue (each job in a niced training process that loads
+MNIST) with the estimate the page shows before it starts (``TrainingQueue.forecast``:
+the speed a run just measured, else the history of the runs before it, earlier loads
+included, slowed by what the machine leaves a niced process now). While it runs, the
+page's time left is read every ``SAMPLE_S``: estimated total (elapsed + time left) over
+the real time at each quarter, and the largest move of that total between two readings
+(how smoothly it updates). The real time is from the moment the worker takes the job to
+the saved checkpoint. A sweep runs its trials as the sweep panel does, its estimate a
+typical trial's times the trials. The issue's bar: every figure within 1.5x of the real time.
+
+By default the default and best presets are cut short (``SHORT``: fewer epochs, and fewer
+images for best) so that the whole bench, three loads, takes about 20 minutes on an idle
+2-core machine; ``--full`` runs them as the page would.
 
     python bench/estimate.py                                   # every preset and a sweep, at loads 0, 2 and 4
     python bench/estimate.py --preset quick --load 2           # one part
+    python bench/estimate.py --full --load 0                   # the presets at full length, on a quiet machine
     python bench/estimate.py --preset best --epochs best=3     # the best preset shortened to 3 epochs
     python bench/estimate.py --preset sweep --trials 4         # a sweep of 4 trials around the quick preset
+    python bench/estimate.py --train-size quick=10000 sweep=5000  # shorter still, on a busy machine
 """
 
 from __future__ import annotations
 
 import argparse
 import dataclasses
+import itertools
 import os
 import subprocess
 import sys
 import tempfile
 import time
 
-from mnist_core.cost import Estimate, estimate
-from mnist_core.jobs import Job, TrainingQueue
+from mnist_core.cost import slowdown_now
+from mnist_core.jobs import TRAINING_NICENESS, TrainingQueue
 from mnist_core.model import ModelConfig
 from mnist_core.runs import read_runs
 from mnist_core.sweep import typical_trial
@@ -44,10 +52,13 @@ SETTINGS: dict[str, tuple[ModelConfig, TrainConfig]] = {
         TrainConfig(epochs=2, batch_size=512, lr=3e-3),
     ),
 }
+# Still real runs of each preset's model and batches, only shorter: the whole bench in about 20 minutes.
+SHORT: dict[str, dict] = {"default": {"epochs": 1}, "best": {"epochs": 1, "train_size": 10000}}
+SWEEP_FIXED = {"epochs": 1, "train_size": 20000}  # each trial one epoch on part of the images, unless changed
 QUARTERS = (0.25, 0.5, 0.75)
 BAR = 1.5
-
-
+SAMPLE_S = 1.0
+COLUMNS = ("ratio", "1/4", "1/2", "3/4", "jump")
 SETTLE_S = 60.0  # the 1-minute load average takes about this long to show new work
 
 
@@ -56,49 +67,54 @@ def busy(processes: int) -> list[subprocess.Popen]:
     return [subprocess.Popen([sys.executable, "-c", "while True: pass"]) for _ in range(processes)]
 
 
-def submit_sweep(queue: TrainingQueue, trials: int, forecast: Estimate) -> Job:
-    """A sweep of ``trials`` around the quick preset, queued as the sweep panel queues it, in a study of its own."""
-    return queue.submit_sweep(f"bench-{time.time_ns()}", trials, preset="quick", forecast=forecast)
-
-
-def measure(queue: TrainingQueue, history: list[dict], name: str, shortened: dict[str, int], trials: int) -> dict:
-    """One run: the estimate before it, the estimated total at each quarter, the real time."""
+def measure(queue: TrainingQueue, history: list[dict], name: str, changes: dict, trials: int) -> dict:
+    """One run: the estimate before it, the estimated total at each quarter, its largest move, the real time."""
     if name == "sweep":
-        model_config, train_config = typical_trial("quick")
-        speed = queue.measured_speed(model_config, train_config.batch_size)
-        forecast = estimate(model_config, train_config, history, speed=speed)
-        job = submit_sweep(queue, trials, forecast)
+        model_config, train_config = typical_trial("quick", changes)
+        forecast = queue.forecast(model_config, train_config, history)
+        job = queue.submit_sweep(f"bench-{time.time_ns()}", trials, fixed=changes, forecast=forecast)
         before = forecast.total * trials
     else:
         model_config, train_config = SETTINGS[name]
-        if name in shortened:
-            train_config = dataclasses.replace(train_config, epochs=shortened[name])
-        speed = queue.measured_speed(model_config, train_config.batch_size)
-        forecast = estimate(model_config, train_config, history, speed=speed)
+        train_config = dataclasses.replace(train_config, **changes)
+        forecast = queue.forecast(model_config, train_config, history)
         job = queue.submit(model_config, train_config, name=f"{name}-{time.time_ns()}", forecast=forecast)
         before = forecast.total
     totals: dict[float, float] = {}
+    readings = [before]
     while job.ended is None:  # set just after the status
-        time.sleep(0.2)
+        time.sleep(SAMPLE_S)
         job.heartbeat()
+        if job.started is None or job.done:
+            continue
+        readings.append(time.time() - job.started + job.remaining_seconds())
         quarter = next((q for q in QUARTERS if q not in totals and job.fraction >= q), None)
-        if quarter is not None and job.started is not None:
-            totals[quarter] = time.time() - job.started + job.remaining_seconds()
+        if quarter is not None:
+            totals[quarter] = readings[-1]
     assert job.status == "finished", job.error
-    return {"before": before, "real": (job.ended or 0) - (job.started or 0), "totals": totals}
+    jump = max((abs(b - a) for a, b in itertools.pairwise(readings)), default=0.0)
+    return {"before": before, "real": (job.ended or 0) - (job.started or 0), "totals": totals, "jump": jump}
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--preset", nargs="+", choices=[*SETTINGS, "sweep"], default=[*PRESETS, "sweep"])
     parser.add_argument("--load", nargs="+", type=int, default=[0, 2, 4], help="busy processes during the runs")
-    parser.add_argument("--epochs", nargs="*", default=[], metavar="NAME=N", help="shorten a setting to N epochs")
-    parser.add_argument("--trials", type=int, default=4, help="trials of the sweep")
+    parser.add_argument("--full", action="store_true", help="the presets at full length (default and best: minutes)")
+    parser.add_argument("--epochs", nargs="*", default=[], metavar="NAME=N", help="a setting cut to N epochs")
+    parser.add_argument("--train-size", nargs="*", default=[], metavar="NAME=N", help="a setting cut to N images")
+    parser.add_argument("--trials", type=int, default=3, help="trials of the sweep")
     args = parser.parse_args()
-    shortened = {name: int(n) for name, n in (item.split("=") for item in args.epochs)}
+    changes: dict[str, dict] = {name: {} if args.full else SHORT.get(name, {}) for name in SETTINGS}
+    changes["sweep"] = SWEEP_FIXED
+    for option, items in (("epochs", args.epochs), ("train_size", args.train_size)):
+        for name, n in (item.split("=") for item in items):
+            changes[name] = {**changes[name], option: int(n)}
 
-    print(f"{os.cpu_count()} cores; estimated total over real time: before the run, then at each quarter of it")
-    print(f"{'load':>4s} {'setting':8s} {'before':>7s} {'real':>7s} {'ratio':>5s} {'1/4':>5s} {'1/2':>5s} {'3/4':>5s}")
+    print(f"{os.cpu_count()} cores; estimated total over real time: before the run, then at each quarter of it;")
+    print("jump: the largest move of the estimated total between two readings a second apart, over the real time;")
+    print("machine: 1-minute load average at the end; slowdown: what the estimate expected a niced run to meet")
+    print(f"{'busy':>4s} {'setting':8s} {'before':>7s} {'real':>7s} " + " ".join(f"{c:>5s}" for c in COLUMNS))
     history = tempfile.TemporaryDirectory()  # the run log of every load: what calibrates a first run
     for load in args.load:
         spinners = busy(load)
@@ -107,16 +123,16 @@ def main() -> None:
                 time.sleep(SETTLE_S)
             queue = TrainingQueue(history.name)  # a new queue: no speed measured yet; each job loads MNIST
             for name in args.preset:
-                m = measure(queue, read_runs(history.name), name, shortened, args.trials)
-                ratios = [
-                    m["before"] / m["real"],
-                    *(m["totals"].get(q, float("nan")) / m["real"] for q in QUARTERS),
-                ]
+                expected = slowdown_now(TRAINING_NICENESS)
+                m = measure(queue, read_runs(history.name), name, changes[name], args.trials)
+                ratios = [m["before"] / m["real"], *(m["totals"].get(q, float("nan")) / m["real"] for q in QUARTERS)]
                 within = all(1 / BAR <= r <= BAR for r in ratios)
+                cut = ", ".join(f"{k} {v}" for k, v in changes[name].items())
                 print(
                     f"{load:4d} {name:8s} {m['before']:6.0f}s {m['real']:6.0f}s "
                     + " ".join(f"{r:5.2f}" for r in ratios)
-                    + f"  {'ok' if within else 'MISSED'}  (load average {os.getloadavg()[0]:.1f})",
+                    + f" {m['jump'] / m['real']:5.2f}  {'ok' if within else 'MISSED'}"
+                    + f"  (machine {os.getloadavg()[0]:.1f}, slowdown {expected:.1f}{'; ' + cut if cut else ''})",
                     flush=True,
                 )
         finally:

@@ -28,7 +28,7 @@ from optuna.trial import TrialState
 
 import common
 import settings_view
-from mnist_core.cost import Estimate, estimate
+from mnist_core.cost import Estimate
 from mnist_core.jobs import Job, QueueFull, TrainingQueue
 from mnist_core.journal import TORN_SUFFIX, torn
 from mnist_core.places import CheckpointError, release
@@ -268,7 +268,7 @@ def panel(queue: TrainingQueue, history: list[dict]) -> None:
     done = len(study_now.get_trials(deepcopy=False, states=FINISHED)) if study_now is not None else 0
     fixed = {} if epochs == SEARCHED else {"epochs": int(epochs)}
     typical = typical_trial(preset, fixed)
-    trial = estimate(*typical, history, speed=queue.measured_speed(typical[0], typical[1].batch_size))
+    trial = queue.forecast(*typical, history)
     own_run = st.session_state.get("job")
     running_run = own_run is not None and not own_run.done
     start, stop, cost = st.columns([1, 1, 4], vertical_alignment="center")

@@ -1,60 +1,77 @@
 """How long a training run takes: a model of its cost, calibrated on the runs this machine has done.
 
-Time is not proportional to arithmetic alone. A run pays for every image it pushes
-through the network (forward and backward: about three forward passes of
-multiply-accumulates), for every optimizer step (a fixed overhead plus Adam's pass
-over every weight, which is what makes small batches slow), for augmentation (per
-image), for the validation images after each epoch, and for the 10,000 test images
-at the end. A tiny model is dominated by the per-step and per-image overheads, a
-large one by its multiply-accumulates; the constants below were measured on a 2-core
-CPU (``bench/estimate.py``).
+Time is not proportional to arithmetic alone. A run pays a fixed cost to start (the
+training process, MNIST, the model), then for every image it pushes through the
+network (forward and backward: about three forward passes of multiply-accumulates),
+for every optimizer step (a fixed overhead plus Adam's pass over every weight, which is
+what makes small batches slow), for augmentation (per image), for the validation images
+of each epoch, and at the end for the 10,000 test images and the digit score's fit. A
+tiny model is dominated by the per-step and per-image overheads, a large one by its
+multiply-accumulates; the constants below are seconds on an idle 2-core CPU.
 
-How fast *this* machine is *now* is measured, not assumed, wherever training measures it:
-the pace of the run in flight, or of one that has just ended (``jobs.TrainingQueue.measured_speed``),
-so the estimate before a run and the time left during one come from the same throughput
-and agree. Without such a measure, the history says it: the median ratio of measured to
-modelled time over the newest finished runs, within bounds, so one run on a busy machine
-cannot make every forecast absurd, slowed by the load on the machine now. (Timing a few
-training steps instead was tried: the first steps of each new shape in a process run
-several times slower than the rest, for seconds, which no short probe can tell apart.)
+Two things move a real run away from them, and each is measured rather than assumed:
+
+- how fast this machine is for a model of this size: the newest finished runs of a
+  similar step cost (``machine_speed``), each divided by the slowdown it trained under,
+  since the cost model's shape is least sure across sizes;
+- how much of the CPU a training process gets now: it runs niced (``jobs.TRAINING_NICENESS``),
+  so beside ordinary work it gets far less than a fair share (``slowdown``), which the
+  CPU time the other processes use says (``busy_cores``), and a finished run logs
+  the slowdown it met (``CpuShare``).
+
+A run in flight measures both at once: its pace (``jobs.Job.pace``) is what the next
+estimate of a similar run is scaled by, so the estimate before a run and the time left
+during one come from one throughput. (Timing a few training steps instead was tried: the
+first steps of each new shape in a process run several times slower than the rest.)
 """
 
 from __future__ import annotations
 
 import os
 import statistics
+import time
 from dataclasses import dataclass
+from pathlib import Path
 
 from .model import ModelConfig
+from .ood import REFERENCES
 from .train import CHECK_IMAGES, TrainConfig, checks_per_epoch
 
 TEST_IMAGES = 10000
 
-# Fitted on a 2-core CPU: the shape from single-thread CPU time of each setting (insensitive to other
-# work on the machine), the scale from the quick and best presets' measured times (bench/RESULTS.md).
-MACS_PER_SECOND = 3.75e11  # training arithmetic (3 forward-pass equivalents per image)
-FORWARD_MACS_PER_SECOND = 2.0e11  # validation and test: forward only, in small chunks
-SECONDS_PER_STEP = 2.0e-3  # Python, the scheduler and kernel launches, whatever the batch
-SECONDS_PER_WEIGHT_STEP = 2.5e-9  # Adam reads and writes every weight at every step
-SECONDS_PER_IMAGE = 5.0e-5  # gathering a batch, layout changes, element-wise layers: tiny models are all this
+# Seconds on an idle 2-core CPU: the shape from single-thread CPU time of each setting's real training loop
+# (insensitive to other work on the machine), the scale from the presets' measured times (bench/RESULTS.md).
+MACS_PER_SECOND = 1.9e11  # training arithmetic (3 forward-pass equivalents per image)
+FORWARD_MACS_PER_SECOND = 2.0e11  # validation, test and the digit score: forward only, in chunks
+SECONDS_PER_STEP = 4.0e-3  # Python, the scheduler, the progress report and kernel launches, whatever the batch
+SECONDS_PER_WEIGHT_STEP = 5.0e-9  # Adam reads and writes every weight at every step
+SECONDS_PER_IMAGE = 1.0e-4  # gathering a batch, layout changes, element-wise layers: tiny models are all this
 SECONDS_PER_FORWARD_IMAGE = 1.0e-5
 SECONDS_PER_AUGMENTED_IMAGE = 4.5e-5  # affine warp and stroke-width change
-LOADING_SECONDS = 1.5  # building the model, first-batch warm-up; the dataset is already in memory
-SAVING_SECONDS = 0.5
+# The training process forked, MNIST read, the watched panel, the model and optimizer built, the first steps of each
+# new shape (which run several times slower than the rest).
+STARTING_SECONDS = 2.5
+SAVING_SECONDS = 0.8  # the digit score's decomposition, the checkpoint written and read back by the server
 
 HISTORY_RUNS = 5  # the newest finished runs that calibrate the machine's speed
+SIMILAR = 1.5  # runs whose seconds per image are within this factor of each other calibrate each other first
 # How far the history may move the forecast from the constants: a faster or slower machine than the
-# one they were fitted on. The history is divided by the load it ran under first (``sharing``).
+# one they were fitted on. The history is divided by the slowdown it ran under first (``slowdown``).
 SPEED_BOUNDS = (1 / 4, 10.0)
+NICE_STEP = 1.25  # Linux's scheduler gives each nice level about 1.25 times less CPU than the level below
+SAMPLE_S = 0.1  # how long ``busy_cores`` watches the machine: ten ticks of the kernel's CPU clock per core
+# The most ``CpuShare.met`` says: near a full machine, what is left is a small difference of two large measures.
+MAX_SLOWDOWN = 50.0
+SAMPLE_TTL_S = 5.0  # how long one sample stands: the pages redraw estimates every few seconds
 
 
 @dataclass(frozen=True)
 class Estimate:
     """Seconds for each stage of a run, already scaled by the machine's speed."""
 
-    loading: float
+    loading: float  # the training process starting, MNIST, the model, its first steps
     training: float  # the training loop, validation after each epoch included
-    finishing: float  # the test-set evaluation and saving the checkpoint
+    finishing: float  # the test-set evaluation, the digit score and saving the checkpoint
     speed: float = 1.0  # the factor applied to the cost model's seconds: this machine now, against the constants
 
     @property
@@ -93,6 +110,12 @@ def checked_images(train_config: TrainConfig) -> int:
     return train_config.val_size + subset + within * (min(CHECK_IMAGES, train_config.val_size) + subset)
 
 
+def finished_images(train_config: TrainConfig) -> int:
+    """Images forwarded after training: the test set, and the digit score's references and held-out digits (the
+    validation split, or the test set again without one: ``ood.fit_digit_score``)."""
+    return TEST_IMAGES + REFERENCES + (train_config.val_size or TEST_IMAGES)
+
+
 def _modelled(model_config: ModelConfig, train_config: TrainConfig) -> Estimate:
     """The cost model with the measured constants, before any calibration."""
     macs = multiply_accumulates(model_config)
@@ -104,42 +127,161 @@ def _modelled(model_config: ModelConfig, train_config: TrainConfig) -> Estimate:
     epoch = images * per_image + steps * per_step + checked_images(train_config) * per_forward
     augmenting = train_config.augmented_epochs * images * SECONDS_PER_AUGMENTED_IMAGE
     return Estimate(
-        loading=LOADING_SECONDS,
+        loading=STARTING_SECONDS,
         training=train_config.epochs * epoch + augmenting,
-        finishing=TEST_IMAGES * per_forward + SAVING_SECONDS,
+        finishing=finished_images(train_config) * per_forward + SAVING_SECONDS,
     )
 
 
-def sharing(load: float | None = None) -> float:
-    """How much slower a run is on a machine that other work keeps busy: 1 + load per core.
+def seconds_per_image(model_config: ModelConfig, train_config: TrainConfig) -> float:
+    """The modelled training seconds per image seen: how alike two runs are in size (``SIMILAR``)."""
+    return _modelled(model_config, train_config).training / (train_config.epochs * train_config.images_per_epoch)
 
-    A run wants every core; with the 1-minute load average at L on N cores it gets about
-    N / (N + L) of them. Without this factor the forecast fell far short on a busy machine (bench/RESULTS.md).
-    """
-    load = os.getloadavg()[0] if load is None else load
+
+def similar(a: tuple[ModelConfig, TrainConfig], b: tuple[ModelConfig, TrainConfig]) -> bool:
+    """Whether two runs cost about the same per image, so the speed one measured stands for the other."""
+    ratio = seconds_per_image(*a) / seconds_per_image(*b)
+    return 1 / SIMILAR <= ratio <= SIMILAR
+
+
+def sharing(load: float) -> float:
+    """The slowdown of a run that took a fair share of the CPU beside a 1-minute load average of ``load``: what the
+    history logged before runs logged their slowdown (``CpuShare``)."""
     return 1.0 + max(load, 0.0) / (os.cpu_count() or 1)
 
 
-def machine_speed(runs: list[dict] | None) -> float:
-    """Measured over modelled time for the newest finished runs (median), within ``SPEED_BOUNDS``.
+def slowdown(
+    unniced: float, niced: float, niceness: int, cores: int | None = None, niced_at: int | None = None
+) -> float:
+    """How many times longer a run at ``niceness`` takes beside other work that keeps ``unniced`` cores busy at
+    nice 0 and ``niced`` cores at a positive nice value, ``niced_at`` (by default the run's own).
 
-    Each run is first divided by how busy the machine was when it started (``sharing``),
-    so a run on a busy machine does not make every later forecast long, nor the reverse.
+    The scheduler shares each core by weight, and a process at nice 5 weighs about a
+    third of one at nice 0: two busy ordinary processes on two cores leave it a quarter
+    of each, not the half a fair share would (bench/RESULTS.md).
     """
-    ratios = []
+    cores = cores or os.cpu_count() or 1
+    niced_at = niceness if niced_at is None else niced_at
+    others = max(unniced, 0.0) * NICE_STEP**niceness + max(niced, 0.0) * NICE_STEP ** (niceness - niced_at)
+    return 1.0 + others / cores
+
+
+def slowdown_now(niceness: int) -> float:
+    """The slowdown a process started from this one, ``niceness`` levels below it, meets beside the work on the
+    machine now (``busy_cores``). Niced work is taken to run at this process's level when this one is niced (so it
+    is with a benchmark run under ``nice``), else at the new process's."""
+    own = _niceness()
+    return slowdown(*busy_cores(), own + niceness, niced_at=own or own + niceness)
+
+
+def _cpu_times() -> tuple[float, float] | None:
+    """Seconds of CPU the whole machine has spent so far, at nice 0 (user, system and interrupts) and niced; None
+    where the system does not say (no ``/proc/stat``)."""
+    try:
+        fields = [float(v) for v in Path("/proc/stat").read_text().split("\n", 1)[0].split()[1:8]]
+    except (OSError, ValueError):
+        return None
+    tick = os.sysconf("SC_CLK_TCK")
+    user, nice, system, _idle, _iowait, irq, softirq = fields
+    return (user + system + irq + softirq) / tick, nice / tick
+
+
+def _niceness() -> int:
+    return os.nice(0) if hasattr(os, "nice") else 0
+
+
+def _own_seconds() -> float:
+    times = os.times()
+    return times.user + times.system
+
+
+class CpuShare:
+    """What the rest of the machine used while this process worked, from the moment it is made: the slowdown a
+    process at this one's niceness met (``met``), from the CPU the other processes took from it.
+
+    Over a run, what the other processes used is what they left to it: if they used
+    ``others`` of ``cores`` cores, the run had the rest, ``cores - others``.
+    """
+
+    def __init__(self) -> None:
+        self._start, self._own, self._time = _cpu_times(), _own_seconds(), time.monotonic()
+
+    def others(self) -> tuple[float, float] | None:
+        """Cores the other processes kept busy since the start, at nice 0 and niced (None without ``/proc/stat``)."""
+        end, wall = _cpu_times(), time.monotonic() - self._time
+        if self._start is None or end is None or wall <= 0:
+            return None
+        unniced, niced = (b - a for a, b in zip(self._start, end))
+        own = _own_seconds() - self._own
+        if _niceness() > 0:  # this process's own time is in the niced column
+            niced -= own
+        else:
+            unniced -= own
+        return max(unniced, 0.0) / wall, max(niced, 0.0) / wall
+
+    def met(self) -> float | None:
+        """The slowdown this process met: all the cores over what the others left it."""
+        others = self.others()
+        if others is None:
+            return None
+        cores = os.cpu_count() or 1
+        return cores / max(cores - sum(others), cores / MAX_SLOWDOWN)
+
+
+_sampled: tuple[float, tuple[float, float]] | None = None  # (when, busy cores): see ``busy_cores``
+
+
+def busy_cores() -> tuple[float, float]:
+    """Cores the other processes keep busy now, at nice 0 and niced, watched for ``SAMPLE_S`` (a sample stands for
+    ``SAMPLE_TTL_S``). A saturated machine uses every core whatever waits, so there the load average, when higher,
+    says how much work there is. Without ``/proc/stat``, the load average, taken as ordinary work."""
+    global _sampled
+    if _sampled is not None and time.monotonic() - _sampled[0] < SAMPLE_TTL_S:
+        return _sampled[1]
+    share = CpuShare()
+    time.sleep(SAMPLE_S)
+    others = share.others()
+    load = os.getloadavg()[0] if hasattr(os, "getloadavg") else 0.0
+    if others is None:
+        busy = (load, 0.0)
+    else:
+        cores = os.cpu_count() or 1
+        total = sum(others)
+        scale = load / total if total > 0.9 * cores and load > total else 1.0
+        busy = (others[0] * scale, others[1] * scale)
+    _sampled = (time.monotonic(), busy)
+    return busy
+
+
+def machine_speed(runs: list[dict] | None, model_config: ModelConfig, train_config: TrainConfig) -> float:
+    """Measured over modelled training time of the newest finished runs of a similar size (``SIMILAR``; of any size
+    where none is), their median, within ``SPEED_BOUNDS``.
+
+    Each run is first divided by the slowdown it met (``CpuShare``; runs logged before that,
+    by their load average), so a run on a busy machine does not make every later forecast long, nor the reverse.
+    """
+    near: list[float] = []
+    anywhere: list[float] = []
     for run in runs or []:
         metrics = run.get("metrics")
         seconds = metrics.get("train_seconds") if isinstance(metrics, dict) else None
         if run.get("status") != "finished" or not isinstance(seconds, int | float) or seconds <= 0:
             continue
         try:
-            modelled = _modelled(ModelConfig(**run["model_config"]), TrainConfig(**run["train_config"]))
+            settings = ModelConfig(**run["model_config"]), TrainConfig(**run["train_config"])
         except (KeyError, TypeError, ValueError, AttributeError):  # written by another version, or damaged
             continue
-        load = run.get("load")
-        ratios.append(seconds / modelled.training / sharing(load if isinstance(load, int | float) else 0.0))
-        if len(ratios) == HISTORY_RUNS:
-            break
+        met, load = run.get("slowdown"), run.get("load")
+        if isinstance(met, int | float) and met >= 1:
+            under = float(met)
+        else:
+            under = sharing(load if isinstance(load, int | float) else 0.0)
+        ratio = seconds / _modelled(*settings).training / under
+        if similar(settings, (model_config, train_config)) and len(near) < HISTORY_RUNS:
+            near.append(ratio)
+        if len(anywhere) < HISTORY_RUNS:
+            anywhere.append(ratio)
+    ratios = near or anywhere
     if not ratios:
         return 1.0
     low, high = SPEED_BOUNDS
@@ -150,16 +292,20 @@ def estimate(
     model_config: ModelConfig,
     train_config: TrainConfig,
     runs: list[dict] | None = None,
-    load: float | None = None,
+    slowed: float | None = None,
     speed: float | None = None,
+    niceness: int = 0,
 ) -> Estimate:
     """The forecast for a run on this machine now.
 
-    ``speed`` is a measured one (``jobs.Job.speed``); without it the history
-    ``runs`` (``runs.read_runs``, newest first) calibrate the constants and ``load``, the
-    machine's load average (read now when ``None``; 0 for an idle machine), slows them.
+    ``speed`` is a measured one (``jobs.Job.speed``); without it the history ``runs``
+    (``runs.read_runs``, newest first) calibrate the constants, slowed by ``slowed``: the
+    slowdown the run will meet (1 on an idle machine), by default the one a process
+    ``niceness`` levels below this one would meet beside the work on the machine now (``slowdown_now``).
     """
     base = _modelled(model_config, train_config)
     if speed is None:
-        speed = machine_speed(runs) * sharing(load)
+        if slowed is None:
+            slowed = slowdown_now(niceness)
+        speed = machine_speed(runs, model_config, train_config) * slowed
     return Estimate(base.loading * speed, base.training * speed, base.finishing * speed, speed)

@@ -31,7 +31,7 @@ import torch
 
 from . import processes
 from .checkpoints import Checkpoint, load_checkpoint
-from .cost import Estimate, estimate
+from .cost import Estimate, estimate, machine_speed, similar
 from .data import MNIST, load_mnist
 from .finetune import EXPECTED_SECONDS, finetune_checkpoint
 from .model import ModelConfig
@@ -62,6 +62,12 @@ PRELOAD = [__name__, "torch._dynamo"]
 Report = Callable[[str, object], None]
 Task = Callable[[MNIST, Report, Callable[[], bool]], Path | None]
 RECENT_S = 300.0  # how long a finished run's measured speed stands for the machine's (``measured_speed``)
+# The first steps of each new shape in a process run several times slower than the rest: a run's pace is measured
+# after them, and the cost model counts them in its start (``cost.STARTING_SECONDS``).
+WARMUP_STEPS = 10
+# The part of a run's loop over which its measured pace takes over from the forecast: up to the first validation
+# within a one-epoch run (``train.checks_per_epoch``), a pause that a shorter measure would take for the pace.
+PHASE_IN = 0.25
 
 
 class QueueFull(RuntimeError):
@@ -99,6 +105,9 @@ class Job:
     units_done: int = 0
     _unit_mark: int = field(default=0, repr=False)  # len(events) when the last unit ended
     _unit_ended: float | None = field(default=None, repr=False)  # when (time.time)
+    _loop_mark: tuple[float, float] | None = field(default=None, repr=False)  # whence the pace of the run in flight
+    # is measured (``add``): when, and how much of its loop was done then
+    _reported: float | None = field(default=None, repr=False)  # when the latest report came
     _stop: threading.Event = field(default_factory=threading.Event, repr=False)
     _lock: threading.Lock = field(default_factory=threading.Lock, repr=False)
 
@@ -126,11 +135,7 @@ class Job:
     def in_flight(self) -> float:
         """How much of the training loop of the run in flight is done, 0..1 (1 once it is evaluating)."""
         p = self.latest if len(self.events) > self._unit_mark else None
-        if p is None:
-            return 0.0
-        if p.kind == "epoch" and p.epoch == p.epochs:
-            return 1.0
-        return ((p.epoch - 1) * p.batches + p.batch) / (p.epochs * p.batches)
+        return 0.0 if p is None else self._done(p)
 
     @property
     def fraction(self) -> float:
@@ -142,7 +147,7 @@ class Job:
     def unit_done(self) -> None:
         """One of the work's runs ended: progress and time left move on to the next."""
         self.units_done += 1
-        self._unit_mark, self._unit_ended = len(self.events), time.time()
+        self._unit_mark, self._unit_ended, self._loop_mark = len(self.events), time.time(), None
 
     @property
     def cancel_requested(self) -> bool:
@@ -157,38 +162,73 @@ class Job:
         self.last_heartbeat = time.time()
 
     def _forecast(self) -> Estimate:
-        return self.estimate or estimate(self.model_config, self.train_config)
+        return self.estimate or estimate(self.model_config, self.train_config, slowed=1.0)
+
+    def add(self, progress: Progress) -> None:
+        """A report from the training process, timed: the one after a run's first ``WARMUP_STEPS`` steps marks where
+        its loop runs at its pace, measured apart from the time the run took to start (``pace``)."""
+        now, done = time.time(), self._done(progress)
+        if self._loop_mark is None and done * progress.epochs * progress.batches >= WARMUP_STEPS:
+            self._loop_mark = (now, done)
+        self._reported = now
+        self.events.append(progress)
+
+    @staticmethod
+    def _done(p: Progress) -> float:
+        if p.kind == "epoch" and p.epoch == p.epochs:
+            return 1.0
+        return ((p.epoch - 1) * p.batches + p.batch) / (p.epochs * p.batches)
 
     @property
     def pace(self) -> float:
         """Measured over forecast time so far: above 1, the job runs slower than forecast (1 before any measure).
 
-        A run's measure is phased in over its first tenth, so the figure moves smoothly instead of
-        jumping with the first noisy batches and each validation pause; work of several runs (a
-        sweep, whose trials differ and may be pruned) is measured by its finished ones.
+        A run is measured on its training loop after its first steps (``add``; reports not
+        timed, on its time since it started), phased in over ``PHASE_IN`` of the loop, so the
+        figure moves smoothly from the forecast to the measure instead of jumping with the
+        first noisy batches; work of several runs (a sweep, whose trials differ from the
+        typical one forecast and may be pruned) only by its finished ones.
         """
         if self.started is None:
             return 1.0
-        forecast, elapsed = self._forecast(), (self.ended or time.time()) - self.started
+        forecast, now = self._forecast(), self.ended or time.time()
         if self.status == "finished" and self.units == 1:
-            return elapsed / forecast.total
-        if self.units > 1:
+            return (now - self.started) / forecast.total
+        if self.units > 1:  # the trials differ from the typical one forecast: only finished ones measure them
             if self._unit_ended is None:
                 return 1.0
             weight = min(1.0, self.units_done / 2)
             measured = (self._unit_ended - self.started) / (self.units_done * forecast.total)
             return weight * measured + (1 - weight)
-        done = self.in_flight
-        expected = forecast.loading + done * forecast.training
-        speed = elapsed / expected if expected > 0 and done > 0 else 1.0
-        weight = min(1.0, done / 0.1)
-        return weight * speed + (1 - weight)
+        measured, weight = self._measured()
+        return weight * measured + (1 - weight)
+
+    def _measured(self) -> tuple[float, float]:
+        """The run in flight's measured pace, and how far it has taken over from the forecast (0..1, ``PHASE_IN``)."""
+        forecast, now, done = self._forecast(), time.time(), self.in_flight
+        if self._reported is None:  # reports not timed (added straight to the events): measured from the start
+            expected, elapsed = forecast.loading + done * forecast.training, now - (self.started or now)
+        elif self._loop_mark is None:  # starting, or its first steps: the forecast stands
+            return 1.0, 0.0
+        else:
+            since, first = self._loop_mark
+            done, expected = done - first, (done - first) * forecast.training
+            elapsed = (self._reported if done + first >= 1 else now) - since  # the loop, up to its end
+        if expected <= 0 or done <= 0:
+            return 1.0, 0.0
+        x = min(1.0, done / PHASE_IN)
+        return elapsed / expected, x * x * (3 - 2 * x)  # eased in and out: the first few steps' measure is noisy
 
     @property
     def speed(self) -> float:
         """This machine's measured speed against the cost model's constants (``cost.Estimate.speed``), as this job
-        runs: what a new run's estimate is scaled by, so it agrees with this job's time left."""
-        return self._forecast().speed * self.pace
+        runs: what a new run's estimate is scaled by, so that a new run of the same settings is forecast to take what
+        this one is now expected to take in all (its time so far and its time left)."""
+        forecast = self._forecast()
+        if self.started is None or self.units > 1:
+            return forecast.speed * self.pace
+        took = (self.ended or time.time()) - self.started + self.remaining_seconds()
+        return forecast.speed * took / forecast.total
 
     def remaining_seconds(self) -> float:
         """Seconds until the job ends: the forecast, scaled by the pace measured so far (``pace``)."""
@@ -198,11 +238,20 @@ class Job:
         left = max(0, self.units - self.units_done)
         if self.started is None:
             return forecast.total * left
+        elapsed = time.time() - self.started
+        if self.phase == "loading" and self.units_done == 0:  # what is left of the start, then the whole run
+            return max(0.0, forecast.loading - elapsed) + forecast.training + forecast.finishing
         if self.units > 1:  # the trial in flight, then the rest
             return pace * ((1 - self.in_flight) * forecast.training + forecast.finishing + (left - 1) * forecast.total)
-        if self.phase == "evaluating":
-            return max(0.0, forecast.total * pace - (time.time() - self.started))
-        return max(0.0, pace * ((1 - self.in_flight) * forecast.training + forecast.finishing))
+        if self.phase == "evaluating":  # the end's forecast, less the time since the loop's last report
+            if self._reported is None:
+                return max(0.0, forecast.total * pace - elapsed)
+            return max(0.0, forecast.finishing * pace - (time.time() - self._reported))
+        # Until the loop is measured, the run's total stays the forecast shown before it (or, once past that, what
+        # is left of the work at the forecast pace); then the measure takes over as it accumulates.
+        measured, weight = self._measured()
+        ahead = (1 - self.in_flight) * forecast.training + forecast.finishing
+        return max(0.0, weight * measured * ahead + (1 - weight) * max(forecast.total - elapsed, ahead))
 
     def cancel(self) -> None:
         """Stop the job: a queued one is cancelled now and never starts, a running one stops before its next batch."""
@@ -278,7 +327,7 @@ class TrainingQueue:
         ``CheckpointError`` for an invalid name or one already taken by a checkpoint or
         by a job that has not finished yet, and ``QueueFull`` when too many jobs wait.
         """
-        forecast = forecast or estimate(model_config, train_config, history)
+        forecast = forecast or self.forecast(model_config, train_config, history)
         with self._lock:
             self._check_room()
             # Reserved until the job ends, so no other job, session or process can take the name.
@@ -303,6 +352,7 @@ class TrainingQueue:
         status, events and cancel as a run; ``units`` is how many trials it has left to run (default ``trials``),
         so progress and time left cover all of them; ``forecast`` is one trial's estimate (the one the page showed)."""
         model_config, train_config = typical_trial(preset, fixed)  # what a trial costs, for the time left
+        forecast = forecast or self.forecast(model_config, train_config, None)
         task = functools.partial(_sweep, trials, self.directory, study, storage, preset, fixed, artifacts)
         with self._lock:
             self._check_room()
@@ -350,25 +400,45 @@ class TrainingQueue:
         return next((job for job in self.jobs() if job.status == "running"), None)
 
     def measured_speed(
-        self, model_config: ModelConfig | None = None, batch_size: int | None = None, within_s: float = RECENT_S
+        self,
+        model_config: ModelConfig,
+        train_config: TrainConfig,
+        history: list[dict] | None = None,
+        within_s: float = RECENT_S,
     ) -> float | None:
-        """This machine's speed as last measured by training (``Job.speed``): the running job's, or that of the newest
-        run of this model and batch size that finished in the last ``within_s`` seconds (the cost model's shape is
-        least sure across sizes); None when neither says how fast the machine is now."""
-        running = self.running()
-        if running is not None and running.latest is not None:
-            return running.speed
-        recent = [
+        """This machine's speed now for a run of these settings, as training last measured it (``Job.speed``): the
+        running job's, else that of the newest run of a similar size (``cost.similar``), else of any size, that
+        finished in the last ``within_s`` seconds; None when none says how fast the machine is now.
+
+        A run of another size measured the machine's load, not the cost model's error at
+        this size: its speed is carried over by the ratio the history ``history``
+        (``runs.read_runs``) sees between the two sizes (``cost.machine_speed``).
+        """
+        running = self.running()  # its forecast's speed until it measures its own
+        measured = [running] if running is not None and running.kind != "teach" else []
+        measured += [
             j
-            for j in self.jobs()
-            if j.status == "finished"
-            and j.units == 1
-            and j.kind == "run"
-            and time.time() - (j.ended or 0) < within_s
-            and model_config in (None, j.model_config)
-            and batch_size in (None, j.train_config.batch_size)
+            for j in reversed(self.jobs())
+            if j.status == "finished" and j.units == 1 and j.kind == "run" and time.time() - (j.ended or 0) < within_s
         ]
-        return recent[-1].speed if recent else None
+        if not measured:
+            return None
+        like = [j for j in measured[1:] if similar((j.model_config, j.train_config), (model_config, train_config))]
+        job = measured[0] if running in measured or not like else like[0]
+        if (job.model_config, job.train_config) == (model_config, train_config):
+            return job.speed
+        return (
+            job.speed
+            * machine_speed(history, model_config, train_config)
+            / machine_speed(history, job.model_config, job.train_config)
+        )
+
+    def forecast(self, model_config: ModelConfig, train_config: TrainConfig, history: list[dict] | None) -> Estimate:
+        """What a new run of these settings takes on this machine now: the speed training measures now
+        (``measured_speed``), else the history ``history`` (``runs.read_runs``) slowed by the work on the machine, as
+        a training process, niced, meets it (``cost.slowdown``)."""
+        speed = self.measured_speed(model_config, train_config, history)
+        return estimate(model_config, train_config, history, speed=speed, niceness=TRAINING_NICENESS)
 
     def active(self) -> list[Job]:
         """The running job and the waiting ones, in the order they run: what every session sees."""
@@ -426,7 +496,7 @@ class TrainingQueue:
                     child.join()
                     return "failed", f"the training process stopped without a result ({_exit(child.exitcode)})"
                 if kind == "progress":
-                    job.events.append(value)
+                    job.add(value)
                 elif kind == "watch":
                     job.watch = value
                 elif kind == "unit":

@@ -26,6 +26,7 @@ from .checkpoints import (
     load_checkpoint,
     save_checkpoint,
 )
+from .cost import CpuShare
 from .data import MNIST
 from .evaluate import evaluate
 from .files import FileRefused, read_bounded
@@ -119,6 +120,7 @@ def _run(
             **({"tags": tags} if tags else {}),
         },
     )
+    share = CpuShare()  # what the rest of the machine leaves this run: the history divides its time by it
     try:
         result = train(
             model_config, train_config, data, on_progress, should_stop, watch.images if watch is not None else None
@@ -154,7 +156,7 @@ def _run(
             error += f" (the earlier {path.name} is unchanged)"
         _log(directory, {"name": name, "status": "failed", "ended": _now(), "error": error})
         raise
-    _log(directory, {"name": name, "status": "finished", "ended": _now(), "metrics": metrics})
+    _log(directory, {"name": name, "status": "finished", "ended": _now(), "metrics": metrics, "slowdown": share.met()})
     return load_checkpoint(path)
 
 

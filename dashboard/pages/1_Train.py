@@ -16,7 +16,7 @@ import explain_view
 import settings_view
 import sweep_view
 from mnist_core.checkpoints import CheckpointError
-from mnist_core.cost import estimate, steps_per_epoch
+from mnist_core.cost import steps_per_epoch
 from mnist_core.jobs import Job, QueueFull
 from mnist_core.runs import history_rows, scan_runs
 from mnist_core.train import CHECK_IMAGES, PRESETS, Progress
@@ -107,17 +107,16 @@ middle.button(
 @st.fragment(run_every=3.0 if queue.active() else None)
 def forecast_line() -> None:
     """The estimate, redrawn while anything trains: it follows the speed the run in flight measures."""
-    forecast = st.session_state.forecast = estimate(
-        model_config, train_config, history, speed=queue.measured_speed(model_config, train_config.batch_size)
-    )
+    forecast = st.session_state.forecast = queue.forecast(model_config, train_config, history)
     busy_now = (job is not None and not job.done) or sweep_view.own_sweep() is not None
     st.markdown(
         f"**{'Takes' if not busy_now else 'A new run takes'} {describe_seconds(forecast.total)}** "
         f"· {'the ' + st.session_state.preset + ' preset' if unchanged else 'custom settings'} "
         f"· {train_config.epochs} epoch(s) × {steps_per_epoch(train_config):,} batches of {train_config.batch_size} "
         f"({train_config.images_per_epoch:,} images)",
-        help="From a model of the work (arithmetic, optimizer steps, augmentation, evaluation), scaled by the speed "
-        "the run in flight or one just ended measures, else by this machine's recent runs and its load now.",
+        help="From a model of the work (start, arithmetic, optimizer steps, augmentation, evaluation), scaled by the "
+        "speed the run in flight or one just ended measures, else by this machine's recent runs of a similar size "
+        "and the CPU other programs leave a training process now (it runs at a lower priority than they do).",
     )
 
 
