@@ -302,9 +302,9 @@ def train_reader(
 
 def main() -> None:
     parser = argparse.ArgumentParser(description="train the sequence reader for touching digits")
-    parser.add_argument("--steps", type=int, default=4000)
-    parser.add_argument("--seed", type=int, default=0)
-    parser.add_argument("--out", type=Path, default=WEIGHTS)
+    parser.add_argument("--steps", type=int, default=4000, help="training steps of 32 strings (default: 4000)")
+    parser.add_argument("--seed", type=int, default=0, help="random seed; same seed, same reader (default: 0)")
+    parser.add_argument("--out", type=Path, default=WEIGHTS, help="where the weights go (default: %(default)s)")
     args = parser.parse_args()
     torch.set_num_threads(1)  # small batches: a second thread mostly waits
     train_reader(args.steps, seed=args.seed, out=args.out)
