@@ -43,8 +43,10 @@ import os
 import random
 import shutil
 import statistics
+import subprocess
 import tempfile
 import time
+from collections.abc import AsyncIterator
 from pathlib import Path
 
 import psutil
@@ -303,51 +305,11 @@ async def measure(args: argparse.Namespace) -> None:
     print(f"load average at end {os.getloadavg()[0]:.2f}")
 
 
-async def strokes_after_clear(args: argparse.Namespace) -> None:
-    """One session: each round Clear, then 7 or 8 ones at once; every one must be read."""
+@contextlib.asynccontextmanager
+async def one_session(args: argparse.Namespace) -> AsyncIterator[tuple[Page, subprocess.Popen]]:
+    """A fresh server on the default model and one Chromium session on its Draw page, ready for a stroke."""
     port = free_port()
-    checkpoints = Path(tempfile.mkdtemp(prefix="bench-strokes-"))
-    shutil.copy(REPO / "mnist_core" / "default.pt", checkpoints)
-    async with async_playwright() as playwright:
-        browser = await playwright.chromium.launch(executable_path=args.chromium, args=CHROMIUM_ARGS)
-        page = await (await browser.new_context(viewport={"width": 1400, "height": 1200})).new_page()
-        server = start_server(port, checkpoints)
-        try:
-            await open_draw(page, f"http://127.0.0.1:{port}")
-            box = await page.locator("canvas.upper-canvas").bounding_box()
-            assert box is not None
-            drawn = lost = 0
-            started = time.perf_counter()
-            for round in range(args.rounds):
-                ones = 8 - round % 2  # each round's number differs in length from the last
-                await page.get_by_role("button", name="Clear").click()
-                for i in range(ones):
-                    x, y = box["x"] + 20 + i * 40 + round % 3 * 2, box["y"] + 90
-                    await page.mouse.move(x, y)
-                    await page.mouse.down()
-                    for k in range(1, 5):
-                        await page.mouse.move(x, y + 35 * k)
-                    await page.mouse.up()
-                drawn += ones
-                number = page.get_by_test_id("predicted-number")
-                try:
-                    await number.filter(has_text="1" * ones).wait_for(timeout=READ_TIMEOUT_S * 1000)
-                    read = ones
-                except Exception:
-                    read = (await number.inner_text()).count("1") if await number.count() else 0
-                lost += ones - min(read, ones)
-            elapsed = time.perf_counter() - started
-            print(f"{drawn} strokes after Clear in {args.rounds} rounds ({elapsed:.0f} s): {lost} lost")
-        finally:
-            await browser.close()
-            stop_server(server)
-            shutil.rmtree(checkpoints, ignore_errors=True)
-
-
-async def cost(args: argparse.Namespace) -> None:
-    """One session's rounds of Clear, a stroke and its reading: CPU seconds per stroke, by process."""
-    port = free_port()
-    checkpoints = Path(tempfile.mkdtemp(prefix="bench-cost-"))
+    checkpoints = Path(tempfile.mkdtemp(prefix="bench-session-"))
     shutil.copy(REPO / "mnist_core" / "default.pt", checkpoints)
     async with async_playwright() as playwright:
         browser = await playwright.chromium.launch(executable_path=args.chromium, args=CHROMIUM_ARGS)
@@ -356,30 +318,65 @@ async def cost(args: argparse.Namespace) -> None:
         server = start_server(port, checkpoints)
         try:
             await open_draw(page, f"http://127.0.0.1:{port}")
-            server_family = family(psutil.Process(server.pid))
-            for digit in (1, 7):  # the first readings load the model and fill the caches: not counted
-                await page.get_by_role("button", name="Clear").click()
-                await draw(page, digit)
-                await page.get_by_test_id("predicted-digit").filter(has_text=str(digit)).wait_for()
-                await settled(page)
-            idle, idle_started = chromium_snapshot(), time.perf_counter()
-            await asyncio.sleep(3)
-            idle_used = sum(chromium_used(idle).values()) / (time.perf_counter() - idle_started)
-            print(f"a settled Draw page, idle: Chromium {idle_used:.3f} CPU s per second")
-            before, server_before, started = chromium_snapshot(), cpu_seconds(server_family), time.perf_counter()
-            digit = 1
-            for _ in range(args.strokes):
-                await page.get_by_role("button", name="Clear").click()
-                await draw(page, digit)
-                await page.get_by_test_id("predicted-digit").filter(has_text=str(digit)).wait_for()
-                digit = 8 - digit
-            await settled(page)
-            used, server_used = chromium_used(before), cpu_seconds(server_family) - server_before
-            wall = time.perf_counter() - started
+            yield page, server
         finally:
             await browser.close()
             stop_server(server)
             shutil.rmtree(checkpoints, ignore_errors=True)
+
+
+async def strokes_after_clear(args: argparse.Namespace) -> None:
+    """One session: each round Clear, then 7 or 8 ones at once; every one must be read."""
+    async with one_session(args) as (page, _):
+        box = await page.locator("canvas.upper-canvas").bounding_box()
+        assert box is not None
+        drawn = lost = 0
+        started = time.perf_counter()
+        for round in range(args.rounds):
+            ones = 8 - round % 2  # each round's number differs in length from the last
+            await page.get_by_role("button", name="Clear").click()
+            for i in range(ones):
+                x, y = box["x"] + 20 + i * 40 + round % 3 * 2, box["y"] + 90
+                await page.mouse.move(x, y)
+                await page.mouse.down()
+                for k in range(1, 5):
+                    await page.mouse.move(x, y + 35 * k)
+                await page.mouse.up()
+            drawn += ones
+            number = page.get_by_test_id("predicted-number")
+            try:
+                await number.filter(has_text="1" * ones).wait_for(timeout=READ_TIMEOUT_S * 1000)
+                read = ones
+            except Exception:
+                read = (await number.inner_text()).count("1") if await number.count() else 0
+            lost += ones - min(read, ones)
+        elapsed = time.perf_counter() - started
+        print(f"{drawn} strokes after Clear in {args.rounds} rounds ({elapsed:.0f} s): {lost} lost")
+
+
+async def cost(args: argparse.Namespace) -> None:
+    """One session's rounds of Clear, a stroke and its reading: CPU seconds per stroke, by process."""
+    async with one_session(args) as (page, server):
+        server_family = family(psutil.Process(server.pid))
+        for digit in (1, 7):  # the first readings load the model and fill the caches: not counted
+            await page.get_by_role("button", name="Clear").click()
+            await draw(page, digit)
+            await page.get_by_test_id("predicted-digit").filter(has_text=str(digit)).wait_for()
+            await settled(page)
+        idle, idle_started = chromium_snapshot(), time.perf_counter()
+        await asyncio.sleep(3)
+        idle_used = sum(chromium_used(idle).values()) / (time.perf_counter() - idle_started)
+        print(f"a settled Draw page, idle: Chromium {idle_used:.3f} CPU s per second")
+        before, server_before, started = chromium_snapshot(), cpu_seconds(server_family), time.perf_counter()
+        digit = 1
+        for _ in range(args.strokes):
+            await page.get_by_role("button", name="Clear").click()
+            await draw(page, digit)
+            await page.get_by_test_id("predicted-digit").filter(has_text=str(digit)).wait_for()
+            digit = 8 - digit
+        await settled(page)
+        used, server_used = chromium_used(before), cpu_seconds(server_family) - server_before
+        wall = time.perf_counter() - started
     print(f"{args.strokes} strokes in {wall:.0f} s; CPU seconds per stroke:")
     print(f"  {describe_cpu(used, args.strokes)}")
     print(f"  server {server_used / args.strokes:.3f}")
