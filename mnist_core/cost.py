@@ -59,10 +59,10 @@ SIMILAR = 1.5  # runs whose seconds per image are within this factor of each oth
 # one they were fitted on. The history is divided by the slowdown it ran under first (``slowdown``).
 SPEED_BOUNDS = (1 / 4, 10.0)
 NICE_STEP = 1.25  # Linux's scheduler gives each nice level about 1.25 times less CPU than the level below
-SAMPLE_S = 0.1  # how long ``busy_cores`` watches the machine: ten ticks of the kernel's CPU clock per core
+SAMPLE_S = 0.1  # the shortest look at the machine in ``busy_cores``: ten ticks of the kernel's CPU clock per core
 # The most ``CpuShare.met`` says: near a full machine, what is left is a small difference of two large measures.
 MAX_SLOWDOWN = 50.0
-SAMPLE_TTL_S = 5.0  # how long one sample stands: the pages redraw estimates every few seconds
+SAMPLE_TTL_S = 5.0  # the longest: the time since an older look no longer says how busy the machine is now
 
 
 @dataclass(frozen=True)
@@ -208,7 +208,7 @@ class CpuShare:
 
     def others(self) -> tuple[float, float] | None:
         """Cores the other processes kept busy since the start, at nice 0 and niced (None without ``/proc/stat``)."""
-        end, wall = _cpu_times(), time.monotonic() - self._time
+        end, wall = _cpu_times(), self.seconds()
         if self._start is None or end is None or wall <= 0:
             return None
         unniced, niced = (b - a for a, b in zip(self._start, end))
@@ -219,6 +219,10 @@ class CpuShare:
             unniced -= own
         return max(unniced, 0.0) / wall, max(niced, 0.0) / wall
 
+    def seconds(self) -> float:
+        """Seconds since the start."""
+        return time.monotonic() - self._time
+
     def met(self) -> float | None:
         """The slowdown this process met: all the cores over what the others left it."""
         others = self.others()
@@ -228,18 +232,23 @@ class CpuShare:
         return cores / max(cores - sum(others), cores / MAX_SLOWDOWN)
 
 
-_sampled: tuple[float, tuple[float, float]] | None = None  # (when, busy cores): see ``busy_cores``
+_last_look: tuple[CpuShare, tuple[float, float]] | None = None  # see ``busy_cores``
 
 
 def busy_cores() -> tuple[float, float]:
-    """Cores the other processes keep busy now, at nice 0 and niced, watched for ``SAMPLE_S`` (a sample stands for
-    ``SAMPLE_TTL_S``). A saturated machine uses every core whatever waits, so there the load average, when higher,
-    says how much work there is. Without ``/proc/stat``, the load average, taken as ordinary work."""
-    global _sampled
-    if _sampled is not None and time.monotonic() - _sampled[0] < SAMPLE_TTL_S:
-        return _sampled[1]
-    share = CpuShare()
-    time.sleep(SAMPLE_S)
+    """Cores the other processes keep busy now, at nice 0 and niced: measured since the last look when that was
+    ``SAMPLE_S`` to ``SAMPLE_TTL_S`` ago (a page that redraws its estimate every few seconds never waits), the last
+    answer when it was sooner, else over ``SAMPLE_S`` from now. A saturated machine uses every core whatever waits,
+    so there the load average, when higher, says how much work there is. Without ``/proc/stat``, the load
+    average, taken as ordinary work."""
+    global _last_look
+    if _last_look is not None and _last_look[0].seconds() < SAMPLE_S:
+        return _last_look[1]
+    if _last_look is not None and _last_look[0].seconds() <= SAMPLE_TTL_S:
+        share = _last_look[0]
+    else:
+        share = CpuShare()
+        time.sleep(SAMPLE_S)
     others = share.others()
     load = os.getloadavg()[0] if hasattr(os, "getloadavg") else 0.0
     if others is None:
@@ -249,7 +258,7 @@ def busy_cores() -> tuple[float, float]:
         total = sum(others)
         scale = load / total if total > 0.9 * cores and load > total else 1.0
         busy = (others[0] * scale, others[1] * scale)
-    _sampled = (time.monotonic(), busy)
+    _last_look = (CpuShare(), busy)
     return busy
 
 

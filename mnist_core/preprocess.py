@@ -109,6 +109,9 @@ class Piece:
     line: int = 0
 
 
+PICTURE_STEPS = ("grayscale", "ink")  # the steps of the whole picture, before any digit's own
+
+
 @dataclass
 class Preprocessed:
     """The digits found, line by line from the top, each line left to right, and the images along the way.
@@ -117,8 +120,8 @@ class Preprocessed:
     instead of being given a confident guess, and when the picture holds more than
     MAX_LINES lines of digits or many digits too small to read (``crowded``), rather
     than some of them. ``steps`` maps names to uint8 2-D images in
-    pipeline order: "grayscale" and "ink" for the whole picture, then, when exactly one
-    digit was found, its own "cropped", "20x20" and "28x28".
+    pipeline order: PICTURE_STEPS for the whole picture, then, when exactly one digit
+    was found, its own "cropped", "20x20" and "28x28".
     """
 
     digits: list[Digit]
@@ -217,7 +220,7 @@ def _otsu(hist: np.ndarray) -> tuple[float, float]:
     return float(level), float(between[level] / total_w / variance) if variance else 0.0
 
 
-def _stroke_width(mask: np.ndarray) -> float:
+def stroke_width(mask: np.ndarray) -> float:
     """Mean stroke width in pixels: a stroke of width w and length L covers w*L pixels, 2*L of them on its edge.
 
     Edge pixels are those with a 4-neighbour outside the mask (beyond the image counts as outside).
@@ -240,7 +243,7 @@ def _inscribed(mask: np.ndarray) -> np.ndarray:
 
 
 def _piece_width(mask: np.ndarray, widest: float) -> float:
-    """Mean stroke width of a mask (as _stroke_width), leaving out the lit or shadowed regions of the page: pieces
+    """Mean stroke width of a mask (as stroke_width), leaving out the lit or shadowed regions of the page: pieces
     that hold a disc wider than ``widest`` and run along more than REGION_EDGE of the picture's edge.
 
     Such a region is no stroke, and counted with the strokes beside it, it would widen them (and
@@ -249,14 +252,14 @@ def _piece_width(mask: np.ndarray, widest: float) -> float:
     """
     deep = 2 * _inscribed(mask) > widest
     if not deep.any():
-        return _stroke_width(mask)
+        return stroke_width(mask)
     count, labels = cv2.connectedComponents(mask.view(np.uint8), connectivity=4)
     ring = np.concatenate([labels[0], labels[-1], labels[1:-1, 0], labels[1:-1, -1]])
     regions = np.zeros(count, bool)
     regions[labels[deep]] = True
     regions &= np.bincount(ring, minlength=count) > REGION_EDGE * len(ring)
     regions[0] = False  # the background
-    return _stroke_width(mask & ~regions[labels])
+    return stroke_width(mask & ~regions[labels])
 
 
 def _top_hat(ink_up: np.ndarray, drawing: bool, shaded: bool) -> np.ndarray:
@@ -400,7 +403,7 @@ def _is_digit(piece: np.ndarray, image_size: int, smallest: float = MIN_DIGIT_SI
     if not len(rows):
         return False
     extent = max(np.ptp(rows), np.ptp(cols)) + 1
-    width = _stroke_width(piece)
+    width = stroke_width(piece)
     length = np.count_nonzero(piece) / max(width, 1.0)
     return bool(extent >= smallest * image_size and extent >= MIN_ELONGATION * width and length >= SPAN * extent)
 
@@ -612,7 +615,7 @@ def _fit_box(cropped: np.ndarray) -> np.ndarray:
     are fine enough steps, or larger if the strokes would fade there.
     """
     side = max(cropped.shape)
-    width = _stroke_width(cropped > 127)
+    width = stroke_width(cropped > 127)
     scale = max(4 * BOX / side, min(1.0, 3 / max(width, 1.0)))
     work = cropped if scale == 1 else _resize(cropped, scale)
     relative = width / side
@@ -638,7 +641,7 @@ def _centre(patch: np.ndarray) -> np.ndarray:
     return out
 
 
-def _digit(ink: np.ndarray, offset: tuple[int, int], scale: float, size: tuple[int, int]) -> Digit | None:
+def digit_from_ink(ink: np.ndarray, offset: tuple[int, int], scale: float, size: tuple[int, int]) -> Digit | None:
     """One digit's ink (uint8, zero elsewhere) made MNIST-like, its box in the ``size`` of the input image; None if
     nothing is left of it."""
     cropped, (x0, y0, x1, y1) = _crop(ink)
@@ -691,13 +694,14 @@ def preprocess(source: ImageSource) -> Preprocessed:
         for group in row:
             region = _slice(group.box)
             piece_ink = np.where(np.isin(pieces[region], group.labels, kind="table"), steps["ink"][region], 0)
+            piece_ink = piece_ink.astype(np.uint8)
             digit_width = float(np.median(single)) if len(single) >= 2 else DIGIT_ASPECT * group.height
             first, offset = len(digits), (group.box[0], group.box[1])
-            for part in _split(group, piece_ink.astype(np.uint8), max(digit_width, 0.5 * group.height)):
-                digit = _digit(part, offset, scale, size)
+            for part in _split(group, piece_ink, max(digit_width, 0.5 * group.height)):
+                digit = digit_from_ink(part, offset, scale, size)
                 if digit is not None:
                     digits.append(replace(digit, line=number))
-            sources.append(Piece(piece_ink.astype(np.uint8), offset, scale, first, len(digits) - first, number))
+            sources.append(Piece(piece_ink, offset, scale, first, len(digits) - first, number))
     if len(digits) == 1:
         steps.update(digits[0].steps)
     return Preprocessed(digits, steps, size, pieces=sources)

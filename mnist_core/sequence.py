@@ -30,7 +30,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from .data import MNIST, augment, load_mnist, outliers
-from .preprocess import STROKE_RANGE, Digit, Preprocessed, _digit, _stroke_width
+from .preprocess import PICTURE_STEPS, STROKE_RANGE, Digit, Preprocessed, digit_from_ink, stroke_width
 
 HEIGHT = 28  # the reader's input height: digits scaled to INK_HEIGHT, as MNIST fits them to 20x20
 INK_HEIGHT = 20
@@ -88,7 +88,7 @@ def line_input(ink: np.ndarray, normalise_strokes: bool = True) -> tuple[np.ndar
     top, left = int(rows.min()), int(cols.min())
     cropped = np.asarray(ink[top : rows.max() + 1, left : cols.max() + 1], dtype=np.float32)
     if normalise_strokes:
-        relative = _stroke_width(cropped > 127) / cropped.shape[0]
+        relative = stroke_width(cropped > 127) / cropped.shape[0]
         low, high = STROKE_RANGE
         radius = round(abs(relative - min(max(relative, low), high)) * cropped.shape[0] / 2)
         if radius:
@@ -190,7 +190,7 @@ def reread(prepared: Preprocessed, model: SequenceReader) -> tuple[Preprocessed,
         height, width = piece.ink.shape
         found = read(model, piece.ink) if width > WIDER * height else []
         parts = [_columns(piece.ink, r.columns) for r in found]
-        made = [_digit(p, piece.offset, piece.scale, prepared.size) if p.any() else None for p in parts]
+        made = [digit_from_ink(p, piece.offset, piece.scale, prepared.size) if p.any() else None for p in parts]
         if not found or any(d is None for d in made):
             kept = prepared.digits[piece.first : piece.first + piece.count]
             pieces.append(replace(piece, first=len(digits)))
@@ -200,7 +200,7 @@ def reread(prepared: Preprocessed, model: SequenceReader) -> tuple[Preprocessed,
         pieces.append(replace(piece, first=len(digits), count=len(found)))
         digits.extend(replace(d, line=piece.line) for d in made if d is not None)
         reads.extend(found)
-    steps = {k: v for k, v in prepared.steps.items() if k in ("grayscale", "ink")}
+    steps = {k: v for k, v in prepared.steps.items() if k in PICTURE_STEPS}
     if len(digits) == 1:
         steps.update(digits[0].steps)
     return replace(prepared, digits=digits, steps=steps, pieces=pieces), reads

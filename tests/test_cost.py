@@ -282,3 +282,19 @@ def test_a_just_ended_run_of_a_similar_size_speaks_before_a_newer_one_of_another
     small = (TINY, TrainConfig(epochs=1, batch_size=32))  # about the quick preset's cost per image
     assert queue.measured_speed(*small) == pytest.approx(3.0, rel=0.01)
     assert queue.measured_speed(*PRESETS["default"]) == pytest.approx(1.0, rel=0.01)  # none similar: the newest
+
+
+def test_a_page_that_looks_at_the_machine_every_few_seconds_never_waits_for_a_sample(monkeypatch):
+    slept = []
+    monkeypatch.setattr(cost.time, "sleep", slept.append)
+    monkeypatch.setattr(cost, "_last_look", None)
+    cost.busy_cores()  # the first look in a process watches for a moment
+    assert slept == [cost.SAMPLE_S]
+    look, _ = cost._last_look
+    monkeypatch.setattr(look, "_time", look._time - 2.0)  # the page redraws two seconds later
+    cost.busy_cores()
+    assert slept == [cost.SAMPLE_S] and cost._last_look[0] is not look  # measured since the last look
+    look, _ = cost._last_look
+    monkeypatch.setattr(look, "_time", look._time - 60.0)  # a minute later, the interval says little about now
+    cost.busy_cores()
+    assert slept == [cost.SAMPLE_S] * 2
