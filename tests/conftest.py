@@ -2,7 +2,7 @@
 
 The browser fixtures start one `streamlit run dashboard/Home.py` per test session (per
 pytest-xdist worker), its checkpoints in a temporary folder, and give each test a new
-browser context (its own Streamlit session) that cannot reach beyond this machine. Without
+browser tab (its own Streamlit session) that cannot reach beyond this machine. Without
 Playwright or Chromium those tests skip, unless MNIST_REQUIRE_BROWSER=1 (as in CI).
 """
 
@@ -45,6 +45,7 @@ CHROMIUM_ARGS = [
     "--disable-component-update",
     "--disable-sync",
     "--no-first-run",
+    "--process-per-site",  # the dashboard's tabs share a renderer: see ``offline``
 ]
 # A cold page on a loaded 2-core machine takes well over Playwright's default 5 s: wait for the app.
 BROWSER_TIMEOUT_MS = 90_000
@@ -52,7 +53,7 @@ LOCAL = {"127.0.0.1", "localhost"}
 DEAD_PROXY = "http://127.0.0.1:9"  # the discard port, where nothing listens: every connection is refused
 
 try:
-    from playwright.sync_api import Page, expect, sync_playwright
+    from playwright.sync_api import BrowserContext, Page, expect, sync_playwright
 except ImportError:
     sync_playwright = None
 
@@ -169,15 +170,27 @@ def browser(server):
         chromium.close()
 
 
-def offline_page(browser) -> tuple[Page, list[str]]:
-    """A new browser session (its own Streamlit session), its window tall enough for whole pages, on a machine
-    without a network, as on a laptop offline: every request that would leave the machine goes to a proxy that
-    is not there and fails, and its host is added to the list returned with the page. Requests are watched, not
-    intercepted: interception costs a round trip to Python per request and turns off the browser's cache."""
+@pytest.fixture(scope="session")
+def offline(browser, server) -> BrowserContext:
+    """The browser profile every test's pages open in: a window tall enough for whole pages, on a machine without a
+    network, as on a laptop offline (every request that would leave the machine goes to a proxy that is not there).
+
+    One profile, not one per test: with ``--process-per-site`` the dashboard's tabs share one renderer, kept alive
+    by a tab on the server's health check, so a new tab does not compile Streamlit's scripts again (about 2 s of
+    CPU less per tab, bench/RESULTS.md). Each tab is still its own Streamlit session."""
     context = browser.new_context(
         viewport={"width": 1400, "height": 1600},
         proxy={"server": DEAD_PROXY, "bypass": ",".join(LOCAL)},
     )
+    context.new_page().goto(f"{server[0]}/_stcore/health")
+    yield context
+    context.close()
+
+
+def offline_page(context: BrowserContext) -> tuple[Page, list[str]]:
+    """A new tab in the ``offline`` profile: its own Streamlit session, and the list of the hosts outside this
+    machine it tried to reach. Requests are watched, not intercepted: interception costs a round trip to Python
+    per request and turns off the browser's cache."""
     outside: list[str] = []
 
     def watch(request) -> None:
@@ -185,17 +198,17 @@ def offline_page(browser) -> tuple[Page, list[str]]:
         if host not in LOCAL and not request.url.startswith("data:"):
             outside.append(host)
 
-    context.on("request", watch)
     page = context.new_page()
+    page.on("request", watch)
     page.set_default_timeout(BROWSER_TIMEOUT_MS)
     return page, outside
 
 
 @pytest.fixture
-def page(browser) -> Page:
+def page(offline) -> Page:
     """An offline browser session (``offline_page``): every browser test checks that the lab needs no network."""
-    page, outside = offline_page(browser)
+    page, outside = offline_page(offline)
     expect.set_options(timeout=BROWSER_TIMEOUT_MS)
     yield page
-    page.context.close()
+    page.close()
     assert not outside, f"requests left the machine: {outside}"

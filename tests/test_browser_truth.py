@@ -16,9 +16,9 @@ from mnist_core.runs import read_runs
 pytestmark = pytest.mark.browser
 
 
-def test_two_sessions_share_the_queue_cancel_each_other_and_survive_a_reload(server, page, browser):
+def test_two_sessions_share_the_queue_cancel_each_other_and_survive_a_reload(server, page, offline):
     url, folder = server
-    other, outside = offline_page(browser)
+    other, outside = offline_page(offline)
     try:
         page.goto(f"{url}/Train")
         start_run(page, "b-long", "long")
@@ -87,7 +87,7 @@ def test_two_sessions_share_the_queue_cancel_each_other_and_survive_a_reload(ser
         expect(page.get_by_role("button", name="Start training")).to_be_enabled()
 
     finally:
-        other.context.close()
+        other.close()
     statuses = {r["name"]: r["status"] for r in read_runs(folder)}  # the server (and its log) is shared by tests
     assert (statuses["b-long"], statuses["b-waiting"]) == ("cancelled", "cancelled")
     assert not outside, f"requests left the machine: {outside}"
