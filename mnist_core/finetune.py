@@ -23,7 +23,8 @@ import torch
 
 from .checkpoints import Checkpoint, load_checkpoint, save_checkpoint
 from .data import MNIST, augment
-from .evaluate import evaluate
+from .evaluate import Evaluation, evaluate
+from .inference import forward_batches
 from .model import CNN
 from .ood import fit_digit_score
 from .places import release, reserve
@@ -144,6 +145,21 @@ def _finetune(
     return tuned.to(memory_format=torch.contiguous_format).eval(), history
 
 
+@torch.inference_mode()
+def _before_and_after(base: CNN, tuned: CNN, data: MNIST) -> tuple[Evaluation, Evaluation]:
+    """Both models on MNIST's test set. Only the classifier learnt, so the conv layers' maps are the same for
+    both: each batch goes through them once, and through each model's classifier."""
+    before, after = [], []
+    for maps, logits in forward_batches(base, data.test_images):
+        before.append(logits)
+        after.append(tuned.classifier(maps).float())
+    labels = data.test_labels.cpu()
+    return (
+        Evaluation(labels, torch.cat(before).softmax(dim=1)),
+        Evaluation(labels, torch.cat(after).softmax(dim=1)),
+    )
+
+
 def folds(labels: torch.Tensor, k: int, seed: int) -> list[torch.Tensor]:
     """``k`` disjoint index sets covering the samples, each digit spread evenly over them."""
     order = torch.randperm(len(labels), generator=torch.Generator().manual_seed(seed))
@@ -233,9 +249,9 @@ def finetune_checkpoint(
             _stage(on_progress, k, k + 1),
             should_stop,
         )
-        before = evaluate(base.model, data.test_images, data.test_labels)
-        after = evaluate(model, data.test_images, data.test_labels)
-        score = fit_digit_score(model, data, config.val_size, config.seed)
+        before, after = _before_and_after(base.model, model, data)
+        # The score reads only the last conv maps, which did not change: the base's is the new model's.
+        score = base.digit_score or fit_digit_score(model, data, config.val_size, config.seed).to_dict()
         done = len(base.history)
         about = {"set": set_name, "samples": len(samples)}
         history = [{**h, "epoch": done + h["epoch"], "epochs": done + epochs, "finetune": about} for h in history]
@@ -256,7 +272,7 @@ def finetune_checkpoint(
             data.sha256,
             overwrite,
             tags,
-            digit_score=score.to_dict(),
+            digit_score=score,
         )
     finally:
         if not reserved:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import functools
 import json
+import shutil
 import time
 
 import pytest
@@ -12,12 +13,13 @@ from test_cli import run
 from test_jobs import held
 from writer import model_inputs, writer_digits
 
-from mnist_core.checkpoints import load_checkpoint, save_checkpoint
+from mnist_core.checkpoints import load_checkpoint, save_checkpoint, store_digit_score
 from mnist_core.data import to_pixels
 from mnist_core.evaluate import evaluate
 from mnist_core.finetune import finetune, folds
 from mnist_core.jobs import TrainingQueue
 from mnist_core.model import ModelConfig
+from mnist_core.ood import fit_digit_score
 from mnist_core.places import shipped_model
 from mnist_core.preprocess import preprocess
 from mnist_core.samples import save_sample
@@ -76,7 +78,11 @@ def test_five_samples_per_digit_halve_a_writers_errors_and_keep_mnist(mnist, def
 
 
 @pytest.mark.slow
-def test_the_command_fine_tunes_a_folder_and_reports_json(capsys, tmp_path, tiny_base):
+def test_the_command_fine_tunes_a_folder_and_reports_json(capsys, tmp_path, tiny_base, mnist):
+    """The base carries a "not a digit" score: only the classifier learns, so the conv maps the score reads, and
+    the score itself, are the base's (fitting it again on the new model gives the same)."""
+    base = tmp_path / "base.pt"
+    store_digit_score(shutil.copy(tiny_base.path, base), fit_digit_score(tiny_base.model, mnist, 1000, 0).to_dict())
     pictures, labels = writer_digits(3, seed=21)
     for picture, label in zip(pictures, labels):
         if label in (0, 1):
@@ -86,7 +92,7 @@ def test_the_command_fine_tunes_a_folder_and_reports_json(capsys, tmp_path, tiny
     code, stdout, err = run(
         capsys,
         "finetune",
-        str(tiny_base.path),
+        str(base),
         "--samples",
         str(tmp_path / "hand"),
         "--out",
@@ -106,7 +112,14 @@ def test_the_command_fine_tunes_a_folder_and_reports_json(capsys, tmp_path, tiny
     assert tuned.tags == {"finetuned_from": "base", "samples_set": "hand", "samples": 6}
     assert len(tuned.history) == len(tiny_base.history) + 1 and tuned.history[-1]["epoch"] == 2
     assert tuned.history[-1]["finetune"] == {"set": "hand", "samples": 6}
-    assert tuned.digit_score is not None and tuned.metrics["test_accuracy"] == result["mnist_accuracy"]["after"]
+    assert tuned.metrics["test_accuracy"] == result["mnist_accuracy"]["after"]
+    assert result["mnist_accuracy"] == {
+        "before": evaluate(tiny_base.model, mnist.test_images, mnist.test_labels).accuracy,
+        "after": evaluate(tuned.model, mnist.test_images, mnist.test_labels).accuracy,
+    }
+    assert result["mnist_accuracy"]["before"] != result["mnist_accuracy"]["after"]  # the classifier did learn
+    refitted = fit_digit_score(tuned.model, mnist, 1000, 0).to_dict()
+    assert all(torch.equal(torch.as_tensor(tuned.digit_score[k]), torch.as_tensor(v)) for k, v in refitted.items())
     code, _, err = run(capsys, "finetune", "--samples", str(tmp_path / "hand"), "--out", str(out))
     assert code == 2 and "already taken" in err
 
@@ -135,4 +148,5 @@ def test_the_training_queue_teaches_a_set_and_a_cancelled_one_gives_its_name_bac
     assert job.checkpoint is not None and job.checkpoint.path == job.path and job.fraction == 1.0
     assert job.checkpoint.tags == {"finetuned_from": "base", "samples_set": "mine", "samples": 3}
     assert job.epochs()[-1].epoch == job.epochs()[-1].epochs == 4 * 3  # 3 folds and the fine-tune on them all
+    assert job.checkpoint.digit_score is not None  # the base had none: fitted for the new model
     assert not list((tmp_path / "runs").glob(".*.reserved"))
