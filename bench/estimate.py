@@ -35,7 +35,9 @@ import sys
 import tempfile
 import time
 
-from mnist_core.cost import slowdown_now
+import torch
+
+from mnist_core.cost import slowdown_now, thread_factor, training_threads
 from mnist_core.jobs import TRAINING_NICENESS, TrainingQueue
 from mnist_core.model import ModelConfig
 from mnist_core.runs import read_runs
@@ -113,7 +115,8 @@ def main() -> None:
 
     print(f"{os.cpu_count()} cores; estimated total over real time: before the run, then at each quarter of it;")
     print("jump: the largest move of the estimated total between two readings a second apart, over the real time;")
-    print("machine: 1-minute load average at the end; slowdown: what the estimate expected a niced run to meet")
+    print("machine: 1-minute load average at the end; threads: what the run trained on; slowdown: what the estimate")
+    print("expected a niced run on those threads to meet, against all the cores of an idle machine")
     print(f"{'busy':>4s} {'setting':8s} {'before':>7s} {'real':>7s} " + " ".join(f"{c:>5s}" for c in COLUMNS))
     history = tempfile.TemporaryDirectory()  # the run log of every load: what calibrates a first run
     for load in args.load:
@@ -123,7 +126,8 @@ def main() -> None:
                 time.sleep(SETTLE_S)
             queue = TrainingQueue(history.name)  # a new queue: no speed measured yet; each job loads MNIST
             for name in args.preset:
-                expected = slowdown_now(TRAINING_NICENESS)
+                threads = training_threads(torch.get_num_threads())  # what the run will train on
+                expected = slowdown_now(TRAINING_NICENESS, threads) * thread_factor(threads)
                 m = measure(queue, read_runs(history.name), name, changes[name], args.trials)
                 ratios = [m["before"] / m["real"], *(m["totals"].get(q, float("nan")) / m["real"] for q in QUARTERS)]
                 within = all(1 / BAR <= r <= BAR for r in ratios)
@@ -132,7 +136,8 @@ def main() -> None:
                     f"{load:4d} {name:8s} {m['before']:6.0f}s {m['real']:6.0f}s "
                     + " ".join(f"{r:5.2f}" for r in ratios)
                     + f" {m['jump'] / m['real']:5.2f}  {'ok' if within else 'MISSED'}"
-                    + f"  (machine {os.getloadavg()[0]:.1f}, slowdown {expected:.1f}{'; ' + cut if cut else ''})",
+                    + f"  (machine {os.getloadavg()[0]:.1f}, {threads} thread(s), slowdown {expected:.1f}"
+                    + f"{'; ' + cut if cut else ''})",
                     flush=True,
                 )
         finally:

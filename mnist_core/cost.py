@@ -17,7 +17,9 @@ Two things move a real run away from them, and each is measured rather than assu
 - how much of the CPU a training process gets now: it runs niced (``jobs.TRAINING_NICENESS``),
   so beside ordinary work it gets far less than a fair share (``slowdown``), which the
   CPU time the other processes use says (``busy_cores``), and a finished run logs
-  the slowdown it met (``CpuShare``).
+  the slowdown it met (``CpuShare``). Beside other work it trains on fewer threads
+  (``training_threads``), one of which runs slower than all the cores would on an idle
+  machine (``thread_factor``), but far faster than all of them each squeezed beside work.
 
 A run in flight measures both at once: its pace (``jobs.Job.pace``) is what the next
 estimate of a similar run is scaled by, so the estimate before a run and the time left
@@ -27,6 +29,7 @@ first steps of each new shape in a process run several times slower than the res
 
 from __future__ import annotations
 
+import math
 import os
 import statistics
 import time
@@ -63,6 +66,9 @@ SAMPLE_S = 0.1  # the shortest look at the machine in ``busy_cores``: ten ticks 
 # The most ``CpuShare.met`` says: near a full machine, what is left is a small difference of two large measures.
 MAX_SLOWDOWN = 50.0
 SAMPLE_TTL_S = 5.0  # the longest: the time since an older look no longer says how busy the machine is now
+# How many times faster the quick preset trains on two threads than on one, on an idle 2-core machine; taken for
+# every doubling of threads (bench/RESULTS.md, "Training threads beside other work").
+THREAD_SPEEDUP = 1.6
 
 
 @dataclass(frozen=True)
@@ -151,27 +157,57 @@ def sharing(load: float) -> float:
 
 
 def slowdown(
-    unniced: float, niced: float, niceness: int, cores: int | None = None, niced_at: int | None = None
+    unniced: float,
+    niced: float,
+    niceness: int,
+    cores: int | None = None,
+    niced_at: int | None = None,
+    threads: int | None = None,
 ) -> float:
-    """How many times longer a run at ``niceness`` takes beside other work that keeps ``unniced`` cores busy at
-    nice 0 and ``niced`` cores at a positive nice value, ``niced_at`` (by default the run's own).
+    """How many times longer a run at ``niceness`` on ``threads`` threads (by default one per core) takes beside
+    other work that keeps ``unniced`` cores busy at nice 0 and ``niced`` cores at a positive nice value,
+    ``niced_at`` (by default the run's own), than it would alone.
 
     The scheduler shares each core by weight, and a process at nice 5 weighs about a
     third of one at nice 0: two busy ordinary processes on two cores leave it a quarter
-    of each, not the half a fair share would (bench/RESULTS.md).
+    of each, not the half a fair share would (bench/RESULTS.md). Fewer threads than
+    cores take the free cores first; only those left over share a busy one.
     """
     cores = cores or os.cpu_count() or 1
     niced_at = niceness if niced_at is None else niced_at
     others = max(unniced, 0.0) * NICE_STEP**niceness + max(niced, 0.0) * NICE_STEP ** (niceness - niced_at)
-    return 1.0 + others / cores
+    if threads is None or threads >= cores:
+        return 1.0 + others / cores
+    free = max(cores - max(unniced, 0.0) - max(niced, 0.0), 0.0)
+    crowded = max(threads - free, 0.0) / threads  # the share of the threads beside work on a busy core
+    return 1.0 + crowded * others / cores
 
 
-def slowdown_now(niceness: int) -> float:
-    """The slowdown a process started from this one, ``niceness`` levels below it, meets beside the work on the
-    machine now (``busy_cores``). Niced work is taken to run at this process's level when this one is niced (so it
-    is with a benchmark run under ``nice``), else at the new process's."""
+def slowdown_now(niceness: int, threads: int | None = None) -> float:
+    """The slowdown a process started from this one, ``niceness`` levels below it, on ``threads`` threads, meets
+    beside the work on the machine now (``busy_cores``). Niced work is taken to run at this process's level when
+    this one is niced (so it is with a benchmark run under ``nice``), else at the new process's."""
     own = _niceness()
-    return slowdown(*busy_cores(), own + niceness, niced_at=own or own + niceness)
+    return slowdown(*busy_cores(), own + niceness, niced_at=own or own + niceness, threads=threads)
+
+
+def training_threads(most: int, cores: int | None = None) -> int:
+    """Threads for a training process started now: the cores the other work leaves free (``busy_cores``), at
+    least one and at most ``most``.
+
+    A niced process's threads each get a slice of a busy core, and wait for one another
+    at every layer: beside two busy processes on two cores, the quick preset took three
+    times as long on two threads as on one (bench/RESULTS.md). On an idle machine every
+    core is free, and every thread helps.
+    """
+    cores = cores or os.cpu_count() or 1
+    return max(1, min(most, round(cores - sum(busy_cores()))))
+
+
+def thread_factor(threads: int | None, cores: int | None = None) -> float:
+    """How many times longer a run takes on ``threads`` threads than on all the cores, both alone on the machine."""
+    cores = cores or os.cpu_count() or 1
+    return THREAD_SPEEDUP ** math.log2(cores / threads) if threads and threads < cores else 1.0
 
 
 def _cpu_times() -> tuple[float, float] | None:
@@ -223,13 +259,15 @@ class CpuShare:
         """Seconds since the start."""
         return time.monotonic() - self._time
 
-    def met(self) -> float | None:
-        """The slowdown this process met: all the cores over what the others left it."""
+    def met(self, threads: int | None = None) -> float | None:
+        """The slowdown this process met on ``threads`` threads (by default one per core): the cores its threads
+        would have had alone over what the others left it."""
         others = self.others()
         if others is None:
             return None
         cores = os.cpu_count() or 1
-        return cores / max(cores - sum(others), cores / MAX_SLOWDOWN)
+        wanted = min(threads or cores, cores)
+        return wanted / max(min(wanted, cores - sum(others)), wanted / MAX_SLOWDOWN)
 
 
 _last_look: tuple[CpuShare, tuple[float, float]] | None = None  # see ``busy_cores``
@@ -267,7 +305,8 @@ def machine_speed(runs: list[dict] | None, model_config: ModelConfig, train_conf
     where none is), their median, within ``SPEED_BOUNDS``.
 
     Each run is first divided by the slowdown it met (``CpuShare``; runs logged before that,
-    by their load average), so a run on a busy machine does not make every later forecast long, nor the reverse.
+    by their load average) and by its threads' (``thread_factor``), so a run on a busy machine does not make every
+    later forecast long, nor the reverse.
     """
     near: list[float] = []
     anywhere: list[float] = []
@@ -280,11 +319,13 @@ def machine_speed(runs: list[dict] | None, model_config: ModelConfig, train_conf
             settings = ModelConfig(**run["model_config"]), TrainConfig(**run["train_config"])
         except (KeyError, TypeError, ValueError, AttributeError):  # written by another version, or damaged
             continue
-        met, load = run.get("slowdown"), run.get("load")
+        met, load, threads = run.get("slowdown"), run.get("load"), run.get("threads")
         if isinstance(met, int | float) and met >= 1:
             under = float(met)
         else:
             under = sharing(load if isinstance(load, int | float) else 0.0)
+        if isinstance(threads, int) and not isinstance(threads, bool) and threads >= 1:
+            under *= thread_factor(threads)
         ratio = seconds / _modelled(*settings).training / under
         if similar(settings, (model_config, train_config)) and len(near) < HISTORY_RUNS:
             near.append(ratio)
@@ -304,17 +345,19 @@ def estimate(
     slowed: float | None = None,
     speed: float | None = None,
     niceness: int = 0,
+    threads: int | None = None,
 ) -> Estimate:
     """The forecast for a run on this machine now.
 
     ``speed`` is a measured one (``jobs.Job.speed``); without it the history ``runs``
     (``runs.read_runs``, newest first) calibrate the constants, slowed by ``slowed``: the
     slowdown the run will meet (1 on an idle machine), by default the one a process
-    ``niceness`` levels below this one would meet beside the work on the machine now (``slowdown_now``).
+    ``niceness`` levels below this one would meet beside the work on the machine now (``slowdown_now``);
+    and by training on ``threads`` threads (by default one per core) rather than on all the cores.
     """
     base = _modelled(model_config, train_config)
     if speed is None:
         if slowed is None:
-            slowed = slowdown_now(niceness)
-        speed = machine_speed(runs, model_config, train_config) * slowed
+            slowed = slowdown_now(niceness, threads)
+        speed = machine_speed(runs, model_config, train_config) * slowed * thread_factor(threads)
     return Estimate(base.loading * speed, base.training * speed, base.finishing * speed, speed)

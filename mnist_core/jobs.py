@@ -31,7 +31,7 @@ import torch
 
 from . import processes
 from .checkpoints import Checkpoint, load_checkpoint
-from .cost import Estimate, estimate, machine_speed, similar
+from .cost import Estimate, estimate, machine_speed, similar, training_threads
 from .data import MNIST, load_mnist
 from .finetune import EXPECTED_SECONDS, finetune_checkpoint
 from .model import ModelConfig
@@ -436,9 +436,10 @@ class TrainingQueue:
     def forecast(self, model_config: ModelConfig, train_config: TrainConfig, history: list[dict] | None) -> Estimate:
         """What a new run of these settings takes on this machine now: the speed training measures now
         (``measured_speed``), else the history ``history`` (``runs.read_runs``) slowed by the work on the machine, as
-        a training process, niced, meets it (``cost.slowdown``)."""
+        a training process, niced and on the threads the other work leaves it, meets it (``cost.slowdown``)."""
         speed = self.measured_speed(model_config, train_config, history)
-        return estimate(model_config, train_config, history, speed=speed, niceness=TRAINING_NICENESS)
+        threads = training_threads(torch.get_num_threads())  # what a run started now trains on (``_in_child``)
+        return estimate(model_config, train_config, history, speed=speed, niceness=TRAINING_NICENESS, threads=threads)
 
     def active(self) -> list[Job]:
         """The running job and the waiting ones, in the order they run: what every session sees."""
@@ -478,8 +479,12 @@ class TrainingQueue:
         context = processes.context(PRELOAD)
         stop = context.Event()
         reports, sender = context.Pipe(duplex=False)
+        threads = training_threads(torch.get_num_threads())
         child = context.Process(
-            target=_train_in_child, args=(job.task, self._data, sender, stop), name=f"training {job.name}", daemon=True
+            target=_train_in_child,
+            args=(job.task, self._data, sender, stop, threads),
+            name=f"training {job.name}",
+            daemon=True,
         )
         processes.start(child)
         sender.close()  # the child holds its own end: once it exits, reading says so
@@ -515,12 +520,16 @@ def _exit(code: int | None) -> str:
     return f"exit code {code}"
 
 
-def _train_in_child(task: Task, data: MNIST | Callable[[], MNIST], reports: Connection, stop: Event) -> None:
-    """The training process: niced, it runs ``task`` and sends the server ``(kind, value)`` pairs: "watch" (the
-    panel), "progress" (a ``train.Progress``), "unit" (a sweep's trial ended), then its outcome: "finished" (the
-    checkpoint's path or None), "cancelled" or "failed" (the error)."""
+def _train_in_child(
+    task: Task, data: MNIST | Callable[[], MNIST], reports: Connection, stop: Event, threads: int
+) -> None:
+    """The training process: niced, on ``threads`` threads (``cost.training_threads``), it runs ``task`` and sends
+    the server ``(kind, value)`` pairs: "watch" (the panel), "progress" (a ``train.Progress``), "unit" (a sweep's
+    trial ended), then its outcome: "finished" (the checkpoint's path or None), "cancelled" or "failed" (the
+    error)."""
     if hasattr(os, "nice"):
         os.nice(TRAINING_NICENESS)
+    torch.set_num_threads(threads)
 
     def report(kind: str, value: object) -> None:
         reports.send((kind, value))

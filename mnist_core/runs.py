@@ -121,6 +121,7 @@ def _run(
         },
     )
     share = CpuShare()  # what the rest of the machine leaves this run: the history divides its time by it
+    threads = torch.get_num_threads()  # and by what training on fewer threads than cores costs (``cost.thread_factor``)
     try:
         result = train(
             model_config, train_config, data, on_progress, should_stop, watch.images if watch is not None else None
@@ -156,7 +157,8 @@ def _run(
             error += f" (the earlier {path.name} is unchanged)"
         _log(directory, {"name": name, "status": "failed", "ended": _now(), "error": error})
         raise
-    _log(directory, {"name": name, "status": "finished", "ended": _now(), "metrics": metrics, "slowdown": share.met()})
+    ended = {"status": "finished", "ended": _now(), "metrics": metrics, "slowdown": share.met(threads)}
+    _log(directory, {"name": name, **ended, "threads": threads})
     return load_checkpoint(path)
 
 

@@ -165,6 +165,26 @@ def test_a_niced_run_gets_less_than_a_fair_share_beside_ordinary_work():
     assert slowdown(0.0, 2.0, 10, cores=2, niced_at=5) == pytest.approx(1 + 1.25**5)  # all niced, 5 levels apart
 
 
+def test_fewer_threads_than_cores_take_the_free_cores_first():
+    """Two busy processes on two cores: one niced thread shares a core with one of them (a quarter of it); beside
+    one, it has the other core to itself. The cost of one thread against two is the thread factor, apart."""
+    beside_one_each = 1 + 1.25**TRAINING_NICENESS
+    assert slowdown(2.0, 0.0, TRAINING_NICENESS, cores=2, threads=1) == pytest.approx(beside_one_each)
+    assert slowdown(1.0, 0.0, TRAINING_NICENESS, cores=2, threads=1) == 1.0
+    assert slowdown(1.0, 0.0, TRAINING_NICENESS, cores=2, threads=2) == pytest.approx(1 + beside_one_each / 2 - 0.5)
+    assert slowdown(4.0, 0.0, TRAINING_NICENESS, cores=2, threads=1) == pytest.approx(1 + 2 * 1.25**TRAINING_NICENESS)
+    assert cost.thread_factor(1, cores=2) == cost.THREAD_SPEEDUP and cost.thread_factor(2, cores=2) == 1.0
+    assert cost.thread_factor(2, cores=8) == pytest.approx(cost.THREAD_SPEEDUP**2)
+
+
+def test_a_training_process_gets_the_cores_left_free(monkeypatch):
+    monkeypatch.setattr(cost.os, "cpu_count", lambda: 2)
+    for busy, threads in (((0.0, 0.0), 2), ((0.4, 0.0), 2), ((0.3, 0.4), 1), ((2.0, 0.0), 1), ((5.0, 1.0), 1)):
+        monkeypatch.setattr(cost, "busy_cores", lambda busy=busy: busy)
+        assert cost.training_threads(most=2) == threads
+        assert cost.training_threads(most=1) == 1  # never more than the process may use
+
+
 def test_the_slowdown_a_run_met_is_what_the_other_processes_left_it(monkeypatch):
     clock = {"now": 100.0, "cpu": (50.0, 20.0), "own": 3.0}
     monkeypatch.setattr(cost.time, "monotonic", lambda: clock["now"])
@@ -177,15 +197,23 @@ def test_the_slowdown_a_run_met_is_what_the_other_processes_left_it(monkeypatch)
     clock.update(now=110.0, cpu=(65.0, 25.0), own=7.0)
     assert share.others() == pytest.approx((1.1, 0.5))
     assert share.met() == pytest.approx(2 / (2 - 1.6))  # the others took 1.6 of 2 cores
+    assert share.met(threads=1) == pytest.approx(1 / (2 - 1.6))  # one thread had what they left, 0.4 of a core
+    clock.update(now=120.0, cpu=(68.0, 21.0), own=12.0)  # 20 s: the others took 0.5 of a core
+    assert share.met(threads=1) == 1.0 and share.met() == pytest.approx(2 / 1.5)  # one thread had a free core
 
 
 def test_the_forecast_slows_a_niced_run_by_what_the_machine_is_busy_with_now(tmp_path, monkeypatch):
     model, train = PRESETS["quick"]
+    monkeypatch.setattr(cost.os, "cpu_count", lambda: 2)
+    monkeypatch.setattr(jobs.torch, "get_num_threads", lambda: 2)
     monkeypatch.setattr(cost, "busy_cores", lambda: (2.0, 0.0))  # two ordinary processes spinning
     monkeypatch.setattr(cost, "_niceness", lambda: 0)  # the server at the ordinary priority
     forecast = TrainingQueue(tmp_path).forecast(model, train, None)
-    assert forecast.speed == pytest.approx(slowdown(2.0, 0.0, TRAINING_NICENESS))
+    on_one_thread = slowdown(2.0, 0.0, TRAINING_NICENESS, threads=1) * cost.THREAD_SPEEDUP  # as the run will
+    assert forecast.speed == pytest.approx(on_one_thread)
     assert forecast.total == pytest.approx(forecast.speed * estimate(model, train, slowed=1).total)
+    monkeypatch.setattr(cost, "busy_cores", lambda: (0.0, 0.0))
+    assert TrainingQueue(tmp_path).forecast(model, train, None).speed == 1.0  # idle: both cores, no slowdown
 
 
 def test_runs_of_a_similar_size_calibrate_first_each_divided_by_the_slowdown_it_met():
@@ -200,6 +228,8 @@ def test_runs_of_a_similar_size_calibrate_first_each_divided_by_the_slowdown_it_
     assert machine_speed(runs, *quick) == pytest.approx(3.0)
     assert machine_speed(runs, *small) == pytest.approx(3.0)  # small batches cost per image about what quick's do
     assert machine_speed(runs, *PRESETS["default"]) == pytest.approx(3.0)  # none similar: the median of all
+    on_one = [{**finished(*quick, cost.thread_factor(1) * estimate(*quick, slowed=1).training), "threads": 1}]
+    assert machine_speed(on_one, *quick) == pytest.approx(1.0)  # slower by its one thread, not by the machine
 
 
 def test_the_end_of_a_run_fits_the_digit_score_too():

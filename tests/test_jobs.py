@@ -9,6 +9,7 @@ from pathlib import Path
 import pytest
 from synthetic_mnist import synthetic_mnist
 
+from mnist_core import cost, jobs
 from mnist_core.checkpoints import CheckpointError
 from mnist_core.cost import Estimate
 from mnist_core.data import MNIST
@@ -237,6 +238,21 @@ def test_training_runs_in_a_process_of_its_own_that_yields_the_cpu_to_the_pages(
     release.touch()
     wait(job)
     assert job.status == "finished" and os.getpriority(os.PRIO_PROCESS, 0) == mine
+
+
+@pytest.mark.slow
+def test_a_training_process_trains_on_the_cores_the_other_work_leaves_free(tmp_path, small, monkeypatch):
+    """Beside two busy processes on two cores, two niced threads took three times as long as one: the training
+    process gets one thread then, and every core on an idle machine; its log line says how many it had."""
+    monkeypatch.setattr(cost.os, "cpu_count", lambda: 2)
+    monkeypatch.setattr(jobs.torch, "get_num_threads", lambda: 2)  # the tests' own processes run on one
+    queue = TrainingQueue(tmp_path, data=small)
+    for busy, name, threads in (((0.0, 0.0), "idle", 2), ((2.0, 0.0), "busy", 1), ((0.7, 0.3), "half", 1)):
+        monkeypatch.setattr(cost, "busy_cores", lambda busy=busy: busy)
+        job = queue.submit(TINY, tiny_train(train_size=300), name=name)
+        wait(job)
+        assert job.status == "finished", job.error
+        assert {r["name"]: r for r in read_runs(tmp_path)}[name]["threads"] == threads
 
 
 @pytest.mark.slow
