@@ -5,6 +5,7 @@ import os
 import time
 
 import pytest
+import torch
 
 from mnist_core import cost, jobs
 from mnist_core.cost import (
@@ -230,6 +231,18 @@ def test_runs_of_a_similar_size_calibrate_first_each_divided_by_the_slowdown_it_
     assert machine_speed(runs, *PRESETS["default"]) == pytest.approx(3.0)  # none similar: the median of all
     on_one = [{**finished(*quick, cost.thread_factor(1) * estimate(*quick, slowed=1).training), "threads": 1}]
     assert machine_speed(on_one, *quick) == pytest.approx(1.0)  # slower by its one thread, not by the machine
+
+
+def test_training_in_bfloat16_is_forecast_faster_where_the_cpu_computes_it_natively(monkeypatch):
+    """The constants are float32's; where training runs in bfloat16 its arithmetic is faster, not the rest of a run
+    (the start, the per-step overhead, the float32 forward passes at the end)."""
+    model, train = PRESETS["default"]
+    monkeypatch.setattr(cost, "autocast_dtype", lambda device: None)
+    float32 = estimate(model, train, slowed=1)
+    monkeypatch.setattr(cost, "autocast_dtype", lambda device: torch.bfloat16)
+    bfloat16 = estimate(model, train, slowed=1)
+    assert (bfloat16.loading, bfloat16.finishing) == (float32.loading, float32.finishing)
+    assert float32.training / cost.BFLOAT16_SPEEDUP < bfloat16.training < float32.training / 1.3
 
 
 def test_the_end_of_a_run_fits_the_digit_score_too():
