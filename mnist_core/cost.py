@@ -51,7 +51,7 @@ FORWARD_MACS_PER_SECOND = 1.4e11  # validation, test and the digit score: forwar
 # Training runs in bfloat16 where the CPU computes it natively (``train.autocast_dtype``): the quick model's step took
 # 11.0 ms against 19.8 ms in float32, the precision the constants above were measured in (bench/RESULTS.md).
 BFLOAT16_SPEEDUP = 1.8
-SECONDS_PER_STEP = 4.0e-3  # Python, the scheduler, the progress report and kernel launches, whatever the batch
+SECONDS_PER_STEP = 2.5e-3  # Python, the scheduler, the progress report and kernel launches, whatever the batch
 SECONDS_PER_WEIGHT_STEP = 5.0e-9  # Adam reads and writes every weight at every step
 SECONDS_PER_IMAGE = 1.0e-4  # gathering a batch, layout changes, element-wise layers: tiny models are all this
 SECONDS_PER_FORWARD_IMAGE = 1.0e-5
@@ -307,13 +307,16 @@ def busy_cores() -> tuple[float, float]:
 
 
 def machine_speed(runs: list[dict] | None, model_config: ModelConfig, train_config: TrainConfig) -> float:
-    """Measured over modelled training time of the newest finished runs of a similar size (``SIMILAR``; of any size
-    where none is), their median, within ``SPEED_BOUNDS``.
+    """Measured over modelled training time of the newest finished runs of the same settings (where none, of a
+    similar size, ``SIMILAR``; where none, of any size), their median, within ``SPEED_BOUNDS``. The cost model's
+    shape is least sure across settings: a sweep's short trials measured 0.9-1.6x what a quick run of a similar
+    size did (bench/RESULTS.md), so a run of the same settings, where there is one, speaks first.
 
     Each run is first divided by the slowdown it met (``CpuShare``; runs logged before that,
     by their load average) and by its threads' (``thread_factor``), so a run on a busy machine does not make every
     later forecast long, nor the reverse.
     """
+    same: list[float] = []
     near: list[float] = []
     anywhere: list[float] = []
     for run in runs or []:
@@ -333,11 +336,13 @@ def machine_speed(runs: list[dict] | None, model_config: ModelConfig, train_conf
         if isinstance(threads, int) and not isinstance(threads, bool) and threads >= 1:
             under *= thread_factor(threads)
         ratio = seconds / _modelled(*settings).training / under
+        if settings == (model_config, train_config) and len(same) < HISTORY_RUNS:
+            same.append(ratio)
         if similar(settings, (model_config, train_config)) and len(near) < HISTORY_RUNS:
             near.append(ratio)
         if len(anywhere) < HISTORY_RUNS:
             anywhere.append(ratio)
-    ratios = near or anywhere
+    ratios = same or near or anywhere
     if not ratios:
         return 1.0
     low, high = SPEED_BOUNDS

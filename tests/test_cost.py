@@ -229,6 +229,12 @@ def test_runs_of_a_similar_size_calibrate_first_each_divided_by_the_slowdown_it_
     assert machine_speed(runs, *quick) == pytest.approx(3.0)
     assert machine_speed(runs, *small) == pytest.approx(3.0)  # small batches cost per image about what quick's do
     assert machine_speed(runs, *PRESETS["default"]) == pytest.approx(3.0)  # none similar: the median of all
+    again = [
+        finished(*quick, 0.7 * estimate(*quick, slowed=1).training),
+        finished(*small, 2 * estimate(*small, slowed=1).training),
+    ]
+    assert machine_speed(again, *quick) == pytest.approx(0.7)  # a run of the very same settings speaks first
+    assert machine_speed(again, *small) == pytest.approx(2.0)  # and for the other, its own
     on_one = [{**finished(*quick, cost.thread_factor(1) * estimate(*quick, slowed=1).training), "threads": 1}]
     assert machine_speed(on_one, *quick) == pytest.approx(1.0)  # slower by its one thread, not by the machine
 
