@@ -186,22 +186,37 @@ class Job:
         A run is measured on its training loop after its first steps (``add``; reports not
         timed, on its time since it started), phased in over ``PHASE_IN`` of the loop, so the
         figure moves smoothly from the forecast to the measure instead of jumping with the
-        first noisy batches; work of several runs (a sweep, whose trials differ from the
-        typical one forecast and may be pruned) only by its finished ones.
+        first noisy batches; work of several runs (a sweep) as ``_sweep_pace`` says.
         """
         if self.started is None:
             return 1.0
         forecast, now = self._forecast(), self.ended or time.time()
         if self.status == "finished" and self.units == 1:
             return (now - self.started) / forecast.total
-        if self.units > 1:  # the trials differ from the typical one forecast: only finished ones measure them
-            if self._unit_ended is None:
-                return 1.0
-            weight = min(1.0, self.units_done / 2)
-            measured = (self._unit_ended - self.started) / (self.units_done * forecast.total)
-            return weight * measured + (1 - weight)
+        if self.units > 1:
+            return self._sweep_pace()
         measured, weight = self._measured()
         return weight * measured + (1 - weight)
+
+    def _sweep_pace(self) -> float:
+        """A sweep's pace: its time so far over the forecast work done, the finished trials' and, once past its
+        first steps, the trial in flight's up to its last report; phased in over two trials' worth of work.
+
+        Its trials differ from the typical one forecast (and some are pruned), so no one trial
+        sets it; counting only finished ones moved the total by up to 0.82 of the sweep's time
+        when a trial ended (bench/RESULTS.md).
+        """
+        forecast = self._forecast()
+        done, until = self.units_done * forecast.total, self._unit_ended
+        in_flight = self._loop_mark is not None and self._reported is not None
+        if in_flight and (until is None or (self._reported or 0.0) > until):
+            done += forecast.loading + self.in_flight * forecast.training
+            until = self._reported
+        if until is None or self.started is None or done <= 0:
+            return 1.0
+        x = min(1.0, done / (2 * forecast.total))
+        weight = x * x * (3 - 2 * x)
+        return weight * (until - self.started) / done + (1 - weight)
 
     def _measured(self) -> tuple[float, float]:
         """The run in flight's measured pace, and how far it has taken over from the forecast (0..1, ``PHASE_IN``)."""
@@ -239,10 +254,17 @@ class Job:
         if self.started is None:
             return forecast.total * left
         elapsed = time.time() - self.started
-        if self.phase == "loading" and self.units_done == 0:  # what is left of the start, then the whole run
-            return max(0.0, forecast.loading - elapsed) + forecast.training + forecast.finishing
-        if self.units > 1:  # the trial in flight, then the rest
-            return pace * ((1 - self.in_flight) * forecast.training + forecast.finishing + (left - 1) * forecast.total)
+        if self.phase == "loading" and self.units_done == 0:  # what is left of the start, then the whole work
+            return (
+                max(0.0, forecast.loading - elapsed)
+                + forecast.training
+                + forecast.finishing
+                + (left - 1) * forecast.total
+            )
+        if self.units > 1:  # the trial in flight (its start too, until its first report), then the rest
+            starting = forecast.loading if self.in_flight == 0 else 0.0
+            ahead = starting + (1 - self.in_flight) * forecast.training + forecast.finishing
+            return pace * (ahead + (left - 1) * forecast.total)
         if self.phase == "evaluating":  # the end's forecast, less the time since the loop's last report
             if self._reported is None:
                 return max(0.0, forecast.total * pace - elapsed)

@@ -298,7 +298,7 @@ def test_a_sweep_of_several_trials_shows_progress_and_time_left_over_all_of_them
     # measured against the clock, so the figures below hold to the time these lines take)
     sweep.unit_done()  # the first trial finished: its last report no longer counts as the trial in flight
     assert sweep.fraction == pytest.approx(1 / 4)
-    assert sweep.remaining_seconds() == pytest.approx(110.0 + 2 * 112.0, abs=0.5)
+    assert sweep.remaining_seconds() == pytest.approx(2.0 + 110.0 + 2 * 112.0, abs=0.5)  # the next one's start too
     sweep.events += [progress("batch", 2, 5)]  # three quarters of the second
     assert sweep.fraction == pytest.approx(1.75 / 4)
     assert queue.starts_in(behind) == pytest.approx(35.0 + 2 * 112.0, abs=0.5)
