@@ -198,8 +198,8 @@ def slowdown_now(niceness: int, threads: int | None = None) -> float:
 
 
 def training_threads(most: int, cores: int | None = None) -> int:
-    """Threads for a training process started now: the cores the other work leaves free (``busy_cores``), at
-    least one and at most ``most``.
+    """Threads for a training process started now: the cores the other work leaves free (``busy_cores``; a core
+    counts as taken once it is three quarters busy), at least one and at most ``most``.
 
     A niced process's threads each get a slice of a busy core, and wait for one another
     at every layer: beside two busy processes on two cores, the quick preset took three
@@ -207,7 +207,8 @@ def training_threads(most: int, cores: int | None = None) -> int:
     core is free, and every thread helps.
     """
     cores = cores or os.cpu_count() or 1
-    return max(1, min(most, round(cores - sum(busy_cores()))))
+    # A page redrawing in the user's own browser keeps a core half busy in bursts: two threads still train faster.
+    return max(1, min(most, cores - math.floor(sum(busy_cores()) + 0.25)))
 
 
 def thread_factor(threads: int | None, cores: int | None = None) -> float:

@@ -208,7 +208,7 @@ def test_fewer_threads_than_cores_take_the_free_cores_first():
 
 def test_a_training_process_gets_the_cores_left_free(monkeypatch):
     monkeypatch.setattr(cost.os, "cpu_count", lambda: 2)
-    for busy, threads in (((0.0, 0.0), 2), ((0.4, 0.0), 2), ((0.3, 0.4), 1), ((2.0, 0.0), 1), ((5.0, 1.0), 1)):
+    for busy, threads in (((0.0, 0.0), 2), ((0.6, 0.0), 2), ((0.5, 0.3), 1), ((2.0, 0.0), 1), ((5.0, 1.0), 1)):
         monkeypatch.setattr(cost, "busy_cores", lambda busy=busy: busy)
         assert cost.training_threads(most=2) == threads
         assert cost.training_threads(most=1) == 1  # never more than the process may use
