@@ -217,10 +217,11 @@ def finetune_checkpoint(
 
     First the samples' accuracy on samples not trained on (k-fold, ``FOLDS`` folds when the
     set has that many samples, else skipped); then the fine-tune on them all, the MNIST test
-    accuracy before and after, the "not a digit" score fitted again for the new model, and
-    the checkpoint, saved as ``runs`` saves a run: the base's settings, its history followed
-    by the fine-tune's epochs (each naming the set and its size), and ``tags`` saying the
-    same. ``out`` is reserved for the while (``places.reserve``) unless the caller holds it.
+    accuracy before and after, the "not a digit" score (the base's, whose conv layers the new
+    model shares; fitted only where the base has none), and the checkpoint, saved as ``runs``
+    saves a run: the base's settings, its history followed by the fine-tune's epochs (each
+    naming the set and its size), and ``tags`` saying the same. ``out`` is reserved for the
+    while (``places.reserve``) unless the caller holds it.
     """
     if not len(samples):
         raise ValueError(f"the set {set_name} has no samples to learn from")
