@@ -32,6 +32,7 @@ from __future__ import annotations
 import math
 import os
 import statistics
+import threading
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -67,10 +68,11 @@ SIMILAR = 1.5  # runs whose seconds per image are within this factor of each oth
 # one they were fitted on. The history is divided by the slowdown it ran under first (``slowdown``).
 SPEED_BOUNDS = (1 / 4, 10.0)
 NICE_STEP = 1.25  # Linux's scheduler gives each nice level about 1.25 times less CPU than the level below
-SAMPLE_S = 0.1  # the shortest look at the machine in ``busy_cores``: ten ticks of the kernel's CPU clock per core
+SAMPLE_S = 0.1  # ``busy_cores``'s first look at the machine: ten ticks of the kernel's CPU clock per core
+WATCH_S = 1.0  # how often ``busy_cores`` looks at the machine after that
+WATCH_LOOKS = 10  # how many looks it keeps: work that kept a core busy in all of them counts
 # The most ``CpuShare.met`` says: near a full machine, what is left is a small difference of two large measures.
 MAX_SLOWDOWN = 50.0
-SAMPLE_TTL_S = 5.0  # the longest: the time since an older look no longer says how busy the machine is now
 # How many times faster the quick preset trains on two threads than on one, on an idle 2-core machine; taken for
 # every doubling of threads (bench/RESULTS.md, "Training threads beside other work").
 THREAD_SPEEDUP = 1.6
@@ -277,34 +279,50 @@ class CpuShare:
         return wanted / max(min(wanted, cores - sum(others)), wanted / MAX_SLOWDOWN)
 
 
-_last_look: tuple[CpuShare, tuple[float, float]] | None = None  # see ``busy_cores``
+# The machine as ``busy_cores`` sees it: what the other processes used over each of the last few seconds.
+_looks: tuple[tuple[float, float], ...] = ()
+_watcher: threading.Thread | None = None
+
+
+def _watch() -> None:
+    """Look at the machine every ``WATCH_S``, keeping the last ``WATCH_LOOKS`` looks, for as long as the process
+    lives."""
+    global _looks
+    while True:
+        share = CpuShare()
+        time.sleep(WATCH_S)
+        others = share.others()
+        if others is not None:
+            _looks = (*_looks, others)[-WATCH_LOOKS:]
 
 
 def busy_cores() -> tuple[float, float]:
-    """Cores the other processes keep busy now, at nice 0 and niced: measured since the last look when that was
-    ``SAMPLE_S`` to ``SAMPLE_TTL_S`` ago (a page that redraws its estimate every few seconds never waits), the last
-    answer when it was sooner, else over ``SAMPLE_S`` from now. A saturated machine uses every core whatever waits,
-    so there the load average, when higher, says how much work there is. Without ``/proc/stat``, the load
-    average, taken as ordinary work."""
-    global _last_look
-    if _last_look is not None and _last_look[0].seconds() < SAMPLE_S:
-        return _last_look[1]
-    if _last_look is not None and _last_look[0].seconds() <= SAMPLE_TTL_S:
-        share = _last_look[0]
+    """Cores the other processes keep busy now, at nice 0 and niced: the least they used in any of the last
+    ``WATCH_LOOKS`` seconds (watched from the first call on), else over ``SAMPLE_S`` from now.
+
+    A run meets the work that lasts, not the moment a page asks: a page drawing in the user's own browser keeps a
+    core busy for a second or two, right when it loads or Start is pressed, and a run that just ended used every
+    core a moment ago. The 1-minute load average checks the answer both ways: work it does not show yet is taken
+    to pass, and a saturated machine uses every core whatever waits, so there the load average, when higher, says
+    how much work there is. Without ``/proc/stat``, the load average, taken as ordinary work."""
+    global _watcher
+    if _watcher is None or not _watcher.is_alive():  # also in a forked process, which has no thread but its own
+        _watcher = threading.Thread(target=_watch, name="busy_cores", daemon=True)
+        _watcher.start()
+    looks = _looks
+    if looks:
+        others: tuple[float, float] | None = min(looks, key=sum)
     else:
         share = CpuShare()
         time.sleep(SAMPLE_S)
-    others = share.others()
+        others = share.others()
     load = os.getloadavg()[0] if hasattr(os, "getloadavg") else 0.0
     if others is None:
-        busy = (load, 0.0)
-    else:
-        cores = os.cpu_count() or 1
-        total = sum(others)
-        scale = load / total if total > 0.9 * cores and load > total else 1.0
-        busy = (others[0] * scale, others[1] * scale)
-    _last_look = (CpuShare(), busy)
-    return busy
+        return load, 0.0
+    cores = os.cpu_count() or 1
+    total = sum(others)
+    scale = load / total if total > load or (total > 0.9 * cores and load > total) else 1.0
+    return others[0] * scale, others[1] * scale
 
 
 def machine_speed(runs: list[dict] | None, model_config: ModelConfig, train_config: TrainConfig) -> float:

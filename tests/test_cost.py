@@ -3,6 +3,7 @@ the time left during a run."""
 
 import itertools
 import os
+import threading
 import time
 
 import pytest
@@ -361,17 +362,44 @@ def test_a_just_ended_run_of_a_similar_size_speaks_before_a_newer_one_of_another
     assert queue.measured_speed(*PRESETS["default"]) == pytest.approx(1.0, rel=0.01)  # none similar: the newest
 
 
-def test_a_page_that_looks_at_the_machine_every_few_seconds_never_waits_for_a_sample(monkeypatch):
+def test_the_first_look_at_the_machine_watches_for_a_moment_and_later_ones_never_wait(monkeypatch):
     slept = []
     monkeypatch.setattr(cost.time, "sleep", slept.append)
-    monkeypatch.setattr(cost, "_last_look", None)
-    cost.busy_cores()  # the first look in a process watches for a moment
+    monkeypatch.setattr(cost, "_watcher", threading.current_thread())  # as if watching already: no thread in a test
+    monkeypatch.setattr(cost, "_looks", ())
+    cost.busy_cores()
     assert slept == [cost.SAMPLE_S]
-    look, _ = cost._last_look
-    monkeypatch.setattr(look, "_time", look._time - 2.0)  # the page redraws two seconds later
+    monkeypatch.setattr(cost, "_looks", ((0.5, 0.0),))
     cost.busy_cores()
-    assert slept == [cost.SAMPLE_S] and cost._last_look[0] is not look  # measured since the last look
-    look, _ = cost._last_look
-    monkeypatch.setattr(look, "_time", look._time - 60.0)  # a minute later, the interval says little about now
+    assert slept == [cost.SAMPLE_S]
+
+
+def test_busy_cores_watches_the_machine_from_its_first_call_on(monkeypatch):
+    monkeypatch.setattr(cost, "_watcher", None)
+    monkeypatch.setattr(cost, "WATCH_S", 0.02)
+    monkeypatch.setattr(cost, "_looks", ())
     cost.busy_cores()
-    assert slept == [cost.SAMPLE_S] * 2
+    assert cost._watcher is not None and cost._watcher.is_alive() and cost._watcher.daemon
+    deadline = time.monotonic() + 5.0
+    while len(cost._looks) < cost.WATCH_LOOKS and time.monotonic() < deadline:
+        time.sleep(0.02)
+    assert len(cost._looks) == cost.WATCH_LOOKS  # the newest looks, no more
+    monkeypatch.setattr(cost, "WATCH_S", 1.0)  # the watcher goes on, at its usual pace
+
+
+@pytest.mark.parametrize(
+    ("looks", "load_average", "busy"),
+    [
+        ([(1.0, 0.0)] * 10, 1.1, (1.0, 0.0)),  # one process spinning for a while
+        # a run that just ended, a page loading in the browser and a click: the work that lasted is the least
+        ([(2.0, 0.0)] * 5 + [(0.1, 0.0), (1.5, 0.0), (1.2, 0.0), (0.9, 0.1), (0.3, 0.0)], 1.1, (0.1, 0.0)),
+        ([(1.2, 0.3)], 0.3, (0.24, 0.06)),  # work the last minute did not have is taken to pass
+        ([(1.5, 0.5)] * 10, 4.0, (3.0, 1.0)),  # saturated: the load average counts the work that waits too
+    ],
+)
+def test_the_busy_cores_are_the_work_that_lasts(monkeypatch, looks, load_average, busy):
+    monkeypatch.setattr(cost, "_watcher", threading.current_thread())
+    monkeypatch.setattr(cost, "_looks", tuple(looks))
+    monkeypatch.setattr(cost.os, "getloadavg", lambda: (load_average, 0.0, 0.0))
+    monkeypatch.setattr(cost.os, "cpu_count", lambda: 2)
+    assert cost.busy_cores() == pytest.approx(busy)
