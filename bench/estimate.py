@@ -126,8 +126,9 @@ def main() -> None:
                 time.sleep(SETTLE_S)
             queue = TrainingQueue(history.name)  # a new queue: no speed measured yet; each job loads MNIST
             for name in args.preset:
-                threads = training_threads(torch.get_num_threads())  # what the run will train on
-                expected = slowdown_now(TRAINING_NICENESS, threads) * thread_factor(threads)
+                since = queue.quiet_since()
+                threads = training_threads(torch.get_num_threads(), since=since)  # what the run will train on
+                expected = slowdown_now(TRAINING_NICENESS, threads, since) * thread_factor(threads)
                 m = measure(queue, read_runs(history.name), name, changes[name], args.trials)
                 ratios = [m["before"] / m["real"], *(m["totals"].get(q, float("nan")) / m["real"] for q in QUARTERS)]
                 within = all(1 / BAR <= r <= BAR for r in ratios)

@@ -33,7 +33,7 @@ from .inference import forward_batches
 from .model import ModelConfig
 from .places import checkpoint_dir, data_root, default_checkpoint, release, reserve, reserve_new_run
 from .runs import run_training
-from .train import PRESETS, Progress, TrainConfig, pick_device, preset_values, run_settings
+from .train import PRESETS, Progress, TrainConfig, TrainingCancelled, pick_device, preset_values, run_settings
 from .watch import watch_panel
 
 if TYPE_CHECKING:
@@ -606,8 +606,14 @@ def cmd_sweep(args: argparse.Namespace) -> None:
     def on_trial(trial: optuna.trial.FrozenTrial) -> None:
         print(describe_trial(trial), flush=True)
 
-    def terminated(signum: int, frame: object) -> NoReturn:
-        raise KeyboardInterrupt  # as Ctrl-C: Optuna marks the trial in flight failed before the command ends
+    # SIGTERM (a service stopped, a worker's machine shut down) cancels the trial in flight at its next batch, which
+    # Optuna marks failed, and ends the command as Ctrl-C does. An exception raised by the signal handler itself
+    # could land anywhere: in Optuna's bookkeeping, or in a finalizer that swallows it and lets the sweep go on.
+    interrupted = False
+
+    def terminated(signum: int, frame: object) -> None:
+        nonlocal interrupted
+        interrupted = True
 
     signal.signal(signal.SIGTERM, terminated)
     if args.heartbeat < 1:
@@ -626,9 +632,14 @@ def cmd_sweep(args: argparse.Namespace) -> None:
             on_trial=on_trial,
             heartbeat=args.heartbeat,
             artifacts=args.artifacts,
+            should_stop=lambda: interrupted,
         )
     except SweepError as exc:
         raise UserError(str(exc)) from None
+    except TrainingCancelled:
+        raise KeyboardInterrupt from None
+    if interrupted:  # between two trials
+        raise KeyboardInterrupt
     result = summary(study)
     if args.json:
         print(json.dumps(result))

@@ -191,17 +191,18 @@ def slowdown(
     return 1.0 + crowded * others / cores
 
 
-def slowdown_now(niceness: int, threads: int | None = None) -> float:
+def slowdown_now(niceness: int, threads: int | None = None, since: float = 0.0) -> float:
     """The slowdown a process started from this one, ``niceness`` levels below it, on ``threads`` threads, meets
-    beside the work on the machine now (``busy_cores``). Niced work is taken to run at this process's level when
-    this one is niced (so it is with a benchmark run under ``nice``), else at the new process's."""
+    beside the work on the machine now (``busy_cores``, watched ``since``). Niced work is taken to run at this
+    process's level when this one is niced (so it is with a benchmark run under ``nice``), else at the new
+    process's."""
     own = _niceness()
-    return slowdown(*busy_cores(), own + niceness, niced_at=own or own + niceness, threads=threads)
+    return slowdown(*busy_cores(since), own + niceness, niced_at=own or own + niceness, threads=threads)
 
 
-def training_threads(most: int, cores: int | None = None) -> int:
-    """Threads for a training process started now: the cores the other work leaves free (``busy_cores``; a core
-    counts as taken once it is three quarters busy), at least one and at most ``most``.
+def training_threads(most: int, cores: int | None = None, since: float = 0.0) -> int:
+    """Threads for a training process started now: the cores the other work leaves free (``busy_cores``, watched
+    ``since``; a core counts as taken once it is three quarters busy), at least one and at most ``most``.
 
     A niced process's threads each get a slice of a busy core, and wait for one another
     at every layer: beside two busy processes on two cores, the quick preset took three
@@ -210,7 +211,7 @@ def training_threads(most: int, cores: int | None = None) -> int:
     """
     cores = cores or os.cpu_count() or 1
     # A page redrawing in the user's own browser keeps a core half busy in bursts: two threads still train faster.
-    return max(1, min(most, cores - math.floor(sum(busy_cores()) + 0.25)))
+    return max(1, min(most, cores - math.floor(sum(busy_cores(since)) + 0.25)))
 
 
 def thread_factor(threads: int | None, cores: int | None = None) -> float:
@@ -279,8 +280,9 @@ class CpuShare:
         return wanted / max(min(wanted, cores - sum(others)), wanted / MAX_SLOWDOWN)
 
 
-# The machine as ``busy_cores`` sees it: what the other processes used over each of the last few seconds.
-_looks: tuple[tuple[float, float], ...] = ()
+# The machine as ``busy_cores`` sees it: when each of the last few seconds began (``time.time``), and what the
+# other processes used over it.
+_looks: tuple[tuple[float, tuple[float, float]], ...] = ()
 _watcher: threading.Thread | None = None
 
 
@@ -289,16 +291,17 @@ def _watch() -> None:
     lives."""
     global _looks
     while True:
-        share = CpuShare()
+        began, share = time.time(), CpuShare()
         time.sleep(WATCH_S)
         others = share.others()
         if others is not None:
-            _looks = (*_looks, others)[-WATCH_LOOKS:]
+            _looks = (*_looks, (began, others))[-WATCH_LOOKS:]
 
 
-def busy_cores() -> tuple[float, float]:
+def busy_cores(since: float = 0.0) -> tuple[float, float]:
     """Cores the other processes keep busy now, at nice 0 and niced: the least they used in any of the last
-    ``WATCH_LOOKS`` seconds (watched from the first call on), else over ``SAMPLE_S`` from now.
+    ``WATCH_LOOKS`` seconds (watched from the first call on) that began after ``since`` (``time.time``), else over
+    ``SAMPLE_S`` from now. A queue passes the end of its last training process, work the next one will not meet.
 
     A run meets the work that lasts, not the moment a page asks: a page drawing in the user's own browser keeps a
     core busy for a second or two, right when it loads or Start is pressed, and a run that just ended used every
@@ -309,7 +312,7 @@ def busy_cores() -> tuple[float, float]:
     if _watcher is None or not _watcher.is_alive():  # also in a forked process, which has no thread but its own
         _watcher = threading.Thread(target=_watch, name="busy_cores", daemon=True)
         _watcher.start()
-    looks = _looks
+    looks = [others for began, others in _looks if began >= since]
     if looks:
         others: tuple[float, float] | None = min(looks, key=sum)
     else:
@@ -374,20 +377,19 @@ def estimate(
     runs: list[dict] | None = None,
     slowed: float | None = None,
     speed: float | None = None,
-    niceness: int = 0,
     threads: int | None = None,
 ) -> Estimate:
     """The forecast for a run on this machine now.
 
     ``speed`` is a measured one (``jobs.Job.speed``); without it the history ``runs``
     (``runs.read_runs``, newest first) calibrate the constants, slowed by ``slowed``: the
-    slowdown the run will meet (1 on an idle machine), by default the one a process
-    ``niceness`` levels below this one would meet beside the work on the machine now (``slowdown_now``);
+    slowdown the run will meet (1 on an idle machine), by default the one a process at this one's
+    priority would meet beside the work on the machine now (``slowdown_now``);
     and by training on ``threads`` threads (by default one per core) rather than on all the cores.
     """
     base = _modelled(model_config, train_config)
     if speed is None:
         if slowed is None:
-            slowed = slowdown_now(niceness, threads)
+            slowed = slowdown_now(0, threads)
         speed = machine_speed(runs, model_config, train_config) * slowed * thread_factor(threads)
     return Estimate(base.loading * speed, base.training * speed, base.finishing * speed, speed)

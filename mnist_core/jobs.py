@@ -31,7 +31,7 @@ import torch
 
 from . import processes
 from .checkpoints import Checkpoint, load_checkpoint
-from .cost import Estimate, estimate, machine_speed, similar, training_threads
+from .cost import Estimate, estimate, machine_speed, similar, slowdown_now, training_threads
 from .data import MNIST, load_mnist
 from .finetune import EXPECTED_SECONDS, finetune_checkpoint
 from .model import ModelConfig
@@ -460,8 +460,15 @@ class TrainingQueue:
         (``measured_speed``), else the history ``history`` (``runs.read_runs``) slowed by the work on the machine, as
         a training process, niced and on the threads the other work leaves it, meets it (``cost.slowdown``)."""
         speed = self.measured_speed(model_config, train_config, history)
-        threads = training_threads(torch.get_num_threads())  # what a run started now trains on (``_in_child``)
-        return estimate(model_config, train_config, history, speed=speed, niceness=TRAINING_NICENESS, threads=threads)
+        since = self.quiet_since()
+        threads = training_threads(torch.get_num_threads(), since=since)  # what a run started now trains on
+        slowed = slowdown_now(TRAINING_NICENESS, threads, since)
+        return estimate(model_config, train_config, history, slowed=slowed, speed=speed, threads=threads)
+
+    def quiet_since(self) -> float:
+        """When this queue's last training process ended: what the machine did before was this queue's own work,
+        which the next run does not meet (``cost.busy_cores``)."""
+        return max((job.ended or 0.0 for job in self.jobs() if job.done), default=0.0)
 
     def active(self) -> list[Job]:
         """The running job and the waiting ones, in the order they run: what every session sees."""
@@ -501,7 +508,7 @@ class TrainingQueue:
         context = processes.context(PRELOAD)
         stop = context.Event()
         reports, sender = context.Pipe(duplex=False)
-        threads = training_threads(torch.get_num_threads())
+        threads = training_threads(torch.get_num_threads(), since=self.quiet_since())
         child = context.Process(
             target=_train_in_child,
             args=(job.task, self._data, sender, stop, threads),

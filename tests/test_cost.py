@@ -210,7 +210,7 @@ def test_fewer_threads_than_cores_take_the_free_cores_first():
 def test_a_training_process_gets_the_cores_left_free(monkeypatch):
     monkeypatch.setattr(cost.os, "cpu_count", lambda: 2)
     for busy, threads in (((0.0, 0.0), 2), ((0.6, 0.0), 2), ((0.5, 0.3), 1), ((2.0, 0.0), 1), ((5.0, 1.0), 1)):
-        monkeypatch.setattr(cost, "busy_cores", lambda busy=busy: busy)
+        monkeypatch.setattr(cost, "busy_cores", lambda since=0.0, busy=busy: busy)
         assert cost.training_threads(most=2) == threads
         assert cost.training_threads(most=1) == 1  # never more than the process may use
 
@@ -236,13 +236,13 @@ def test_the_forecast_slows_a_niced_run_by_what_the_machine_is_busy_with_now(tmp
     model, train = PRESETS["quick"]
     monkeypatch.setattr(cost.os, "cpu_count", lambda: 2)
     monkeypatch.setattr(jobs.torch, "get_num_threads", lambda: 2)
-    monkeypatch.setattr(cost, "busy_cores", lambda: (2.0, 0.0))  # two ordinary processes spinning
+    monkeypatch.setattr(cost, "busy_cores", lambda since=0.0: (2.0, 0.0))  # two ordinary processes spinning
     monkeypatch.setattr(cost, "_niceness", lambda: 0)  # the server at the ordinary priority
     forecast = TrainingQueue(tmp_path).forecast(model, train, None)
     on_one_thread = slowdown(2.0, 0.0, TRAINING_NICENESS, threads=1) * cost.THREAD_SPEEDUP  # as the run will
     assert forecast.speed == pytest.approx(on_one_thread)
     assert forecast.total == pytest.approx(forecast.speed * estimate(model, train, slowed=1).total)
-    monkeypatch.setattr(cost, "busy_cores", lambda: (0.0, 0.0))
+    monkeypatch.setattr(cost, "busy_cores", lambda since=0.0: (0.0, 0.0))
     assert TrainingQueue(tmp_path).forecast(model, train, None).speed == 1.0  # idle: both cores, no slowdown
 
 
@@ -369,9 +369,11 @@ def test_the_first_look_at_the_machine_watches_for_a_moment_and_later_ones_never
     monkeypatch.setattr(cost, "_looks", ())
     cost.busy_cores()
     assert slept == [cost.SAMPLE_S]
-    monkeypatch.setattr(cost, "_looks", ((0.5, 0.0),))
+    monkeypatch.setattr(cost, "_looks", ((time.time() - 1.0, (0.5, 0.0)),))
     cost.busy_cores()
     assert slept == [cost.SAMPLE_S]
+    cost.busy_cores(since=time.time())  # the look began before: a moment from now again
+    assert slept == [cost.SAMPLE_S] * 2
 
 
 def test_busy_cores_watches_the_machine_from_its_first_call_on(monkeypatch):
@@ -399,7 +401,18 @@ def test_busy_cores_watches_the_machine_from_its_first_call_on(monkeypatch):
 )
 def test_the_busy_cores_are_the_work_that_lasts(monkeypatch, looks, load_average, busy):
     monkeypatch.setattr(cost, "_watcher", threading.current_thread())
-    monkeypatch.setattr(cost, "_looks", tuple(looks))
+    monkeypatch.setattr(cost, "_looks", tuple(enumerate(looks)))  # one a second
     monkeypatch.setattr(cost.os, "getloadavg", lambda: (load_average, 0.0, 0.0))
     monkeypatch.setattr(cost.os, "cpu_count", lambda: 2)
     assert cost.busy_cores() == pytest.approx(busy)
+
+
+def test_the_busy_cores_since_a_queues_last_run_ended_leave_that_run_out(monkeypatch):
+    monkeypatch.setattr(cost, "_watcher", threading.current_thread())
+    monkeypatch.setattr(cost.time, "sleep", lambda _: None)
+    monkeypatch.setattr(cost.CpuShare, "others", lambda self: (0.1, 0.0))  # a quiet machine from now on
+    monkeypatch.setattr(cost.os, "getloadavg", lambda: (2.0, 0.0, 0.0))
+    monkeypatch.setattr(cost.os, "cpu_count", lambda: 2)
+    monkeypatch.setattr(cost, "_looks", tuple(enumerate([(1.6, 0.4)] * 10)))  # the queue's run on both cores
+    assert cost.busy_cores() == pytest.approx((1.6, 0.4)) and cost.training_threads(2) == 1
+    assert cost.busy_cores(since=10) == pytest.approx((0.1, 0.0)) and cost.training_threads(2, since=10) == 2

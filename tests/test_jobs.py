@@ -247,12 +247,15 @@ def test_a_training_process_trains_on_the_cores_the_other_work_leaves_free(tmp_p
     monkeypatch.setattr(cost.os, "cpu_count", lambda: 2)
     monkeypatch.setattr(jobs.torch, "get_num_threads", lambda: 2)  # the tests' own processes run on one
     queue = TrainingQueue(tmp_path, data=small)
+    looked_since = []
     for busy, name, threads in (((0.0, 0.0), "idle", 2), ((2.0, 0.0), "busy", 1), ((0.7, 0.3), "half", 1)):
-        monkeypatch.setattr(cost, "busy_cores", lambda busy=busy: busy)
+        monkeypatch.setattr(cost, "busy_cores", lambda since, busy=busy: looked_since.append(since) or busy)
         job = queue.submit(TINY, tiny_train(train_size=300), name=name)
         wait(job)
         assert job.status == "finished", job.error
         assert {r["name"]: r for r in read_runs(tmp_path)}[name]["threads"] == threads
+    # each looked at the machine since the run before it ended: that run's work was the queue's own
+    assert set(looked_since) == {0.0, *(job.ended for job in queue.jobs()[:-1])}
 
 
 @pytest.mark.slow
