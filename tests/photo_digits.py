@@ -180,8 +180,7 @@ def _paper(size: tuple[int, int], rng: np.random.Generator, kind: str) -> np.nda
     """RGB paper, float 0..255: plain, ruled (blue lines, red margin) or squared."""
     width, height = size
     tint = np.array([rng.uniform(235, 252), rng.uniform(232, 250), rng.uniform(222, 245)])
-    paper = np.ones((height, width, 3)) * tint
-    image = Image.fromarray(paper.astype(np.uint8))
+    image = Image.new("RGB", size, tuple(int(v) for v in tint))
     draw = ImageDraw.Draw(image)
     line = max(1, round(min(size) / 400))
     if kind == "ruled":
@@ -215,7 +214,9 @@ def _photograph(
         alpha = alpha * rng.uniform(0.55, 1.0, alpha.shape).astype(np.float32)
     scene = paper * (1 - alpha) + np.array(colour, dtype=np.float32) * alpha
 
-    y, x = (a.astype(np.float32) for a in np.mgrid[0 : 1 : height * 1j, 0 : 1 : width * 1j])
+    # A column and a row, broadcast: the same values as a full grid, without building two.
+    y = np.mgrid[0 : 1 : height * 1j].astype(np.float32)[:, None]
+    x = np.mgrid[0 : 1 : width * 1j].astype(np.float32)[None, :]
     light = 1 + rng.uniform(-0.25, 0.25) * (x - 0.5) + rng.uniform(-0.25, 0.25) * (y - 0.5)
     light -= rng.uniform(0, 0.35) * ((x - 0.5) ** 2 + (y - 0.5) ** 2)  # dark corners
     if softness is not None:
