@@ -23,7 +23,7 @@ REPO = Path(__file__).resolve().parent.parent
 HOME = str(REPO / "dashboard" / "Home.py")
 
 
-def test_home_shows_the_model_card_and_the_dataset(folder):
+def test_home_shows_the_model_card_and_the_dataset(folder, mnist):  # MNIST on disk: the accuracy is measured
     at = open_page()
     model = load_checkpoint(folder / "default.pt")
     assert at.title[0].value == "MNIST lab"
