@@ -284,6 +284,7 @@ class CpuShare:
 # other processes used over it.
 _looks: tuple[tuple[float, tuple[float, float]], ...] = ()
 _watcher: threading.Thread | None = None
+_watcher_lock = threading.Lock()  # the server's sessions ask at once: one watcher for them all
 
 
 def _watch() -> None:
@@ -300,25 +301,29 @@ def _watch() -> None:
 
 def busy_cores(since: float = 0.0) -> tuple[float, float]:
     """Cores the other processes keep busy now, at nice 0 and niced: the least they used in any of the last
-    ``WATCH_LOOKS`` seconds (watched from the first call on) that began after ``since`` (``time.time``), else over
-    ``SAMPLE_S`` from now. A queue passes the end of its last training process, work the next one will not meet.
+    ``WATCH_LOOKS`` looks (one a second, watched from the first call on) that began after ``since``
+    (``time.time``), else over ``SAMPLE_S`` from now, kept as a look. A queue passes the end of its last training
+    process, work the next one will not meet.
 
     A run meets the work that lasts, not the moment a page asks: a page drawing in the user's own browser keeps a
     core busy for a second or two, right when it loads or Start is pressed, and a run that just ended used every
     core a moment ago. The 1-minute load average checks the answer both ways: work it does not show yet is taken
     to pass, and a saturated machine uses every core whatever waits, so there the load average, when higher, says
     how much work there is. Without ``/proc/stat``, the load average, taken as ordinary work."""
-    global _watcher
-    if _watcher is None or not _watcher.is_alive():  # also in a forked process, which has no thread but its own
-        _watcher = threading.Thread(target=_watch, name="busy_cores", daemon=True)
-        _watcher.start()
+    global _watcher, _looks
+    with _watcher_lock:
+        if _watcher is None or not _watcher.is_alive():  # also in a forked process, which has no thread but its own
+            _watcher = threading.Thread(target=_watch, name="busy_cores", daemon=True)
+            _watcher.start()
     looks = [others for began, others in _looks if began >= since]
     if looks:
         others: tuple[float, float] | None = min(looks, key=sum)
     else:
-        share = CpuShare()
+        began, share = time.time(), CpuShare()
         time.sleep(SAMPLE_S)
         others = share.others()
+        if others is not None:  # a look like the watcher's, so the next question does not wait
+            _looks = (*_looks, (began, others))[-WATCH_LOOKS:]
     load = os.getloadavg()[0] if hasattr(os, "getloadavg") else 0.0
     if others is None:
         return load, 0.0
