@@ -287,16 +287,25 @@ _watcher: threading.Thread | None = None
 _watcher_lock = threading.Lock()  # the server's sessions ask at once: one watcher for them all
 
 
+_watched = False  # whether the watcher has looked at least once
+
+
 def _watch() -> None:
     """Look at the machine every ``WATCH_S``, keeping the last ``WATCH_LOOKS`` looks, for as long as the process
     lives."""
-    global _looks
+    global _looks, _watched
     while True:
         began, share = time.time(), CpuShare()
         time.sleep(WATCH_S)
         others = share.others()
         if others is not None:
-            _looks = (*_looks, (began, others))[-WATCH_LOOKS:]
+            _looks, _watched = (*_looks, (began, others))[-WATCH_LOOKS:], True
+
+
+def watched() -> bool:
+    """Whether ``busy_cores`` has watched the machine for a whole look yet. Before that it answers from a moment's
+    sample, and a page asks while the user's browser draws it: what it showed then is worth asking again."""
+    return _watched
 
 
 def busy_cores(since: float = 0.0) -> tuple[float, float]:

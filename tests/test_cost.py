@@ -379,12 +379,15 @@ def test_busy_cores_watches_the_machine_from_its_first_call_on(monkeypatch):
     monkeypatch.setattr(cost, "_watcher", None)
     monkeypatch.setattr(cost, "WATCH_S", 0.02)
     monkeypatch.setattr(cost, "_looks", ())
+    monkeypatch.setattr(cost, "_watched", False)
+    assert not cost.watched()  # no look of a whole second yet: a page asks again (the Train page's estimate)
     cost.busy_cores()
     assert cost._watcher is not None and cost._watcher.is_alive() and cost._watcher.daemon
     deadline = time.monotonic() + 5.0
     while len(cost._looks) < cost.WATCH_LOOKS and time.monotonic() < deadline:
         time.sleep(0.02)
     assert len(cost._looks) == cost.WATCH_LOOKS  # the newest looks, no more
+    assert cost.watched()
     monkeypatch.setattr(cost, "WATCH_S", 1.0)  # the watcher goes on, at its usual pace
 
 

@@ -16,7 +16,7 @@ import explain_view
 import settings_view
 import sweep_view
 from mnist_core.checkpoints import CheckpointError
-from mnist_core.cost import steps_per_epoch
+from mnist_core.cost import steps_per_epoch, watched
 from mnist_core.jobs import Job, QueueFull
 from mnist_core.runs import history_rows, scan_runs
 from mnist_core.train import CHECK_IMAGES, PRESETS, Progress
@@ -104,9 +104,10 @@ middle.button(
 )
 
 
-@st.fragment(run_every=3.0 if queue.active() else None)
+@st.fragment(run_every=3.0 if queue.active() or not watched() else None)
 def forecast_line() -> None:
-    """The estimate, redrawn while anything trains: it follows the speed the run in flight measures."""
+    """The estimate, redrawn while anything trains (it follows the speed the run in flight measures), and on a page
+    opened before the server had watched the machine for a second (it was drawn from a moment's look)."""
     forecast = st.session_state.forecast = queue.forecast(model_config, train_config, history)
     busy_now = (job is not None and not job.done) or sweep_view.own_sweep() is not None
     st.markdown(
