@@ -283,11 +283,9 @@ class CpuShare:
 # The machine as ``busy_cores`` sees it: when each of the last few seconds began (``time.time``), and what the
 # other processes used over it.
 _looks: tuple[tuple[float, tuple[float, float]], ...] = ()
+_watched = False  # whether the watcher has looked at least once (``_looks`` also keeps a moment's samples)
 _watcher: threading.Thread | None = None
 _watcher_lock = threading.Lock()  # the server's sessions ask at once: one watcher for them all
-
-
-_watched = False  # whether the watcher has looked at least once
 
 
 def _watch() -> None:

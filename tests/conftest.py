@@ -172,9 +172,9 @@ def browser(server):
 
 @pytest.fixture(scope="session")
 def offline(browser, server) -> BrowserContext:
-    """The browser profile every test's pages open in: a desktop window (Chromium draws every pixel on the CPU here,
-    so no taller than a laptop's), on a machine without a network, as on a laptop offline (every request that would
-    leave the machine goes to a proxy that is not there).
+    """The browser profile every test's pages open in: the desktop window the issues are checked in (1400x1000: what
+    a laptop shows without scrolling), on a machine without a network, as on a laptop offline (every request that
+    would leave the machine goes to a proxy that is not there).
 
     One profile, not one per test: with ``--process-per-site`` the dashboard's tabs share one renderer, kept alive
     by a tab on the server's health check, so a new tab does not compile Streamlit's scripts again (about 2 s of
