@@ -9,8 +9,9 @@ included, slowed by what the machine leaves a niced process now). While it runs,
 page's time left is read every ``SAMPLE_S``: estimated total (elapsed + time left) over
 the real time at each quarter, and the largest move of that total between two readings
 (how smoothly it updates). The real time is from the moment the worker takes the job to
-the saved checkpoint. A sweep runs its trials as the sweep panel does, its estimate a
-typical trial's times the trials. The issue's bar: every figure within 1.5x of the real time.
+the saved checkpoint. A sweep runs its trials as the sweep panel does, its estimate the
+start once and then its trials, each the mean of trials drawn from the search space
+(``TrainingQueue.forecast_sweep``). The issue's bar: every figure within 1.5x of the real time.
 
 By default the default and best presets are cut short (``SHORT``: fewer epochs, and fewer
 images for best) so that the whole bench, three loads, takes about 20 minutes on an idle
@@ -37,11 +38,10 @@ import time
 
 import torch
 
-from mnist_core.cost import slowdown_now, thread_factor, training_threads
+from mnist_core.cost import busy_cores, slowdown_now, thread_factor, training_threads
 from mnist_core.jobs import TRAINING_NICENESS, TrainingQueue
 from mnist_core.model import ModelConfig
 from mnist_core.runs import read_runs
-from mnist_core.sweep import typical_trial
 from mnist_core.train import PRESETS, TrainConfig
 
 SETTINGS: dict[str, tuple[ModelConfig, TrainConfig]] = {
@@ -61,7 +61,7 @@ QUARTERS = (0.25, 0.5, 0.75)
 BAR = 1.5
 SAMPLE_S = 1.0
 COLUMNS = ("ratio", "1/4", "1/2", "3/4", "jump")
-SETTLE_S = 60.0  # the 1-minute load average takes about this long to show new work
+SETTLE_S = 60.0  # long enough for the watcher's looks; the 1-minute load average shows 63% of new work by then
 
 
 def busy(processes: int) -> list[subprocess.Popen]:
@@ -72,10 +72,9 @@ def busy(processes: int) -> list[subprocess.Popen]:
 def measure(queue: TrainingQueue, history: list[dict], name: str, changes: dict, trials: int) -> dict:
     """One run: the estimate before it, the estimated total at each quarter, its largest move, the real time."""
     if name == "sweep":
-        model_config, train_config = typical_trial("quick", changes)
-        forecast = queue.forecast(model_config, train_config, history)
+        forecast = queue.forecast_sweep("quick", changes, history)
         job = queue.submit_sweep(f"bench-{time.time_ns()}", trials, fixed=changes, forecast=forecast)
-        before = forecast.total * trials
+        before = forecast.repeated(trials)
     else:
         model_config, train_config = SETTINGS[name]
         train_config = dataclasses.replace(train_config, **changes)
@@ -119,6 +118,7 @@ def main() -> None:
     print("expected a niced run on those threads to meet, against all the cores of an idle machine")
     print(f"{'busy':>4s} {'setting':8s} {'before':>7s} {'real':>7s} " + " ".join(f"{c:>5s}" for c in COLUMNS))
     history = tempfile.TemporaryDirectory()  # the run log of every load: what calibrates a first run
+    busy_cores()  # the machine is watched from now on, as a dashboard server watches it from its first page
     for load in args.load:
         spinners = busy(load)
         try:

@@ -33,7 +33,7 @@ from mnist_core.jobs import Job, QueueFull, TrainingQueue
 from mnist_core.journal import TORN_SUFFIX, torn
 from mnist_core.places import CheckpointError, release
 from mnist_core.studies import SweepError, check_page_artifacts, check_page_storage, journal_path, view_storage
-from mnist_core.sweep import DEFAULT_STUDY, FINISHED, reserve_trial_file, search_space, summary, target, typical_trial
+from mnist_core.sweep import DEFAULT_STUDY, FINISHED, reserve_trial_file, search_space, summary, target
 from mnist_core.train import PRESETS, Progress
 from mnist_core.trials import fetch as fetch_trial
 from wording import describe_seconds, literal
@@ -267,8 +267,7 @@ def panel(queue: TrainingQueue, history: list[dict]) -> None:
 
     done = len(study_now.get_trials(deepcopy=False, states=FINISHED)) if study_now is not None else 0
     fixed = {} if epochs == SEARCHED else {"epochs": int(epochs)}
-    typical = typical_trial(preset, fixed)
-    trial = queue.forecast(*typical, history)
+    trial = queue.forecast_sweep(preset, fixed, history)
     own_run = st.session_state.get("job")
     running_run = own_run is not None and not own_run.done
     start, stop, cost = st.columns([1, 1, 4], vertical_alignment="center")
@@ -290,8 +289,8 @@ def panel(queue: TrainingQueue, history: list[dict]) -> None:
     if not busy:
         left = max(0, int(trials) - done)
         cost.markdown(
-            f"**Takes {describe_seconds(left * trial.total)}** for {left} more trial(s), each "
-            f"{describe_seconds(trial.total)} at most (fewer epochs where Optuna prunes it)"
+            f"**Takes {describe_seconds(trial.repeated(left))}** for {left} more trial(s), each "
+            f"{describe_seconds(trial.training + trial.finishing)} on average (less where Optuna prunes it)"
             if left
             else f"The study has its {int(trials)} trial(s): raise the number to run more."
         )

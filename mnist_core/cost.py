@@ -34,7 +34,8 @@ import os
 import statistics
 import threading
 import time
-from dataclasses import dataclass
+from collections.abc import Sequence
+from dataclasses import dataclass, replace
 from pathlib import Path
 
 import torch
@@ -91,6 +92,10 @@ class Estimate:
     def total(self) -> float:
         return self.loading + self.training + self.finishing
 
+    def repeated(self, runs: float) -> float:
+        """Seconds for ``runs`` runs like this one in one training process, as a sweep's trials: it starts once."""
+        return self.loading + runs * (self.training + self.finishing)
+
 
 def multiply_accumulates(config: ModelConfig) -> int:
     """Multiply-accumulates of one forward pass for one image."""
@@ -144,6 +149,20 @@ def _modelled(model_config: ModelConfig, train_config: TrainConfig) -> Estimate:
         loading=STARTING_SECONDS,
         training=train_config.epochs * epoch + augmenting,
         finishing=finished_images(train_config) * per_forward + SAVING_SECONDS,
+    )
+
+
+def averaged(
+    forecast: Estimate, settings: tuple[ModelConfig, TrainConfig], drawn: Sequence[tuple[ModelConfig, TrainConfig]]
+) -> Estimate:
+    """``forecast`` for ``settings``, its training and its end moved to the mean the cost model gives the ``drawn``
+    settings against ``settings``: a sweep's trial on average (``sweep.sampled_trials``), calibrated as its typical
+    one was."""
+    base, models = _modelled(*settings), [_modelled(*s) for s in drawn]
+    return replace(
+        forecast,
+        training=forecast.training * statistics.fmean(m.training for m in models) / base.training,
+        finishing=forecast.finishing * statistics.fmean(m.finishing for m in models) / base.finishing,
     )
 
 
@@ -315,8 +334,9 @@ def busy_cores(since: float = 0.0) -> tuple[float, float]:
     A run meets the work that lasts, not the moment a page asks: a page drawing in the user's own browser keeps a
     core busy for a second or two, right when it loads or Start is pressed, and a run that just ended used every
     core a moment ago. The 1-minute load average checks the answer both ways: work it does not show yet is taken
-    to pass, and a saturated machine uses every core whatever waits, so there the load average, when higher, says
-    how much work there is. Without ``/proc/stat``, the load average, taken as ordinary work."""
+    to pass, unless every look of a whole window saw it (a minute after work starts, the load average shows only
+    63% of it); and a saturated machine uses every core whatever waits, so there the load average, when higher,
+    says how much work there is. Without ``/proc/stat``, the load average, taken as ordinary work."""
     global _watcher, _looks
     with _watcher_lock:
         if _watcher is None or not _watcher.is_alive():  # also in a forked process, which has no thread but its own
@@ -336,7 +356,8 @@ def busy_cores(since: float = 0.0) -> tuple[float, float]:
         return load, 0.0
     cores = os.cpu_count() or 1
     total = sum(others)
-    scale = load / total if total > load or (total > 0.9 * cores and load > total) else 1.0
+    passing = total > load and len(looks) < WATCH_LOOKS
+    scale = load / total if passing or (total > 0.9 * cores and load > total) else 1.0
     return others[0] * scale, others[1] * scale
 
 

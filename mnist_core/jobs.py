@@ -31,14 +31,14 @@ import torch
 
 from . import processes
 from .checkpoints import Checkpoint, load_checkpoint
-from .cost import Estimate, estimate, machine_speed, similar, slowdown_now, training_threads
+from .cost import Estimate, averaged, estimate, machine_speed, similar, slowdown_now, training_threads
 from .data import MNIST, load_mnist
 from .finetune import EXPECTED_SECONDS, finetune_checkpoint
 from .model import ModelConfig
 from .places import checkpoint_path, release, reserve, reserve_new_run
 from .runs import log_not_started, run_training
 from .samples import read_set
-from .sweep import FINISHED, run_sweep, typical_trial
+from .sweep import FINISHED, run_sweep, sampled_trials, typical_trial
 from .train import Progress, TrainConfig, TrainingCancelled
 from .watch import WatchPanel, watch_panel
 
@@ -202,15 +202,15 @@ class Job:
         """A sweep's pace: its time so far over the forecast work done, the finished trials' and, once past its
         first steps, the trial in flight's up to its last report; phased in over two trials' worth of work.
 
-        Its trials differ from the typical one forecast (and some are pruned), so no one trial
+        Its trials differ from the mean one forecast (and some are pruned), so no one trial
         sets it; counting only finished ones moved the total by up to 0.82 of the sweep's time
         when a trial ended (bench/RESULTS.md).
         """
         forecast = self._forecast()
-        done, until = self.units_done * forecast.total, self._unit_ended
+        done, until = forecast.repeated(self.units_done) if self.units_done else 0.0, self._unit_ended
         in_flight = self._loop_mark is not None and self._reported is not None
         if in_flight and (until is None or (self._reported or 0.0) > until):
-            done += forecast.loading + self.in_flight * forecast.training
+            done = forecast.repeated(self.units_done) + self.in_flight * forecast.training
             until = self._reported
         if until is None or self.started is None or done <= 0:
             return 1.0
@@ -252,19 +252,13 @@ class Job:
         forecast, pace = self._forecast(), self.pace
         left = max(0, self.units - self.units_done)
         if self.started is None:
-            return forecast.total * left
+            return forecast.repeated(left)
         elapsed = time.time() - self.started
         if self.phase == "loading" and self.units_done == 0:  # what is left of the start, then the whole work
-            return (
-                max(0.0, forecast.loading - elapsed)
-                + forecast.training
-                + forecast.finishing
-                + (left - 1) * forecast.total
-            )
-        if self.units > 1:  # the trial in flight (its start too, until its first report), then the rest
-            starting = forecast.loading if self.in_flight == 0 else 0.0
-            ahead = starting + (1 - self.in_flight) * forecast.training + forecast.finishing
-            return pace * (ahead + (left - 1) * forecast.total)
+            return max(0.0, forecast.loading - elapsed) + left * (forecast.training + forecast.finishing)
+        if self.units > 1:  # the trial in flight, then the rest (a sweep's process starts once)
+            ahead = (1 - self.in_flight) * forecast.training + forecast.finishing
+            return pace * (ahead + (left - 1) * (forecast.training + forecast.finishing))
         if self.phase == "evaluating":  # the end's forecast, less the time since the loop's last report
             if self._reported is None:
                 return max(0.0, forecast.total * pace - elapsed)
@@ -372,9 +366,10 @@ class TrainingQueue:
     ) -> Job:
         """Queue a sweep (``sweep.run_sweep`` into this queue's folder) as the job ``sweep <study>``, with the same
         status, events and cancel as a run; ``units`` is how many trials it has left to run (default ``trials``),
-        so progress and time left cover all of them; ``forecast`` is one trial's estimate (the one the page showed)."""
-        model_config, train_config = typical_trial(preset, fixed)  # what a trial costs, for the time left
-        forecast = forecast or self.forecast(model_config, train_config, None)
+        so progress and time left cover all of them; ``forecast`` is one trial's (``forecast_sweep``, as the page
+        showed it)."""
+        model_config, train_config = typical_trial(preset, fixed)
+        forecast = forecast or self.forecast_sweep(preset, fixed, None)
         task = functools.partial(_sweep, trials, self.directory, study, storage, preset, fixed, artifacts)
         with self._lock:
             self._check_room()
@@ -464,6 +459,12 @@ class TrainingQueue:
         threads = training_threads(torch.get_num_threads(), since=since)  # what a run started now trains on
         slowed = slowdown_now(TRAINING_NICENESS, threads, since)
         return estimate(model_config, train_config, history, slowed=slowed, speed=speed, threads=threads)
+
+    def forecast_sweep(self, preset: str, fixed: dict | None, history: list[dict] | None) -> Estimate:
+        """One trial of a sweep around ``preset``, on average over its search space (``cost.averaged`` over
+        ``sweep.sampled_trials``), with the sweep's start: ``Estimate.repeated`` gives the whole sweep's."""
+        typical = typical_trial(preset, fixed)
+        return averaged(self.forecast(*typical, history), typical, sampled_trials(preset, fixed))
 
     def quiet_since(self) -> float:
         """When this queue's last training process ended: what the machine did before was this queue's own work,

@@ -14,6 +14,7 @@ hands each trial number out once.
 
 from __future__ import annotations
 
+import functools
 import math
 import time
 from collections import Counter
@@ -36,6 +37,7 @@ from .studies import HEARTBEAT, SweepError, fail_dead_workers_trials, open_stora
 from .train import PRESETS, Progress, TrainConfig, TrainingCancelled, run_settings
 
 DEFAULT_STUDY = "sweep"
+SAMPLED_TRIALS = 32  # drawn for a sweep's estimate (``sampled_trials``)
 FINISHED = (TrialState.COMPLETE, TrialState.PRUNED)
 
 
@@ -65,14 +67,29 @@ def suggest(trial: optuna.Trial, preset: str, fixed: dict | None = None) -> tupl
 
 
 def typical_trial(preset: str, fixed: dict | None = None) -> tuple[ModelConfig, TrainConfig]:
-    """What a trial costs on average, for time estimates: the preset with ``fixed``, and searched epochs in the middle
-    of their range (the other searched settings move the cost both ways)."""
+    """The settings a sweep job is shown with and its estimate starts from: the preset with ``fixed``, and searched
+    epochs in the middle of their range."""
     fixed = dict(fixed or {})
     epochs = search_space(preset).get("epochs")
     if "epochs" not in fixed and isinstance(epochs, Interval):
         fixed["epochs"] = round((epochs.low + epochs.high) / 2)
     model, train = PRESETS[preset]
     return settings.apply(model, fixed), settings.apply(train, fixed)
+
+
+@functools.lru_cache(maxsize=32)
+def _sampled(preset: str, fixed: tuple[tuple[str, Any], ...], n: int) -> tuple[tuple[ModelConfig, TrainConfig], ...]:
+    study = optuna.create_study(study_name=f"estimate of a {preset} sweep", sampler=optuna.samplers.RandomSampler(0))
+    return tuple(suggest(study.ask(), preset, dict(fixed)) for _ in range(n))
+
+
+def sampled_trials(
+    preset: str, fixed: dict | None = None, n: int = SAMPLED_TRIALS
+) -> tuple[tuple[ModelConfig, TrainConfig], ...]:
+    """``n`` trials drawn at random from the search space, the same ones every time: what a sweep's trials cost on
+    average, for its estimate. A trial's cost grows with the product of the widths it draws, so the space's mean cost
+    is not its middle's: above it around the quick preset, below around the best one."""
+    return _sampled(preset, tuple(sorted((fixed or {}).items())), n)
 
 
 def target(study: optuna.Study) -> int | None:

@@ -174,13 +174,15 @@ def browser(server):
 def offline(browser, server) -> BrowserContext:
     """The browser profile every test's pages open in: the desktop window the issues are checked in (1400x1000: what
     a laptop shows without scrolling), on a machine without a network, as on a laptop offline (every request that
-    would leave the machine goes to a proxy that is not there).
+    would leave the machine goes to a proxy that is not there), asking for reduced motion as some users' systems do
+    (5% less CPU in two browser test files, bench/RESULTS.md).
 
     One profile, not one per test: with ``--process-per-site`` the dashboard's tabs share one renderer, kept alive
     by a tab on the server's health check, so a new tab does not compile Streamlit's scripts again (about 2 s of
     CPU less per tab, bench/RESULTS.md). Each tab is still its own Streamlit session."""
     context = browser.new_context(
         viewport={"width": 1400, "height": 1000},
+        reduced_motion="reduce",
         proxy={"server": DEAD_PROXY, "bypass": ",".join(LOCAL)},
     )
     context.new_page().goto(f"{server[0]}/_stcore/health")

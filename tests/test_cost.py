@@ -14,6 +14,7 @@ from mnist_core.cost import (
     SPEED_BOUNDS,
     CpuShare,
     Estimate,
+    averaged,
     estimate,
     finished_images,
     machine_speed,
@@ -23,6 +24,8 @@ from mnist_core.cost import (
 )
 from mnist_core.jobs import TRAINING_NICENESS, Job, TrainingQueue
 from mnist_core.model import ModelConfig
+from mnist_core.settings import Interval
+from mnist_core.sweep import SAMPLED_TRIALS, sampled_trials, search_space, typical_trial
 from mnist_core.train import PRESETS, Progress, TrainConfig
 
 TINY = ModelConfig(conv1_channels=4, conv2_channels=8, hidden_units=16)
@@ -129,14 +132,44 @@ def test_the_time_left_and_a_new_runs_estimate_come_from_the_same_measured_pace(
 def test_a_sweeps_time_left_follows_its_finished_trials():
     model, train = PRESETS["quick"]
     forecast = estimate(model, train, speed=1.0)
-    sweep = Job("sweep s", model, train, None, estimate=forecast, kind="sweep", units=4)
-    assert sweep.remaining_seconds() == pytest.approx(4 * forecast.total)  # before it starts: the forecast
-    sweep.status, sweep.started = "running", time.time() - forecast.total  # two trials pruned early, in half the time
-    sweep.unit_done()
-    sweep.unit_done()
+    trial = forecast.training + forecast.finishing  # one training process runs them all: it starts once
+    sweep = Job("sweep s", model, train, None, estimate=forecast, kind="sweep", units=6)
+    assert sweep.remaining_seconds() == pytest.approx(forecast.loading + 6 * trial)  # before it starts: the forecast
+    assert forecast.repeated(6) == pytest.approx(forecast.loading + 6 * trial)
+    four = forecast.repeated(4)
+    sweep.status, sweep.started = "running", time.time() - four / 2  # four trials pruned early, in half the time
+    for _ in range(4):
+        sweep.unit_done()
     assert sweep.pace == pytest.approx(0.5, rel=0.01)
-    in_flight = forecast.total  # the next trial, from its start: it has not reported yet
-    assert sweep.remaining_seconds() == pytest.approx(0.5 * (in_flight + forecast.total), rel=0.01)
+    assert sweep.remaining_seconds() == pytest.approx(0.5 * 2 * trial, rel=0.01)  # the next one has not reported
+
+
+def test_a_sweeps_trial_is_forecast_as_the_mean_of_trials_drawn_from_its_search_space(tmp_path):
+    drawn = sampled_trials("quick")
+    assert len(drawn) == SAMPLED_TRIALS and drawn == sampled_trials("quick")  # the same trials every time
+    assert len({repr(trial) for trial in drawn}) == SAMPLED_TRIALS
+    for name, space in search_space("quick").items():
+        values = [getattr(model, name, getattr(train, name, None)) for model, train in drawn]
+        if isinstance(space, Interval):
+            assert all(space.low <= v <= space.high for v in values) and len(set(values)) > 1, name
+        else:
+            assert set(values) <= set(space) and len(set(values)) > 1, name
+    assert {train.epochs for _, train in sampled_trials("quick", {"epochs": 1})} == {1}  # what the sweep fixes
+
+    typical = typical_trial("quick")
+    forecast = estimate(*typical, speed=2.0)
+    mean = averaged(forecast, typical, drawn)
+    assert mean.loading == forecast.loading and mean.speed == forecast.speed
+    for stage in ("training", "finishing"):
+        each = [getattr(estimate(*trial, speed=2.0), stage) for trial in drawn]
+        assert getattr(mean, stage) == pytest.approx(sum(each) / len(each))
+    # A trial's cost grows with the product of the widths it draws: the quick space's mean is above its preset's.
+    assert mean.training > 1.1 * forecast.training
+    assert averaged(forecast, typical, [typical]) == forecast
+
+    sweep = TrainingQueue(tmp_path).forecast_sweep("quick", None, None)  # the page's: scaled by the machine now
+    assert sweep.training / sweep.loading == pytest.approx(mean.training / mean.loading)
+    assert sweep.repeated(3) == pytest.approx(sweep.loading + 3 * (sweep.training + sweep.finishing))
 
 
 def test_a_sweeps_total_moves_smoothly_when_a_trial_ends(monkeypatch):
@@ -398,6 +431,8 @@ def test_busy_cores_watches_the_machine_from_its_first_call_on(monkeypatch):
         # a run that just ended, a page loading in the browser and a click: the work that lasted is the least
         ([(2.0, 0.0)] * 5 + [(0.1, 0.0), (1.5, 0.0), (1.2, 0.0), (0.9, 0.1), (0.3, 0.0)], 1.1, (0.1, 0.0)),
         ([(1.2, 0.3)], 0.3, (0.24, 0.06)),  # work the last minute did not have is taken to pass
+        ([(1.2, 0.3)] * 9, 0.3, (0.24, 0.06)),  # unless every look of a whole window saw it:
+        ([(2.0, 0.0)] * 10, 1.3, (2.0, 0.0)),  # two processes started a minute ago, the load average behind them
         ([(1.5, 0.5)] * 10, 4.0, (3.0, 1.0)),  # saturated: the load average counts the work that waits too
     ],
 )

@@ -291,17 +291,18 @@ def test_a_sweep_of_several_trials_shows_progress_and_time_left_over_all_of_them
     sweep = Job("sweep", TINY, tiny_train(), tmp_path, estimate=Estimate(2.0, 100.0, 10.0), kind="sweep", units=4)
     behind = Job("run", TINY, tiny_train(), tmp_path / "run.pt", estimate=Estimate(2.0, 100.0, 10.0))
     queue._jobs += [sweep, behind]
-    assert sweep.remaining_seconds() == 4 * 112.0 and queue.starts_in(behind) == 4 * 112.0
+    # One training process runs all the trials: it starts once, then each trial trains and ends.
+    assert sweep.remaining_seconds() == 2.0 + 4 * 110.0 and queue.starts_in(behind) == 2.0 + 4 * 110.0
     sweep.status, sweep.started = "running", time.time()
     sweep.events += [progress("batch", 1, 5)]  # a quarter of the first trial
     assert sweep.fraction == pytest.approx(0.25 / 4)
-    assert queue.starts_in(behind) == pytest.approx(75.0 + 10.0 + 3 * 112.0)
+    assert queue.starts_in(behind) == pytest.approx(75.0 + 10.0 + 3 * 110.0)
     sweep.events += [progress("epoch", 2, 10)]
-    sweep.started -= 112.0  # the first trial took the time forecast: the rest are forecast as long (the pace is
-    # measured against the clock, so the figures below hold to the time these lines take)
+    sweep.started -= 112.0  # the start and the first trial took the time forecast: the rest are forecast as long
+    # (the pace is measured against the clock, so the figures below hold to the time these lines take)
     sweep.unit_done()  # the first trial finished: its last report no longer counts as the trial in flight
     assert sweep.fraction == pytest.approx(1 / 4)
-    assert sweep.remaining_seconds() == pytest.approx(2.0 + 110.0 + 2 * 112.0, abs=0.5)  # the next one's start too
+    assert sweep.remaining_seconds() == pytest.approx(3 * 110.0, abs=0.5)  # no second start
     sweep.events += [progress("batch", 2, 5)]  # three quarters of the second
     assert sweep.fraction == pytest.approx(1.75 / 4)
-    assert queue.starts_in(behind) == pytest.approx(35.0 + 2 * 112.0, abs=0.5)
+    assert queue.starts_in(behind) == pytest.approx(35.0 + 2 * 110.0, abs=0.5)
