@@ -290,7 +290,7 @@ def panel(queue: TrainingQueue, history: list[dict]) -> None:
         left = max(0, int(trials) - done)
         cost.markdown(
             f"**Takes {describe_seconds(trial.repeated(left))}** for {left} more trial(s), each "
-            f"{describe_seconds(trial.training + trial.finishing)} on average (less where Optuna prunes it)"
+            f"{describe_seconds(trial.work)} on average (less where Optuna prunes it)"
             if left
             else f"The study has its {int(trials)} trial(s): raise the number to run more."
         )

@@ -92,9 +92,14 @@ class Estimate:
     def total(self) -> float:
         return self.loading + self.training + self.finishing
 
+    @property
+    def work(self) -> float:
+        """Seconds once started: the training and the end, what each further trial of a sweep costs."""
+        return self.training + self.finishing
+
     def repeated(self, runs: float) -> float:
         """Seconds for ``runs`` runs like this one in one training process, as a sweep's trials: it starts once."""
-        return self.loading + runs * (self.training + self.finishing)
+        return self.loading + runs * self.work
 
 
 def multiply_accumulates(config: ModelConfig) -> int:

@@ -255,10 +255,10 @@ class Job:
             return forecast.repeated(left)
         elapsed = time.time() - self.started
         if self.phase == "loading" and self.units_done == 0:  # what is left of the start, then the whole work
-            return max(0.0, forecast.loading - elapsed) + left * (forecast.training + forecast.finishing)
+            return max(0.0, forecast.loading - elapsed) + left * forecast.work
         if self.units > 1:  # the trial in flight, then the rest (a sweep's process starts once)
             ahead = (1 - self.in_flight) * forecast.training + forecast.finishing
-            return pace * (ahead + (left - 1) * (forecast.training + forecast.finishing))
+            return pace * (ahead + (left - 1) * forecast.work)
         if self.phase == "evaluating":  # the end's forecast, less the time since the loop's last report
             if self._reported is None:
                 return max(0.0, forecast.total * pace - elapsed)

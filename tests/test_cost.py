@@ -133,6 +133,7 @@ def test_a_sweeps_time_left_follows_its_finished_trials():
     model, train = PRESETS["quick"]
     forecast = estimate(model, train, speed=1.0)
     trial = forecast.training + forecast.finishing  # one training process runs them all: it starts once
+    assert forecast.work == pytest.approx(trial)
     sweep = Job("sweep s", model, train, None, estimate=forecast, kind="sweep", units=6)
     assert sweep.remaining_seconds() == pytest.approx(forecast.loading + 6 * trial)  # before it starts: the forecast
     assert forecast.repeated(6) == pytest.approx(forecast.loading + 6 * trial)
