@@ -207,11 +207,10 @@ class Job:
         when a trial ended (bench/RESULTS.md).
         """
         forecast = self._forecast()
-        done, until = forecast.repeated(self.units_done) if self.units_done else 0.0, self._unit_ended
+        done, until = forecast.repeated(self.units_done), self._unit_ended  # until is None before a trial ends
         in_flight = self._loop_mark is not None and self._reported is not None
         if in_flight and (until is None or (self._reported or 0.0) > until):
-            done = forecast.repeated(self.units_done) + self.in_flight * forecast.training
-            until = self._reported
+            done, until = done + self.in_flight * forecast.training, self._reported
         if until is None or self.started is None or done <= 0:
             return 1.0
         x = min(1.0, done / (2 * forecast.total))

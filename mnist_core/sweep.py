@@ -78,18 +78,16 @@ def typical_trial(preset: str, fixed: dict | None = None) -> tuple[ModelConfig, 
 
 
 @functools.lru_cache(maxsize=32)
-def _sampled(preset: str, fixed: tuple[tuple[str, Any], ...], n: int) -> tuple[tuple[ModelConfig, TrainConfig], ...]:
+def _sampled(preset: str, fixed: tuple[tuple[str, Any], ...]) -> tuple[tuple[ModelConfig, TrainConfig], ...]:
     study = optuna.create_study(study_name=f"estimate of a {preset} sweep", sampler=optuna.samplers.RandomSampler(0))
-    return tuple(suggest(study.ask(), preset, dict(fixed)) for _ in range(n))
+    return tuple(suggest(study.ask(), preset, dict(fixed)) for _ in range(SAMPLED_TRIALS))
 
 
-def sampled_trials(
-    preset: str, fixed: dict | None = None, n: int = SAMPLED_TRIALS
-) -> tuple[tuple[ModelConfig, TrainConfig], ...]:
-    """``n`` trials drawn at random from the search space, the same ones every time: what a sweep's trials cost on
-    average, for its estimate. A trial's cost grows with the product of the widths it draws, so the space's mean cost
-    is not its middle's: above it around the quick preset, below around the best one."""
-    return _sampled(preset, tuple(sorted((fixed or {}).items())), n)
+def sampled_trials(preset: str, fixed: dict | None = None) -> tuple[tuple[ModelConfig, TrainConfig], ...]:
+    """``SAMPLED_TRIALS`` trials drawn at random from the search space, the same ones every time: what a sweep's
+    trials cost on average, for its estimate. A trial's cost grows with the product of the widths it draws, so the
+    space's mean cost is not its middle's: above it around the quick preset, below around the best one."""
+    return _sampled(preset, tuple(sorted((fixed or {}).items())))
 
 
 def target(study: optuna.Study) -> int | None:
