@@ -274,25 +274,25 @@ class Job:
         with self._lock:
             if self.status != "queued":
                 return
+            self._not_started("while waiting in the queue")
             self.status, self.ended = "cancelled", time.time()
-        self._not_started("while waiting in the queue")
 
     def _begin(self, abandon_after_s: float) -> bool:
         """The worker's side of ``cancel``: start the job unless it was cancelled or abandoned meanwhile."""
         with self._lock:
             if self.status != "queued":
                 return False
-            if time.time() - self.last_heartbeat > abandon_after_s:
-                self.status, self.ended = "cancelled", time.time()
-                self.error = f"abandoned: no heartbeat from its owner for {abandon_after_s:.0f} s before its turn"
-            else:
+            if time.time() - self.last_heartbeat <= abandon_after_s:
                 self.status, self.started = "running", time.time()
                 return True
-        self._not_started(self.error)
-        return False
+            self.error = f"abandoned: no heartbeat from its owner for {abandon_after_s:.0f} s before its turn"
+            self._not_started(self.error)
+            self.status, self.ended = "cancelled", time.time()
+            return False
 
     def _not_started(self, reason: str) -> None:
-        """A run that ends before it began gives its name back and still appears in the run log."""
+        """A run that ends before it began gives its name back and still appears in the run log, before it is
+        marked done: whoever sees it done finds it in the log."""
         release(self.path)  # a sweep's path is the folder, which it never reserved: nothing happens
         if self.kind == "run":
             log_not_started(self.path, self.model_config, self.train_config, reason)

@@ -305,6 +305,8 @@ def _top_hat(ink_up: np.ndarray, drawing: bool, shaded: bool) -> np.ndarray:
     background = opened[pad : pad + ink_up.shape[0], pad : pad + ink_up.shape[1]]
     paper = 255 - background  # how bright the paper is under each pixel, ink erased
     lit = float(np.percentile(paper[::4, ::4], LIT_PAPER))
+    if lit <= 0:  # no paper shows anywhere (a picture all ink): nothing to divide by
+        return ink_up - background
     return (ink_up - background) * (lit / np.maximum(paper, DARKEST_PAPER * lit))
 
 
