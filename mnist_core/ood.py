@@ -16,26 +16,16 @@ those of digits the model trained on, in three ways, each blind to what another 
 Each part is put on one scale by its median and its 1 - REJECT_RATE quantile on held-out
 digits, and the score is their sum: one number, one threshold, the value only
 REJECT_RATE of held-out MNIST digits exceed, so real digits are almost never refused.
+The sum flags far more letters, symbols and scribbles than any part alone or the usual
+scores (energy, top softmax, Mahalanobis on other layers); bench/RESULTS.md has each
+one's share, measured with ``bench/photos.py`` on seeds the tests do not assert on.
 
-Measured (bench/photos.py, bench/RESULTS.md) on generated letters, symbols, shapes and
-scribbles, at 0.5% of held-out MNIST digits refused, developed on seeds the tests do not
-use: the sum flagged 82%, 81% and 88% of non-digit images on three development seeds,
-where the Mahalanobis distance alone (the score before) flagged about 53%, with 0.51% of
-MNIST test digits refused. Each part alone, the distance on penultimate features, the
-energy score (Liu et al., 2020), the top softmax probability, Mahalanobis on 2x2 or 3x3
-pooled maps, relative Mahalanobis (Ren et al., 2021), per-layer ensembles over both conv
-layers and a pixel-space PCA reconstruction error all flagged fewer (9% to 73%).
-
-The fit runs at the end of every training run, so its size is set by what it costs.
-More references flag a little more (20,000 with 64 axes: 82%, 78%, 85% with the axes
-from 2,000 of them, 86%, 82%, 89% from all), but each one is a forward pass at fit
-time and C + LAYOUT_AXES half-precision numbers in the checkpoint, and held-out digits
-(the training set's writers) find closer neighbours than the test set's writers do, so
-MNIST test refusals creep towards 1% (0.95% with all 55,000). 10,000 references and 32
-axes from 2,000 of them cost about what the Mahalanobis score alone did: bench/digit_score.py measures the fit (quick
-preset about 1 s, best about 5 s, at most 0.3 GB more memory) and the stored score
-(``digit_score``, 2 MB for the default model). Scoring one digit costs well under a
-millisecond on one thread, most of it the two nearest-neighbour searches.
+The fit runs at the end of every training run, so its size is set by what it costs
+(``bench/digit_score.py``). More references flag a little more, but each one is a
+forward pass at fit time and numbers in the checkpoint, and held-out digits (the
+training set's writers) find closer neighbours than the test set's writers do, so
+MNIST test refusals creep up with them: REFERENCES, AXIS_DIGITS and LAYOUT_AXES are
+where the gain stopped paying.
 """
 
 from __future__ import annotations
