@@ -103,20 +103,61 @@ def digit_score(checkpoint: Checkpoint) -> DigitScore | None:
     return _fitted(checkpoint.path.resolve(), mtime_ns, checkpoint.model, config.val_size, config.seed)
 
 
+def _judged(
+    probabilities: list[list[float]],
+    scores: list[float],
+    threshold: float,
+    reads: list[Read | None],
+    parted: list[range],
+) -> list[tuple[list[float], bool]]:
+    """Each digit's probabilities, and whether it looks like a digit: its score at most ``threshold``.
+
+    A digit the sequence reader also read is read by both: their probabilities multiplied,
+    and "?" where the reader saw no digit. Where the reader parted one piece of ink into
+    several digits (``parted``, each such piece's digits), the piece is judged as a whole:
+    each cut holds bits of its neighbours, a picture nobody wrote, which the classifier and
+    the score see worse than the reader did, seeing each digit in its place. Its digits are
+    then the reader's, and digits where the reader saw no "?" in the piece and the cuts'
+    mean score passes.
+    """
+    judged = []
+    for probs, value, seen in zip(probabilities, scores, reads):
+        ok = value <= threshold
+        if seen is not None:
+            both = np.asarray(seen.probabilities) * np.asarray(probs)
+            probs, ok = (both / both.sum()).tolist(), ok and seen.digit >= 0
+        judged.append((probs, ok))
+    for piece in parted:
+        theirs = [cast(Read, reads[i]) for i in piece]
+        whole = all(r.digit >= 0 for r in theirs) and np.mean([scores[i] for i in piece]) <= threshold
+        judged[piece.start : piece.stop] = [(r.probabilities, bool(whole)) for r in theirs]
+    return judged
+
+
+def _parted(prepared: list[Preprocessed], reads: list[Read | None]) -> list[range]:
+    """Which of all the pictures' digits come from one piece the sequence reader parted into several."""
+    parted, start = [], 0
+    for p in prepared:
+        for piece in p.pieces:
+            digits = range(start + piece.first, start + piece.first + piece.count)
+            if len(digits) > 1 and all(reads[i] is not None for i in digits):
+                parted.append(digits)
+        start += len(p.digits)
+    return parted
+
+
 def _read(prepared: list[Preprocessed], reads: list[Read | None], checkpoint: Checkpoint) -> list[Prediction]:
-    """Each digit read by the model; where the sequence reader read it too (``reads``), by both: their
-    probabilities multiplied, and "?" when the reader saw no digit there."""
+    """Each digit read by the model, and by the sequence reader where it read it too (``reads``, ``_judged``)."""
     digits = [d for p in prepared for d in p.digits]
     readings: list[DigitReading] = []
     if digits:
         features, logits = features_and_logits(checkpoint.model, torch.stack([d.tensor for d in digits]))
         score = digit_score(checkpoint)
-        looks_like = score.is_digit(features).tolist() if score is not None else [True] * len(digits)
-        for d, probs, ok, seen in zip(digits, logits.softmax(dim=1).tolist(), looks_like, reads):
-            if seen is not None:  # what both saw; a digit the sequence reader read must still look like one
-                both = np.asarray(seen.probabilities) * np.asarray(probs)
-                probs, ok = (both / both.sum()).tolist(), ok and seen.digit >= 0
-            readings.append(DigitReading(int(np.argmax(probs)), probs, d.box, bool(ok), d.tensor, d.steps, d.line))
+        scores = score.scores(features).tolist() if score is not None else [0.0] * len(digits)
+        threshold = score.threshold if score is not None else float("inf")
+        judged = _judged(logits.softmax(dim=1).tolist(), scores, threshold, reads, _parted(prepared, reads))
+        for d, (probs, ok) in zip(digits, judged):
+            readings.append(DigitReading(int(np.argmax(probs)), probs, d.box, ok, d.tensor, d.steps, d.line))
     predictions, start = [], 0
     for p in prepared:
         mine = readings[start : start + len(p.digits)]
@@ -126,8 +167,8 @@ def _read(prepared: list[Preprocessed], reads: list[Read | None], checkpoint: Ch
             predictions.append(Prediction(None, None, None, p.steps, error=error, size=p.size))
         elif not any(r.is_digit for r in mine):
             single = mine[0] if len(mine) == 1 else None
-            probs = single.probabilities if single else None
-            predictions.append(Prediction(None, probs, None, p.steps, None, mine, NOT_A_DIGIT, p.size))
+            closest = single.probabilities if single else None
+            predictions.append(Prediction(None, closest, None, p.steps, None, mine, NOT_A_DIGIT, p.size))
         else:
             lines = ["".join(str(r.digit) if r.is_digit else "?" for r in mine if r.line == k) for k in range(p.lines)]
             one = mine[0] if len(mine) == 1 else None

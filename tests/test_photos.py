@@ -79,10 +79,11 @@ def test_whole_numbers_are_read_left_to_right():
 def test_touching_and_overlapping_digits_are_read_one_by_one_with_a_box_each():
     """Digits that touch or overlap by up to a third of a width, read by the sequence reader, on a seed not
     developed on; the digits apart are test_whole_numbers_are_read_left_to_right's. The issue asks 85%: not met
-    yet (bench/photos.py prints both ways); cut by columns alone, 0-10% were read right."""
+    yet. Cut by columns alone, or with each of the reader's cuts judged on its own by the "not a digit" score,
+    far fewer were read right (bench/photos.py prints the first; bench/RESULTS.md has each one's share)."""
     samples = numbers(16, seed=31, gap=(-0.2, 0.0))
     predictions = predict([s.image for s in samples])
-    assert _accuracy(samples, predictions) >= 0.2, [(s.label, p.number) for s, p in zip(samples, predictions)]
+    assert _accuracy(samples, predictions) >= 7 / 16, [(s.label, p.number) for s, p in zip(samples, predictions)]
     for s, p in zip(samples, predictions):
         if p.number == s.label:
             boxes = [r.box for r in p.digits]

@@ -6,7 +6,8 @@ import torch
 from custom_digits import draw_digit
 
 from mnist_core import sequence
-from mnist_core.sequence import BLANK, LABELS, UNKNOWN, cuts, decode
+from mnist_core.predict import _judged
+from mnist_core.sequence import BLANK, LABELS, UNKNOWN, Read, cuts, decode
 
 
 def _frames(labels: list[int]) -> torch.Tensor:
@@ -46,3 +47,25 @@ def test_the_shipped_reader_reads_two_touching_digits_and_parts_them_between(pai
     (a0, a1), (b0, b1) = (r.columns for r in reads)
     assert a0 == 0 and a1 == b0 and b1 == piece.shape[1] and 0.3 <= a1 / b1 <= 0.6
     assert all(abs(sum(r.probabilities) - 1) < 1e-5 for r in reads)
+
+
+def test_a_piece_the_reader_parted_is_judged_whole_and_a_lone_read_by_both():
+    """Digits 0-1 are one piece the reader parted, digit 2 a piece of its own it read, digit 3 one it did not."""
+
+    def sure(digit: int, other: int = 0, share: float = 0.0) -> list[float]:
+        p = np.full(10, 0.01)
+        p[other] += share
+        p[digit] = 1 - p.sum() + p[digit]
+        return p.tolist()
+
+    reads = [Read(4, sure(4), (0, 10)), Read(2, sure(2), (10, 20)), Read(7, sure(7, 1, 0.3), (0, 9)), None]
+    classifier = [sure(9), sure(3), sure(1, 7, 0.05), sure(5)]  # it saw the cuts, bits of their neighbours in them
+    judged = _judged(classifier, [3.0, 0.5, 0.0, 0.0], 2.0, reads, [range(0, 2)])
+    # The parted piece is the reader's; the lone read is both's (7: 0.6 x 0.06, 1: 0.31 x 0.87).
+    assert [(int(np.argmax(p)), ok) for p, ok in judged] == [(4, True), (2, True), (1, True), (5, True)]
+    # The first cut alone fails the score, the piece's mean passes; higher, the whole piece is "?".
+    judged = _judged(classifier, [4.5, 0.5, 0.0, 2.5], 2.0, reads, [range(0, 2)])
+    assert [ok for _, ok in judged] == [False, False, True, False]
+    # A "?" anywhere in the piece makes all of it "?"; a lone read's "?" only itself.
+    unknown = [Read(-1, sure(4), (0, 10)), reads[1], Read(-1, sure(7), (0, 9)), None]
+    assert [ok for _, ok in _judged(classifier, [0.0] * 4, 2.0, unknown, [range(0, 2)])] == [False, False, False, True]
