@@ -37,6 +37,7 @@ def naive(image: Image.Image) -> torch.Tensor:
     ]
 
 
+@pytest.mark.slow
 @torch.inference_mode()
 def test_default_model_reads_the_custom_set_with_preprocessing(samples, model):
     labels = torch.tensor([s.label for s in samples])

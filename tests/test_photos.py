@@ -112,6 +112,7 @@ def test_lines_are_read_top_to_bottom_and_no_number_is_cut_short_silently():
     assert [p.error for p in predict([s.image for s in crowded])] == [TOO_MANY_LINES] * 3
 
 
+@pytest.mark.slow
 def test_non_digits_are_flagged_not_guessed():
     samples = non_digits(45)
     predictions = predict([s.image for s in samples])
