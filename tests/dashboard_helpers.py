@@ -83,6 +83,18 @@ def wait_for_rerun(page: Page) -> None:
     expect(page.locator("[data-testid=stApp]")).to_have_attribute("data-test-script-state", "notRunning")
 
 
+def choose(page: Page, label: str, option: str) -> None:
+    """Pick ``option`` in the select box ``label`` once the page has finished drawing, typed as a user may: a rerun
+    in flight redraws the box and can close its list, and the list shows only the options that fit below the box."""
+    box = page.get_by_role("combobox", name=label)
+    expect(box).to_be_visible()
+    wait_for_rerun(page)
+    box.click()
+    box.press_sequentially(option)
+    page.get_by_role("option", name=option, exact=True).click()
+    wait_for_rerun(page)
+
+
 def set_slider(page: Page, label: str, key: str, value: str) -> None:
     """Move a slider to one end with the keyboard, as a user can; a key pressed mid-rerun could be lost."""
     slider = page.get_by_role("slider", name=label)

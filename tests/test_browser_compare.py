@@ -3,7 +3,7 @@
 import re
 
 import pytest
-from dashboard_helpers import screenshot, wait_for_rerun
+from dashboard_helpers import choose, screenshot, wait_for_rerun
 from playwright.sync_api import expect
 
 from mnist_core.sweep import run_sweep, summary
@@ -19,9 +19,7 @@ def test_a_sweeps_best_trial_made_active_and_compared_with_the_default_model(ser
     best_run = f"browser-sweep-trial-{best['trial']}"
 
     page.goto(f"{url}/Train")
-    page.get_by_role("combobox", name="Study").click()
-    page.get_by_role("option", name="browser-sweep").click()
-    wait_for_rerun(page)
+    choose(page, "Study", "browser-sweep")
     expect(page.get_by_text("Study browser-sweep: 3 trial(s) done, 0 running.")).to_be_visible()
     expect(page.get_by_text(f"Best so far: trial {best['trial']}")).to_be_visible()
     history = page.locator("[class*='st-key-sweep-Optimisation'] .js-plotly-plot")  # the figure shown first
@@ -67,11 +65,7 @@ def test_a_study_run_on_other_machines_followed_and_its_best_trial_adopted(serve
     page.goto(f"{url}/Train")
     page.get_by_role("textbox", name="Shared storage").fill(storage)
     page.get_by_role("textbox", name="Shared storage").press("Enter")
-    wait_for_rerun(page)
-    page.get_by_role("combobox", name="Study").click()
-    page.get_by_role("combobox", name="Study").press_sequentially("far")  # the list shows what fits below the box
-    page.get_by_role("option", name="far").click()
-    wait_for_rerun(page)
+    choose(page, "Study", "far")
     expect(page.get_by_text("Study far: 2 trial(s) done, 0 running.")).to_be_visible()
     expect(page.get_by_role("button", name="Make best trial active")).to_be_disabled()  # no artifact folder yet
     page.get_by_role("textbox", name="Shared artifact folder").fill(str(artifacts))
