@@ -54,9 +54,8 @@ def test_cost_grows_with_the_work():
     fewer = TrainConfig(**{**train.to_dict(), "train_size": 5000})
     assert estimate(model, fewer, slowed=1).training < estimate(model, train, slowed=1).training / 5
     small_batches = estimate(TINY, TrainConfig(epochs=1, batch_size=32), slowed=1).training
-    assert (
-        small_batches > 2 * estimate(TINY, TrainConfig(epochs=1, batch_size=512), slowed=1).training
-    )  # per-step overhead
+    # Per-step overhead: 16 times the steps. 1.7x the time where the CPU trains in float32, 2.1x in bfloat16.
+    assert small_batches > 1.5 * estimate(TINY, TrainConfig(epochs=1, batch_size=512), slowed=1).training
 
 
 def test_a_finished_run_calibrates_the_machine_speed():
