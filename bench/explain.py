@@ -29,7 +29,7 @@ from pathlib import Path
 
 import torch
 
-from mnist_core import embed, explain, network
+from mnist_core import embed, explain, network, projection
 from mnist_core.checkpoints import load_checkpoint
 from mnist_core.data import load_mnist
 from mnist_core.model import CNN
@@ -37,14 +37,14 @@ from mnist_core.model import CNN
 UMAP_TWICE = """
 import sys, time
 import numpy as np
-from mnist_core import embed
+from mnist_core import projection
 features = np.load(sys.argv[1])
 for name in ("cold", "warm"):
     started = time.perf_counter()
-    points = embed.project(features, "umap")
+    points = projection.project(features, "umap")
     print(name, time.perf_counter() - started, flush=True)
 labels = np.load(sys.argv[2])
-print("agreement", embed.neighbour_agreement(points, labels), flush=True)
+print("agreement", projection.neighbour_agreement(points, labels), flush=True)
 """
 
 
@@ -140,10 +140,10 @@ def main() -> None:
     features = embed.penultimate(model, data.test_images)
     print(f"penultimate features of 10,000 images: {time.perf_counter() - started:.2f} s")
     started = time.perf_counter()
-    points = embed.project(features, "pca")
+    points = projection.project(features, "pca")
     print(
         f"PCA of 10,000: {time.perf_counter() - started:.2f} s, "
-        f"5-NN label agreement {embed.neighbour_agreement(points, data.test_labels.numpy()):.3f}"
+        f"5-NN label agreement {projection.neighbour_agreement(points, data.test_labels.numpy()):.3f}"
     )
     if args.skip_umap:
         return

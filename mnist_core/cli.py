@@ -716,7 +716,8 @@ def cmd_explain(args: argparse.Namespace) -> int:
 def cmd_embed(args: argparse.Namespace) -> None:
     import csv
 
-    from .embed import hidden_layer, project
+    from .embed import hidden_layer
+    from .projection import project
 
     _check_out(args)
     checkpoint = load_checkpoint(args.checkpoint)

@@ -49,7 +49,8 @@ Phase = Literal["queued", "loading", "training", "evaluating", "finished", "canc
 MAX_WAITING = 4  # queued jobs, beyond the running one: a bound on how long a new request can wait
 ABANDON_AFTER_S = 600.0  # a queued job without a heartbeat for this long is dropped when its turn comes
 # The training process yields the CPU to the pages' reruns: at the server's own priority a Quick run took a core
-# from every drawing session (bench/class_load.py). UMAP's process (embed.BACKGROUND_NICENESS) comes after training.
+# from every drawing session (bench/class_load.py). UMAP's process (projection.BACKGROUND_NICENESS) comes after
+# training.
 TRAINING_NICENESS = 5
 POLL_S = 0.2  # how often the server looks for a Cancel while the training process is silent
 # Imported once by the fork server that starts the training processes, so that no run pays for them: this module,

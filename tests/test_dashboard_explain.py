@@ -12,7 +12,7 @@ import torch
 from dashboard_helpers import button, open_page, run_until, texts, tiny_settings
 from PIL import Image
 
-from mnist_core import embed
+from mnist_core import projection
 from mnist_core.checkpoints import load_checkpoint
 from mnist_core.watch import DRAWING
 
@@ -92,7 +92,7 @@ def stop_background_maps():
     """The Map starts UMAP in a daemon process; end the ones this test started, so later tests keep both cores."""
     before = set(multiprocessing.active_children())
     yield
-    embed._waiting.clear()  # the maps this test queued behind others
+    projection._waiting.clear()  # the maps this test queued behind others
     for child in set(multiprocessing.active_children()) - before:
         child.terminate()
         child.join(timeout=10)
@@ -103,7 +103,7 @@ def stop_background_maps():
 def test_map_shows_pca_at_once_and_the_drawing_as_a_point(folder, mnist, stop_background_maps):
     at = open_page("3_Draw.py")
     upload_test_image(at, mnist, 0)
-    embed.project_in_background(np.zeros((300, 4), np.float32), "umap")  # another model's map, made first
+    projection.project_in_background(np.zeros((300, 4), np.float32), "umap")  # another model's map, made first
     at.switch_page("pages/5_Map.py").run()
     assert not at.exception, at.exception
     assert at.title[0].value == "Map of the test set"

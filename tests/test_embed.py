@@ -2,13 +2,15 @@
 
 import csv
 import os
+import subprocess
+import sys
 import time
 
 import numpy as np
 import pytest
 import torch
 
-from mnist_core import embed
+from mnist_core import embed, projection
 from mnist_core.checkpoints import load_checkpoint
 from mnist_core.cli import main
 
@@ -29,11 +31,11 @@ def test_features_are_the_hidden_layer(features):
 
 def test_pca_map_is_deterministic_and_keeps_digits_together(features):
     values, labels = features
-    points = embed.project(values, "pca")
+    points = projection.project(values, "pca")
     assert points.shape == (2000, 2)
-    np.testing.assert_array_equal(points, embed.project(values, "pca"))
-    agreement = embed.neighbour_agreement(points, labels)
-    shuffled = embed.neighbour_agreement(points, np.random.default_rng(0).permutation(labels))
+    np.testing.assert_array_equal(points, projection.project(values, "pca"))
+    agreement = projection.neighbour_agreement(points, labels)
+    shuffled = projection.neighbour_agreement(points, np.random.default_rng(0).permutation(labels))
     assert agreement > 0.75 and shuffled < 0.2, (agreement, shuffled)
 
 
@@ -48,15 +50,15 @@ def torch_threads_kept():
 @pytest.mark.slow  # umap-learn's numba code compiles on first use: tens of seconds
 def test_umap_map_is_deterministic_for_a_seed_and_keeps_digits_together(features, torch_threads_kept):
     values, labels = features[0][:1000], features[1][:1000]
-    points = embed.project(values, "umap", seed=3)
-    np.testing.assert_array_equal(points, embed.project(values, "umap", seed=3))
-    assert embed.neighbour_agreement(points, labels) > 0.9
+    points = projection.project(values, "umap", seed=3)
+    np.testing.assert_array_equal(points, projection.project(values, "umap", seed=3))
+    assert projection.neighbour_agreement(points, labels) > 0.9
 
 
 def test_a_new_image_lands_among_its_nearest_neighbours(features):
     values, _ = features
-    points = embed.project(values, "pca")
-    spot = embed.place(values[[7]], values, points)
+    points = projection.project(values, "pca")
+    spot = projection.place(values[[7]], values, points)
     nearest = np.argsort(((values - values[7]) ** 2).sum(1))[:10]
     np.testing.assert_allclose(spot[0], points[nearest].mean(0), rtol=1e-5)
     assert np.linalg.norm(spot[0] - points[7]) < np.linalg.norm(points - points[7], axis=1).mean()
@@ -64,7 +66,7 @@ def test_a_new_image_lands_among_its_nearest_neighbours(features):
 
 def test_unknown_method_is_refused(features):
     with pytest.raises(ValueError, match="method must be one of pca, umap"):
-        embed.project(features[0], "tsne")
+        projection.project(features[0], "tsne")
 
 
 @pytest.mark.slow  # the whole test set
@@ -84,8 +86,8 @@ def test_projections_run_in_the_background_one_at_a_time_and_report_failures(fea
     """Seven sessions on seven models once ran eight UMAP processes at once: now each waits its turn, told its
     place in line."""
     values, _ = features
-    job = embed.project_in_background(values[:300], "pca")
-    broken = embed.project_in_background(values[:300], "tsne")
+    job = projection.project_in_background(values[:300], "pca")
+    broken = projection.project_in_background(values[:300], "tsne")
     assert (job.ahead, broken.ahead) == (0, 1) and job.started and broken.process is None and not broken.started
     deadline = time.monotonic() + 120
     while not (job.done() and broken.done()):
@@ -94,20 +96,26 @@ def test_projections_run_in_the_background_one_at_a_time_and_report_failures(fea
         time.sleep(0.1)
     assert broken.started >= job.started and broken.ahead == 0
     assert job.error is None
-    np.testing.assert_array_equal(job.points, embed.project(values[:300], "pca"))
+    np.testing.assert_array_equal(job.points, projection.project(values[:300], "pca"))
     assert broken.points is None and "method must be one of" in broken.error
+
+
+def test_a_background_map_imports_no_torch():
+    """Its process imports only the projection module: torch would cost it seconds and hundreds of megabytes."""
+    code = "import sys, mnist_core.projection; print(sorted({'torch', 'mnist_core.embed'} & set(sys.modules)))"
+    assert subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout == "[]\n"
 
 
 @pytest.mark.skipif(not hasattr(os, "getpriority"), reason="no nice values on this system")
 def test_a_background_map_yields_the_cpu(features):
-    job = embed.project_in_background(features[0][:300], "umap")  # seconds of numba compiling: time to look
+    job = projection.project_in_background(features[0][:300], "umap")  # seconds of numba compiling: time to look
     mine = os.getpriority(os.PRIO_PROCESS, 0)
     deadline = time.monotonic() + 60
     while job.process is None:  # its turn comes when an earlier test's projection process has ended
         assert time.monotonic() < deadline and not job.done()
         time.sleep(0.05)
     try:
-        while os.getpriority(os.PRIO_PROCESS, job.process.pid) != min(mine + embed.BACKGROUND_NICENESS, 19):
+        while os.getpriority(os.PRIO_PROCESS, job.process.pid) != min(mine + projection.BACKGROUND_NICENESS, 19):
             assert time.monotonic() < deadline and not job.done(), "the map's process kept the server's priority"
             time.sleep(0.05)
     finally:

@@ -8,7 +8,7 @@ import streamlit as st
 import torch
 
 import common
-from mnist_core import embed
+from mnist_core import embed, projection
 from mnist_core.checkpoints import Checkpoint
 from mnist_core.data import to_pixels
 from wording import literal
@@ -29,13 +29,13 @@ def features(checkpoint: Checkpoint) -> np.ndarray:
 
 @st.cache_data(show_spinner=False, max_entries=8, hash_funcs=common.BY_CONTENT)
 def pca(checkpoint: Checkpoint) -> np.ndarray:
-    return embed.project(features(checkpoint), "pca")
+    return projection.project(features(checkpoint), "pca")
 
 
 @st.cache_resource(max_entries=8, hash_funcs=common.BY_CONTENT)
-def umap_job(checkpoint: Checkpoint) -> embed.BackgroundProjection:
+def umap_job(checkpoint: Checkpoint) -> projection.BackgroundProjection:
     """UMAP of one model's features, asked once per model for the whole server; one map is made at a time."""
-    return embed.project_in_background(features(checkpoint), "umap")
+    return projection.project_in_background(features(checkpoint), "umap")
 
 
 @st.cache_data(show_spinner=False)
@@ -124,7 +124,7 @@ for digit in range(10):
         )
 drawing = st.session_state.get("last_drawing")
 if drawing is not None:
-    spot = embed.place(embed.penultimate(model.model, drawing[None]), values, points)
+    spot = projection.place(embed.penultimate(model.model, drawing[None]), values, points)
     figure.add_scattergl(
         x=spot[:, 0],
         y=spot[:, 1],
