@@ -37,7 +37,16 @@ def correlation(a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
     return (a * b).sum(1) / (a.norm(dim=1) * b.norm(dim=1)).clamp(min=1e-12)
 
 
-@pytest.mark.parametrize("method", ["integrated-gradients", "occlusion", "grad-cam"])
+# Integrated gradients and occlusion cost seconds over a batch: in the slow tier (the others are under a second).
+SLOW_FOR_HEAVY = [
+    pytest.param(m, marks=pytest.mark.slow) if m in ("integrated-gradients", "occlusion") else m
+    for m in explain.METHODS
+]
+
+
+@pytest.mark.parametrize(
+    "method", ["integrated-gradients", pytest.param("occlusion", marks=pytest.mark.slow), "grad-cam"]
+)
 def test_the_map_of_a_digit_lies_on_and_near_its_ink(sample, method):
     images, labels = sample
     maps = explain.attribute(DEFAULT.model, images, labels, method)
@@ -52,7 +61,7 @@ def test_the_map_of_a_digit_lies_on_and_near_its_ink(sample, method):
     assert share.mean() > 0.5 and (share > area).float().mean() >= 0.75, (share, area)
 
 
-@pytest.mark.parametrize("method", explain.METHODS)
+@pytest.mark.parametrize("method", SLOW_FOR_HEAVY)
 def test_randomizing_the_weights_changes_the_map(sample, method):
     images, labels = sample
     torch.manual_seed(0)
@@ -76,13 +85,6 @@ def clean_fours(mnist):
     fours = (mnist.test_labels == 4).nonzero().flatten()[:50]
     sure = predict_probabilities(DEFAULT.model, mnist.test_images[fours])[:, 4].argsort(descending=True)
     return mnist.test_images[fours[sure[:4]]]
-
-
-# Integrated gradients and occlusion cost seconds over a batch: in the slow tier (the others are under a second).
-SLOW_FOR_HEAVY = [
-    pytest.param(m, marks=pytest.mark.slow) if m in ("integrated-gradients", "occlusion") else m
-    for m in explain.METHODS
-]
 
 
 @pytest.mark.parametrize("method", SLOW_FOR_HEAVY)
