@@ -5,7 +5,7 @@ import io
 import shutil
 
 import pytest
-from dashboard_helpers import screenshot, wait_for_rerun
+from dashboard_helpers import choose, screenshot, wait_for_rerun
 from PIL import Image
 from playwright.sync_api import Page, expect
 
@@ -39,8 +39,7 @@ def test_injected_names_are_shown_as_typed_on_every_page(server, page):
     (folder / f"{BROKEN}.pt").write_bytes(b"")
     try:
         page.goto(url)
-        page.get_by_role("combobox", name="Active model").click()
-        page.get_by_role("option", name=MODEL[:20]).click()
+        choose(page, "Active model", MODEL[:20])
         expect(page.locator("h3", has_text="ALERT")).to_be_visible()  # the model's card
         page.get_by_text("unreadable checkpoint(s)").click()
         text = shown(page)
