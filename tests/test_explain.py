@@ -5,6 +5,7 @@ that survives randomizing the weights explains the input, not the model.
 """
 
 import json
+from collections.abc import Sequence
 
 import numpy as np
 import photo_digits
@@ -37,16 +38,15 @@ def correlation(a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
     return (a * b).sum(1) / (a.norm(dim=1) * b.norm(dim=1)).clamp(min=1e-12)
 
 
-# Integrated gradients and occlusion cost seconds over a batch: in the slow tier (the others are under a second).
-SLOW_FOR_HEAVY = [
-    pytest.param(m, marks=pytest.mark.slow) if m in ("integrated-gradients", "occlusion") else m
-    for m in explain.METHODS
-]
+def tiered(methods: Sequence[str]) -> list:
+    """Integrated gradients and occlusion cost seconds over a batch: in the slow tier (the others are under a
+    second)."""
+    return [
+        pytest.param(m, marks=pytest.mark.slow) if m in ("integrated-gradients", "occlusion") else m for m in methods
+    ]
 
 
-@pytest.mark.parametrize(
-    "method", ["integrated-gradients", pytest.param("occlusion", marks=pytest.mark.slow), "grad-cam"]
-)
+@pytest.mark.parametrize("method", tiered(["integrated-gradients", "occlusion", "grad-cam"]))
 def test_the_map_of_a_digit_lies_on_and_near_its_ink(sample, method):
     images, labels = sample
     maps = explain.attribute(DEFAULT.model, images, labels, method)
@@ -61,7 +61,7 @@ def test_the_map_of_a_digit_lies_on_and_near_its_ink(sample, method):
     assert share.mean() > 0.5 and (share > area).float().mean() >= 0.75, (share, area)
 
 
-@pytest.mark.parametrize("method", SLOW_FOR_HEAVY)
+@pytest.mark.parametrize("method", tiered(explain.METHODS))
 def test_randomizing_the_weights_changes_the_map(sample, method):
     images, labels = sample
     torch.manual_seed(0)
@@ -87,7 +87,7 @@ def clean_fours(mnist):
     return mnist.test_images[fours[sure[:4]]]
 
 
-@pytest.mark.parametrize("method", SLOW_FOR_HEAVY)
+@pytest.mark.parametrize("method", tiered(explain.METHODS))
 def test_why_4_and_not_9_differs_from_why_4(clean_fours, method):
     fours, nines = torch.full((4,), 4), torch.full((4,), 9)
     why = explain.attribute(DEFAULT.model, clean_fours, fours, method)
@@ -99,7 +99,7 @@ def test_why_4_and_not_9_differs_from_why_4(clean_fours, method):
     assert (why_not - why).abs().sum((1, 2)).min() > 0.05 * why.abs().sum((1, 2)).min()
 
 
-@pytest.mark.parametrize("method", SLOW_FOR_HEAVY)
+@pytest.mark.parametrize("method", tiered(explain.METHODS))
 def test_erasing_what_the_map_ranks_first_lowers_the_class_faster_than_random_ink(sample, method):
     images, labels = sample
     faithful, random = explain.faithfulness(DEFAULT.model, images, labels, method)
