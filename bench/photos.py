@@ -16,6 +16,7 @@ pen width sets the cost), a 12-megapixel phone JPEG, a photo of a 5-digit number
     python bench/photos.py            # on a quiet machine: the latency targets are for an idle CPU
     python bench/photos.py --checkpoint checkpoints/run-20250101-120000.pt --repeats 20
     python bench/photos.py --latency-only --repeats 100
+    python bench/photos.py --touching-seeds 9,100,200,201,300,301   # touching numbers on six seeds
 """
 
 from __future__ import annotations
@@ -136,6 +137,12 @@ def main() -> None:
         "--threads", type=int, default=1, help="torch threads; one image is too little work to share (default: 1)"
     )
     parser.add_argument("--latency-only", action="store_true", help="skip the accuracy part, print only latency")
+    parser.add_argument(
+        "--touching-seeds",
+        type=lambda text: [int(seed) for seed in text.split(",")],
+        default=[9],
+        help="seeds of the sets of touching numbers, comma-separated, each printed on its own (default: 9)",
+    )
     args = parser.parse_args()
     torch.set_num_threads(args.threads)
     checkpoint = load_checkpoint(args.checkpoint)
@@ -146,12 +153,17 @@ def main() -> None:
         return
 
     by_kind = defaultdict(list)
-    touching = numbers(args.count // 2, seed=9, gap=(-0.2, 0.0))
+    per_seed = [numbers(args.count // 2, seed=seed, gap=(-0.2, 0.0)) for seed in args.touching_seeds]
+    touching = [s for one_seed in per_seed for s in one_seed]
     sample_sets = (photos(args.count), canvases(args.count), numbers(args.count // 2), touching)
     for sample_set in (*sample_sets, tight_crops(args.count, seed=10), shadowed(args.count, seed=11)):
         for s, p in zip(sample_set, predict([s.image for s in sample_set], checkpoint)):
             by_kind[s.kind].append(p.number == s.label)
             by_kind[s.kind.split()[0] + " (all)"].append(p.number == s.label)
+    if len(per_seed) > 1:
+        size = args.count // 2
+        for i, seed in enumerate(args.touching_seeds):
+            by_kind[f"touching number, seed {seed}"] = by_kind["touching number"][i * size : (i + 1) * size]
     lined = pages(args.count // 4, seed=12, lines=(2, 5))
     for s, p in zip(lined, predict([s.image for s in lined], checkpoint)):
         written = s.label.split()

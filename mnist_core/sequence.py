@@ -6,12 +6,15 @@ looks along the whole piece, a column at a time, and says which digit it sees wh
 (Graves et al., 2006, connectionist temporal classification); nothing is cut until the
 digits are known, and each digit's box comes from the frames where it was read.
 
-It is trained on strings composed from MNIST's training digits, each augmented as the
-digit model's are (rotation, scale, bending, stroke width), set side by side with gaps
-from an overlap of a third of a digit to half a digit apart, with scribbles and loose
-strokes (``data.outliers``) read as "?" so that a letter is not forced into digits:
+It is trained on strings composed from MNIST's training digits and, for PEN_SHARE of
+them, digits drawn in OpenCV's Hershey stroke fonts (``pen_digits``): MNIST's scanned
+digits alone left the reader misreading numbers written with a pen, whose strokes are
+smoother and more even than any in MNIST. Each digit is augmented as the digit model's
+are (rotation, scale, bending, stroke width) and set side by side with gaps from an
+overlap of a third of a digit to half a digit apart, with scribbles and loose strokes
+(``data.outliers``) read as "?" so that a letter is not forced into digits:
 
-    python -m mnist_core.sequence          # writes mnist_core/sequence.pt, seed 0, a few CPU minutes
+    python -m mnist_core.sequence --seed 1     # writes mnist_core/sequence.pt as committed, a few CPU minutes
 """
 
 from __future__ import annotations
@@ -32,6 +35,19 @@ from torch import nn
 from .data import MNIST, augment, load_mnist, outliers
 from .preprocess import PICTURE_STEPS, STROKE_RANGE, Digit, Preprocessed, digit_from_ink, stroke_width
 
+# OpenCV's single-stroke fonts, each also in italics: a pen's even line, in the shapes of printed digits
+HERSHEY_FONTS = (
+    cv2.FONT_HERSHEY_SIMPLEX,
+    cv2.FONT_HERSHEY_PLAIN,
+    cv2.FONT_HERSHEY_DUPLEX,
+    cv2.FONT_HERSHEY_COMPLEX,
+    cv2.FONT_HERSHEY_TRIPLEX,
+    cv2.FONT_HERSHEY_SCRIPT_SIMPLEX,
+    cv2.FONT_HERSHEY_SCRIPT_COMPLEX,
+)
+PEN_WIDTHS = (6, 10, 14)  # pixels, on glyphs about 90 pixels high
+SLANTS = (-0.3, -0.1, 0.1, 0.3)  # horizontal shear: writing leans either way
+
 HEIGHT = 28  # the reader's input height: digits scaled to INK_HEIGHT, as MNIST fits them to 20x20
 INK_HEIGHT = 20
 PAD = 4  # pixels of background around the ink, as in MNIST's 28x28
@@ -41,6 +57,7 @@ LABELS = 12
 GAPS = (-0.35, 0.5)  # space between neighbours, in digit widths: a third overlapping to half a digit apart
 TOUCHING = 0.6  # share of training strings whose digits all touch or overlap
 UNKNOWN_SHARE = 0.1  # share of training strings that are a scribble, read "?"
+PEN_SHARE = 0.3  # share of training digits drawn in a stroke font rather than taken from MNIST
 LEAD = 0.2  # of the spacing between two digits read: how far into the next digit its left edge lies
 WIDER = 1.0  # a piece wider than its height may hold several digits, and is read again
 WEIGHTS = Path(__file__).with_name("sequence.pt")
@@ -219,18 +236,44 @@ def _glyph(image: torch.Tensor) -> np.ndarray:
     return ink[:, cols.min() : cols.max() + 1] if len(cols) else ink[:, 13:15]
 
 
+@lru_cache(maxsize=1)
+def pen_digits() -> tuple[torch.Tensor, torch.Tensor]:
+    """Every digit in every Hershey font, pen width and slant, made MNIST-like as a picture's digit is:
+    images (N, 1, 28, 28) in [-1, 1] and labels (N,).
+
+    The fonts' zero is slashed, which nobody writes by hand; their capital O stands in for it.
+    """
+    images, labels = [], []
+    for digit, font, italic, width, slant in itertools.product(
+        range(10), HERSHEY_FONTS, (0, cv2.FONT_ITALIC), PEN_WIDTHS, SLANTS
+    ):
+        ink = np.zeros((200, 200), np.uint8)
+        cv2.putText(ink, "O" if digit == 0 else str(digit), (50, 150), font | italic, 3.0, 255, width, cv2.LINE_AA)
+        shear = np.array([[1, slant, -100 * slant], [0, 1, 0]], np.float32)  # about the glyph's middle row
+        made = digit_from_ink(np.asarray(cv2.warpAffine(ink, shear, (200, 200))), (0, 0), 1.0, (200, 200))
+        if made is not None:
+            images.append(made.tensor)
+            labels.append(digit)
+    return torch.stack(images), torch.tensor(labels)
+
+
 def compose(
     data: MNIST, count: int, generator: torch.Generator, rng: np.random.Generator
 ) -> tuple[list[np.ndarray], list[list[int]]]:
-    """``count`` training strings from MNIST's training digits: each a (28, W) input and its labels.
+    """``count`` training strings from MNIST's training digits and pen digits: each a (28, W) input and its labels.
 
     Strings of 1-7 digits; most touch or overlap (TOUCHING), the rest mix gaps; a few
     are one scribble or loose strokes, stretched wide, labelled "?".
     """
     lengths = rng.integers(1, 8, count)
-    picks = torch.randint(len(data.train_labels), (int(lengths.sum()),), generator=generator)
-    labels = data.train_labels[picks]
-    digits = augment(data.train_images[picks], generator, labels)
+    total = int(lengths.sum())
+    picks = torch.randint(len(data.train_labels), (total,), generator=generator)
+    images, labels = data.train_images[picks], data.train_labels[picks]  # copies, so replacing some is safe
+    pen_images, pen_labels = pen_digits()
+    pen = torch.rand(total, generator=generator) < PEN_SHARE
+    pen_picks = torch.randint(len(pen_labels), (int(pen.sum()),), generator=generator)
+    images[pen], labels[pen] = pen_images[pen_picks], pen_labels[pen_picks]
+    digits = augment(images, generator, labels)
     odd = outliers(digits[: max(3, count // 4)], generator)[: 2 * max(1, count // 12)]  # zigzags and strokes only
     inputs, targets, start = [], [], 0
     for n in lengths:
@@ -269,7 +312,7 @@ def _batch(inputs: list[np.ndarray]) -> tuple[torch.Tensor, torch.Tensor]:
 def train_reader(
     steps: int = 4000, batch_size: int = 32, seed: int = 0, out: Path = WEIGHTS, log_every: int = 100
 ) -> SequenceReader:
-    """Train the sequence reader from scratch on composed MNIST training strings and save it to ``out``.
+    """Train the sequence reader from scratch on composed training strings (``compose``) and save it to ``out``.
 
     Every draw comes from ``seed``, so a run is reproducible on one machine.
     """

@@ -6,6 +6,8 @@ import torch
 from custom_digits import draw_digit
 
 from mnist_core import sequence
+from mnist_core.checkpoints import load_checkpoint
+from mnist_core.places import shipped_model
 from mnist_core.predict import _judged
 from mnist_core.sequence import BLANK, LABELS, UNKNOWN, Read, cuts, decode
 
@@ -69,3 +71,13 @@ def test_a_piece_the_reader_parted_is_judged_whole_and_a_lone_read_by_both():
     # A "?" anywhere in the piece makes all of it "?"; a lone read's "?" only itself.
     unknown = [Read(-1, sure(4), (0, 10)), reads[1], Read(-1, sure(7), (0, 9)), None]
     assert [ok for _, ok in _judged(classifier, [0.0] * 4, 2.0, unknown, [range(0, 2)])] == [False, False, False, True]
+
+
+@pytest.mark.slow  # draws 1,680 glyphs
+def test_the_pen_digits_are_every_digit_made_as_a_picture_is_and_read_by_the_digit_model():
+    images, labels = sequence.pen_digits()
+    assert images.shape == (len(labels), 1, 28, 28) and images.min() == -1 and images.max() == 1
+    assert labels.bincount().tolist() == [len(labels) // 10] * 10
+    with torch.no_grad():
+        read = load_checkpoint(shipped_model()).model(images).argmax(dim=1)
+    assert (read == labels).float().mean() >= 0.95  # each labelled as what it shows
