@@ -45,7 +45,7 @@ HERSHEY_FONTS = (
     cv2.FONT_HERSHEY_SCRIPT_SIMPLEX,
     cv2.FONT_HERSHEY_SCRIPT_COMPLEX,
 )
-PEN_WIDTHS = (6, 10, 14)  # pixels, on glyphs about 90 pixels high
+PEN_WIDTHS = (6, 10, 14)  # pixels, on glyphs about 60 pixels high
 SLANTS = (-0.3, -0.1, 0.1, 0.3)  # horizontal shear: writing leans either way
 
 HEIGHT = 28  # the reader's input height: digits scaled to INK_HEIGHT, as MNIST fits them to 20x20
