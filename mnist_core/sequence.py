@@ -35,6 +35,16 @@ from torch import nn
 from .data import MNIST, augment, load_mnist, outliers
 from .preprocess import PICTURE_STEPS, STROKE_RANGE, Digit, Preprocessed, digit_from_ink, stroke_width
 
+HEIGHT = 28  # the reader's input height: digits scaled to INK_HEIGHT, as MNIST fits them to 20x20
+INK_HEIGHT = 20
+PAD = 4  # pixels of background around the ink, as in MNIST's 28x28
+STRIDE = 2  # input columns per output frame: a narrow 1 squeezed against its neighbour still gets two frames
+BLANK, UNKNOWN = 0, 11  # CTC's blank, and "?": ink that is no digit; digit d is label d + 1
+LABELS = 12
+GAPS = (-0.35, 0.5)  # space between neighbours, in digit widths: a third overlapping to half a digit apart
+TOUCHING = 0.6  # share of training strings whose digits all touch or overlap
+UNKNOWN_SHARE = 0.1  # share of training strings that are a scribble, read "?"
+PEN_SHARE = 0.3  # share of training digits drawn in a stroke font rather than taken from MNIST
 # OpenCV's single-stroke fonts, each also in italics: a pen's even line, in the shapes of printed digits
 HERSHEY_FONTS = (
     cv2.FONT_HERSHEY_SIMPLEX,
@@ -47,17 +57,6 @@ HERSHEY_FONTS = (
 )
 PEN_WIDTHS = (6, 10, 14)  # pixels, on glyphs about 60 pixels high
 SLANTS = (-0.3, -0.1, 0.1, 0.3)  # horizontal shear: writing leans either way
-
-HEIGHT = 28  # the reader's input height: digits scaled to INK_HEIGHT, as MNIST fits them to 20x20
-INK_HEIGHT = 20
-PAD = 4  # pixels of background around the ink, as in MNIST's 28x28
-STRIDE = 2  # input columns per output frame: a narrow 1 squeezed against its neighbour still gets two frames
-BLANK, UNKNOWN = 0, 11  # CTC's blank, and "?": ink that is no digit; digit d is label d + 1
-LABELS = 12
-GAPS = (-0.35, 0.5)  # space between neighbours, in digit widths: a third overlapping to half a digit apart
-TOUCHING = 0.6  # share of training strings whose digits all touch or overlap
-UNKNOWN_SHARE = 0.1  # share of training strings that are a scribble, read "?"
-PEN_SHARE = 0.3  # share of training digits drawn in a stroke font rather than taken from MNIST
 LEAD = 0.2  # of the spacing between two digits read: how far into the next digit its left edge lies
 WIDER = 1.0  # a piece wider than its height may hold several digits, and is read again
 WEIGHTS = Path(__file__).with_name("sequence.pt")
